@@ -1,0 +1,111 @@
+//! The exit codes of SPEC §6 and the Kubernetes Job `podFailurePolicy` action each one calls
+//! for: the one table that `main`, the termination message and the deploy manifests agree on.
+
+/// What a Kubernetes Job's `podFailurePolicy` should do with a pod that exited with a code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PodFailureAction {
+    /// Success: nothing to do.
+    None,
+    /// Transient: count the failure against `backoffLimit` and retry.
+    Count,
+    /// Permanent: fail the Job at once, retrying cannot help.
+    FailJob,
+}
+
+/// Every exit code the binary can return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Exit {
+    /// 0: done, the database is at the target (or there was nothing to do).
+    Ok = 0,
+    /// 10: the database was unreachable or not ready within `MIGRATE_WAIT_TIMEOUT`.
+    Unreachable = 10,
+    /// 11: the lease was not acquired, or `wait` did not see its version, within the timeout.
+    Timeout = 11,
+    /// 12: the lease was lost while working (fenced off).
+    LeaseLost = 12,
+    /// 13: serialization retries (SQLSTATE 40001) exhausted.
+    RetriesExhausted = 13,
+    /// 20: bad configuration or bad migration files.
+    BadInput = 20,
+    /// 21: authentication or TLS rejected.
+    AuthRejected = 21,
+    /// 30: a migration's SQL failed and was rolled back.
+    MigrationFailed = 30,
+    /// 31: a migration was left partly applied and marked dirty.
+    PartiallyApplied = 31,
+    /// 32: the database disagrees with the image (drift, dirty mark, unknown versions).
+    Disagreement = 32,
+    /// 143: stopped by SIGTERM/SIGINT after cleaning up.
+    Terminated = 143,
+}
+
+impl Exit {
+    /// All exit codes, in ascending order.
+    pub const ALL: [Exit; 11] = [
+        Exit::Ok,
+        Exit::Unreachable,
+        Exit::Timeout,
+        Exit::LeaseLost,
+        Exit::RetriesExhausted,
+        Exit::BadInput,
+        Exit::AuthRejected,
+        Exit::MigrationFailed,
+        Exit::PartiallyApplied,
+        Exit::Disagreement,
+        Exit::Terminated,
+    ];
+
+    /// The numeric process exit code.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// What a Job's `podFailurePolicy` should do with this exit code (SPEC §6).
+    pub fn pod_failure_action(self) -> PodFailureAction {
+        match self {
+            Exit::Ok => PodFailureAction::None,
+            Exit::Unreachable
+            | Exit::Timeout
+            | Exit::LeaseLost
+            | Exit::RetriesExhausted
+            | Exit::Terminated => PodFailureAction::Count,
+            Exit::BadInput
+            | Exit::AuthRejected
+            | Exit::MigrationFailed
+            | Exit::PartiallyApplied
+            | Exit::Disagreement => PodFailureAction::FailJob,
+        }
+    }
+
+    /// A short machine-readable name, used as `reason` in the termination message.
+    pub fn name(self) -> &'static str {
+        match self {
+            Exit::Ok => "ok",
+            Exit::Unreachable => "database_unreachable",
+            Exit::Timeout => "timeout",
+            Exit::LeaseLost => "lease_lost",
+            Exit::RetriesExhausted => "retries_exhausted",
+            Exit::BadInput => "bad_input",
+            Exit::AuthRejected => "auth_rejected",
+            Exit::MigrationFailed => "migration_failed",
+            Exit::PartiallyApplied => "partially_applied",
+            Exit::Disagreement => "database_disagrees",
+            Exit::Terminated => "terminated",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_sorted() {
+        let codes: Vec<u8> = Exit::ALL.iter().map(|e| e.code()).collect();
+        let mut sorted = codes.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(codes, sorted);
+    }
+}
