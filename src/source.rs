@@ -50,3 +50,20 @@ impl std::fmt::Display for Problem {
 pub fn load(_dir: &Path, _environment: Option<&str>) -> Result<Vec<Migration>, Vec<Problem>> {
     Ok(Vec::new())
 }
+
+/// TEMPORARY STUB (replaced by the real module).
+pub fn slugify(d: &str) -> Option<String> {
+    Some(d.to_string())
+}
+/// TEMPORARY STUB.
+pub fn parse_name(_n: &str) -> Result<(i64, String), String> {
+    Err(String::new())
+}
+/// TEMPORARY STUB.
+pub fn render(up: &str, _undo: Option<&str>) -> String {
+    up.to_string()
+}
+/// TEMPORARY STUB.
+pub fn file_name(v: i64, s: &str) -> String {
+    format!("{v}_{s}.sql")
+}

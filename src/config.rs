@@ -1,0 +1,428 @@
+//! Configuration: the environment (read with envy), overridden by command-line options of the
+//! same meaning, validated once into a [`Config`]. Every malformed value is an error naming its
+//! variable; the DATABASE_URL's password never reaches `Debug`, errors or logs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::connect::DbUrl;
+use crate::error::{Error, Result};
+
+/// The raw environment, every value a string so that we, not serde, word the errors.
+#[derive(Deserialize, Default)]
+struct Env {
+    database_url: Option<String>,
+    migrations_dir: Option<String>,
+    environment: Option<String>,
+    migrate_target_version: Option<String>,
+    migrate_table: Option<String>,
+    migrate_wait_timeout: Option<String>,
+    migrate_lease_ttl: Option<String>,
+    migrate_lease_timeout: Option<String>,
+    migrate_holder: Option<String>,
+    pod_name: Option<String>,
+    hostname: Option<String>,
+    migrate_statement_timeout: Option<String>,
+    migrate_allow_newer_schema: Option<String>,
+    migrate_allow_out_of_order: Option<String>,
+    migrate_create_database: Option<String>,
+    log_format: Option<String>,
+    log_level: Option<String>,
+    rust_log: Option<String>,
+    migrate_termination_log: Option<String>,
+    migrate_shutdown_grace: Option<String>,
+}
+
+/// Values given on the command line; each overrides the environment variable of the same meaning.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--database-url`.
+    pub database_url: Option<String>,
+    /// `--migrations-dir`.
+    pub migrations_dir: Option<PathBuf>,
+    /// `--environment`.
+    pub environment: Option<String>,
+    /// `--target`.
+    pub target_version: Option<String>,
+    /// `--table`.
+    pub table: Option<String>,
+    /// `--wait-timeout`.
+    pub wait_timeout: Option<String>,
+    /// `--lease-ttl`.
+    pub lease_ttl: Option<String>,
+    /// `--lease-timeout`.
+    pub lease_timeout: Option<String>,
+    /// `--holder`.
+    pub holder: Option<String>,
+    /// `--log-format`.
+    pub log_format: Option<String>,
+    /// `--log-level`.
+    pub log_level: Option<String>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (the default).
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+/// The validated configuration of a run.
+#[derive(Clone)]
+pub struct Config {
+    database_url: Option<String>,
+    /// Where the migration files are.
+    pub migrations_dir: PathBuf,
+    /// The environment sub-directory to merge, if any.
+    pub environment: Option<String>,
+    /// The target version for `migrate` (default: the newest file).
+    pub target_version: Option<i64>,
+    /// The ledger table's name (validated identifier).
+    pub table: String,
+    /// How long to wait for the database.
+    pub wait_timeout: Duration,
+    /// The lease's time to live.
+    pub lease_ttl: Duration,
+    /// How long to wait for the lease.
+    pub lease_timeout: Duration,
+    /// Who we are in the lease.
+    pub holder: String,
+    /// The session statement timeout, if any.
+    pub statement_timeout: Option<Duration>,
+    /// Accept applied versions unknown to this image.
+    pub allow_newer_schema: bool,
+    /// Apply pending files older than the newest applied one.
+    pub allow_out_of_order: bool,
+    /// Create the URL's database when it does not exist.
+    pub create_database: bool,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Log filter (tracing-subscriber `EnvFilter` syntax), default `info`.
+    pub log_level: String,
+    /// Where to write the termination message, if anywhere.
+    pub termination_log: Option<PathBuf>,
+    /// After SIGTERM, how long the in-flight migration may take to finish before it is
+    /// abandoned (rolled back by the server when the connection closes).
+    pub shutdown_grace: Duration,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
+            .field("migrations_dir", &self.migrations_dir)
+            .field("environment", &self.environment)
+            .field("target_version", &self.target_version)
+            .field("table", &self.table)
+            .field("holder", &self.holder)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    /// Reads the process environment, then applies `overrides`.
+    pub fn from_env(overrides: Overrides) -> Result<Config> {
+        Config::from_vars(std::env::vars(), overrides)
+    }
+
+    /// Builds a configuration from the given variables (so tests need not touch the process
+    /// environment), then applies `overrides`.
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+        o: Overrides,
+    ) -> Result<Config> {
+        // Empty values count as unset, as in a pod spec that leaves a value blank.
+        let vars = vars.into_iter().filter(|(_, v)| !v.is_empty());
+        let env: Env = envy::from_iter(vars).map_err(|e| Error::Config {
+            name: "environment".into(),
+            message: e.to_string(),
+        })?;
+
+        let target = o.target_version.or(env.migrate_target_version);
+        let target_version = match target {
+            None => None,
+            Some(t) => Some(parse_version(&t).map_err(|m| Error::Config {
+                name: "MIGRATE_TARGET_VERSION (--target)".into(),
+                message: m,
+            })?),
+        };
+        let table = o
+            .table
+            .or(env.migrate_table)
+            .unwrap_or_else(|| "_migrations".into());
+        validate_table(&table).map_err(|m| Error::Config {
+            name: "MIGRATE_TABLE".into(),
+            message: m,
+        })?;
+        let dur = |name: &str, value: Option<String>, default: Duration| -> Result<Duration> {
+            match value {
+                None => Ok(default),
+                Some(v) => parse_duration(&v).map_err(|m| Error::Config {
+                    name: name.into(),
+                    message: m,
+                }),
+            }
+        };
+        let wait_timeout = dur(
+            "MIGRATE_WAIT_TIMEOUT",
+            o.wait_timeout.or(env.migrate_wait_timeout),
+            Duration::from_secs(300),
+        )?;
+        let lease_ttl = dur(
+            "MIGRATE_LEASE_TTL",
+            o.lease_ttl.or(env.migrate_lease_ttl),
+            Duration::from_secs(30),
+        )?;
+        if lease_ttl < Duration::from_secs(1) {
+            return Err(Error::Config {
+                name: "MIGRATE_LEASE_TTL".into(),
+                message: "must be at least 1s".into(),
+            });
+        }
+        let lease_timeout = dur(
+            "MIGRATE_LEASE_TIMEOUT",
+            o.lease_timeout.or(env.migrate_lease_timeout),
+            Duration::from_secs(600),
+        )?;
+        let statement_timeout = match env.migrate_statement_timeout {
+            None => None,
+            Some(v) => Some(parse_duration(&v).map_err(|m| Error::Config {
+                name: "MIGRATE_STATEMENT_TIMEOUT".into(),
+                message: m,
+            })?),
+        };
+        let flag = |name: &str, value: Option<String>| -> Result<bool> {
+            match value {
+                None => Ok(false),
+                Some(v) => parse_bool(&v).ok_or_else(|| Error::Config {
+                    name: name.into(),
+                    message: format!("expected true or false, got {v:?}"),
+                }),
+            }
+        };
+        let log_format = match o.log_format.or(env.log_format).as_deref() {
+            None | Some("json") => LogFormat::Json,
+            Some("text") => LogFormat::Text,
+            Some(other) => {
+                return Err(Error::Config {
+                    name: "LOG_FORMAT".into(),
+                    message: format!("expected json or text, got {other:?}"),
+                });
+            }
+        };
+        let log_level = o
+            .log_level
+            .or(env.log_level)
+            .or(env.rust_log)
+            .unwrap_or_else(|| "info".into());
+        tracing_subscriber::EnvFilter::try_new(&log_level).map_err(|e| Error::Config {
+            name: "LOG_LEVEL".into(),
+            message: e.to_string(),
+        })?;
+        let holder = o
+            .holder
+            .or(env.migrate_holder)
+            .or(env.pod_name)
+            .unwrap_or_else(|| default_holder(env.hostname));
+        let environment = o.environment.or(env.environment);
+        if let Some(e) = &environment
+            && (e.contains('/') || e.contains("..") || e.starts_with('.'))
+        {
+            return Err(Error::Config {
+                name: "ENVIRONMENT".into(),
+                message: format!("{e:?} must be a plain directory name"),
+            });
+        }
+        let termination_log = match env.migrate_termination_log {
+            Some(p) => Some(PathBuf::from(p)),
+            // Kubernetes creates the default path in every container; elsewhere we do not.
+            None => {
+                let default = PathBuf::from("/dev/termination-log");
+                default.exists().then_some(default)
+            }
+        };
+        let shutdown_grace = dur(
+            "MIGRATE_SHUTDOWN_GRACE",
+            env.migrate_shutdown_grace,
+            Duration::from_secs(20),
+        )?;
+        Ok(Config {
+            shutdown_grace,
+            database_url: o.database_url.or(env.database_url),
+            migrations_dir: o
+                .migrations_dir
+                .or(env.migrations_dir.map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("./migrations")),
+            environment,
+            target_version,
+            table,
+            wait_timeout,
+            lease_ttl,
+            lease_timeout,
+            holder,
+            statement_timeout,
+            allow_newer_schema: flag("MIGRATE_ALLOW_NEWER_SCHEMA", env.migrate_allow_newer_schema)?,
+            allow_out_of_order: flag("MIGRATE_ALLOW_OUT_OF_ORDER", env.migrate_allow_out_of_order)?,
+            create_database: flag("MIGRATE_CREATE_DATABASE", env.migrate_create_database)?,
+            log_format,
+            log_level,
+            termination_log,
+        })
+    }
+
+    /// The parsed DATABASE_URL; an error naming DATABASE_URL when it is missing or malformed.
+    pub fn database_url(&self) -> Result<DbUrl> {
+        match &self.database_url {
+            None => Err(Error::Config {
+                name: "DATABASE_URL".into(),
+                message: "not set; give postgresql://user@host:26257/db?sslmode=verify-full (or --database-url)".into(),
+            }),
+            Some(url) => Ok(DbUrl::parse(url)?),
+        }
+    }
+
+    /// A configuration with defaults for everything, for library callers and tests.
+    pub fn new(database_url: Option<String>, migrations_dir: impl Into<PathBuf>) -> Config {
+        let mut c = Config::from_vars(Vec::new(), Overrides::default())
+            .unwrap_or_else(|_| unreachable!("defaults are valid"));
+        c.database_url = database_url;
+        c.migrations_dir = migrations_dir.into();
+        c.termination_log = None;
+        c
+    }
+}
+
+/// Parses a migration version: a positive integer that fits INT8.
+pub fn parse_version(s: &str) -> std::result::Result<i64, String> {
+    match s.trim().parse::<i64>() {
+        Ok(v) if v >= 0 => Ok(v),
+        _ => Err(format!(
+            "{s:?} is not a version (a non-negative integer up to 9223372036854775807)"
+        )),
+    }
+}
+
+/// Parses `500ms`, `30s`, `5m`, `1h`; a bare integer means seconds.
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+    let t = s.trim();
+    let err = || format!("{s:?} is not a duration (examples: 500ms, 30s, 5m, 1h)");
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| err())?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(err)?),
+        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(err)?),
+        _ => return Err(err()),
+    };
+    Ok(d)
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// The ledger table name: an unquoted SQL identifier, so it needs no escaping anywhere.
+fn validate_table(name: &str) -> std::result::Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?} is not a table name: use lowercase letters, digits and _, starting with a letter or _, at most 63 characters"
+        ))
+    }
+}
+
+fn default_holder(hostname: Option<String>) -> String {
+    let host = hostname
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown-host".into());
+    format!("{host}-{}", std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        for bad in ["abc", "", "5x", "-1s", "1.5s", "s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_duration_names_the_variable() {
+        let e = Config::from_vars(
+            vars(&[("MIGRATE_WAIT_TIMEOUT", "abc")]),
+            Overrides::default(),
+        )
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(e.contains("MIGRATE_WAIT_TIMEOUT"), "{e}");
+    }
+
+    #[test]
+    fn options_override_the_environment() {
+        let c = Config::from_vars(
+            vars(&[("MIGRATIONS_DIR", "/env"), ("MIGRATE_TARGET_VERSION", "5")]),
+            Overrides {
+                migrations_dir: Some("/flag".into()),
+                ..Overrides::default()
+            },
+        )
+        .ok()
+        .map(|c| (c.migrations_dir, c.target_version));
+        assert_eq!(c, Some((PathBuf::from("/flag"), Some(5))));
+    }
+
+    #[test]
+    fn table_names_are_validated() {
+        assert!(validate_table("_migrations").is_ok());
+        assert!(validate_table("app_migrations2").is_ok());
+        for bad in ["", "Migrations", "a-b", "1abc", "a\"b", &"x".repeat(64)] {
+            assert!(validate_table(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn debug_hides_the_url() {
+        let c = Config::new(Some("postgresql://u:hunter2@h/db".into()), "m");
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,426 @@
+//! The plan: a pure function of the migration set and the ledger's rows giving the steps to
+//! take (up or down), or the reasons to refuse (drift, dirty marks, unknown versions, bad
+//! targets, missing undo). No database here, so it is unit-tested on its own.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::error::{Error, Result};
+use crate::ledger::AppliedRow;
+use crate::source::Migration;
+
+/// Which way a step goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Apply the forward SQL.
+    Up,
+    /// Apply the undo SQL.
+    Down,
+}
+
+/// One step: one migration applied or undone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step<'a> {
+    /// The migration.
+    pub migration: &'a Migration,
+    /// Up or down.
+    pub direction: Direction,
+    /// For a `@NO_TRANSACTION` migration left dirty: statements already done, to skip.
+    pub resume_from: usize,
+}
+
+/// What a command will do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan<'a> {
+    /// The newest applied version before the plan runs (0 when none).
+    pub current: i64,
+    /// The version the database will be at after it.
+    pub target: i64,
+    /// The steps, in order.
+    pub steps: Vec<Step<'a>>,
+}
+
+/// Switches that relax the checks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Allow {
+    /// Applied versions unknown to this image are accepted (MIGRATE_ALLOW_NEWER_SCHEMA).
+    pub newer_schema: bool,
+    /// Pending files older than the newest applied one are applied (MIGRATE_ALLOW_OUT_OF_ORDER).
+    pub out_of_order: bool,
+}
+
+/// How far to roll back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rollback {
+    /// The newest N applied migrations.
+    Count(usize),
+    /// Every applied migration above this version (0: all).
+    Target(i64),
+}
+
+/// Where the database and the files disagree, one line each, with what to do.
+pub fn disagreements(set: &[Migration], rows: &[AppliedRow], allow: Allow) -> Vec<String> {
+    let files: BTreeMap<i64, &Migration> = set.iter().map(|m| (m.version, m)).collect();
+    let mut out = Vec::new();
+    for row in rows {
+        match files.get(&row.version) {
+            None if allow.newer_schema && !row.dirty => {}
+            None => out.push(format!(
+                "version {} ({}) is {} in the database but has no file in this image; deploy the image that has it, or set MIGRATE_ALLOW_NEWER_SCHEMA=true if an older image is expected here",
+                row.version,
+                row.description,
+                if row.dirty { "marked dirty" } else { "applied" }
+            )),
+            Some(m) => {
+                if let Some(sum) = &row.checksum
+                    && sum != &m.checksum
+                {
+                    let what = if row.dirty {
+                        "is partly applied (dirty) and its file changed since"
+                    } else {
+                        "was applied from a different file"
+                    };
+                    out.push(format!(
+                        "version {} ({}) {what}: checksum {} in the database, {} on disk; restore the file, or run `crdb-migrate repair --version {} --accept-checksum` if the edit is deliberate",
+                        m.version,
+                        m.path.display(),
+                        short(sum),
+                        short(&m.checksum),
+                        m.version
+                    ));
+                } else if row.dirty && (!m.no_transaction || row.statements_done < 0) {
+                    out.push(format!(
+                        "version {} ({}) is marked dirty: it may be partly applied; check the database by hand, then run `crdb-migrate repair --version {} --mark-applied` or `--mark-not-applied`",
+                        m.version,
+                        m.path.display(),
+                        m.version
+                    ));
+                }
+            }
+        }
+    }
+    if !allow.out_of_order {
+        let newest = rows
+            .iter()
+            .filter(|r| files.contains_key(&r.version))
+            .map(|r| r.version)
+            .max()
+            .unwrap_or(0);
+        let applied: BTreeSet<i64> = rows.iter().map(|r| r.version).collect();
+        for m in set {
+            if m.version < newest && !applied.contains(&m.version) {
+                out.push(format!(
+                    "version {} ({}) is pending but older than the newest applied version {newest}; renumber it above {newest}, or set MIGRATE_ALLOW_OUT_OF_ORDER=true to apply it anyway",
+                    m.version,
+                    m.path.display()
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn short(sum: &str) -> &str {
+    sum.get(..12).unwrap_or(sum)
+}
+
+fn check(set: &[Migration], rows: &[AppliedRow], allow: Allow) -> Result<()> {
+    let d = disagreements(set, rows, allow);
+    if d.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Disagreement(d))
+    }
+}
+
+/// The newest applied version that this image knows (0 when none).
+fn current(set: &[Migration], rows: &[AppliedRow], allow: Allow) -> i64 {
+    rows.iter()
+        .filter(|r| !allow.newer_schema || set.iter().any(|m| m.version == r.version))
+        .filter(|r| !r.dirty)
+        .map(|r| r.version)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The plan for `migrate [--target]`.
+pub fn up<'a>(
+    set: &'a [Migration],
+    rows: &[AppliedRow],
+    target: Option<i64>,
+    allow: Allow,
+) -> Result<Plan<'a>> {
+    check(set, rows, allow)?;
+    let newest_file = set.last().map(|m| m.version).unwrap_or(0);
+    let cur = current(set, rows, allow);
+    let target = match target {
+        None => newest_file.max(cur),
+        Some(t) => {
+            if t != 0 && !set.iter().any(|m| m.version == t) {
+                return Err(Error::Refused(format!(
+                    "target version {t} is not a migration file in {}; choose one of the file versions",
+                    dir_of(set)
+                )));
+            }
+            if t < cur {
+                return Err(Error::Refused(format!(
+                    "target version {t} is below the current version {cur}; use `crdb-migrate rollback --target {t}` to go down"
+                )));
+            }
+            t
+        }
+    };
+    let by_version: BTreeMap<i64, &AppliedRow> = rows.iter().map(|r| (r.version, r)).collect();
+    let steps = set
+        .iter()
+        .filter(|m| m.version <= target)
+        .filter_map(|m| match by_version.get(&m.version) {
+            None => Some(Step {
+                migration: m,
+                direction: Direction::Up,
+                resume_from: 0,
+            }),
+            // A dirty no-transaction migration with an unchanged file resumes (checked above).
+            Some(r) if r.dirty => Some(Step {
+                migration: m,
+                direction: Direction::Up,
+                resume_from: usize::try_from(r.statements_done).unwrap_or(0),
+            }),
+            Some(_) => None,
+        })
+        .collect();
+    Ok(Plan {
+        current: cur,
+        target,
+        steps,
+    })
+}
+
+/// The plan for `rollback`. Every undo must exist before anything runs.
+pub fn down<'a>(
+    set: &'a [Migration],
+    rows: &[AppliedRow],
+    how: Rollback,
+    allow: Allow,
+) -> Result<Plan<'a>> {
+    check(set, rows, allow)?;
+    let cur = rows.iter().map(|r| r.version).max().unwrap_or(0);
+    let mut applied: Vec<&AppliedRow> = rows.iter().collect();
+    applied.sort_by_key(|r| std::cmp::Reverse(r.version));
+    let chosen: Vec<&AppliedRow> = match how {
+        Rollback::Count(n) => applied.into_iter().take(n).collect(),
+        Rollback::Target(t) => {
+            if t < 0 {
+                return Err(Error::Refused(format!("rollback target {t} is negative")));
+            }
+            if t != 0 && !rows.iter().any(|r| r.version == t) && !set.iter().any(|m| m.version == t)
+            {
+                return Err(Error::Refused(format!(
+                    "rollback target {t} is neither applied nor a migration file; use 0 to undo everything"
+                )));
+            }
+            applied.into_iter().filter(|r| r.version > t).collect()
+        }
+    };
+    let mut steps = Vec::new();
+    let mut missing = Vec::new();
+    for r in &chosen {
+        match set.iter().find(|m| m.version == r.version) {
+            None => missing.push(format!(
+                "version {} ({}) has no file in this image, so its undo SQL is unknown",
+                r.version, r.description
+            )),
+            Some(m) if m.down.is_none() => missing.push(format!(
+                "version {} ({}) is irreversible: it has no `-- @UNDO` section",
+                m.version,
+                m.path.display()
+            )),
+            Some(m) => steps.push(Step {
+                migration: m,
+                direction: Direction::Down,
+                resume_from: 0,
+            }),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::Refused(format!(
+            "rollback refused before anything ran:\n{}",
+            missing.join("\n")
+        )));
+    }
+    let target = rows
+        .iter()
+        .map(|r| r.version)
+        .filter(|v| !chosen.iter().any(|c| c.version == *v))
+        .max()
+        .unwrap_or(0);
+    Ok(Plan {
+        current: cur,
+        target,
+        steps,
+    })
+}
+
+fn dir_of(set: &[Migration]) -> String {
+    set.first()
+        .and_then(|m| m.path.parent())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "the migrations directory".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn mig(v: i64, down: bool) -> Migration {
+        Migration {
+            version: v,
+            slug: format!("m{v}"),
+            description: format!("m{v}"),
+            path: format!("migrations/{v}_m{v}.sql").into(),
+            up: format!("CREATE TABLE t{v} (id INT)"),
+            down: down.then(|| format!("DROP TABLE t{v}")),
+            no_transaction: false,
+            checksum: format!("sum{v}"),
+        }
+    }
+
+    fn row(v: i64) -> AppliedRow {
+        AppliedRow {
+            version: v,
+            description: format!("m{v}"),
+            applied_at: None,
+            checksum: Some(format!("sum{v}")),
+            duration_ms: None,
+            applied_by: None,
+            fence: None,
+            dirty: false,
+            statements_done: 0,
+        }
+    }
+
+    fn versions(p: &Plan) -> Vec<i64> {
+        p.steps.iter().map(|s| s.migration.version).collect()
+    }
+
+    #[test]
+    fn up_applies_pending_in_order_up_to_target() {
+        let set: Vec<_> = (1..=5).map(|v| mig(v, true)).collect();
+        let p = up(&set, &[row(1), row(2)], None, Allow::default()).ok();
+        assert_eq!(p.as_ref().map(versions), Some(vec![3, 4, 5]));
+        let p = up(&set, &[row(1)], Some(3), Allow::default()).ok();
+        assert_eq!(p.as_ref().map(versions), Some(vec![2, 3]));
+        assert_eq!(p.map(|p| p.target), Some(3));
+    }
+
+    #[test]
+    fn up_refuses_a_target_below_current_and_unknown_targets() {
+        let set: Vec<_> = (1..=3).map(|v| mig(v, true)).collect();
+        assert!(matches!(
+            up(&set, &[row(1), row(2)], Some(1), Allow::default()),
+            Err(Error::Refused(_))
+        ));
+        assert!(matches!(
+            up(&set, &[], Some(7), Allow::default()),
+            Err(Error::Refused(_))
+        ));
+    }
+
+    #[test]
+    fn drift_unknown_dirty_and_out_of_order_are_disagreements() {
+        let set: Vec<_> = (1..=3).map(|v| mig(v, true)).collect();
+        let mut drifted = row(1);
+        drifted.checksum = Some("other".into());
+        assert!(matches!(
+            up(&set, &[drifted], None, Allow::default()),
+            Err(Error::Disagreement(_))
+        ));
+        // NULL checksum (adopted from the seed's tool) is not drift.
+        let mut adopted = row(1);
+        adopted.checksum = None;
+        assert!(up(&set, &[adopted], None, Allow::default()).is_ok());
+        // Unknown applied version.
+        assert!(matches!(
+            up(&set, &[row(1), row(9)], None, Allow::default()),
+            Err(Error::Disagreement(_))
+        ));
+        let allow = Allow {
+            newer_schema: true,
+            ..Allow::default()
+        };
+        let p = up(&set, &[row(1), row(2), row(3), row(9)], None, allow).ok();
+        assert_eq!(p.map(|p| p.steps.len()), Some(0));
+        // Dirty transactional migration.
+        let mut dirty = row(2);
+        dirty.dirty = true;
+        assert!(matches!(
+            up(&set, &[row(1), dirty], None, Allow::default()),
+            Err(Error::Disagreement(_))
+        ));
+        // Out of order.
+        assert!(matches!(
+            up(&set, &[row(1), row(3)], None, Allow::default()),
+            Err(Error::Disagreement(_))
+        ));
+        let allow = Allow {
+            out_of_order: true,
+            ..Allow::default()
+        };
+        let p = up(&set, &[row(1), row(3)], None, allow).ok();
+        assert_eq!(p.as_ref().map(versions), Some(vec![2]));
+    }
+
+    #[test]
+    fn dirty_no_transaction_migration_resumes() {
+        let mut set: Vec<_> = (1..=2).map(|v| mig(v, true)).collect();
+        set[1].no_transaction = true;
+        let mut dirty = row(2);
+        dirty.dirty = true;
+        dirty.statements_done = 2;
+        let p = up(&set, &[row(1), dirty], None, Allow::default()).ok();
+        assert_eq!(p.map(|p| p.steps[0].resume_from), Some(2));
+    }
+
+    #[test]
+    fn rollback_by_count_and_target_newest_first() {
+        let set: Vec<_> = (1..=4).map(|v| mig(v, true)).collect();
+        let rows: Vec<_> = (1..=4).map(row).collect();
+        let p = down(&set, &rows, Rollback::Count(2), Allow::default()).ok();
+        assert_eq!(p.as_ref().map(versions), Some(vec![4, 3]));
+        assert_eq!(p.map(|p| p.target), Some(2));
+        let p = down(&set, &rows, Rollback::Target(0), Allow::default()).ok();
+        assert_eq!(p.as_ref().map(versions), Some(vec![4, 3, 2, 1]));
+        let p = down(&set, &rows, Rollback::Target(3), Allow::default()).ok();
+        assert_eq!(p.as_ref().map(versions), Some(vec![4]));
+    }
+
+    #[test]
+    fn rollback_refuses_when_any_undo_is_missing() {
+        let set = vec![mig(1, true), mig(2, false), mig(3, true)];
+        let rows: Vec<_> = (1..=3).map(row).collect();
+        assert!(matches!(
+            down(&set, &rows, Rollback::Count(3), Allow::default()),
+            Err(Error::Refused(_))
+        ));
+        assert!(down(&set, &rows, Rollback::Count(1), Allow::default()).is_ok());
+    }
+
+    proptest! {
+        /// Whatever is applied, `up` yields the unapplied files in ascending version order.
+        #[test]
+        fn up_steps_are_sorted_and_exactly_the_pending(
+            versions in proptest::collection::btree_set(1i64..i64::MAX, 0..30),
+            applied_count in 0usize..30,
+        ) {
+            let set: Vec<_> = versions.iter().map(|v| mig(*v, true)).collect();
+            let n = applied_count.min(set.len());
+            let rows: Vec<_> = set[..n].iter().map(|m| row(m.version)).collect();
+            let p = up(&set, &rows, None, Allow::default());
+            prop_assert!(p.is_ok());
+            let got: Vec<i64> = p.map(|p| p.steps.iter().map(|s| s.migration.version).collect()).unwrap_or_default();
+            let want: Vec<i64> = set[n..].iter().map(|m| m.version).collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+}
