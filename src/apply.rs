@@ -135,7 +135,7 @@ impl<'a> Applier<'a> {
                 version = m.version,
                 description = %m.description,
                 checksum = %m.checksum,
-                direction = ?step.direction,
+                direction = step.direction.as_str(),
                 no_transaction = m.no_transaction,
                 "migration started"
             );

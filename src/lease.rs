@@ -52,9 +52,8 @@ pub struct Lease {
 /// What acquiring may wait on: a stop request (SIGTERM).
 pub type StopFlag = Arc<AtomicBool>;
 
-fn now_rfc3339(epoch: Option<f64>) -> Option<String> {
-    let secs = epoch?;
-    let t = OffsetDateTime::from_unix_timestamp_nanos((secs * 1e9) as i128).ok()?;
+fn rfc3339_micros(micros: Option<i64>) -> Option<String> {
+    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros?) * 1000).ok()?;
     t.format(&time::format_description::well_known::Rfc3339)
         .ok()
 }
@@ -62,14 +61,14 @@ fn now_rfc3339(epoch: Option<f64>) -> Option<String> {
 /// Reads the lease row (none when the table does not exist yet).
 pub async fn show(client: &Client, t: &Tables) -> Result<Option<LeaseInfo>> {
     let sql = format!(
-        "SELECT holder, fence, extract(epoch from expires_at)::FLOAT8, (holder IS NOT NULL AND expires_at > clock_timestamp()) FROM {} WHERE id = 1",
+        "SELECT holder, fence, (extract(epoch from expires_at) * 1000000)::INT8, (holder IS NOT NULL AND expires_at > clock_timestamp()) FROM {} WHERE id = 1",
         t.lease
     );
     match client.query_opt(&sql, &[]).await {
         Ok(Some(row)) => Ok(Some(LeaseInfo {
             holder: row.try_get(0).ok().flatten(),
             fence: row.try_get(1).unwrap_or(0),
-            expires_at: now_rfc3339(row.try_get(2).ok().flatten()),
+            expires_at: rfc3339_micros(row.try_get(2).ok().flatten()),
             held: row.try_get(3).unwrap_or(false),
         })),
         Ok(None) => Ok(None),

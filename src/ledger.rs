@@ -68,8 +68,9 @@ impl Ledger {
     }
 }
 
-const FULL_COLUMNS: &str = "version::INT8, description, extract(epoch from applied_at)::FLOAT8, checksum, duration_ms, applied_by, fence, status, statements_done";
-const SEED_COLUMNS: &str = "version::INT8, description, extract(epoch from applied_at)::FLOAT8";
+const FULL_COLUMNS: &str = "version::INT8, description, (extract(epoch from applied_at) * 1000000)::INT8, checksum, duration_ms, applied_by, fence, status, statements_done";
+const SEED_COLUMNS: &str =
+    "version::INT8, description, (extract(epoch from applied_at) * 1000000)::INT8";
 
 /// Reads the ledger in one round trip without changing anything. A missing table reads as
 /// empty; a seed-made table reads with its three columns.

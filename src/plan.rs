@@ -18,6 +18,16 @@ pub enum Direction {
     Down,
 }
 
+impl Direction {
+    /// `up` or `down`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Up => "up",
+            Direction::Down => "down",
+        }
+    }
+}
+
 /// One step: one migration applied or undone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step<'a> {

@@ -1,0 +1,4 @@
+ALTER TABLE users ADD COLUMN age INT;
+
+-- @UNDO
+ALTER TABLE users DROP COLUMN age;
