@@ -10,7 +10,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, SimpleQueryMessage, Statement};
 
-use crate::error::{Error, Result, is_connection_class};
+use crate::error::{Error, Result, SqlFailure, is_connection_class};
 use crate::lease::Lease;
 use crate::ledger::{self, Tables};
 use crate::log::events;
@@ -54,22 +54,22 @@ fn sql_failed(m: &Migration, e: &tokio_postgres::Error) -> Error {
         return Error::db(format!("migration {} ({})", m.version, m.path.display()), e);
     }
     match e.as_db_error() {
-        Some(db) => Error::MigrationFailed {
+        Some(db) => Error::MigrationFailed(Box::new(SqlFailure {
             version: m.version,
             file: m.path.clone(),
             sqlstate: db.code().code().to_string(),
             message: db.message().to_string(),
             detail: db.detail().map(str::to_string),
             hint: db.hint().map(str::to_string),
-        },
-        None => Error::MigrationFailed {
+        })),
+        None => Error::MigrationFailed(Box::new(SqlFailure {
             version: m.version,
             file: m.path.clone(),
             sqlstate: "-".into(),
             message: e.to_string(),
             detail: None,
             hint: None,
-        },
+        })),
     }
 }
 

@@ -70,21 +70,8 @@ pub enum Error {
         attempts: u32,
     },
     /// A migration's SQL failed; its transaction was rolled back.
-    #[error("migration {version} ({file}) failed and was rolled back: SQLSTATE {sqlstate}: {message}{}", extra(.detail, .hint))]
-    MigrationFailed {
-        /// The migration's version.
-        version: i64,
-        /// Its file.
-        file: PathBuf,
-        /// The SQLSTATE.
-        sqlstate: String,
-        /// The server's message.
-        message: String,
-        /// The server's detail, if any.
-        detail: Option<String>,
-        /// The server's hint, if any.
-        hint: Option<String>,
-    },
+    #[error("{0}")]
+    MigrationFailed(Box<SqlFailure>),
     /// A migration was left partly applied and was marked dirty.
     #[error(
         "migration {version} ({file}) may be partly applied and is marked dirty: {message}. Check the database by hand, then run `crdb-migrate repair --version {version} --mark-applied` or `--mark-not-applied`"
@@ -128,6 +115,24 @@ pub enum Error {
     Terminated,
 }
 
+/// What the server said when a migration's SQL failed.
+#[derive(Debug, thiserror::Error)]
+#[error("migration {version} ({}) failed and was rolled back: SQLSTATE {sqlstate}: {message}{}", .file.display(), extra(.detail, .hint))]
+pub struct SqlFailure {
+    /// The migration's version.
+    pub version: i64,
+    /// Its file.
+    pub file: PathBuf,
+    /// The SQLSTATE.
+    pub sqlstate: String,
+    /// The server's message.
+    pub message: String,
+    /// The server's detail, if any.
+    pub detail: Option<String>,
+    /// The server's hint, if any.
+    pub hint: Option<String>,
+}
+
 fn list(problems: &[Problem]) -> String {
     problems
         .iter()
@@ -162,7 +167,7 @@ impl Error {
             Error::LeaseTimeout { .. } | Error::WaitTimeout { .. } => Exit::Timeout,
             Error::LeaseLost { .. } => Exit::LeaseLost,
             Error::RetriesExhausted { .. } => Exit::RetriesExhausted,
-            Error::MigrationFailed { .. } => Exit::MigrationFailed,
+            Error::MigrationFailed(_) => Exit::MigrationFailed,
             Error::PartiallyApplied { .. } => Exit::PartiallyApplied,
             Error::Disagreement(_) => Exit::Disagreement,
             Error::Database {

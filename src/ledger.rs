@@ -117,9 +117,9 @@ fn parse_rows(msgs: &[SimpleQueryMessage]) -> Result<Vec<AppliedRow>> {
             .ok_or_else(|| bad("version"))?;
         let text = |i: usize| r.try_get(i).ok().flatten().map(str::to_string);
         let int = |i: usize| text(i).and_then(|v| v.parse::<i64>().ok());
-        let applied_at = text(2)
-            .and_then(|v| v.parse::<f64>().ok())
-            .and_then(|secs| OffsetDateTime::from_unix_timestamp_nanos((secs * 1e9) as i128).ok());
+        let applied_at = int(2).and_then(|micros| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000).ok()
+        });
         let full = r.len() > 3;
         rows.push(AppliedRow {
             version,

@@ -1,8 +1,56 @@
 //! crdb-migrate: applies SQL schema migrations to CockroachDB (and PostgreSQL), built to run
 //! from inside Kubernetes as an init container, a Helm hook Job or a rollout Job.
+//!
+//! The library offers the seed guide's operations on a [`Migrator`]: create a migration file,
+//! load the migrations, migrate (optionally to a target) returning how many were applied,
+//! roll back by count or to a target returning how many were undone, the current version,
+//! whether a version is applied, and the applied migrations with `applied_at`.
+//!
+//! ```no_run
+//! use crdb_migrate::{Config, Migrator, Rollback};
+//!
+//! # async fn example() -> Result<(), crdb_migrate::Error> {
+//! let config = Config::new(
+//!     Some("postgresql://root@localhost:26257/app?sslmode=disable".into()),
+//!     "migrations",
+//! );
+//! let migrator = Migrator::new(config);
+//!
+//! // Create a migration file: migrations/<UTC timestamp>_create_users_table.sql
+//! let path = migrator.create(
+//!     "create users table",
+//!     Some("CREATE TABLE users (id UUID PRIMARY KEY DEFAULT gen_random_uuid(), name STRING NOT NULL);"),
+//!     Some("DROP TABLE users;"),
+//! )?;
+//! println!("created {}", path.display());
+//!
+//! // Load them (every problem in the set is reported at once).
+//! for m in migrator.load()? {
+//!     println!("{} {}", m.version, m.description);
+//! }
+//!
+//! // Apply everything pending, or up to a target version.
+//! let applied = migrator.migrate(None).await?;
+//! println!("applied {applied} migration(s)");
+//!
+//! // Where are we?
+//! let current = migrator.current_version().await?;
+//! assert!(migrator.is_applied(current).await? || current == 0);
+//! for row in migrator.applied().await? {
+//!     println!("{} {} applied at {:?}", row.version, row.description, row.applied_at);
+//! }
+//!
+//! // Roll back the newest one, or everything above a version (0: all).
+//! let undone = migrator.rollback(Rollback::Count(1)).await?;
+//! let undone_all = migrator.rollback(Rollback::Target(0)).await?;
+//! println!("undid {undone} then {undone_all}");
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
 
 pub mod apply;
+pub mod blocking;
 pub mod config;
 pub mod connect;
 pub mod error;
@@ -18,3 +66,10 @@ pub mod report;
 pub mod source;
 pub mod split;
 // helper modules: add new `pub mod` lines below this one.
+
+pub use config::Config;
+pub use error::Error;
+pub use ledger::AppliedRow;
+pub use migrator::{Migrator, Repair, Report};
+pub use plan::Rollback;
+pub use source::Migration;

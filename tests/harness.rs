@@ -125,7 +125,7 @@ fn custom_server_applies_extra_settings_roles_and_hba() {
 fn binary_under_test_exists() {
     let path = Path::new(env!("CARGO_BIN_EXE_crdb-migrate"));
     assert!(path.is_file(), "{path:?}");
-    let out = support::run(&mut support::bin());
+    let out = support::run(support::bin().arg("--version"));
     assert_eq!(out.code, 0, "{out:?}");
 }
 

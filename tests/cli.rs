@@ -1,0 +1,782 @@
+//! Integration tests of issue 2 through the real binary against a real server: every command,
+//! the exit codes 0/10/20/30/32, the seed guide's complete example, a failing migration in the
+//! middle of a set, adoption of a seed-made ledger, a bad-input corpus, and a 320-migration set
+//! applied, rolled back to 0 and re-applied with its schema compared to plain psql.
+
+mod support;
+
+use std::path::Path;
+
+use support::*;
+use tempfile::TempDir;
+
+/// A migrations directory holding `files` (name, content).
+fn dir_with(files: &[(&str, &[u8])]) -> TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, body) in files {
+        let path = dir.path().join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(path, body).expect("write");
+    }
+    dir
+}
+
+fn crdb(db: &TestDb, dir: &Path, args: &[&str]) -> Output {
+    run(bin()
+        .env("DATABASE_URL", &db.url)
+        .env("MIGRATIONS_DIR", dir)
+        .env("MIGRATE_WAIT_TIMEOUT", "10s")
+        .args(args))
+}
+
+fn table_exists(db: &TestDb, name: &str) -> bool {
+    psql(
+        &db.url,
+        &format!("SELECT count(*) FROM information_schema.tables WHERE table_name = '{name}'"),
+    ) == "1"
+}
+
+fn versions(db: &TestDb) -> String {
+    psql(
+        &db.url,
+        "SELECT coalesce(string_agg(version::text, ',' ORDER BY version), '') FROM _migrations",
+    )
+}
+
+const USERS: &str =
+    "CREATE TABLE users (id INT PRIMARY KEY, name TEXT NOT NULL);\n-- @UNDO\nDROP TABLE users;\n";
+const AGE: &str =
+    "ALTER TABLE users ADD COLUMN age INT;\n-- @UNDO\nALTER TABLE users DROP COLUMN age;\n";
+const POSTS: &str =
+    "CREATE TABLE posts (id INT PRIMARY KEY, user_id INT);\n-- @UNDO\nDROP TABLE posts;\n";
+
+#[test]
+fn the_seed_guides_complete_example() {
+    let db = fresh_db("complete_example");
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Create migrations, as the guide does, through `create`.
+    let made = crdb(
+        &db,
+        dir.path(),
+        &[
+            "create",
+            "create users table",
+            "--up",
+            "CREATE TABLE users (id INT PRIMARY KEY, name TEXT NOT NULL, email TEXT UNIQUE);",
+            "--undo",
+            "DROP TABLE users;",
+        ],
+    );
+    made.expect_code(0);
+    let first = made.stdout.trim().to_string();
+    assert!(first.ends_with("_create_users_table.sql"), "{first}");
+    let second = crdb(
+        &db,
+        dir.path(),
+        &[
+            "create",
+            "add age column",
+            "--up",
+            "ALTER TABLE users ADD COLUMN age INT;",
+            "--undo",
+            "ALTER TABLE users DROP COLUMN age;",
+        ],
+    );
+    second.expect_code(0);
+    let second_path = second.stdout.trim().to_string();
+    assert_ne!(
+        first, second_path,
+        "a clash within one second takes the next second"
+    );
+    // Both files load, in order, and `verify` is happy.
+    crdb(&db, dir.path(), &["verify"]).expect_code(0);
+    // Migrate (the default command) applies both.
+    let out = crdb(&db, dir.path(), &[]);
+    out.expect_code(0);
+    assert_eq!(out.events_named("migration.applied").len(), 2);
+    assert!(table_exists(&db, "users"));
+    assert_eq!(
+        psql(
+            &db.url,
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'age'"
+        ),
+        "1"
+    );
+    // Status shows both applied, with applied_at and matching checksums.
+    let status = crdb(&db, dir.path(), &["status", "--json"]);
+    status.expect_code(0);
+    let s: serde_json::Value = serde_json::from_str(&status.stdout).expect("status json");
+    let migrations = s["migrations"].as_array().expect("migrations");
+    assert_eq!(migrations.len(), 2);
+    for m in migrations {
+        assert_eq!(m["state"], "applied");
+        assert_eq!(m["checksum_matches"], true);
+        assert!(m["applied_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    }
+    let current = s["current_version"].as_i64().expect("current");
+    // Rollback the last one.
+    let out = crdb(&db, dir.path(), &["rollback"]);
+    out.expect_code(0);
+    assert_eq!(out.events_named("migration.rolled_back").len(), 1);
+    assert_eq!(
+        psql(
+            &db.url,
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'age'"
+        ),
+        "0"
+    );
+    let s: serde_json::Value =
+        serde_json::from_str(&crdb(&db, dir.path(), &["status", "--json"]).stdout).expect("json");
+    assert!(s["current_version"].as_i64() < Some(current));
+    assert_eq!(s["pending"].as_array().map(Vec::len), Some(1));
+    // Migrate again, then roll everything back with --target 0.
+    crdb(&db, dir.path(), &["migrate"]).expect_code(0);
+    crdb(&db, dir.path(), &["rollback", "--target", "0"]).expect_code(0);
+    assert!(!table_exists(&db, "users"));
+    assert_eq!(versions(&db), "");
+}
+
+#[test]
+fn migrate_is_idempotent_and_respects_the_target() {
+    let db = fresh_db("target");
+    let dir = dir_with(&[
+        ("1_users.sql", USERS.as_bytes()),
+        ("2_age.sql", AGE.as_bytes()),
+        ("3_posts.sql", POSTS.as_bytes()),
+    ]);
+    crdb(&db, dir.path(), &["migrate", "--target", "2"]).expect_code(0);
+    assert_eq!(versions(&db), "1,2");
+    // The variable works as the option does.
+    let out = run(bin()
+        .env("DATABASE_URL", &db.url)
+        .env("MIGRATIONS_DIR", dir.path())
+        .env("MIGRATE_TARGET_VERSION", "3"));
+    out.expect_code(0);
+    assert_eq!(versions(&db), "1,2,3");
+    // A no-op run applies nothing and takes no lease.
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(0);
+    assert!(!out.has_event("lease.acquired"));
+    assert!(!out.has_event("migration.applied"));
+    // A target below the current version is refused: use rollback.
+    let out = crdb(&db, dir.path(), &["migrate", "--target", "1"]);
+    out.expect_code(20);
+    assert!(out.stderr.contains("rollback"), "{}", out.stderr);
+    assert_eq!(versions(&db), "1,2,3");
+}
+
+#[test]
+fn plan_shows_what_migrate_would_do_without_doing_it() {
+    let db = fresh_db("plan");
+    let dir = dir_with(&[
+        ("1_users.sql", USERS.as_bytes()),
+        ("2_age.sql", b"ALTER TABLE users ADD COLUMN age INT;\n"),
+    ]);
+    let out = crdb(&db, dir.path(), &["plan", "--json"]);
+    out.expect_code(0);
+    let p: serde_json::Value = serde_json::from_str(&out.stdout).expect("plan json");
+    let steps = p["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 2);
+    assert_eq!(steps[0]["direction"], "up");
+    assert_eq!(steps[1]["no_transaction"], false);
+    assert!(
+        steps[1]["warnings"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|w| w["rule"] == "irreversible"))
+    );
+    assert!(!table_exists(&db, "users"), "plan changed nothing");
+    assert!(!table_exists(&db, "_migrations"), "plan created nothing");
+    let text = crdb(&db, dir.path(), &["plan"]);
+    text.expect_code(0);
+    assert!(text.stdout.contains("apply 1 users"), "{}", text.stdout);
+}
+
+#[test]
+fn a_failing_migration_in_the_middle_is_rolled_back_and_later_ones_not_tried() {
+    let db = fresh_db("failing_middle");
+    let dir = dir_with(&[
+        ("1_users.sql", USERS.as_bytes()),
+        (
+            "2_broken.sql",
+            b"CREATE TABLE half (id INT);\nINSERT INTO no_such_table VALUES (1);\n",
+        ),
+        ("3_posts.sql", POSTS.as_bytes()),
+    ]);
+    let out = crdb(&db, dir.path(), &[]);
+    out.expect_code(30);
+    assert!(out.stderr.contains("migration 2"), "{}", out.stderr);
+    assert!(out.stderr.contains("2_broken.sql"), "{}", out.stderr);
+    assert!(out.stderr.contains("42P01"), "{}", out.stderr);
+    assert!(table_exists(&db, "users"));
+    assert!(
+        !table_exists(&db, "half"),
+        "the failed migration was rolled back"
+    );
+    assert!(
+        !table_exists(&db, "posts"),
+        "later migrations were not tried"
+    );
+    assert_eq!(versions(&db), "1");
+    let failed = out.events_named("migration.failed");
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["version"], 2);
+    let finished = out.events_named("run.finished");
+    assert_eq!(finished[0]["exit_code"], 30);
+    assert_eq!(finished[0]["applied"], 1);
+    // The lease was released: the next run does not wait for it.
+    let lease = psql(
+        &db.url,
+        "SELECT coalesce(holder, 'free') FROM _migrations_lease",
+    );
+    assert_eq!(lease, "free");
+}
+
+#[test]
+fn a_seed_made_ledger_is_adopted() {
+    let db = fresh_db("adopt");
+    // What the seed guide's Python client leaves behind.
+    psql(
+        &db.url,
+        "CREATE TABLE _migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
+         CREATE TABLE users (id INT PRIMARY KEY, name TEXT NOT NULL);
+         ALTER TABLE users ADD COLUMN age INT;
+         INSERT INTO _migrations (version, description) VALUES (1, 'users'), (2, 'age');",
+    );
+    let dir = dir_with(&[
+        ("001_users.sql", USERS.as_bytes()),
+        ("002_age.sql", AGE.as_bytes()),
+        ("003_posts.sql", POSTS.as_bytes()),
+    ]);
+    let status = crdb(&db, dir.path(), &["status", "--json"]);
+    status.expect_code(0);
+    let out = crdb(&db, dir.path(), &[]);
+    out.expect_code(0);
+    assert_eq!(out.events_named("migration.applied").len(), 1);
+    assert_eq!(versions(&db), "1,2,3");
+    assert_eq!(
+        psql(
+            &db.url,
+            "SELECT count(*) FROM information_schema.columns WHERE table_name = '_migrations' AND column_name IN ('checksum','duration_ms','applied_by','fence','status','statements_done')"
+        ),
+        "6"
+    );
+    // Old rows kept, with NULL checksums that do not count as drift.
+    assert_eq!(
+        psql(
+            &db.url,
+            "SELECT count(*) FROM _migrations WHERE checksum IS NULL"
+        ),
+        "2"
+    );
+    crdb(&db, dir.path(), &["migrate"]).expect_code(0);
+    // Rollback works through adopted rows.
+    crdb(&db, dir.path(), &["rollback", "--count", "2"]).expect_code(0);
+    assert_eq!(versions(&db), "1");
+}
+
+#[test]
+fn the_database_disagreeing_with_the_files_is_exit_32() {
+    let db = fresh_db("disagree");
+    let dir = dir_with(&[
+        ("1_users.sql", USERS.as_bytes()),
+        ("2_age.sql", AGE.as_bytes()),
+    ]);
+    crdb(&db, dir.path(), &[]).expect_code(0);
+    // An applied file edited afterwards.
+    std::fs::write(
+        dir.path().join("2_age.sql"),
+        "ALTER TABLE users ADD COLUMN age BIGINT;\n-- @UNDO\nALTER TABLE users DROP COLUMN age;\n",
+    )
+    .expect("edit");
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(32);
+    assert!(out.stderr.contains("version 2"), "{}", out.stderr);
+    assert!(out.stderr.contains("checksum"), "{}", out.stderr);
+    // A CRLF copy of the original is not drift.
+    std::fs::write(dir.path().join("2_age.sql"), AGE.replace('\n', "\r\n")).expect("crlf");
+    crdb(&db, dir.path(), &["migrate"]).expect_code(0);
+    // An applied version missing from the image.
+    std::fs::remove_file(dir.path().join("2_age.sql")).expect("rm");
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(32);
+    assert!(out.stderr.contains("version 2"), "{}", out.stderr);
+    let allowed = run(bin()
+        .env("DATABASE_URL", &db.url)
+        .env("MIGRATIONS_DIR", dir.path())
+        .env("MIGRATE_ALLOW_NEWER_SCHEMA", "true"));
+    allowed.expect_code(0);
+    // Status reports the same without failing.
+    let s: serde_json::Value =
+        serde_json::from_str(&crdb(&db, dir.path(), &["status", "--json"]).stdout).expect("json");
+    assert_eq!(s["missing_files"], serde_json::json!([2]));
+    assert_eq!(versions(&db), "1,2");
+}
+
+#[test]
+fn rollback_checks_every_undo_before_starting() {
+    let db = fresh_db("irreversible");
+    let dir = dir_with(&[
+        ("1_users.sql", USERS.as_bytes()),
+        ("2_age.sql", b"ALTER TABLE users ADD COLUMN age INT;\n"),
+        ("3_posts.sql", POSTS.as_bytes()),
+    ]);
+    crdb(&db, dir.path(), &[]).expect_code(0);
+    let out = crdb(&db, dir.path(), &["rollback", "--count", "2"]);
+    out.expect_code(20);
+    assert!(out.stderr.contains("version 2"), "{}", out.stderr);
+    assert!(out.stderr.contains("irreversible"), "{}", out.stderr);
+    assert_eq!(versions(&db), "1,2,3", "nothing was undone");
+    assert!(table_exists(&db, "posts"));
+    crdb(&db, dir.path(), &["rollback", "--count", "1"]).expect_code(0);
+    assert_eq!(versions(&db), "1,2");
+}
+
+#[test]
+fn environment_sub_directory_joins_the_set() {
+    let db = fresh_db("environment");
+    let dir = dir_with(&[
+        ("1_users.sql", USERS.as_bytes()),
+        ("3_posts.sql", POSTS.as_bytes()),
+        (
+            "staging/2_seed.sql",
+            b"INSERT INTO users VALUES (1, 'staging');\n-- @UNDO\nDELETE FROM users WHERE id = 1;\n",
+        ),
+    ]);
+    run(bin()
+        .env("DATABASE_URL", &db.url)
+        .env("MIGRATIONS_DIR", dir.path())
+        .env("ENVIRONMENT", "staging"))
+    .expect_code(0);
+    assert_eq!(versions(&db), "1,2,3");
+    assert_eq!(psql(&db.url, "SELECT name FROM users"), "staging");
+}
+
+#[test]
+fn unreachable_database_is_exit_10_and_the_termination_message_is_json() {
+    let dir = dir_with(&[("1_users.sql", USERS.as_bytes())]);
+    let term = tempfile::NamedTempFile::new().expect("tmp");
+    let port = free_port();
+    let out = run(bin()
+        .env(
+            "DATABASE_URL",
+            format!("postgresql://u:s3cret-pw@127.0.0.1:{port}/db?sslmode=disable"),
+        )
+        .env("MIGRATIONS_DIR", dir.path())
+        .env("MIGRATE_WAIT_TIMEOUT", "1s")
+        .env("MIGRATE_TERMINATION_LOG", term.path()));
+    out.expect_code(10);
+    assert!(!out.stdout.contains("s3cret-pw") && !out.stderr.contains("s3cret-pw"));
+    let msg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(term.path()).expect("read")).expect("json");
+    assert_eq!(msg["exit_code"], 10);
+    assert_eq!(msg["applied"], 0);
+    assert!(msg["duration_ms"].is_u64());
+    assert!(msg["reason"].is_string());
+    assert!(!msg.to_string().contains("s3cret-pw"));
+}
+
+#[test]
+fn text_logs_for_humans() {
+    let db = fresh_db("text_logs");
+    let dir = dir_with(&[("1_users.sql", USERS.as_bytes())]);
+    let out = run(bin()
+        .env("DATABASE_URL", &db.url)
+        .env("MIGRATIONS_DIR", dir.path())
+        .env("LOG_FORMAT", "text"));
+    out.expect_code(0);
+    assert!(out.events().is_empty(), "no JSON lines: {}", out.stdout);
+    assert!(out.stdout.contains("migration applied"), "{}", out.stdout);
+    // JSON lines carry timestamp, level, message, event and the migration's fields.
+    let db = fresh_db("json_logs");
+    let out = crdb(&db, dir.path(), &[]);
+    let applied = &out.events_named("migration.applied")[0];
+    for key in [
+        "timestamp",
+        "level",
+        "message",
+        "version",
+        "description",
+        "checksum",
+        "duration_ms",
+    ] {
+        assert!(applied.get(key).is_some(), "{key} missing in {applied}");
+    }
+    assert!(
+        applied["timestamp"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+}
+
+/// One broken input: files (or none), extra environment, and a word the error must contain.
+struct Broken {
+    name: &'static str,
+    files: Vec<(&'static str, &'static [u8])>,
+    env: Vec<(&'static str, &'static str)>,
+    args: Vec<&'static str>,
+    expect: &'static str,
+}
+
+#[test]
+fn bad_input_corpus_is_exit_20_naming_the_culprit_and_touches_nothing() {
+    let ok: (&str, &[u8]) = ("1_users.sql", USERS.as_bytes());
+    let corpus = vec![
+        Broken {
+            name: "bad file name",
+            files: vec![ok, ("2-age.sql", b"SELECT 1;")],
+            env: vec![],
+            args: vec![],
+            expect: "2-age.sql",
+        },
+        Broken {
+            name: "uppercase description",
+            files: vec![ok, ("2_Age.sql", b"SELECT 1;")],
+            env: vec![],
+            args: vec![],
+            expect: "2_Age.sql",
+        },
+        Broken {
+            name: "version zero",
+            files: vec![ok, ("0_zero.sql", b"SELECT 1;")],
+            env: vec![],
+            args: vec![],
+            expect: "0_zero.sql",
+        },
+        Broken {
+            name: "version beyond INT8",
+            files: vec![ok, ("99999999999999999999_big.sql", b"SELECT 1;")],
+            env: vec![],
+            args: vec![],
+            expect: "99999999999999999999_big.sql",
+        },
+        Broken {
+            name: "duplicate version",
+            files: vec![ok, ("01_again.sql", b"SELECT 1;")],
+            env: vec![],
+            args: vec![],
+            expect: "01_again.sql",
+        },
+        Broken {
+            name: "not UTF-8",
+            files: vec![ok, ("2_bin.sql", b"SELECT '\xff\xfe';")],
+            env: vec![],
+            args: vec![],
+            expect: "2_bin.sql",
+        },
+        Broken {
+            name: "two undo markers",
+            files: vec![
+                ok,
+                (
+                    "2_two.sql",
+                    b"SELECT 1;\n-- @UNDO\nSELECT 2;\n-- @UNDO\nSELECT 3;\n",
+                ),
+            ],
+            env: vec![],
+            args: vec![],
+            expect: "2_two.sql",
+        },
+        Broken {
+            name: "unknown directive",
+            files: vec![ok, ("2_dir.sql", b"-- @NO_TRANSACTIONS\nSELECT 1;\n")],
+            env: vec![],
+            args: vec![],
+            expect: "2_dir.sql",
+        },
+        Broken {
+            name: "directive after SQL",
+            files: vec![
+                ok,
+                ("2_late.sql", b"SELECT 1;\n-- @NO_TRANSACTION\nSELECT 2;\n"),
+            ],
+            env: vec![],
+            args: vec![],
+            expect: "2_late.sql",
+        },
+        Broken {
+            name: "empty forward SQL",
+            files: vec![ok, ("2_empty.sql", b"-- nothing\n-- @UNDO\nSELECT 1;\n")],
+            env: vec![],
+            args: vec![],
+            expect: "2_empty.sql",
+        },
+        Broken {
+            name: "repeat outside no-transaction",
+            files: vec![
+                ok,
+                ("2_rep.sql", b"-- @REPEAT_UNTIL_ZERO\nDELETE FROM users;\n"),
+            ],
+            env: vec![],
+            args: vec![],
+            expect: "2_rep.sql",
+        },
+        Broken {
+            name: "bad wait timeout",
+            files: vec![ok],
+            env: vec![("MIGRATE_WAIT_TIMEOUT", "abc")],
+            args: vec![],
+            expect: "MIGRATE_WAIT_TIMEOUT",
+        },
+        Broken {
+            name: "bad lease ttl",
+            files: vec![ok],
+            env: vec![("MIGRATE_LEASE_TTL", "10 parsecs")],
+            args: vec![],
+            expect: "MIGRATE_LEASE_TTL",
+        },
+        Broken {
+            name: "bad table name",
+            files: vec![ok],
+            env: vec![("MIGRATE_TABLE", "drop table x;--")],
+            args: vec![],
+            expect: "MIGRATE_TABLE",
+        },
+        Broken {
+            name: "bad log format",
+            files: vec![ok],
+            env: vec![("LOG_FORMAT", "xml")],
+            args: vec![],
+            expect: "LOG_FORMAT",
+        },
+        Broken {
+            name: "bad boolean",
+            files: vec![ok],
+            env: vec![("MIGRATE_ALLOW_NEWER_SCHEMA", "maybe")],
+            args: vec![],
+            expect: "MIGRATE_ALLOW_NEWER_SCHEMA",
+        },
+        Broken {
+            name: "bad target",
+            files: vec![ok],
+            env: vec![("MIGRATE_TARGET_VERSION", "latest")],
+            args: vec![],
+            expect: "MIGRATE_TARGET_VERSION",
+        },
+        Broken {
+            name: "target not a file",
+            files: vec![ok],
+            env: vec![],
+            args: vec!["migrate", "--target", "7"],
+            expect: "7",
+        },
+        Broken {
+            name: "missing migrations dir",
+            files: vec![],
+            env: vec![("MIGRATIONS_DIR", "/nonexistent/migrations")],
+            args: vec![],
+            expect: "/nonexistent/migrations",
+        },
+        Broken {
+            name: "unknown command-line flag",
+            files: vec![ok],
+            env: vec![],
+            args: vec!["migrate", "--frobnicate"],
+            expect: "frobnicate",
+        },
+    ];
+    assert!(corpus.len() >= 12);
+    for case in corpus {
+        let db = fresh_db("bad_input");
+        let dir = dir_with(&case.files);
+        let mut cmd = bin();
+        cmd.env("DATABASE_URL", &db.url)
+            .env("MIGRATIONS_DIR", dir.path())
+            .args(&case.args);
+        for (k, v) in &case.env {
+            cmd.env(k, v);
+        }
+        let out = run(&mut cmd);
+        assert_eq!(
+            out.code, 20,
+            "{}: {}\n{}",
+            case.name, out.stdout, out.stderr
+        );
+        assert!(
+            out.stderr.contains(case.expect),
+            "{}: error does not name {:?}:\n{}",
+            case.name,
+            case.expect,
+            out.stderr
+        );
+        assert!(
+            !table_exists(&db, "_migrations"),
+            "{}: database touched",
+            case.name
+        );
+        assert!(
+            !table_exists(&db, "users"),
+            "{}: database touched",
+            case.name
+        );
+    }
+}
+
+#[test]
+fn every_problem_of_a_set_is_reported_at_once() {
+    let dir = dir_with(&[
+        ("1_ok.sql", b"SELECT 1;"),
+        ("x_bad.sql", b"SELECT 1;"),
+        ("2_two.sql", b"SELECT 1;\n-- @UNDO\n-- @UNDO\n"),
+        ("3_bin.sql", b"\xff"),
+    ]);
+    let out = run(bin().env("MIGRATIONS_DIR", dir.path()).arg("verify"));
+    out.expect_code(20);
+    for name in ["x_bad.sql", "2_two.sql", "3_bin.sql"] {
+        assert!(out.stderr.contains(name), "{name} missing:\n{}", out.stderr);
+    }
+}
+
+#[test]
+fn database_url_problems_are_exit_20_without_the_password() {
+    let dir = dir_with(&[("1_users.sql", USERS.as_bytes())]);
+    let missing = run(bin().env("MIGRATIONS_DIR", dir.path()));
+    missing.expect_code(20);
+    assert!(
+        missing.stderr.contains("DATABASE_URL"),
+        "{}",
+        missing.stderr
+    );
+    for url in [
+        "postgresql://user:hunter2-secret@127.0.0.1:1/db?sslmode=bogus",
+        "mysql://user:hunter2-secret@127.0.0.1/db",
+        "postgresql://user:hunter2-secret@127.0.0.1:1/db?frobnicate=1",
+    ] {
+        let out = run(bin()
+            .env("MIGRATIONS_DIR", dir.path())
+            .env("DATABASE_URL", url));
+        out.expect_code(20);
+        assert!(out.stderr.contains("DATABASE_URL"), "{url}: {}", out.stderr);
+        assert!(!out.stderr.contains("hunter2-secret") && !out.stdout.contains("hunter2-secret"));
+    }
+}
+
+#[test]
+fn verify_needs_no_database_and_warns() {
+    let dir = dir_with(&[
+        ("1_users.sql", USERS.as_bytes()),
+        ("2_age.sql", b"ALTER TABLE users ADD COLUMN age INT;\n"),
+    ]);
+    let out = run(bin().env("MIGRATIONS_DIR", dir.path()).arg("verify"));
+    out.expect_code(0);
+    assert!(out.stdout.contains("irreversible"), "{}", out.stdout);
+    assert!(out.stdout.contains("2_age.sql"), "{}", out.stdout);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A realistic set of 320 migrations.
+// ---------------------------------------------------------------------------------------------
+
+/// Generates a set in the shape of a long-lived application: tables created, columns added,
+/// indexes built, data written, views defined, and some of it dropped again later.
+fn realistic_set(n: usize) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    let mut tables = 0usize;
+    for i in 1..=n {
+        let (up, down) = match i % 8 {
+            1 => {
+                tables += 1;
+                let t = tables;
+                (
+                    format!(
+                        "CREATE TABLE t{t} (\n    id BIGINT PRIMARY KEY,\n    name TEXT NOT NULL DEFAULT 'x;y',\n    created_at TIMESTAMPTZ NOT NULL DEFAULT now()\n);\nCOMMENT ON TABLE t{t} IS 'table {t}; made by migration {i}';"
+                    ),
+                    format!("DROP TABLE t{t};"),
+                )
+            }
+            2 => (
+                format!("ALTER TABLE t{tables} ADD COLUMN c{i} INT;"),
+                format!("ALTER TABLE t{tables} DROP COLUMN c{i};"),
+            ),
+            3 => (
+                format!("CREATE INDEX t{tables}_name_{i} ON t{tables} (name);"),
+                format!("DROP INDEX t{tables}_name_{i};"),
+            ),
+            4 => (
+                format!(
+                    "INSERT INTO t{tables} (id, name) VALUES ({i}, 'it''s; row {i}'), ({}, E'tab\\there');",
+                    i + 100000
+                ),
+                format!("DELETE FROM t{tables} WHERE id IN ({i}, {});", i + 100000),
+            ),
+            5 => (
+                format!("CREATE VIEW v{i} AS SELECT id, name FROM t{tables} WHERE name <> ';';"),
+                format!("DROP VIEW v{i};"),
+            ),
+            6 => (
+                format!("ALTER TABLE t{tables} ADD COLUMN d{i} TEXT NOT NULL DEFAULT $$a;b$$;"),
+                format!("ALTER TABLE t{tables} DROP COLUMN d{i};"),
+            ),
+            7 => (
+                format!(
+                    "CREATE TABLE link{i} (a BIGINT NOT NULL REFERENCES t{tables} (id), b TEXT);\nCREATE INDEX link{i}_a ON link{i} (a);"
+                ),
+                format!("DROP TABLE link{i};"),
+            ),
+            _ => (
+                format!(
+                    "/* a comment; with a semicolon */\nALTER TABLE t{tables} ALTER COLUMN name SET DEFAULT 'v{i}';"
+                ),
+                format!("ALTER TABLE t{tables} ALTER COLUMN name SET DEFAULT 'x;y';"),
+            ),
+        };
+        out.push((format!("{:04}_step_{i}.sql", i), up, down));
+    }
+    out
+}
+
+fn schema_of(url: &str) -> String {
+    psql(
+        url,
+        "SELECT string_agg(line, E'\\n' ORDER BY line) FROM (
+            SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '-') AS line
+              FROM information_schema.columns WHERE table_schema = 'public' AND table_name NOT LIKE '\\_migrations%'
+            UNION ALL
+            SELECT 'index ' || tablename || ' ' || indexname FROM pg_indexes WHERE schemaname = 'public' AND tablename NOT LIKE '\\_migrations%'
+         ) s",
+    )
+}
+
+#[test]
+fn three_hundred_twenty_migrations_up_down_up_match_psql() {
+    let set = realistic_set(320);
+    let files: Vec<(String, Vec<u8>)> = set
+        .iter()
+        .map(|(name, up, down)| {
+            (
+                name.clone(),
+                format!("{up}\n-- @UNDO\n{down}\n").into_bytes(),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    let dir = dir_with(&refs);
+    let db = fresh_db("big_set");
+    let out = crdb(&db, dir.path(), &[]);
+    out.expect_code(0);
+    assert_eq!(out.events_named("migration.applied").len(), 320);
+    let after_up = schema_of(&db.url);
+    // The same forward SQL through psql, in one session.
+    let reference = fresh_db("big_set_psql");
+    let script: String = set.iter().map(|(_, up, _)| format!("{up}\n")).collect();
+    psql(&reference.url, &script);
+    assert_eq!(after_up, schema_of(&reference.url));
+    assert!(
+        after_up.lines().count() > 400,
+        "schema too small: {}",
+        after_up.lines().count()
+    );
+    // Down to nothing.
+    let out = crdb(&db, dir.path(), &["rollback", "--target", "0"]);
+    out.expect_code(0);
+    assert_eq!(out.events_named("migration.rolled_back").len(), 320);
+    assert_eq!(schema_of(&db.url), "");
+    assert_eq!(versions(&db), "");
+    // And up again.
+    crdb(&db, dir.path(), &[]).expect_code(0);
+    assert_eq!(schema_of(&db.url), after_up);
+}
