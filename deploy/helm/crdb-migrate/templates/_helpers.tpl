@@ -50,6 +50,7 @@ rules:
   - action: Ignore
     onPodConditions:
       - type: DisruptionTarget
+        status: "True"
   - action: FailJob
     onExitCodes:
       containerName: {{ . }}
