@@ -476,6 +476,7 @@ fn run_in_root(root: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
         "sh",
     ])
     .arg(root)
+    .arg(RUNTIME_UID.to_string())
     .args(args)
     .env_clear()
     .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
