@@ -19,6 +19,8 @@ use std::process::Command;
 
 use crdb_migrate::exit::{Exit, PodFailureAction};
 
+mod support;
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -441,19 +443,12 @@ fn copy_tree(src: &Path, dest: &Path) {
     }
 }
 
-/// Result of one run inside the root.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-}
-
 /// Runs `crdb-migrate ARGS` inside `root`, as uid/gid 65532 with no supplementary groups, in a
 /// private mount namespace where `root` is bind-mounted read-only (with /proc and /dev/null, as
 /// the kubelet provides them). `chroot --userspec` drops to 65532 after chroot(2): dropping
 /// first (setpriv) would lose the CAP_SYS_CHROOT the chroot needs. Before that, a write as
 /// root into the view must fail, proving it read-only.
-fn run_in_root(root: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
+fn run_in_root(root: &Path, env: &[(&str, &str)], args: &[&str]) -> support::Output {
     let script = r#"
         set -e
         root="$1"; id="$2"; shift 2
@@ -485,18 +480,8 @@ fn run_in_root(root: &Path, env: &[(&str, &str)], args: &[&str]) -> Run {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().expect("run unshare");
-    let run = Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    assert_ne!(
-        run.code,
-        Some(97),
-        "the root view was writable: {}",
-        run.stderr
-    );
+    let run = support::run(&mut cmd);
+    assert_ne!(run.code, 97, "the root view was writable: {}", run.stderr);
     run
 }
 
@@ -545,11 +530,9 @@ fn bare_root_nonroot_readonly_verify_and_missing_url() {
     // verify needs no database: it reads /migrations and must not need to write anywhere.
     let run = run_in_root(root.path(), &[], &["verify"]);
     assert_eq!(
-        run.code,
-        Some(0),
+        run.code, 0,
         "verify in the bare root:\nstdout:\n{}\nstderr:\n{}",
-        run.stdout,
-        run.stderr
+        run.stdout, run.stderr
     );
 
     // The bare image's default command is migrate; without DATABASE_URL that is a
@@ -557,7 +540,7 @@ fn bare_root_nonroot_readonly_verify_and_missing_url() {
     let run = run_in_root(root.path(), &[], &[]);
     assert_eq!(
         run.code,
-        Some(Exit::BadInput.code() as i32),
+        i32::from(Exit::BadInput.code()),
         "no DATABASE_URL:\nstdout:\n{}\nstderr:\n{}",
         run.stdout,
         run.stderr
@@ -568,4 +551,47 @@ fn bare_root_nonroot_readonly_verify_and_missing_url() {
         run.stdout,
         run.stderr
     );
+}
+
+#[test]
+fn bare_root_nonroot_readonly_migrate_applies_to_a_test_database() {
+    // Documented interface (SPEC §4, §5): `DATABASE_URL=... MIGRATIONS_DIR=/migrations
+    // crdb-migrate migrate` exits 0 and records one `_migrations` row per applied file.
+    if let Some(why) = bare_root_unavailable() {
+        eprintln!("SKIPPED bare-root migrate: {why}");
+        return;
+    }
+    if !cli_is_implemented(&binary()) {
+        eprintln!(
+            "SKIPPED bare-root migrate: the binary does not implement the CLI yet (no `verify` in --help)"
+        );
+        return;
+    }
+    let root = runtime_root();
+    let files = fs::read_dir(root.path().join("migrations"))
+        .expect("read migrations")
+        .filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))
+        })
+        .count();
+    assert!(files > 0, "no migrations to apply");
+
+    let db = support::fresh_db("deploy_bare_root");
+    let env = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("MIGRATE_HOLDER", "bare-root-test"),
+        ("MIGRATE_WAIT_TIMEOUT", "30s"),
+    ];
+    let run = run_in_root(root.path(), &env, &["migrate"]);
+    run.expect_code(0);
+    let rows = support::psql(&db.url, "SELECT count(*) FROM _migrations");
+    assert_eq!(
+        rows,
+        files.to_string(),
+        "one _migrations row per migration file"
+    );
+
+    // A second run is a no-op that still exits 0.
+    run_in_root(root.path(), &env, &["migrate"]).expect_code(0);
 }
