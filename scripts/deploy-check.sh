@@ -83,8 +83,8 @@ if command -v helm >/dev/null 2>&1; then
     args=()
     [[ -n "$set" ]] && args=(--set "$set")
     label="chart values: ${set:-defaults}"
-    if helm lint --strict "$CHART" "${args[@]}" >/dev/null; then echo "ok: helm lint, $label"; else fail "helm lint, $label"; fi
-    if rendered="$(helm template crdb-migrate "$CHART" "${args[@]}")"; then
+    if helm lint --strict --kube-version "$K8S_VERSION.0" "$CHART" "${args[@]}" >/dev/null; then echo "ok: helm lint, $label"; else fail "helm lint, $label"; fi
+    if rendered="$(helm template crdb-migrate "$CHART" --kube-version "$K8S_VERSION.0" "${args[@]}")"; then
       validate "helm template, $label" <<<"$rendered"
     else
       fail "helm template, $label"
