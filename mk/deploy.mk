@@ -1,0 +1,19 @@
+# Deployment targets (issue 6), included by the top-level Makefile: `include mk/deploy.mk`.
+#   make image         build the container image (needs a reachable Docker engine)
+#   make deploy-check  hadolint, kustomize + kubernetes-validate, helm lint/template (see
+#                      scripts/deploy-check.sh); tools go into .cache/tools
+
+IMAGE ?= crdb-migrate
+IMAGE_TAG ?= dev
+DOCKER ?= docker
+
+.PHONY: image deploy-check
+
+image:
+	@$(DOCKER) info >/dev/null 2>&1 || { \
+	  echo "make image: no Docker engine reachable through '$(DOCKER)'; build where one runs (CI does)" >&2; \
+	  exit 1; }
+	$(DOCKER) build --tag $(IMAGE):$(IMAGE_TAG) .
+
+deploy-check:
+	bash scripts/deploy-check.sh

