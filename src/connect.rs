@@ -589,14 +589,35 @@ mod tests {
         assert_eq!(u.exit().code(), 10);
     }
 
+    /// Collects what the JSON subscriber writes, for assertions on log lines.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[tokio::test]
     async fn nothing_listening_is_unreachable_quickly() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_writer(move || writer.clone())
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
         let port = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap().port()
         };
         let u = DbUrl::parse(&format!(
-            "postgres://u:pw@127.0.0.1:{port}/d?sslmode=disable"
+            "postgres://u:Pw0rdXyz@127.0.0.1:{port}/d?sslmode=disable"
         ))
         .unwrap();
         let t = Instant::now();
@@ -604,9 +625,25 @@ mod tests {
             .await
             .unwrap_err();
         assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
-        match e {
-            ConnectError::Unreachable { attempts, .. } => assert!(attempts >= 2),
+        let attempts = match e {
+            ConnectError::Unreachable { attempts, .. } => attempts,
             e => panic!("{e:?}"),
-        }
+        };
+        assert!(attempts >= 2);
+        let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(!logs.contains("Pw0rdXyz"), "{logs}");
+        let waits: Vec<serde_json::Value> = logs
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|v: &serde_json::Value| v["fields"]["event"] == "db.wait")
+            .collect();
+        assert_eq!(waits.len() as u32, attempts - 1, "{logs}");
+        let first = &waits[0]["fields"];
+        assert_eq!(first["attempt"], 1);
+        assert!(first["delay_ms"].as_u64().unwrap() >= 500, "{first}");
+        assert!(
+            first["reason"].as_str().unwrap().contains("refused"),
+            "{first}"
+        );
     }
 }

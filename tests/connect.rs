@@ -212,7 +212,10 @@ fn exit_code(
 ) -> u8 {
     match r {
         Ok(_) => 0,
-        Err(e) => e.exit().code(),
+        Err(e) => {
+            eprintln!("error (exit {}): {e}", e.exit().code());
+            e.exit().code()
+        }
     }
 }
 
@@ -408,7 +411,7 @@ async fn wrong_password_is_auth_and_never_shown() {
     let url = tls_url("scramuser", Some(wrong), "localhost", &q);
     let t = Instant::now();
     let r = connect(&url, Duration::from_secs(30), false).await;
-    let e = r.as_ref().err().expect("must fail");
+    let e = r.as_ref().expect_err("must fail");
     assert!(matches!(e, ConnectError::Auth(_)), "{e:?}");
     assert_eq!(exit_code(&r), 21);
     assert!(!e.to_string().contains(wrong), "{e}");
