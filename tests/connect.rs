@@ -654,3 +654,67 @@ async fn missing_database_is_no_database_or_created() {
     // Creating again is harmless (IF NOT EXISTS semantics).
     connect(&url, Duration::from_secs(30), true).await.unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Other URL parts against a real server
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn options_and_application_name_reach_the_server() {
+    let s = server();
+    if s.flavour() != support::Flavour::Postgres {
+        return; // `-c name=value` is PostgreSQL's options syntax
+    }
+    let url = s.admin_url("postgres").replace(
+        "sslmode=disable",
+        "sslmode=disable&options=-c%20statement_timeout%3D4321&application_name=migrator%201",
+    );
+    let (client, _) = connect(&url, Duration::from_secs(20), false).await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT current_setting('statement_timeout'), current_setting('application_name')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "4321ms");
+    assert_eq!(row.get::<_, String>(1), "migrator 1");
+
+    // A startup parameter the server refuses: a configuration error naming `options`.
+    let bad = s.admin_url("postgres").replace(
+        "sslmode=disable",
+        "sslmode=disable&options=-c%20no_such_setting_here%3D1",
+    );
+    let t = Instant::now();
+    let r = connect(&bad, Duration::from_secs(20), false).await;
+    match &r {
+        Err(ConnectError::Config { param, .. }) => assert_eq!(param, "options"),
+        other => panic!("{:?}", other.as_ref().err()),
+    }
+    assert_eq!(exit_code(&r), 20);
+    assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn unix_socket_host() {
+    // The TLS server's admin URL is `postgresql://postgres@/postgres?host=<dir>&port=<n>`;
+    // ours takes the directory percent-encoded in the host part instead.
+    let admin = tls_server().admin_url("postgres");
+    let query = admin.split_once('?').unwrap().1;
+    let mut dir = "";
+    let mut port = "";
+    for kv in query.split('&') {
+        match kv.split_once('=') {
+            Some(("host", v)) => dir = v,
+            Some(("port", v)) => port = v,
+            _ => {}
+        }
+    }
+    let url = format!(
+        "postgresql://postgres@{}:{port}/postgres?sslmode=prefer",
+        dir.replace('/', "%2F")
+    );
+    let (client, _) = connect(&url, Duration::from_secs(20), false).await.unwrap();
+    let one: i32 = client.query_one("SELECT 1", &[]).await.unwrap().get(0);
+    assert_eq!(one, 1);
+}
