@@ -395,21 +395,20 @@ async fn create_database(
                 "{host}: creating database {quoted}: {}",
                 error_text(&e)
             ));
-            let facts = classify::facts(&e, false, false);
-            return Err(match classify::classify(&facts) {
-                Verdict::Auth => Failure::Fatal(ConnectError::Auth(text)),
-                Verdict::Transient if e.as_db_error().is_none() => Failure::Transient(text),
-                Verdict::Transient
-                    if facts.sqlstate.as_ref().is_some_and(|c| {
-                        c.code().starts_with("08") || c.code().starts_with("57")
-                    }) =>
-                {
+            return Err(match e.code().map(|c| c.code()) {
+                // No privilege to create databases: the credentials are wrong for this job.
+                Some("42501") => Failure::Fatal(ConnectError::Auth(text)),
+                // The server went away, is shutting down or is full: wait and retry.
+                Some(c) if c.starts_with("08") || c.starts_with("57") || c == "53300" => {
                     Failure::Transient(text)
                 }
-                _ => Failure::Fatal(ConnectError::Config {
+                // Any other refusal (a bad name, ...) will not change by waiting.
+                Some(_) => Failure::Fatal(ConnectError::Config {
                     param: "dbname".into(),
                     message: text,
                 }),
+                // No SQLSTATE: the connection broke under us.
+                None => Failure::Transient(text),
             });
         }
     }
