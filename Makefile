@@ -26,7 +26,7 @@ demo:
 	scripts/demo.sh
 
 bench: release
-	scripts/bench.sh
+	python3 scripts/bench.py
 
 clean:
 	cargo clean
