@@ -159,11 +159,7 @@ impl Error {
             Error::Config { .. } | Error::Source(_) | Error::Refused(_) | Error::Io { .. } => {
                 Exit::BadInput
             }
-            Error::Connect(c) => match c {
-                ConnectError::Unreachable { .. } => Exit::Unreachable,
-                ConnectError::Auth(_) | ConnectError::Tls(_) => Exit::AuthRejected,
-                _ => Exit::BadInput,
-            },
+            Error::Connect(c) => c.exit(),
             Error::LeaseTimeout { .. } | Error::WaitTimeout { .. } => Exit::Timeout,
             Error::LeaseLost { .. } => Exit::LeaseLost,
             Error::RetriesExhausted { .. } => Exit::RetriesExhausted,
