@@ -420,6 +420,7 @@ impl<'a> Applier<'a> {
     }
 
     async fn step_no_transaction(&self, step: &Step<'_>) -> Result<()> {
+        let started = Instant::now();
         let m = step.migration;
         let up = step.direction == Direction::Up;
         let sql = if up {
@@ -508,7 +509,8 @@ impl<'a> Applier<'a> {
         let written = if up {
             let status = "applied";
             let done = total as i64;
-            let duration_ms: i64 = 0;
+            // This run's share: a resumed migration's earlier runs are not in the journal.
+            let duration_ms = started.elapsed().as_millis() as i64;
             self.client
                 .execute(
                     &self.record,
