@@ -170,6 +170,162 @@ fn serialization_failures_forever_exhaust_retries_with_exit_13_and_record_nothin
     assert_eq!(ledger_rows(&db), "");
 }
 
+/// A table `deferred` whose inserts raise `code` at COMMIT (a deferred constraint trigger) while
+/// the sequence `commits` is below `below`.
+fn raise_at_commit(code: &str, below: u32) -> String {
+    format!(
+        "CREATE SEQUENCE commits; CREATE TABLE deferred (id INT);
+         CREATE FUNCTION at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF nextval('commits') < {below} THEN
+             RAISE EXCEPTION 'raised at COMMIT' USING ERRCODE = '{code}';
+           END IF;
+           RETURN NULL;
+         END $$;
+         CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON deferred
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION at_commit();"
+    )
+}
+
+#[test]
+fn serialization_failure_at_commit_is_replayed_too() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("retry_at_commit");
+    psql(&db.url, &raise_at_commit("40001", 3));
+    let dir = dir_with(&[(
+        "1_commit.sql",
+        "CREATE TABLE made (id INT);\nINSERT INTO deferred VALUES (1);\n-- @UNDO\nDROP TABLE made;\n",
+    )]);
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(0);
+    assert_eq!(
+        out.events_named("migration.retry").len(),
+        2,
+        "{}",
+        out.stdout
+    );
+    assert_eq!(psql(&db.url, "SELECT last_value FROM commits"), "3");
+    assert_eq!(psql(&db.url, "SELECT count(*) FROM deferred"), "1");
+    assert_eq!(ledger_rows(&db), "1:applied");
+}
+
+#[test]
+fn statement_completion_unknown_at_commit_is_never_retried_and_marks_dirty() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("c40003_at_commit");
+    psql(&db.url, &raise_at_commit("40003", i32::MAX as u32));
+    let dir = dir_with(&[(
+        "1_commit.sql",
+        "CREATE TABLE made (id INT);\nINSERT INTO deferred VALUES (1);\n-- @UNDO\nDROP TABLE made;\n",
+    )]);
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(31);
+    assert!(
+        out.stderr.contains("SQLSTATE 40003 at COMMIT"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.events_named("migration.retry").len(), 0);
+    assert_eq!(
+        psql(&db.url, "SELECT last_value FROM commits"),
+        "1",
+        "one attempt"
+    );
+    assert_eq!(row_state(&db, 1), "dirty|0");
+    crdb(&db, dir.path(), &["migrate"]).expect_code(32);
+}
+
+/// After a first run made the ledger: its first `n` writes raise 40001 (a trigger on it).
+const LEDGER_CONFLICTS: &str = "
+CREATE SEQUENCE ledger_writes;
+CREATE FUNCTION ledger_conflict() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF nextval('ledger_writes') <= 2 THEN
+    RAISE EXCEPTION 'restart transaction: WriteTooOldError' USING ERRCODE = '40001';
+  END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER ledger_conflict BEFORE INSERT OR UPDATE OR DELETE ON _migrations
+  FOR EACH ROW EXECUTE FUNCTION ledger_conflict();
+";
+
+#[test]
+fn serialization_failures_on_the_ledger_write_replay_the_migration() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("retry_ledger_tx");
+    let dir = dir_with(&[("1_a.sql", &create("a"))]);
+    crdb(&db, dir.path(), &["migrate"]).expect_code(0);
+    psql(&db.url, "CREATE TABLE effects (n INT);");
+    psql(&db.url, LEDGER_CONFLICTS);
+    write(
+        dir.path(),
+        "2_b.sql",
+        "CREATE TABLE b (id INT);\nINSERT INTO effects VALUES (2);\n-- @UNDO\nDROP TABLE b;\n",
+    );
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(0);
+    assert_eq!(
+        out.events_named("migration.retry").len(),
+        2,
+        "{}",
+        out.stdout
+    );
+    assert_eq!(psql(&db.url, "SELECT count(*) FROM effects"), "1");
+    assert_eq!(ledger_rows(&db), "1:applied,2:applied");
+}
+
+#[test]
+fn serialization_failures_on_the_no_transaction_journal_are_replayed() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("retry_ledger_nt");
+    let dir = dir_with(&[("1_a.sql", &create("a"))]);
+    crdb(&db, dir.path(), &["migrate"]).expect_code(0);
+    psql(&db.url, "CREATE TABLE effects (n INT);");
+    psql(&db.url, LEDGER_CONFLICTS);
+    write(
+        dir.path(),
+        "2_nt.sql",
+        "-- @NO_TRANSACTION\nINSERT INTO effects VALUES (1);\nINSERT INTO effects VALUES (2);\n\
+         -- @UNDO\nDELETE FROM effects;\n",
+    );
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(0);
+    assert_eq!(
+        out.events_named("migration.retry").len(),
+        2,
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        psql(
+            &db.url,
+            "SELECT string_agg(n::text, ',' ORDER BY n) FROM effects"
+        ),
+        "1,2",
+        "each statement ran once"
+    );
+    assert_eq!(row_state(&db, 2), "applied|2");
+    // The undo's journal and row removal are replayed the same way.
+    psql(&db.url, "ALTER SEQUENCE ledger_writes RESTART");
+    let out = crdb(&db, dir.path(), &["rollback"]);
+    out.expect_code(0);
+    assert_eq!(
+        out.events_named("migration.retry").len(),
+        2,
+        "{}",
+        out.stdout
+    );
+    assert_eq!(ledger_rows(&db), "1:applied");
+}
+
 // ---------------------------------------------------------------------------------------------
 // XXA00 at COMMIT: dirty mark, exit 31, refusal 32, repair.
 // ---------------------------------------------------------------------------------------------
@@ -208,7 +364,11 @@ fn xxa00_until_refused(db: &TestDb, dir: &Path) {
     psql(&db.url, XXA00_AT_COMMIT);
     let out = crdb(db, dir, &["migrate"]);
     out.expect_code(31);
-    assert!(out.stderr.contains("SQLSTATE XXA00 at COMMIT"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("SQLSTATE XXA00 at COMMIT"),
+        "{}",
+        out.stderr
+    );
     assert!(
         out.stderr
             .contains("crdb-migrate repair --version 1 --mark-applied"),
