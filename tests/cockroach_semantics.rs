@@ -247,6 +247,7 @@ BEGIN
   IF nextval('ledger_writes') <= 2 THEN
     RAISE EXCEPTION 'restart transaction: WriteTooOldError' USING ERRCODE = '40001';
   END IF;
+  IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
   RETURN NEW;
 END $$;
 CREATE TRIGGER ledger_conflict BEFORE INSERT OR UPDATE OR DELETE ON _migrations
