@@ -239,6 +239,56 @@ fn statement_completion_unknown_at_commit_is_never_retried_and_marks_dirty() {
     crdb(&db, dir.path(), &["migrate"]).expect_code(32);
 }
 
+#[test]
+fn a_no_transaction_statement_exhausting_its_retries_is_journaled_and_resumed() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("nt_retry_exhausted");
+    psql(
+        &db.url,
+        "CREATE SEQUENCE attempts; CREATE TABLE effects (n INT);",
+    );
+    // Statement 2 raises 40001 on its first 12 runs: 10 attempts in the first run, 3 in the next.
+    let dir = dir_with(&[(
+        "1_nt.sql",
+        "-- @NO_TRANSACTION\nINSERT INTO effects VALUES (1);\n\
+         DO $$ BEGIN IF nextval('attempts') <= 12 THEN \
+         RAISE EXCEPTION 'restart transaction' USING ERRCODE = '40001'; END IF; END $$;\n\
+         INSERT INTO effects VALUES (3);\n-- @UNDO\nDELETE FROM effects;\n",
+    )]);
+    let t0 = Instant::now();
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    out.expect_code(31);
+    assert_eq!(
+        out.events_named("migration.retry").len(),
+        9,
+        "{}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("statement 2 of 3"), "{}", out.stderr);
+    assert!(out.stderr.contains("40001"), "{}", out.stderr);
+    assert_eq!(row_state(&db, 1), "dirty|1");
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(0);
+    assert_eq!(
+        out.events_named("migration.retry").len(),
+        2,
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        psql(
+            &db.url,
+            "SELECT string_agg(n::text, ',' ORDER BY n) FROM effects"
+        ),
+        "1,3"
+    );
+    assert_eq!(psql(&db.url, "SELECT last_value FROM attempts"), "13");
+    assert_eq!(row_state(&db, 1), "applied|3");
+}
+
 /// After a first run made the ledger: its first `n` writes raise 40001 (a trigger on it).
 const LEDGER_CONFLICTS: &str = "
 CREATE SEQUENCE ledger_writes;
