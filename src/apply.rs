@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, SimpleQueryMessage, Statement};
 
 use crate::error::{Error, Result, SqlFailure, is_connection_class};
@@ -38,6 +39,32 @@ enum Fail {
     Retry(String),
     /// Anything else: stop.
     Stop(Error),
+}
+
+/// How a replayed ledger write failed.
+enum LedgerWriteError {
+    /// 40001 on every attempt.
+    Exhausted(Error),
+    /// Any other error, at once.
+    Db(tokio_postgres::Error),
+}
+
+impl LedgerWriteError {
+    fn into_error(self, context: String) -> Error {
+        match self {
+            LedgerWriteError::Exhausted(e) => e,
+            LedgerWriteError::Db(e) => Error::db(context, &e),
+        }
+    }
+}
+
+impl std::fmt::Display for LedgerWriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LedgerWriteError::Exhausted(e) => e.fmt(f),
+            LedgerWriteError::Db(e) => e.fmt(f),
+        }
+    }
 }
 
 fn code(e: &tokio_postgres::Error) -> Option<&str> {
@@ -323,12 +350,51 @@ impl<'a> Applier<'a> {
         }
     }
 
+    /// Runs one autocommitted, fenced ledger statement (journal, dirty mark, the final record of
+    /// a no-transaction step), replaying it on 40001 like any other statement: an implicit
+    /// transaction that got 40001 wrote nothing, so the replay is safe.
+    async fn ledger_write(
+        &self,
+        m: &Migration,
+        statement: &Statement,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> std::result::Result<u64, LedgerWriteError> {
+        let mut backoff = self.backoff();
+        let mut attempt = 1u32;
+        loop {
+            match self.client.execute(statement, params).await {
+                Ok(n) => return Ok(n),
+                Err(e) if is_retry(&e) => match backoff.next() {
+                    Some(delay) => {
+                        tracing::warn!(
+                            event = events::MIGRATION_RETRY,
+                            version = m.version,
+                            attempt,
+                            sqlstate = "40001",
+                            delay_ms = delay.as_millis() as u64,
+                            "serialization failure; replaying the ledger write"
+                        );
+                        tokio::time::sleep(delay).await;
+                        attempt += 1;
+                    }
+                    None => {
+                        return Err(LedgerWriteError::Exhausted(Error::RetriesExhausted {
+                            version: m.version,
+                            attempts: attempt,
+                        }));
+                    }
+                },
+                Err(e) => return Err(LedgerWriteError::Db(e)),
+            }
+        }
+    }
+
     /// Marks `m` dirty in its own transaction and returns the error to stop with.
     async fn dirty(&self, m: &Migration, statements_done: i64, why: String) -> Error {
         let f = &self.lease.fence;
         let marked = self
-            .client
-            .execute(
+            .ledger_write(
+                m,
                 &self.mark_dirty,
                 &[
                     &m.version,
@@ -360,8 +426,8 @@ impl<'a> Applier<'a> {
     async fn journal(&self, m: &Migration, statements_done: i64) -> Result<()> {
         let f = &self.lease.fence;
         let n = self
-            .client
-            .execute(
+            .ledger_write(
+                m,
                 &self.mark_dirty,
                 &[
                     &m.version,
@@ -374,7 +440,7 @@ impl<'a> Applier<'a> {
                 ],
             )
             .await
-            .map_err(|e| Error::db(format!("journaling migration {}", m.version), &e))?;
+            .map_err(|e| e.into_error(format!("journaling migration {}", m.version)))?;
         if n == 1 {
             Ok(())
         } else {
@@ -420,6 +486,7 @@ impl<'a> Applier<'a> {
     }
 
     async fn step_no_transaction(&self, step: &Step<'_>) -> Result<()> {
+        let started = Instant::now();
         let m = step.migration;
         let up = step.direction == Direction::Up;
         let sql = if up {
@@ -508,30 +575,31 @@ impl<'a> Applier<'a> {
         let written = if up {
             let status = "applied";
             let done = total as i64;
-            let duration_ms: i64 = 0;
-            self.client
-                .execute(
-                    &self.record,
-                    &[
-                        &m.version,
-                        &m.description,
-                        &m.checksum,
-                        &duration_ms,
-                        &f.holder,
-                        &f.token,
-                        &f.ttl_ms,
-                        &status,
-                        &done,
-                    ],
-                )
-                .await
+            // This run's share: a resumed migration's earlier runs are not in the journal.
+            let duration_ms = started.elapsed().as_millis() as i64;
+            self.ledger_write(
+                m,
+                &self.record,
+                &[
+                    &m.version,
+                    &m.description,
+                    &m.checksum,
+                    &duration_ms,
+                    &f.holder,
+                    &f.token,
+                    &f.ttl_ms,
+                    &status,
+                    &done,
+                ],
+            )
+            .await
         } else {
-            self.client
-                .execute(
-                    &self.unrecord,
-                    &[&m.version, &f.holder, &f.token, &f.ttl_ms],
-                )
-                .await
+            self.ledger_write(
+                m,
+                &self.unrecord,
+                &[&m.version, &f.holder, &f.token, &f.ttl_ms],
+            )
+            .await
         };
         match written {
             Ok(1) => Ok(()),
@@ -539,7 +607,7 @@ impl<'a> Applier<'a> {
                 fence: f.token,
                 detail: format!("the fence check finishing version {} failed", m.version),
             }),
-            Err(e) => Err(Error::db("recording the migration in the ledger", &e)),
+            Err(e) => Err(e.into_error("recording the migration in the ledger".into())),
         }
     }
 }

@@ -1,0 +1,1097 @@
+//! Issue 5 through the real binary: CockroachDB's execution model, proven on PostgreSQL made to
+//! raise CockroachDB's codes (DESIGN.md): 40001 from a `DO` block, XXA00 at COMMIT from a
+//! deferred constraint trigger, and real failures for `@NO_TRANSACTION` journaling and resume.
+//! Also ordering, drift, `repair`, repeat-until-zero batches, the CockroachDB lint through
+//! `verify` and `plan --json`, and the statement timeout.
+//!
+//! The SQL here is PostgreSQL's (plpgsql, sequences, triggers), so against a real CockroachDB
+//! (`cockroach` on PATH) these tests skip: they are about PostgreSQL imitating it.
+
+mod support;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::*;
+use tempfile::TempDir;
+
+/// A migrations directory holding `files` (name, content).
+fn dir_with(files: &[(&str, &str)]) -> TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, body) in files {
+        write(dir.path(), name, body);
+    }
+    dir
+}
+
+fn write(dir: &Path, name: &str, body: &str) {
+    std::fs::write(dir.join(name), body).expect("write migration file");
+}
+
+/// Runs the binary against `db` with `dir` and extra environment `env`.
+fn crdb_env(db: &TestDb, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = bin();
+    cmd.env("DATABASE_URL", &db.url)
+        .env("MIGRATIONS_DIR", dir)
+        .env("MIGRATE_WAIT_TIMEOUT", "10s")
+        .env("MIGRATE_HOLDER", "semantics-test");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run(cmd.args(args))
+}
+
+fn crdb(db: &TestDb, dir: &Path, args: &[&str]) -> Output {
+    crdb_env(db, dir, &[], args)
+}
+
+/// True (and a note on stderr) when the shared server is a real CockroachDB: these tests use
+/// PostgreSQL-only SQL to imitate it.
+fn skip_on_cockroach() -> bool {
+    let real = server().flavour() == Flavour::Cockroach;
+    if real {
+        eprintln!("skipped: PostgreSQL-made CockroachDB errors need a PostgreSQL server");
+    }
+    real
+}
+
+/// `status|statements_done` of a version's row, or empty when it has none.
+fn row_state(db: &TestDb, version: i64) -> String {
+    psql(
+        &db.url,
+        &format!(
+            "SELECT status || '|' || statements_done FROM _migrations WHERE version = {version}"
+        ),
+    )
+}
+
+fn ledger_rows(db: &TestDb) -> String {
+    psql(
+        &db.url,
+        "SELECT coalesce(string_agg(version || ':' || status, ',' ORDER BY version), '') FROM _migrations",
+    )
+}
+
+fn table_exists(db: &TestDb, name: &str) -> bool {
+    psql(
+        &db.url,
+        &format!("SELECT to_regclass('{name}') IS NOT NULL"),
+    ) == "t"
+}
+
+/// An event's field (the JSON log is flattened, but accept tracing's `fields` nesting too).
+fn field<'a>(e: &'a Value, name: &str) -> &'a Value {
+    match e.get(name) {
+        Some(v) => v,
+        None => e
+            .get("fields")
+            .and_then(|f| f.get(name))
+            .unwrap_or(&Value::Null),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 40001: replay with backoff, bounded.
+// ---------------------------------------------------------------------------------------------
+
+/// Raises 40001 while the (non-transactional) sequence `attempts` is below `n`.
+fn fail_until(n: u32) -> String {
+    format!(
+        "SELECT nextval('attempts');\n\
+         DO $$ BEGIN IF currval('attempts') < {n} THEN \
+         RAISE EXCEPTION 'restart transaction: TransactionRetryWithProtoRefreshError' USING ERRCODE = '40001'; \
+         END IF; END $$;\n"
+    )
+}
+
+#[test]
+fn serialization_failures_twice_then_success_replays_and_applies_once() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("retry_then_ok");
+    psql(
+        &db.url,
+        "CREATE SEQUENCE attempts; CREATE TABLE effects (n INT);",
+    );
+    let body = format!(
+        "CREATE TABLE made (id INT);\nINSERT INTO effects VALUES (1);\n{}-- @UNDO\nDROP TABLE made;\n",
+        fail_until(3)
+    );
+    let dir = dir_with(&[("1_retried.sql", &body)]);
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(0);
+    // Three attempts ran; the first two were rolled back entirely.
+    assert_eq!(psql(&db.url, "SELECT last_value FROM attempts"), "3");
+    assert_eq!(psql(&db.url, "SELECT count(*) FROM effects"), "1");
+    assert!(table_exists(&db, "made"));
+    assert_eq!(ledger_rows(&db), "1:applied");
+    let retries = out.events_named("migration.retry");
+    assert_eq!(retries.len(), 2, "{}", out.stdout);
+    for (k, e) in retries.iter().enumerate() {
+        assert_eq!(field(e, "attempt").as_u64(), Some(k as u64 + 1), "{e}");
+        assert_eq!(field(e, "sqlstate").as_str(), Some("40001"), "{e}");
+        assert_eq!(field(e, "version").as_i64(), Some(1), "{e}");
+        assert!(field(e, "delay_ms").as_u64().is_some(), "{e}");
+    }
+    assert_eq!(out.events_named("migration.applied").len(), 1);
+}
+
+#[test]
+fn serialization_failures_forever_exhaust_retries_with_exit_13_and_record_nothing() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("retry_forever");
+    psql(
+        &db.url,
+        "CREATE SEQUENCE attempts; CREATE TABLE effects (n INT);",
+    );
+    let body = format!(
+        "INSERT INTO effects VALUES (1);\n{}-- @UNDO\nSELECT 1;\n",
+        fail_until(i32::MAX as u32)
+    );
+    let dir = dir_with(&[("1_never.sql", &body)]);
+    let t0 = Instant::now();
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    let elapsed = t0.elapsed();
+    out.expect_code(13);
+    assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}");
+    assert_eq!(
+        out.events_named("migration.retry").len(),
+        9,
+        "{}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("40001"), "{}", out.stderr);
+    assert_eq!(psql(&db.url, "SELECT last_value FROM attempts"), "10");
+    assert_eq!(psql(&db.url, "SELECT count(*) FROM effects"), "0");
+    assert_eq!(ledger_rows(&db), "");
+}
+
+/// A table `deferred` whose inserts raise `code` at COMMIT (a deferred constraint trigger) while
+/// the sequence `commits` is below `below`.
+fn raise_at_commit(code: &str, below: u32) -> String {
+    format!(
+        "CREATE SEQUENCE commits; CREATE TABLE deferred (id INT);
+         CREATE FUNCTION at_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+           IF nextval('commits') < {below} THEN
+             RAISE EXCEPTION 'raised at COMMIT' USING ERRCODE = '{code}';
+           END IF;
+           RETURN NULL;
+         END $$;
+         CREATE CONSTRAINT TRIGGER at_commit AFTER INSERT ON deferred
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION at_commit();"
+    )
+}
+
+#[test]
+fn serialization_failure_at_commit_is_replayed_too() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("retry_at_commit");
+    psql(&db.url, &raise_at_commit("40001", 3));
+    let dir = dir_with(&[(
+        "1_commit.sql",
+        "CREATE TABLE made (id INT);\nINSERT INTO deferred VALUES (1);\n-- @UNDO\nDROP TABLE made;\n",
+    )]);
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(0);
+    assert_eq!(
+        out.events_named("migration.retry").len(),
+        2,
+        "{}",
+        out.stdout
+    );
+    assert_eq!(psql(&db.url, "SELECT last_value FROM commits"), "3");
+    assert_eq!(psql(&db.url, "SELECT count(*) FROM deferred"), "1");
+    assert_eq!(ledger_rows(&db), "1:applied");
+}
+
+#[test]
+fn statement_completion_unknown_at_commit_is_never_retried_and_marks_dirty() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("c40003_at_commit");
+    psql(&db.url, &raise_at_commit("40003", i32::MAX as u32));
+    let dir = dir_with(&[(
+        "1_commit.sql",
+        "CREATE TABLE made (id INT);\nINSERT INTO deferred VALUES (1);\n-- @UNDO\nDROP TABLE made;\n",
+    )]);
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(31);
+    assert!(
+        out.stderr.contains("SQLSTATE 40003 at COMMIT"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.events_named("migration.retry").len(), 0);
+    assert_eq!(
+        psql(&db.url, "SELECT last_value FROM commits"),
+        "1",
+        "one attempt"
+    );
+    assert_eq!(row_state(&db, 1), "dirty|0");
+    crdb(&db, dir.path(), &["migrate"]).expect_code(32);
+}
+
+#[test]
+fn a_no_transaction_statement_exhausting_its_retries_is_journaled_and_resumed() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("nt_retry_exhausted");
+    psql(
+        &db.url,
+        "CREATE SEQUENCE attempts; CREATE TABLE effects (n INT);",
+    );
+    // Statement 2 raises 40001 on its first 12 runs: 10 attempts in the first run, 3 in the next.
+    let dir = dir_with(&[(
+        "1_nt.sql",
+        "-- @NO_TRANSACTION\nINSERT INTO effects VALUES (1);\n\
+         DO $$ BEGIN IF nextval('attempts') <= 12 THEN \
+         RAISE EXCEPTION 'restart transaction' USING ERRCODE = '40001'; END IF; END $$;\n\
+         INSERT INTO effects VALUES (3);\n-- @UNDO\nDELETE FROM effects;\n",
+    )]);
+    let t0 = Instant::now();
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    out.expect_code(31);
+    assert_eq!(
+        out.events_named("migration.retry").len(),
+        9,
+        "{}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("statement 2 of 3"), "{}", out.stderr);
+    assert!(out.stderr.contains("40001"), "{}", out.stderr);
+    assert_eq!(row_state(&db, 1), "dirty|1");
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(0);
+    assert_eq!(
+        out.events_named("migration.retry").len(),
+        2,
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        psql(
+            &db.url,
+            "SELECT string_agg(n::text, ',' ORDER BY n) FROM effects"
+        ),
+        "1,3"
+    );
+    assert_eq!(psql(&db.url, "SELECT last_value FROM attempts"), "13");
+    assert_eq!(row_state(&db, 1), "applied|3");
+}
+
+/// After a first run made the ledger: its first `n` writes raise 40001 (a trigger on it).
+const LEDGER_CONFLICTS: &str = "
+CREATE SEQUENCE ledger_writes;
+CREATE FUNCTION ledger_conflict() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF nextval('ledger_writes') <= 2 THEN
+    RAISE EXCEPTION 'restart transaction: WriteTooOldError' USING ERRCODE = '40001';
+  END IF;
+  IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER ledger_conflict BEFORE INSERT OR UPDATE OR DELETE ON _migrations
+  FOR EACH ROW EXECUTE FUNCTION ledger_conflict();
+";
+
+#[test]
+fn serialization_failures_on_the_ledger_write_replay_the_migration() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("retry_ledger_tx");
+    let dir = dir_with(&[("1_a.sql", &create("a"))]);
+    crdb(&db, dir.path(), &["migrate"]).expect_code(0);
+    psql(&db.url, "CREATE TABLE effects (n INT);");
+    psql(&db.url, LEDGER_CONFLICTS);
+    write(
+        dir.path(),
+        "2_b.sql",
+        "CREATE TABLE b (id INT);\nINSERT INTO effects VALUES (2);\n-- @UNDO\nDROP TABLE b;\n",
+    );
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(0);
+    assert_eq!(
+        out.events_named("migration.retry").len(),
+        2,
+        "{}",
+        out.stdout
+    );
+    assert_eq!(psql(&db.url, "SELECT count(*) FROM effects"), "1");
+    assert_eq!(ledger_rows(&db), "1:applied,2:applied");
+}
+
+#[test]
+fn serialization_failures_on_the_no_transaction_journal_are_replayed() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("retry_ledger_nt");
+    let dir = dir_with(&[("1_a.sql", &create("a"))]);
+    crdb(&db, dir.path(), &["migrate"]).expect_code(0);
+    psql(&db.url, "CREATE TABLE effects (n INT);");
+    psql(&db.url, LEDGER_CONFLICTS);
+    write(
+        dir.path(),
+        "2_nt.sql",
+        "-- @NO_TRANSACTION\nINSERT INTO effects VALUES (1);\nINSERT INTO effects VALUES (2);\n\
+         -- @UNDO\nDELETE FROM effects;\n",
+    );
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(0);
+    assert_eq!(
+        out.events_named("migration.retry").len(),
+        2,
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        psql(
+            &db.url,
+            "SELECT string_agg(n::text, ',' ORDER BY n) FROM effects"
+        ),
+        "1,2",
+        "each statement ran once"
+    );
+    assert_eq!(row_state(&db, 2), "applied|2");
+    // The undo's journal and row removal are replayed the same way.
+    psql(&db.url, "ALTER SEQUENCE ledger_writes RESTART");
+    let out = crdb(&db, dir.path(), &["rollback"]);
+    out.expect_code(0);
+    assert_eq!(
+        out.events_named("migration.retry").len(),
+        2,
+        "{}",
+        out.stdout
+    );
+    assert_eq!(ledger_rows(&db), "1:applied");
+}
+
+// ---------------------------------------------------------------------------------------------
+// XXA00 at COMMIT: dirty mark, exit 31, refusal 32, repair.
+// ---------------------------------------------------------------------------------------------
+
+/// A table `guarded` whose inserts raise XXA00 at COMMIT, through a deferred constraint trigger.
+const XXA00_AT_COMMIT: &str = "
+CREATE TABLE guarded (id INT);
+CREATE FUNCTION schema_change_aborted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'transaction committed but schema change aborted with error: (42P01)'
+    USING ERRCODE = 'XXA00';
+END $$;
+CREATE CONSTRAINT TRIGGER abort_at_commit AFTER INSERT ON guarded
+  DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION schema_change_aborted();
+";
+
+/// Replaces the trigger function with a harmless one.
+const FIX_TRIGGER: &str = "CREATE OR REPLACE FUNCTION schema_change_aborted() RETURNS trigger \
+     LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$;";
+
+fn xxa00_set() -> TempDir {
+    dir_with(&[
+        (
+            "1_widgets.sql",
+            "CREATE TABLE widgets (id INT);\nINSERT INTO guarded VALUES (1);\n-- @UNDO\nDROP TABLE widgets;\n",
+        ),
+        (
+            "2_gadgets.sql",
+            "CREATE TABLE gadgets (id INT);\n-- @UNDO\nDROP TABLE gadgets;\n",
+        ),
+    ])
+}
+
+/// Runs the XXA00 set once: exit 31, version 1 dirty, version 2 not tried; then a rerun is 32.
+fn xxa00_until_refused(db: &TestDb, dir: &Path) {
+    psql(&db.url, XXA00_AT_COMMIT);
+    let out = crdb(db, dir, &["migrate"]);
+    out.expect_code(31);
+    assert!(
+        out.stderr.contains("SQLSTATE XXA00 at COMMIT"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("crdb-migrate repair --version 1 --mark-applied"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        out.events_named("migration.retry").len(),
+        0,
+        "XXA00 is never retried"
+    );
+    assert_eq!(
+        out.events_named("migration.dirty").len(),
+        1,
+        "{}",
+        out.stdout
+    );
+    assert_eq!(row_state(db, 1), "dirty|0");
+    assert!(
+        !table_exists(db, "gadgets"),
+        "later migrations are not tried"
+    );
+    // Next run: refused, naming the version and the repair command.
+    for args in [&["migrate"][..], &["rollback"][..]] {
+        let again = crdb(db, dir, args);
+        again.expect_code(32);
+        assert!(again.stderr.contains("version 1"), "{}", again.stderr);
+        assert!(again.stderr.contains("dirty"), "{}", again.stderr);
+        assert!(
+            again
+                .stderr
+                .contains("crdb-migrate repair --version 1 --mark-applied"),
+            "{}",
+            again.stderr
+        );
+    }
+    assert_eq!(row_state(db, 1), "dirty|0");
+    // status shows it as dirty without failing.
+    let s: Value =
+        serde_json::from_str(&crdb(db, dir, &["status", "--json"]).stdout).expect("status json");
+    assert_eq!(s["dirty"], serde_json::json!([1]));
+}
+
+#[test]
+fn xxa00_at_commit_marks_dirty_then_repair_mark_applied_unblocks() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("xxa00_mark_applied");
+    let dir = xxa00_set();
+    xxa00_until_refused(&db, dir.path());
+    // The operator checked the change is in place (on CockroachDB the commit happened).
+    let out = crdb(
+        &db,
+        dir.path(),
+        &["repair", "--version", "1", "--mark-applied"],
+    );
+    out.expect_code(0);
+    let repairs = out.events_named("repair");
+    assert_eq!(repairs.len(), 1, "{}", out.stdout);
+    assert_eq!(
+        field(&repairs[0], "holder").as_str(),
+        Some("semantics-test")
+    );
+    assert_eq!(
+        field(&repairs[0], "previous_status").as_str(),
+        Some("dirty")
+    );
+    assert!(field(&repairs[0], "timestamp").is_string());
+    assert_eq!(row_state(&db, 1), "applied|0");
+    // Later migrations then apply; version 1 is not re-run.
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(0);
+    assert_eq!(out.events_named("migration.applied").len(), 1);
+    assert!(table_exists(&db, "gadgets"));
+    assert_eq!(ledger_rows(&db), "1:applied,2:applied");
+}
+
+#[test]
+fn xxa00_at_commit_then_repair_mark_not_applied_lets_migrate_reapply() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("xxa00_not_applied");
+    let dir = xxa00_set();
+    xxa00_until_refused(&db, dir.path());
+    // On PostgreSQL the transaction really was rolled back: nothing remains.
+    assert!(!table_exists(&db, "widgets"));
+    psql(&db.url, FIX_TRIGGER);
+    let out = crdb(
+        &db,
+        dir.path(),
+        &["repair", "--version", "1", "--mark-not-applied"],
+    );
+    out.expect_code(0);
+    assert_eq!(out.events_named("repair").len(), 1, "{}", out.stdout);
+    assert_eq!(ledger_rows(&db), "");
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(0);
+    assert_eq!(out.events_named("migration.applied").len(), 2);
+    assert!(table_exists(&db, "widgets") && table_exists(&db, "gadgets"));
+    assert_eq!(psql(&db.url, "SELECT count(*) FROM guarded"), "1");
+    assert_eq!(ledger_rows(&db), "1:applied,2:applied");
+}
+
+#[test]
+fn repair_refuses_what_it_cannot_do() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("repair_refusals");
+    let dir = dir_with(&[(
+        "1_a.sql",
+        "CREATE TABLE a (id INT);\n-- @UNDO\nDROP TABLE a;\n",
+    )]);
+    // Nothing to mark not applied, no file to mark applied, no row to accept.
+    crdb(
+        &db,
+        dir.path(),
+        &["repair", "--version", "1", "--mark-not-applied"],
+    )
+    .expect_code(20);
+    crdb(
+        &db,
+        dir.path(),
+        &["repair", "--version", "9", "--mark-applied"],
+    )
+    .expect_code(20);
+    crdb(
+        &db,
+        dir.path(),
+        &["repair", "--version", "1", "--accept-checksum"],
+    )
+    .expect_code(20);
+    crdb(&db, dir.path(), &["repair", "--version", "1"]).expect_code(20);
+    assert_eq!(ledger_rows(&db), "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// @NO_TRANSACTION: journal, resume, intact statements, undo, duration.
+// ---------------------------------------------------------------------------------------------
+
+const FOUR_STEPS: &str = "-- @NO_TRANSACTION
+INSERT INTO log VALUES (1);
+INSERT INTO log VALUES (2);
+INSERT INTO missing VALUES (3);
+INSERT INTO log VALUES (4);
+SELECT pg_sleep(0.3);
+-- @UNDO
+DELETE FROM log;
+";
+
+#[test]
+fn no_transaction_failure_is_journaled_and_the_rerun_resumes_after_the_done_statements() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("nt_resume");
+    psql(&db.url, "CREATE TABLE log (n INT);");
+    let dir = dir_with(&[("1_steps.sql", FOUR_STEPS)]);
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(31);
+    assert!(out.stderr.contains("statement 3 of 5"), "{}", out.stderr);
+    assert!(out.stderr.contains("line 4"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("`INSERT INTO missing VALUES (3)`"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("42P01"), "{}", out.stderr);
+    assert_eq!(row_state(&db, 1), "dirty|2");
+    assert_eq!(
+        psql(
+            &db.url,
+            "SELECT string_agg(n::text, ',' ORDER BY n) FROM log"
+        ),
+        "1,2"
+    );
+    // plan shows the resume point.
+    let plan = crdb(&db, dir.path(), &["plan", "--json"]);
+    plan.expect_code(0);
+    let p: Value = serde_json::from_str(&plan.stdout).expect("plan json");
+    assert_eq!(p["steps"][0]["resume_from"], 2, "{p}");
+    assert_eq!(p["steps"][0]["no_transaction"], true, "{p}");
+    // Fixed outside; the rerun resumes at statement 3: statements 1-2 are not run again.
+    psql(&db.url, "CREATE TABLE missing (n INT);");
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(0);
+    assert_eq!(
+        psql(
+            &db.url,
+            "SELECT string_agg(n::text, ',' ORDER BY n) FROM log"
+        ),
+        "1,2,4"
+    );
+    assert_eq!(
+        psql(&db.url, "SELECT string_agg(n::text, ',') FROM missing"),
+        "3"
+    );
+    assert_eq!(row_state(&db, 1), "applied|5");
+    let started = out.events_named("migration.started");
+    assert!(
+        started
+            .iter()
+            .any(|e| field(e, "resume_after").as_u64() == Some(2)),
+        "{}",
+        out.stdout
+    );
+    // The duration is the real one (statement 5 sleeps 300 ms), not 0.
+    let ms: i64 = psql(
+        &db.url,
+        "SELECT duration_ms FROM _migrations WHERE version = 1",
+    )
+    .parse()
+    .expect("duration_ms");
+    assert!((300..30_000).contains(&ms), "duration_ms = {ms}");
+    let applied = out.events_named("migration.applied");
+    assert!(field(&applied[0], "duration_ms").as_u64() >= Some(300));
+}
+
+#[test]
+fn no_transaction_statements_with_semicolons_in_strings_and_bodies_run_intact() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("nt_intact");
+    let body = r#"-- @NO_TRANSACTION
+-- a comment; with a semicolon
+CREATE TABLE notes (id INT PRIMARY KEY, body TEXT);
+INSERT INTO notes VALUES (1, 'a;b; c'), (2, 'don''t; stop');
+INSERT INTO notes VALUES (3, E'it\'s;\n\\;two');
+INSERT INTO notes VALUES (4, $tag$ x; y $$ z; $tag$);
+/* block; comment */ INSERT INTO notes VALUES (5, 'after /* not a comment; */');
+CREATE FUNCTION semi() RETURNS TEXT LANGUAGE plpgsql AS $$
+DECLARE s TEXT := 'p;q';
+BEGIN
+  s := s || ';r';
+  RETURN s;
+END;
+$$;
+INSERT INTO notes VALUES (6, semi());
+INSERT INTO notes SELECT 7, 'last;' || ';'
+-- @UNDO
+DROP FUNCTION semi();
+DROP TABLE notes;
+"#;
+    let dir = dir_with(&[("1_intact.sql", body)]);
+    crdb(&db, dir.path(), &["migrate"]).expect_code(0);
+    assert_eq!(row_state(&db, 1), "applied|8");
+    let got = |id: i32| psql(&db.url, &format!("SELECT body FROM notes WHERE id = {id}"));
+    assert_eq!(got(1), "a;b; c");
+    assert_eq!(got(2), "don't; stop");
+    assert_eq!(got(3), "it's;\n\\;two");
+    assert_eq!(got(4), "x; y $$ z;");
+    assert_eq!(got(5), "after /* not a comment; */");
+    assert_eq!(got(6), "p;q;r");
+    assert_eq!(got(7), "last;;");
+    // The undo runs statement by statement too.
+    crdb(&db, dir.path(), &["rollback"]).expect_code(0);
+    assert!(!table_exists(&db, "notes"));
+    assert_eq!(ledger_rows(&db), "");
+}
+
+#[test]
+fn no_transaction_undo_failure_marks_dirty_and_migrate_then_refuses() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("nt_undo");
+    let dir = dir_with(&[(
+        "1_pair.sql",
+        "-- @NO_TRANSACTION\nCREATE TABLE u1 (id INT);\nCREATE TABLE u2 (id INT);\n\
+         -- @UNDO\nDROP TABLE u2;\nDROP TABLE not_there;\nDROP TABLE u1;\n",
+    )]);
+    crdb(&db, dir.path(), &["migrate"]).expect_code(0);
+    assert_eq!(row_state(&db, 1), "applied|2");
+    let out = crdb(&db, dir.path(), &["rollback"]);
+    out.expect_code(31);
+    assert!(out.stderr.contains("statement 2 of 3"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("DROP TABLE not_there"),
+        "{}",
+        out.stderr
+    );
+    // Statement by statement: the first undo statement committed on its own, the third never ran.
+    assert!(!table_exists(&db, "u2"));
+    assert!(table_exists(&db, "u1"));
+    // One undo statement done: journaled as -(1 + 1).
+    assert_eq!(row_state(&db, 1), "dirty|-2");
+    for args in [&["migrate"][..], &["rollback"][..]] {
+        let again = crdb(&db, dir.path(), args);
+        again.expect_code(32);
+        assert!(
+            again
+                .stderr
+                .contains("crdb-migrate repair --version 1 --mark-applied"),
+            "{}",
+            again.stderr
+        );
+    }
+    // The operator finishes the undo by hand and says so; migrate then applies it afresh.
+    psql(&db.url, "DROP TABLE u1;");
+    crdb(
+        &db,
+        dir.path(),
+        &["repair", "--version", "1", "--mark-not-applied"],
+    )
+    .expect_code(0);
+    crdb(&db, dir.path(), &["migrate"]).expect_code(0);
+    assert!(table_exists(&db, "u1") && table_exists(&db, "u2"));
+    assert_eq!(row_state(&db, 1), "applied|2");
+}
+
+#[test]
+fn repeat_until_zero_over_ten_thousand_rows_in_batches_of_a_thousand_takes_eleven_runs() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("repeat_until_zero");
+    psql(
+        &db.url,
+        "CREATE TABLE big (id INT PRIMARY KEY, done BOOL NOT NULL DEFAULT false);
+         INSERT INTO big (id) SELECT g FROM generate_series(1, 10000) g;",
+    );
+    let dir = dir_with(&[(
+        "1_backfill.sql",
+        "-- @NO_TRANSACTION\n\
+         SELECT 1;\n\
+         -- @REPEAT_UNTIL_ZERO\n\
+         UPDATE big SET done = true WHERE id IN (SELECT id FROM big WHERE NOT done ORDER BY id LIMIT 1000);\n\
+         -- @UNDO\n\
+         -- @REPEAT_UNTIL_ZERO\n\
+         UPDATE big SET done = false WHERE id IN (SELECT id FROM big WHERE done ORDER BY id LIMIT 4000);\n",
+    )]);
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(0);
+    let batches = out.events_named("migration.batch");
+    assert_eq!(batches.len(), 11, "{}", out.stdout);
+    let rows: Vec<u64> = batches
+        .iter()
+        .map(|e| field(e, "rows").as_u64().expect("rows"))
+        .collect();
+    assert_eq!(rows, [vec![1000; 10], vec![0]].concat());
+    assert_eq!(field(&batches[10], "rows_total").as_u64(), Some(10_000));
+    assert_eq!(field(&batches[10], "run").as_u64(), Some(11));
+    assert_eq!(field(&batches[10], "statement").as_u64(), Some(2));
+    assert_eq!(
+        psql(&db.url, "SELECT count(*) FROM big WHERE done"),
+        "10000"
+    );
+    assert_eq!(row_state(&db, 1), "applied|2");
+    // The undo repeats too: 4 runs of up to 4000, the last affecting none.
+    let out = crdb(&db, dir.path(), &["rollback"]);
+    out.expect_code(0);
+    let rows: Vec<u64> = out
+        .events_named("migration.batch")
+        .iter()
+        .map(|e| field(e, "rows").as_u64().expect("rows"))
+        .collect();
+    assert_eq!(rows, [4000, 4000, 2000, 0]);
+    assert_eq!(psql(&db.url, "SELECT count(*) FROM big WHERE done"), "0");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ordering and drift.
+// ---------------------------------------------------------------------------------------------
+
+fn create(name: &str) -> String {
+    format!("CREATE TABLE {name} (id INT);\n-- @UNDO\nDROP TABLE {name};\n")
+}
+
+#[test]
+fn out_of_order_is_refused_unless_allowed() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("out_of_order");
+    let dir = dir_with(&[("1_a.sql", &create("a")), ("3_c.sql", &create("c"))]);
+    crdb(&db, dir.path(), &["migrate"]).expect_code(0);
+    write(dir.path(), "2_b.sql", &create("b"));
+    for args in [&["migrate"][..], &["plan"][..]] {
+        let out = crdb(&db, dir.path(), args);
+        out.expect_code(32);
+        assert!(out.stderr.contains("version 2"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("newest applied version 3"),
+            "{}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("MIGRATE_ALLOW_OUT_OF_ORDER=true"),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(!table_exists(&db, "b"));
+    let allow = [("MIGRATE_ALLOW_OUT_OF_ORDER", "true")];
+    let out = crdb_env(&db, dir.path(), &allow, &["migrate"]);
+    out.expect_code(0);
+    assert_eq!(out.events_named("migration.applied").len(), 1);
+    assert!(table_exists(&db, "b"));
+    assert_eq!(ledger_rows(&db), "1:applied,2:applied,3:applied");
+    // Once applied, it is no longer out of order.
+    crdb(&db, dir.path(), &["migrate"]).expect_code(0);
+}
+
+#[test]
+fn an_edited_applied_file_is_refused_until_its_checksum_is_accepted() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("accept_checksum");
+    let dir = dir_with(&[("1_a.sql", &create("a"))]);
+    crdb(&db, dir.path(), &["migrate"]).expect_code(0);
+    let edited = "CREATE TABLE a (id INT); -- reformatted\n-- @UNDO\nDROP TABLE a;\n";
+    write(dir.path(), "1_a.sql", edited);
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(32);
+    assert!(
+        out.stderr.contains("was applied from a different file"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("crdb-migrate repair --version 1 --accept-checksum"),
+        "{}",
+        out.stderr
+    );
+    let out = crdb(
+        &db,
+        dir.path(),
+        &["repair", "--version", "1", "--accept-checksum"],
+    );
+    out.expect_code(0);
+    assert_eq!(out.events_named("repair").len(), 1);
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(0);
+    assert_eq!(
+        out.events_named("migration.applied").len(),
+        0,
+        "nothing re-run"
+    );
+    let s: Value =
+        serde_json::from_str(&crdb(&db, dir.path(), &["status", "--json"]).stdout).expect("json");
+    assert_eq!(s["migrations"][0]["checksum_matches"], true);
+}
+
+#[test]
+fn a_dirty_no_transaction_file_that_changed_is_refused_and_resumes_once_restored() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("dirty_changed");
+    psql(&db.url, "CREATE TABLE log (n INT);");
+    let dir = dir_with(&[("1_steps.sql", FOUR_STEPS)]);
+    crdb(&db, dir.path(), &["migrate"]).expect_code(31);
+    assert_eq!(row_state(&db, 1), "dirty|2");
+    // Someone "fixes" the file instead of the database: the journal no longer fits it.
+    write(
+        dir.path(),
+        "1_steps.sql",
+        &FOUR_STEPS.replace("INSERT INTO missing", "INSERT INTO log"),
+    );
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(32);
+    assert!(
+        out.stderr
+            .contains("is partly applied (dirty) and its file changed"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(psql(&db.url, "SELECT count(*) FROM log"), "2");
+    // Restored and fixed outside: resumes.
+    write(dir.path(), "1_steps.sql", FOUR_STEPS);
+    psql(&db.url, "CREATE TABLE missing (n INT);");
+    crdb(&db, dir.path(), &["migrate"]).expect_code(0);
+    assert_eq!(psql(&db.url, "SELECT count(*) FROM log"), "3");
+    assert_eq!(row_state(&db, 1), "applied|5");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Statement timeout.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn statement_timeout_cancels_a_slow_migration_with_57014() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("statement_timeout");
+    let dir = dir_with(&[(
+        "1_slow.sql",
+        "CREATE TABLE slow (id INT);\nSELECT pg_sleep(2);\n-- @UNDO\nDROP TABLE slow;\n",
+    )]);
+    let out = crdb_env(
+        &db,
+        dir.path(),
+        &[("MIGRATE_STATEMENT_TIMEOUT", "200ms")],
+        &["migrate"],
+    );
+    out.expect_code(30);
+    assert!(out.stderr.contains("SQLSTATE 57014"), "{}", out.stderr);
+    assert!(!table_exists(&db, "slow"));
+    assert_eq!(ledger_rows(&db), "");
+    // The same file with a longer bound passes.
+    crdb_env(
+        &db,
+        dir.path(),
+        &[("MIGRATE_STATEMENT_TIMEOUT", "5s")],
+        &["migrate"],
+    )
+    .expect_code(0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CockroachDB lint: `verify` and `plan --json`.
+// ---------------------------------------------------------------------------------------------
+
+/// (file, the rules expected on it: empty for the negative examples).
+const LINT_CASES: &[(&str, &str, &[&str])] = &[
+    (
+        "1_base.sql",
+        "CREATE TABLE a (id INT, old INT);\nCREATE TABLE b (id INT);\n-- @UNDO\nDROP TABLE a, b;\n",
+        &[],
+    ),
+    // irreversible
+    (
+        "2_no_undo.sql",
+        "CREATE TABLE c (id INT);\n",
+        &["irreversible"],
+    ),
+    (
+        "3_with_undo.sql",
+        "CREATE TABLE d (id INT);\n-- @UNDO\nDROP TABLE d;\n",
+        &[],
+    ),
+    // multiple_schema_changes
+    (
+        "4_two_alters.sql",
+        "ALTER TABLE a ADD COLUMN x INT;\nALTER TABLE b ADD COLUMN y INT;\n-- @UNDO\nSELECT 1;\n",
+        &["multiple_schema_changes"],
+    ),
+    (
+        "5_new_table_and_index.sql",
+        "CREATE TABLE e (id INT);\nCREATE INDEX e_id ON e (id);\n-- @UNDO\nDROP TABLE e;\n",
+        &[],
+    ),
+    // schema_change_after_write
+    (
+        "6_write_then_alter.sql",
+        "INSERT INTO a (id) VALUES (1);\nALTER TABLE b ADD COLUMN z INT;\n-- @UNDO\nSELECT 1;\n",
+        &["schema_change_after_write"],
+    ),
+    (
+        "7_alter_then_write.sql",
+        "ALTER TABLE b ADD COLUMN z2 INT;\nINSERT INTO a (id) VALUES (1);\n-- @UNDO\nSELECT 1;\n",
+        &[],
+    ),
+    // add_column_then_use
+    (
+        "8_add_then_use.sql",
+        "ALTER TABLE a ADD COLUMN w INT;\nUPDATE a SET w = 1;\n-- @UNDO\nSELECT 1;\n",
+        &["add_column_then_use"],
+    ),
+    (
+        "9_add_then_other.sql",
+        "ALTER TABLE a ADD COLUMN v INT;\nUPDATE a SET id = 1;\n-- @UNDO\nSELECT 1;\n",
+        &[],
+    ),
+    // drop_column_with_other_ddl
+    (
+        "10_drop_and_add.sql",
+        "ALTER TABLE a DROP COLUMN old, ADD COLUMN new INT;\n-- @UNDO\nSELECT 1;\n",
+        &["drop_column_with_other_ddl"],
+    ),
+    (
+        "11_drop_alone.sql",
+        "ALTER TABLE a DROP COLUMN old2;\n-- @UNDO\nSELECT 1;\n",
+        &[],
+    ),
+    // The transactional rules do not apply to a @NO_TRANSACTION file.
+    (
+        "12_no_transaction.sql",
+        "-- @NO_TRANSACTION\nINSERT INTO a (id) VALUES (2);\nALTER TABLE a ADD COLUMN u INT;\n\
+         ALTER TABLE b ADD COLUMN t INT;\nUPDATE a SET u = 1;\nALTER TABLE a DROP COLUMN t2, ADD COLUMN s INT;\n\
+         -- @UNDO\nSELECT 1;\n",
+        &[],
+    ),
+];
+
+fn lint_dir() -> TempDir {
+    let files: Vec<(&str, &str)> = LINT_CASES.iter().map(|(n, b, _)| (*n, *b)).collect();
+    dir_with(&files)
+}
+
+#[test]
+fn each_lint_rule_fires_on_its_positive_example_only_through_verify() {
+    let dir = lint_dir();
+    let out = run(bin().env("MIGRATIONS_DIR", dir.path()).arg("verify"));
+    out.expect_code(0);
+    let mut seen: Vec<(String, String)> = Vec::new();
+    for line in out.stdout.lines().filter(|l| l.starts_with("warning [")) {
+        let rule = line["warning [".len()..]
+            .split(']')
+            .next()
+            .unwrap_or_default();
+        let (file, _, _) = LINT_CASES
+            .iter()
+            .find(|(name, _, _)| line.contains(&format!("/{name}:")))
+            .unwrap_or_else(|| panic!("warning names no file: {line}"));
+        seen.push((file.to_string(), rule.to_string()));
+        if rule != "irreversible" {
+            assert!(line.contains(": statement "), "names the statement: {line}");
+            assert!(line.contains("@NO_TRANSACTION"), "says the fix: {line}");
+            assert!(line.contains("split it"), "says the fix: {line}");
+        }
+    }
+    let mut expected: Vec<(String, String)> = LINT_CASES
+        .iter()
+        .flat_map(|(n, _, rules)| rules.iter().map(|r| (n.to_string(), r.to_string())))
+        .collect();
+    seen.sort();
+    expected.sort();
+    assert_eq!(seen, expected, "{}", out.stdout);
+    assert!(
+        out.stdout.starts_with(&format!(
+            "{} migration file(s) OK, {} warning(s)",
+            LINT_CASES.len(),
+            expected.len()
+        )),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn plan_json_lists_lint_warnings_on_each_step_and_flags_no_transaction() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let db = fresh_db("plan_lint");
+    let dir = lint_dir();
+    let out = crdb(&db, dir.path(), &["plan", "--json"]);
+    out.expect_code(0);
+    let p: Value = serde_json::from_str(&out.stdout).expect("plan json");
+    let steps = p["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), LINT_CASES.len());
+    for (step, (name, _, rules)) in steps.iter().zip(LINT_CASES) {
+        assert!(
+            step["file"].as_str().is_some_and(|f| f.ends_with(name)),
+            "{step}"
+        );
+        let got: Vec<&str> = step["warnings"]
+            .as_array()
+            .expect("warnings")
+            .iter()
+            .map(|w| w["rule"].as_str().expect("rule"))
+            .collect();
+        assert_eq!(&got, rules, "{name}: {step}");
+        for w in step["warnings"].as_array().expect("warnings") {
+            assert!(
+                w["message"].as_str().is_some_and(|m| m.contains(name)),
+                "{w}"
+            );
+        }
+        assert_eq!(
+            step["no_transaction"],
+            *name == "12_no_transaction.sql",
+            "{name}: {step}"
+        );
+    }
+    // plan changes nothing.
+    assert!(!table_exists(&db, "a"));
+}
