@@ -544,6 +544,14 @@ impl<'a> Applier<'a> {
                 self.autocommit(m, &st.text).await.map(|_| ())
             };
             if let Err(e) = result {
+                // The statement never took effect and the journal says where we are, so a
+                // rerun resumes here: a transient outcome (exit 13), not a dirty failure.
+                if up && is_retry(&e) {
+                    return Err(Error::RetriesExhausted {
+                        version: m.version,
+                        attempts: self.max_retries as u32 + 1,
+                    });
+                }
                 if e.is_closed() || code(&e).is_some_and(is_connection_class) {
                     return Err(Error::db(
                         format!("migration {} statement {}", m.version, i + 1),

@@ -61,7 +61,7 @@ pub enum Error {
     },
     /// SQLSTATE 40001 kept coming back.
     #[error(
-        "migration {version}: serialization failures (SQLSTATE 40001) on all {attempts} attempts; nothing was recorded, a rerun will try again"
+        "migration {version}: serialization failures (SQLSTATE 40001) on all {attempts} attempts; what failed did not take effect and a rerun will try it again"
     )]
     RetriesExhausted {
         /// The migration's version (0 for bookkeeping statements).

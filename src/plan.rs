@@ -234,6 +234,13 @@ pub fn down<'a>(
     };
     let mut steps = Vec::new();
     let mut missing = Vec::new();
+    // A half-applied forward migration would be undone by SQL written for a whole one.
+    if let Some(r) = rows.iter().find(|r| r.dirty) {
+        return Err(Error::Disagreement(vec![format!(
+            "version {} ({}) is partly applied (dirty, {} statement(s) done): run `crdb-migrate migrate` to finish it, or repair it, before rolling back",
+            r.version, r.description, r.statements_done
+        )]));
+    }
     for r in &chosen {
         match set.iter().find(|m| m.version == r.version) {
             None => missing.push(format!(
