@@ -230,6 +230,27 @@ impl Lease {
         self.lost.load(Ordering::SeqCst)
     }
 
+    /// Asks the database, on the lease's own connection, whether the lease is still ours: our
+    /// holder and fence, unexpired in database time. `None` when it cannot tell (the query
+    /// failed or took longer than a few seconds).
+    pub async fn still_ours(&self) -> Option<bool> {
+        let sql = format!(
+            "SELECT holder IS NOT DISTINCT FROM $1::TEXT AND fence = $2::INT8 AND expires_at > clock_timestamp() FROM {} WHERE id = 1",
+            self.tables.lease
+        );
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+            [&self.fence.holder, &self.fence.token];
+        let q = self.client.query_opt(&sql, &params);
+        match tokio::time::timeout(Duration::from_secs(5), q).await {
+            Ok(Ok(Some(row))) => row
+                .try_get::<_, Option<bool>>(0)
+                .ok()
+                .map(|b| b.unwrap_or(false)),
+            Ok(Ok(None)) => Some(false),
+            _ => None,
+        }
+    }
+
     /// A handle that frees the lease, usable after the lease itself was dropped with the
     /// work that held it.
     pub fn releaser(&self) -> Releaser {

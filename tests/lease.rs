@@ -251,7 +251,10 @@ fn twenty_runners_at_once_apply_two_hundred_migrations_exactly_once() {
         .iter()
         .map(|o| o.events_named("migration.applied").len())
         .sum();
-    assert_eq!(applied, N as usize, "migration.applied events over all runners");
+    assert_eq!(
+        applied, N as usize,
+        "migration.applied events over all runners"
+    );
     // Every acquisition got its own fence, one more than the previous; the last is in the row.
     let mut fences: Vec<i64> = outs
         .iter()
@@ -285,7 +288,8 @@ fn a_killed_holder_is_taken_over_once_its_ttl_passes() {
     let dir = migrations(N, |_| "SELECT pg_sleep(0.2);".into());
     let first = Bg::spawn(cmd(&db, dir.path(), "first").env("MIGRATE_LEASE_TTL", "2s"));
     wait_until(Duration::from_secs(30), "5 migrations applied", || {
-        ledger_rows(&db) >= 5
+        // The ledger does not exist until the first runner creates it.
+        try_psql(&db.url, "SELECT count(*) >= 5 FROM _migrations").as_deref() == Ok("t")
     });
     first.signal("KILL");
     let killed_at = Instant::now();
@@ -361,12 +365,18 @@ fn a_frozen_holder_past_its_ttl_is_fenced_off_and_commits_nothing() {
     second.expect_code(0);
     let second_took = frozen_at.elapsed();
     assert_eq!(second.events_named("migration.applied").len(), 2);
-    let after_second = psql(&db.url, "SELECT version, fence, applied_by FROM _migrations ORDER BY 1");
+    let after_second = psql(
+        &db.url,
+        "SELECT version, fence, applied_by FROM _migrations ORDER BY 1",
+    );
     first.signal("CONT");
     let out = first.wait(Duration::from_secs(30));
     out.expect_code(12);
     assert_eq!(
-        psql(&db.url, "SELECT version, fence, applied_by FROM _migrations ORDER BY 1"),
+        psql(
+            &db.url,
+            "SELECT version, fence, applied_by FROM _migrations ORDER BY 1"
+        ),
         after_second,
         "the frozen runner committed nothing after it woke"
     );
@@ -485,7 +495,10 @@ fn sigterm_lets_the_in_flight_migration_finish_within_the_grace_budget() {
     assert!(lease_free(&db), "lease released: {}", lease_row(&db));
     assert!(took < Duration::from_secs(10), "within grace: {took:?}");
     assert_eq!(
-        psql(&db.url, "SELECT string_agg(version::text, ',' ORDER BY version) FROM _migrations"),
+        psql(
+            &db.url,
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM _migrations"
+        ),
         "1,2",
         "the in-flight migration finished, the next was not started"
     );
@@ -569,11 +582,7 @@ fn fences_grow_per_acquisition_are_stored_and_shown_and_only_writers_take_the_le
     let dir = migrations(2, |_| String::new());
     let me = |args: &[&str]| run(cmd(&db, dir.path(), "me").args(args));
     // Read-only commands take no lease (and create nothing).
-    for args in [
-        &["status", "--json"][..],
-        &["plan"][..],
-        &["verify"][..],
-    ] {
+    for args in [&["status", "--json"][..], &["plan"][..], &["verify"][..]] {
         let out = me(args);
         out.expect_code(0);
         assert!(!mentions_lease_acquired(&out), "{args:?} took the lease");
@@ -589,7 +598,10 @@ fn fences_grow_per_acquisition_are_stored_and_shown_and_only_writers_take_the_le
         assert_eq!(field(e, "fence"), 1);
     }
     assert_eq!(
-        psql(&db.url, "SELECT string_agg(format('%s:%s', version, fence), ',' ORDER BY version) FROM _migrations"),
+        psql(
+            &db.url,
+            "SELECT string_agg(format('%s:%s', version, fence), ',' ORDER BY version) FROM _migrations"
+        ),
         "1:1,2:1"
     );
     write_migration(dir.path(), 3, "");
@@ -597,7 +609,10 @@ fn fences_grow_per_acquisition_are_stored_and_shown_and_only_writers_take_the_le
     second.expect_code(0);
     assert_eq!(field(&second.events_named("lease.acquired")[0], "fence"), 2);
     assert_eq!(
-        psql(&db.url, "SELECT string_agg(format('%s:%s', version, fence), ',' ORDER BY version) FROM _migrations"),
+        psql(
+            &db.url,
+            "SELECT string_agg(format('%s:%s', version, fence), ',' ORDER BY version) FROM _migrations"
+        ),
         "1:1,2:1,3:2"
     );
     let out = me(&["wait", "--version", "3"]);
@@ -606,14 +621,13 @@ fn fences_grow_per_acquisition_are_stored_and_shown_and_only_writers_take_the_le
     let rolled = me(&["rollback"]);
     rolled.expect_code(0);
     assert_eq!(field(&rolled.events_named("lease.acquired")[0], "fence"), 3);
-    fs::write(
-        dir.path().join("1_m1.sql"),
-        body(1, "-- edited on purpose"),
-    )
-    .expect("edit");
+    fs::write(dir.path().join("1_m1.sql"), body(1, "-- edited on purpose")).expect("edit");
     let repaired = me(&["repair", "--version", "1", "--accept-checksum"]);
     repaired.expect_code(0);
-    assert_eq!(field(&repaired.events_named("lease.acquired")[0], "fence"), 4);
+    assert_eq!(
+        field(&repaired.events_named("lease.acquired")[0], "fence"),
+        4
+    );
     // `status --json` shows the lease: free, last fence 4; then held by someone.
     let s: serde_json::Value =
         serde_json::from_str(&me(&["status", "--json"]).stdout).expect("status json");
@@ -631,5 +645,9 @@ fn fences_grow_per_acquisition_are_stored_and_shown_and_only_writers_take_the_le
     assert_eq!(s["lease"]["holder"], "someone");
     assert_eq!(s["lease"]["fence"], 5);
     assert_eq!(s["lease"]["held"], true);
-    assert!(s["lease"]["expires_at"].as_str().is_some_and(|t| t.ends_with('Z')));
+    assert!(
+        s["lease"]["expires_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
 }
