@@ -275,6 +275,13 @@ fn twenty_runners_at_once_apply_two_hundred_migrations_exactly_once() {
         count(&db, "SELECT count(DISTINCT fence) FROM _migrations"),
         1
     );
+    // The runners that took the lease after the winner re-read the ledger and stopped there.
+    let peers_done: usize = outs
+        .iter()
+        .filter(|o| o.has_event("lease.acquired") && !o.has_event("migration.applied"))
+        .filter(|o| o.has_event("run.nothing_to_do"))
+        .count();
+    assert_eq!(peers_done as i64, acquisitions - 1);
     eprintln!(
         "20 runners, {N} migrations: {elapsed:?}, {acquisitions} lease acquisitions, {} runners found nothing to do before taking the lease",
         RUNNERS as i64 - acquisitions
@@ -335,16 +342,28 @@ fn a_killed_holder_is_taken_over_once_its_ttl_passes() {
 
 #[test]
 fn a_frozen_holder_past_its_ttl_is_fenced_off_and_commits_nothing() {
-    let db = db_with_effects("sigstop");
     // Migration 2 sleeps while the holder is frozen: when the sleep ends its transaction is
-    // idle, so `idle_in_transaction_session_timeout` (= the TTL) ends it and frees `t_2`.
-    let dir = migrations(3, |v| {
-        if v == 2 {
-            "SELECT pg_sleep(1);".into()
-        } else {
-            String::new()
-        }
-    });
+    // idle, so `idle_in_transaction_session_timeout` (= the TTL) ends it and frees `t_2`,
+    // which the second runner's migration 2 waits for.
+    frozen_holder("sigstop", "SELECT pg_sleep(1);");
+}
+
+#[test]
+fn a_frozen_holder_holding_the_lease_row_lock_does_not_block_the_next_forever() {
+    // As if frozen right after the fenced ledger write, whose `lease_ok` CTE updates (so
+    // row-locks) the lease row until COMMIT: the second runner's acquiring UPDATE waits on
+    // that lock until the server ends the frozen, idle transaction.
+    frozen_holder(
+        "sigstop_lease_row",
+        "UPDATE _migrations_lease SET expires_at = expires_at WHERE id = 1;\nSELECT pg_sleep(1);",
+    );
+}
+
+/// SIGSTOP of the holder inside migration 2 (whose body ends with `extra`), a second runner
+/// with the same 2 s TTL completes, then SIGCONT: the first exits 12 and commits nothing.
+fn frozen_holder(tag: &str, extra: &str) {
+    let db = db_with_effects(tag);
+    let dir = migrations(3, |v| if v == 2 { extra.into() } else { String::new() });
     let first = Bg::spawn(cmd(&db, dir.path(), "first").env("MIGRATE_LEASE_TTL", "2s"));
     wait_until(
         Duration::from_secs(30),
@@ -372,6 +391,7 @@ fn a_frozen_holder_past_its_ttl_is_fenced_off_and_commits_nothing() {
     first.signal("CONT");
     let out = first.wait(Duration::from_secs(30));
     out.expect_code(12);
+    assert!(out.stderr.contains("lease lost"), "{}", out.stderr);
     assert_eq!(
         psql(
             &db.url,
@@ -399,7 +419,7 @@ fn a_frozen_holder_past_its_ttl_is_fenced_off_and_commits_nothing() {
         "the first runner applied migration 1 only"
     );
     assert!(lease_free(&db), "{}", lease_row(&db));
-    eprintln!("SIGSTOP: the second runner completed {second_took:?} after the freeze");
+    eprintln!("SIGSTOP ({tag}): the second runner completed {second_took:?} after the freeze");
 }
 
 /// Reads the termination message written by a run.
