@@ -249,6 +249,20 @@ where
     Ok((client, ServerInfo { flavour, version }))
 }
 
+/// Asks the server to cancel whatever the connection behind `token` is running (used when a
+/// SIGTERM's grace budget is spent, so an abandoned migration rolls back now instead of running
+/// on the server, holding its locks, until it notices its client is gone). Same TLS settings
+/// as the connection itself.
+pub async fn cancel(
+    url: &DbUrl,
+    token: &tokio_postgres::CancelToken,
+) -> Result<(), tokio_postgres::Error> {
+    match &url.tls {
+        None => token.cancel_query(NoTls).await,
+        Some(config) => token.cancel_query(tls::TrackedTls::new(config).0).await,
+    }
+}
+
 /// One connection to one host and database, bounded by `budget`.
 async fn connect_host(
     url: &DbUrl,

@@ -110,12 +110,7 @@ pub async fn acquire(
         t.lease
     );
     let started = Instant::now();
-    let mut backoff = ExponentialBuilder::default()
-        .with_jitter()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(2))
-        .without_max_times()
-        .build();
+    let mut backoff = acquire_backoff();
     loop {
         let row = client
             .query_opt(&sql, &[&holder, &ttl_ms])
@@ -157,7 +152,7 @@ pub async fn acquire(
             return Err(Error::Terminated);
         }
         let waited = started.elapsed();
-        if waited >= timeout {
+        let Some(delay) = next_poll(backoff.next(), waited, timeout) else {
             let info = info.unwrap_or(LeaseInfo {
                 holder: None,
                 fence: 0,
@@ -170,11 +165,7 @@ pub async fn acquire(
                 fence: info.fence,
                 expires: info.expires_at.unwrap_or_else(|| "-".into()),
             });
-        }
-        let delay = backoff
-            .next()
-            .unwrap_or(Duration::from_secs(1))
-            .min(timeout - waited);
+        };
         if let Some(i) = &info {
             tracing::info!(
                 event = events::LEASE_WAITING,
@@ -186,6 +177,52 @@ pub async fn acquire(
             );
         }
         tokio::time::sleep(delay).await;
+    }
+}
+
+/// The delays between acquisition attempts: exponential from 100 ms, capped at 2 s, jittered
+/// so runners started together do not poll in lockstep.
+fn acquire_backoff() -> impl Iterator<Item = Duration> {
+    ExponentialBuilder::default()
+        .with_jitter()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(2))
+        .without_max_times()
+        .build()
+}
+
+/// How long to sleep before the next acquisition attempt, given the backoff's proposal and how
+/// long we have waited; `None` when the timeout has passed (give up: exit 11). Never sleeps
+/// past the timeout, so the last attempt happens at it.
+fn next_poll(proposed: Option<Duration>, waited: Duration, timeout: Duration) -> Option<Duration> {
+    let left = timeout.checked_sub(waited).filter(|d| !d.is_zero())?;
+    Some(proposed.unwrap_or(Duration::from_secs(1)).min(left))
+}
+
+/// How often the heartbeat renews: three times per TTL, so one slow or failed renewal still
+/// leaves time for another before the lease expires.
+fn heartbeat_period(ttl: Duration) -> Duration {
+    ttl / 3
+}
+
+/// What one heartbeat renewal found.
+#[derive(Debug, PartialEq, Eq)]
+enum Beat {
+    /// Our row was extended.
+    Renewed,
+    /// No row matched our holder, fence and an unexpired lease: it expired or was taken.
+    Lost,
+    /// The statement failed (network, server): not yet a loss; the fenced write decides.
+    Failed,
+}
+
+impl Beat {
+    fn of<E>(renewal: &std::result::Result<u64, E>) -> Beat {
+        match renewal {
+            Ok(1) => Beat::Renewed,
+            Ok(_) => Beat::Lost,
+            Err(_) => Beat::Failed,
+        }
     }
 }
 
@@ -201,24 +238,25 @@ async fn heartbeat(
          WHERE id = 1 AND holder = $1::TEXT AND fence = $2::INT8 AND expires_at > clock_timestamp()",
         t.lease
     );
-    let period = ttl / 3;
+    let period = heartbeat_period(ttl);
     loop {
         tokio::time::sleep(period).await;
-        match client
+        let renewed = client
             .execute(&sql, &[&fence.holder, &fence.token, &fence.ttl_ms])
-            .await
-        {
-            Ok(1) => {
+            .await;
+        match Beat::of(&renewed) {
+            Beat::Renewed => {
                 tracing::debug!(event = events::LEASE_RENEWED, holder = %fence.holder, fence = fence.token, "lease renewed");
             }
-            Ok(_) => {
+            Beat::Lost => {
                 lost.store(true, Ordering::SeqCst);
                 tracing::error!(event = events::LEASE_LOST, holder = %fence.holder, fence = fence.token, "lease lost: it expired or another runner took it");
                 return;
             }
-            Err(e) => {
+            Beat::Failed => {
                 // A failed renewal is not yet a loss: the fenced commit decides. Keep trying.
-                tracing::warn!(event = events::LEASE_RENEWED, holder = %fence.holder, fence = fence.token, error = %e, "lease renewal failed; retrying");
+                let error = renewed.err().map(|e| e.to_string()).unwrap_or_default();
+                tracing::warn!(event = events::LEASE_RENEWED, holder = %fence.holder, fence = fence.token, error = %error, "lease renewal failed; retrying");
             }
         }
     }
@@ -228,6 +266,27 @@ impl Lease {
     /// The heartbeat saw the lease expire or change hands.
     pub fn is_lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Asks the database, on the lease's own connection, whether the lease is still ours: our
+    /// holder and fence, unexpired in database time. `None` when it cannot tell (the query
+    /// failed or took longer than a few seconds).
+    pub async fn still_ours(&self) -> Option<bool> {
+        let sql = format!(
+            "SELECT holder IS NOT DISTINCT FROM $1::TEXT AND fence = $2::INT8 AND expires_at > clock_timestamp() FROM {} WHERE id = 1",
+            self.tables.lease
+        );
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
+            [&self.fence.holder, &self.fence.token];
+        let q = self.client.query_opt(&sql, &params);
+        match tokio::time::timeout(Duration::from_secs(5), q).await {
+            Ok(Ok(Some(row))) => row
+                .try_get::<_, Option<bool>>(0)
+                .ok()
+                .map(|b| b.unwrap_or(false)),
+            Ok(Ok(None)) => Some(false),
+            _ => None,
+        }
     }
 
     /// A handle that frees the lease, usable after the lease itself was dropped with the
@@ -280,5 +339,63 @@ impl Releaser {
 impl Drop for Lease {
     fn drop(&mut self) {
         self.heartbeat.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn polls_until_the_timeout_and_never_sleeps_past_it() {
+        let ms = Duration::from_millis;
+        assert_eq!(next_poll(Some(ms(300)), ms(0), 10 * S), Some(ms(300)));
+        // The last sleep is cut to what is left, so the final attempt lands on the timeout.
+        assert_eq!(next_poll(Some(2 * S), ms(9500), 10 * S), Some(ms(500)));
+        assert_eq!(next_poll(Some(ms(300)), 10 * S, 10 * S), None);
+        assert_eq!(next_poll(Some(ms(300)), 11 * S, 10 * S), None);
+        // A zero timeout (MIGRATE_LEASE_TIMEOUT=0s) tries once and gives up.
+        assert_eq!(next_poll(Some(ms(300)), ms(0), ms(0)), None);
+        // An exhausted backoff (it is unbounded, but be safe) falls back to one second.
+        assert_eq!(next_poll(None, ms(0), 10 * S), Some(S));
+    }
+
+    #[test]
+    fn acquisition_delays_are_jittered_and_bounded() {
+        let delays: Vec<Duration> = acquire_backoff().take(50).collect();
+        assert_eq!(delays.len(), 50, "unbounded: the timeout ends the polling");
+        // backon's jitter adds up to one more delay: [100 ms, 4 s].
+        for d in &delays {
+            assert!(*d >= Duration::from_millis(100) && *d <= 4 * S, "{d:?}");
+        }
+        // Two runners started together do not poll in lockstep.
+        let other: Vec<Duration> = acquire_backoff().take(50).collect();
+        assert_ne!(delays, other);
+    }
+
+    #[test]
+    fn heartbeat_renews_three_times_per_ttl() {
+        assert_eq!(heartbeat_period(30 * S), 10 * S);
+        // The shortest TTL config allows (1 s) still renews well before expiry.
+        assert_eq!(heartbeat_period(S), Duration::from_nanos(333_333_333));
+        assert!(heartbeat_period(S) * 2 < S);
+    }
+
+    #[test]
+    fn a_renewal_matching_no_row_is_a_loss_an_error_is_not() {
+        assert_eq!(Beat::of::<()>(&Ok(1)), Beat::Renewed);
+        assert_eq!(Beat::of::<()>(&Ok(0)), Beat::Lost);
+        assert_eq!(Beat::of(&Err("connection reset")), Beat::Failed);
+    }
+
+    #[test]
+    fn lease_expiry_is_shown_in_rfc3339_utc() {
+        assert_eq!(
+            rfc3339_micros(Some(1_700_000_000_123_456)).as_deref(),
+            Some("2023-11-14T22:13:20.123456Z")
+        );
+        assert_eq!(rfc3339_micros(None), None);
     }
 }

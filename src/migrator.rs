@@ -95,6 +95,8 @@ pub struct Migrator {
     tables: Tables,
     stop: Arc<AtomicBool>,
     held: Arc<Mutex<Option<Lease>>>,
+    /// Cancels what the migration connection is running, for [`Migrator::release_abandoned`].
+    in_flight: Arc<std::sync::Mutex<Option<tokio_postgres::CancelToken>>>,
 }
 
 fn rfc3339(t: Option<time::OffsetDateTime>) -> Option<String> {
@@ -113,6 +115,7 @@ impl Migrator {
             tables,
             stop: Arc::new(AtomicBool::new(false)),
             held: Arc::new(Mutex::new(None)),
+            in_flight: Arc::new(std::sync::Mutex::new(None)),
         }
     }
 
@@ -319,13 +322,21 @@ impl Migrator {
         .await?;
         let release = lease.releaser();
         *self.held.lock().await = Some(lease);
+        self.set_in_flight(Some(client.cancel_token()));
         let result = self
             .apply_under_lease(&client, &info, set, report, &make_plan)
             .await;
+        self.set_in_flight(None);
         drop(client);
         self.held.lock().await.take();
         release.release().await;
         result
+    }
+
+    fn set_in_flight(&self, token: Option<tokio_postgres::CancelToken>) {
+        if let Ok(mut slot) = self.in_flight.lock() {
+            *slot = token;
+        }
     }
 
     async fn apply_under_lease<'s, F>(
@@ -370,7 +381,10 @@ impl Migrator {
             });
         };
         let applier = Applier::new(client, &self.tables, lease, &self.stop).await?;
-        let result = applier.run(&plan, &mut report.versions).await;
+        let result = match applier.run(&plan, &mut report.versions).await {
+            Err(e) if may_be_fenced_off(&e) => Err(fenced_off_or(lease, e).await),
+            r => r,
+        };
         report.current = Some(match result {
             Ok(()) => plan.target,
             Err(_) => current_after(&ledger.rows, &plan, &report.versions),
@@ -410,7 +424,36 @@ impl Migrator {
 
     /// Releases a lease left held when the work was abandoned (SIGTERM past the grace
     /// budget). Call only after the work's future was dropped.
+    ///
+    /// First cancels the statement the migration connection was running: dropping the client
+    /// does not stop it, and the server would run it to its end (PostgreSQL notices a vanished
+    /// client only when it next writes to it), holding the migration's locks, and the lease
+    /// row's if the fenced ledger write had run, which would block our release and the next
+    /// holder. The cancelled transaction rolls back.
     pub async fn release_abandoned(&self) {
+        let token = self.in_flight.lock().ok().and_then(|mut t| t.take());
+        if let Some(token) = token {
+            let cancelled = match self.config.database_url() {
+                Ok(url) => {
+                    tokio::time::timeout(Duration::from_secs(5), connect::cancel(&url, &token))
+                        .await
+                        .map_err(|_| "no answer within 5s".to_string())
+                        .and_then(|r| r.map_err(|e| e.to_string()))
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            match cancelled {
+                Ok(()) => tracing::warn!(
+                    event = events::RUN_SIGNAL,
+                    "cancelled the abandoned migration's statement; its transaction rolls back"
+                ),
+                Err(e) => tracing::warn!(
+                    event = events::RUN_SIGNAL,
+                    error = %e,
+                    "could not cancel the abandoned migration's statement; the server ends it when it notices we are gone"
+                ),
+            }
+        }
         if let Some(lease) = self.held.lock().await.take() {
             lease.releaser().release().await;
         }
@@ -513,10 +556,16 @@ impl Migrator {
         )
         .await?;
         let release = lease.releaser();
+        self.set_in_flight(Some(client.cancel_token()));
+        // Held where SIGTERM's abandon path finds it (see `release_abandoned`).
+        let mut held = self.held.lock().await;
+        let lease = held.insert(lease);
         let result = self
-            .repair_under(&client, &set, version, action, &lease)
+            .repair_under(&client, &set, version, action, lease)
             .await;
-        drop(lease);
+        drop(held);
+        self.set_in_flight(None);
+        self.held.lock().await.take();
         release.release().await;
         result
     }
@@ -629,6 +678,39 @@ impl Migrator {
         } else {
             lease::show(&client, &self.tables).await
         }
+    }
+}
+
+/// Errors a step can meet because a peer took the lease while we worked (a frozen holder
+/// woken after a takeover: its connection ended by the server, its `CREATE TABLE` finding the
+/// peer's table, ...). Not a dirty mark (31): that needs an operator whatever the lease says.
+fn may_be_fenced_off(e: &Error) -> bool {
+    !matches!(
+        e,
+        Error::LeaseLost { .. } | Error::Terminated | Error::PartiallyApplied { .. }
+    )
+}
+
+/// `e`, or a lease loss (exit 12) when the lease is no longer ours: nothing of the failed step
+/// was committed (the fenced ledger write is in its transaction), and a runner fenced off must
+/// be retried (12, Count), not fail the Job (30) or blame the network (10) for what its
+/// successor did. A genuine failure shows up again, as itself, in the next holder's run.
+async fn fenced_off_or(lease: &Lease, e: Error) -> Error {
+    match lease.still_ours().await {
+        Some(false) => {
+            tracing::error!(
+                event = events::LEASE_LOST,
+                holder = %lease.fence.holder,
+                fence = lease.fence.token,
+                error = %e,
+                "lease lost while working: it expired or another runner took it"
+            );
+            Error::LeaseLost {
+                fence: lease.fence.token,
+                detail: format!("the lease expired or was taken while working ({e})"),
+            }
+        }
+        _ => e,
     }
 }
 

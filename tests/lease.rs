@@ -1,0 +1,673 @@
+//! Integration tests of issue 4 (the lease) through the real binary against a real server:
+//! 20 runners at once applying 200 migrations exactly once, a holder killed with SIGKILL and
+//! one frozen with SIGSTOP past its TTL, SIGTERM with and without the in-flight migration
+//! finishing inside the grace budget, `wait --version`, the lease timeout and `unlock`, and
+//! the fence token as logged, stored and shown by `status`.
+//!
+//! Every migration here writes its version into a side-effect table `effects` (and creates a
+//! table `t_<version>`), so "applied exactly once" and "nothing partial" are read from the
+//! database, not from the tool's own ledger. No fixed sleeps: every wait polls a condition
+//! against a deadline.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use support::*;
+use tempfile::TempDir;
+
+/// The body of migration `v`: a table of its own, its side-effect row, then `extra`.
+fn body(v: i64, extra: &str) -> String {
+    format!(
+        "CREATE TABLE t_{v} (id INT);\nINSERT INTO effects (version) VALUES ({v});\n{extra}\n-- @UNDO\nDROP TABLE t_{v};\nDELETE FROM effects WHERE version = {v};\n"
+    )
+}
+
+/// A migrations directory with versions `1..=n`; `extra(v)` is appended to each body.
+fn migrations(n: i64, extra: impl Fn(i64) -> String) -> TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for v in 1..=n {
+        write_migration(dir.path(), v, &extra(v));
+    }
+    dir
+}
+
+fn write_migration(dir: &Path, v: i64, extra: &str) {
+    fs::write(dir.join(format!("{v}_m{v}.sql")), body(v, extra)).expect("write migration");
+}
+
+/// A database with the side-effect table every migration writes to.
+fn db_with_effects(tag: &str) -> TestDb {
+    let db = fresh_db(tag);
+    psql(
+        &db.url,
+        "CREATE TABLE effects (version INT8 NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())",
+    );
+    db
+}
+
+/// The binary with the database, the directory, a holder name and short waits.
+fn cmd(db: &TestDb, dir: &Path, holder: &str) -> Command {
+    let mut c = bin();
+    c.env("DATABASE_URL", &db.url)
+        .env("MIGRATIONS_DIR", dir)
+        .env("MIGRATE_HOLDER", holder)
+        .env("MIGRATE_WAIT_TIMEOUT", "20s");
+    c
+}
+
+/// A process of the binary running in the background, its stdout and stderr going to files
+/// so the test can watch its progress.
+struct Bg {
+    child: Child,
+    out: PathBuf,
+    err: PathBuf,
+    _dir: TempDir,
+}
+
+impl Bg {
+    fn spawn(c: &mut Command) -> Bg {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("stdout");
+        let err = dir.path().join("stderr");
+        let child = c
+            .stdout(Stdio::from(fs::File::create(&out).expect("stdout file")))
+            .stderr(Stdio::from(fs::File::create(&err).expect("stderr file")))
+            .spawn()
+            .expect("spawn crdb-migrate");
+        Bg {
+            child,
+            out,
+            err,
+            _dir: dir,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What it has written so far (exit code -1 while running).
+    fn output(&self, code: i32) -> Output {
+        Output {
+            code,
+            stdout: fs::read_to_string(&self.out).unwrap_or_default(),
+            stderr: fs::read_to_string(&self.err).unwrap_or_default(),
+        }
+    }
+
+    fn has_logged(&self, event: &str) -> bool {
+        self.output(-1).has_event(event)
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{sig} {} failed", self.pid());
+    }
+
+    /// Waits for the exit (killing it and panicking after `deadline`).
+    fn wait(mut self, deadline: Duration) -> Output {
+        let t0 = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                use std::os::unix::process::ExitStatusExt;
+                let code = status
+                    .code()
+                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+                return self.output(code);
+            }
+            if t0.elapsed() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let o = self.output(-1);
+                panic!(
+                    "still running after {deadline:?}; killed\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    o.stdout, o.stderr
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        // A panicking test must not leave a stopped or running migrator behind.
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn count(db: &TestDb, sql: &str) -> i64 {
+    psql(&db.url, sql)
+        .parse()
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+fn ledger_rows(db: &TestDb) -> i64 {
+    count(db, "SELECT count(*) FROM _migrations")
+}
+
+/// A query on the connection of another session is running `pg_sleep` in this database.
+fn sleeping(db: &TestDb) -> bool {
+    count(
+        db,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND state = 'active' AND query LIKE '%pg_sleep(%' AND pid <> pg_backend_pid()",
+    ) > 0
+}
+
+/// `holder|fence|held` of the lease row.
+fn lease_row(db: &TestDb) -> String {
+    psql(
+        &db.url,
+        "SELECT coalesce(holder, ''), fence, (holder IS NOT NULL AND expires_at > now()) FROM _migrations_lease",
+    )
+}
+
+fn lease_free(db: &TestDb) -> bool {
+    count(
+        db,
+        "SELECT count(*) FROM _migrations_lease WHERE holder IS NULL",
+    ) == 1
+}
+
+/// Versions whose side effect and ledger row disagree, or appear more than once.
+fn inconsistencies(db: &TestDb) -> String {
+    psql(
+        &db.url,
+        "SELECT coalesce(string_agg(format('%s:%s/%s', v, e, l), ','), '') FROM (
+           SELECT coalesce(e.version, l.version) AS v, coalesce(e.n, 0) AS e, coalesce(l.n, 0) AS l
+           FROM (SELECT version, count(*) AS n FROM effects GROUP BY version) e
+           FULL JOIN (SELECT version, count(*) AS n FROM _migrations GROUP BY version) l
+             ON e.version = l.version) x
+         WHERE e <> l OR e > 1",
+    )
+}
+
+/// A field of a log event (flattened JSON).
+fn field<'a>(e: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    e.get(name)
+        .or_else(|| e.get("fields").and_then(|f| f.get(name)))
+        .unwrap_or(&serde_json::Value::Null)
+}
+
+fn mentions_lease_acquired(o: &Output) -> bool {
+    o.stdout.contains("lease.acquired") || o.stderr.contains("lease.acquired")
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn twenty_runners_at_once_apply_two_hundred_migrations_exactly_once() {
+    const RUNNERS: usize = 20;
+    const N: i64 = 200;
+    let db = db_with_effects("twenty_runners");
+    let dir = migrations(N, |_| String::new());
+    let barrier = Arc::new(Barrier::new(RUNNERS));
+    let t0 = Instant::now();
+    let handles: Vec<_> = (0..RUNNERS)
+        .map(|i| {
+            let mut c = cmd(&db, dir.path(), &format!("runner-{i}"));
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                run_with_deadline(&mut c, Duration::from_secs(90))
+            })
+        })
+        .collect();
+    let outs: Vec<Output> = handles
+        .into_iter()
+        .map(|h| h.join().expect("runner thread"))
+        .collect();
+    let elapsed = t0.elapsed();
+    for o in &outs {
+        o.expect_code(0);
+    }
+    assert_eq!(inconsistencies(&db), "", "side effects vs ledger");
+    assert_eq!(count(&db, "SELECT count(DISTINCT version) FROM effects"), N);
+    assert_eq!(count(&db, "SELECT count(*) FROM effects"), N);
+    assert_eq!(ledger_rows(&db), N);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM information_schema.tables WHERE table_name LIKE 't\\_%'"
+        ),
+        N
+    );
+    let applied: usize = outs
+        .iter()
+        .map(|o| o.events_named("migration.applied").len())
+        .sum();
+    assert_eq!(
+        applied, N as usize,
+        "migration.applied events over all runners"
+    );
+    // Every acquisition got its own fence, one more than the previous; the last is in the row.
+    let mut fences: Vec<i64> = outs
+        .iter()
+        .flat_map(|o| o.events_named("lease.acquired"))
+        .map(|e| field(&e, "fence").as_i64().expect("fence"))
+        .collect();
+    fences.sort();
+    let acquisitions = fences.len() as i64;
+    assert!(acquisitions >= 1);
+    assert_eq!(fences, (1..=acquisitions).collect::<Vec<_>>());
+    assert!(lease_free(&db), "lease free at the end: {}", lease_row(&db));
+    assert_eq!(
+        count(&db, "SELECT fence FROM _migrations_lease"),
+        acquisitions
+    );
+    // Everything was applied under one fence: the winner's.
+    assert_eq!(
+        count(&db, "SELECT count(DISTINCT fence) FROM _migrations"),
+        1
+    );
+    // The runners that took the lease after the winner re-read the ledger and stopped there.
+    let peers_done: usize = outs
+        .iter()
+        .filter(|o| o.has_event("lease.acquired") && !o.has_event("migration.applied"))
+        .filter(|o| o.has_event("run.nothing_to_do"))
+        .count();
+    assert_eq!(peers_done as i64, acquisitions - 1);
+    eprintln!(
+        "20 runners, {N} migrations: {elapsed:?}, {acquisitions} lease acquisitions, {} runners found nothing to do before taking the lease",
+        RUNNERS as i64 - acquisitions
+    );
+}
+
+#[test]
+fn a_killed_holder_is_taken_over_once_its_ttl_passes() {
+    const N: i64 = 20;
+    let db = db_with_effects("kill9");
+    let dir = migrations(N, |_| "SELECT pg_sleep(0.2);".into());
+    let first = Bg::spawn(cmd(&db, dir.path(), "first").env("MIGRATE_LEASE_TTL", "2s"));
+    wait_until(Duration::from_secs(30), "5 migrations applied", || {
+        // The ledger does not exist until the first runner creates it.
+        try_psql(&db.url, "SELECT count(*) >= 5 FROM _migrations").as_deref() == Ok("t")
+    });
+    first.signal("KILL");
+    let killed_at = Instant::now();
+    let out = first.wait(Duration::from_secs(10));
+    assert_eq!(out.code, 128 + 9);
+    let done_by_first = ledger_rows(&db);
+    assert!(done_by_first < N, "killed mid-run");
+    let first_fence = count(&db, "SELECT fence FROM _migrations_lease");
+    let second = run_with_deadline(
+        cmd(&db, dir.path(), "second")
+            .env("MIGRATE_LEASE_TTL", "2s")
+            .env("MIGRATE_LEASE_TIMEOUT", "30s"),
+        Duration::from_secs(60),
+    );
+    second.expect_code(0);
+    let took = killed_at.elapsed();
+    assert!(
+        second.has_event("lease.waiting"),
+        "the dead holder's lease was still live when the second runner came"
+    );
+    let acquired = second.events_named("lease.acquired");
+    assert_eq!(acquired.len(), 1);
+    assert_eq!(field(&acquired[0], "fence").as_i64(), Some(first_fence + 1));
+    assert_eq!(ledger_rows(&db), N);
+    assert_eq!(inconsistencies(&db), "", "nothing partial, nothing twice");
+    assert_eq!(count(&db, "SELECT count(*) FROM effects"), N);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM _migrations WHERE applied_by = 'second'"
+        ),
+        N - done_by_first
+    );
+    assert_eq!(
+        second.events_named("migration.applied").len() as i64,
+        N - done_by_first
+    );
+    assert!(lease_free(&db));
+    eprintln!(
+        "kill -9 after {done_by_first}/{N}; the second runner finished {took:?} after the kill"
+    );
+}
+
+#[test]
+fn a_frozen_holder_past_its_ttl_is_fenced_off_and_commits_nothing() {
+    // Migration 2 sleeps while the holder is frozen: when the sleep ends its transaction is
+    // idle, so `idle_in_transaction_session_timeout` (= the TTL) ends it and frees `t_2`,
+    // which the second runner's migration 2 waits for.
+    frozen_holder("sigstop", "SELECT pg_sleep(1);");
+}
+
+#[test]
+fn a_frozen_holder_holding_the_lease_row_lock_does_not_block_the_next_forever() {
+    // As if frozen right after the fenced ledger write, whose `lease_ok` CTE updates (so
+    // row-locks) the lease row until COMMIT: the second runner's acquiring UPDATE waits on
+    // that lock until the server ends the frozen, idle transaction.
+    frozen_holder(
+        "sigstop_lease_row",
+        "UPDATE _migrations_lease SET expires_at = expires_at WHERE id = 1;\nSELECT pg_sleep(1);",
+    );
+}
+
+/// SIGSTOP of the holder inside migration 2 (whose body ends with `extra`), a second runner
+/// with the same 2 s TTL completes, then SIGCONT: the first exits 12 and commits nothing.
+fn frozen_holder(tag: &str, extra: &str) {
+    let db = db_with_effects(tag);
+    let dir = migrations(3, |v| if v == 2 { extra.into() } else { String::new() });
+    let first = Bg::spawn(cmd(&db, dir.path(), "first").env("MIGRATE_LEASE_TTL", "2s"));
+    wait_until(
+        Duration::from_secs(30),
+        "the first runner inside migration 2",
+        || sleeping(&db),
+    );
+    first.signal("STOP");
+    let frozen_at = Instant::now();
+    let before = psql(&db.url, "SELECT version, fence FROM _migrations ORDER BY 1");
+    assert_eq!(before.lines().count(), 1, "only migration 1 done: {before}");
+    let first_fence = count(&db, "SELECT fence FROM _migrations_lease");
+    let second = run_with_deadline(
+        cmd(&db, dir.path(), "second")
+            .env("MIGRATE_LEASE_TTL", "2s")
+            .env("MIGRATE_LEASE_TIMEOUT", "30s"),
+        Duration::from_secs(60),
+    );
+    second.expect_code(0);
+    let second_took = frozen_at.elapsed();
+    assert_eq!(second.events_named("migration.applied").len(), 2);
+    let after_second = psql(
+        &db.url,
+        "SELECT version, fence, applied_by FROM _migrations ORDER BY 1",
+    );
+    first.signal("CONT");
+    let out = first.wait(Duration::from_secs(30));
+    out.expect_code(12);
+    assert!(out.stderr.contains("lease lost"), "{}", out.stderr);
+    assert_eq!(
+        psql(
+            &db.url,
+            "SELECT version, fence, applied_by FROM _migrations ORDER BY 1"
+        ),
+        after_second,
+        "the frozen runner committed nothing after it woke"
+    );
+    assert_eq!(
+        count(
+            &db,
+            &format!("SELECT count(*) FROM _migrations WHERE fence = {first_fence}")
+        ),
+        1,
+        "only migration 1 under the first fence"
+    );
+    assert_eq!(inconsistencies(&db), "");
+    assert_eq!(count(&db, "SELECT count(*) FROM effects"), 3);
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM effects WHERE version = 2"),
+        1
+    );
+    assert!(
+        !out.has_event("migration.applied") || out.events_named("migration.applied").len() == 1,
+        "the first runner applied migration 1 only"
+    );
+    assert!(lease_free(&db), "{}", lease_row(&db));
+    eprintln!("SIGSTOP ({tag}): the second runner completed {second_took:?} after the freeze");
+}
+
+/// Reads the termination message written by a run.
+fn termination(path: &Path) -> serde_json::Value {
+    let text = fs::read_to_string(path).expect("termination message written");
+    assert_eq!(text.lines().count(), 1, "one line: {text:?}");
+    serde_json::from_str(text.trim()).expect("termination message is JSON")
+}
+
+#[test]
+fn sigterm_past_the_grace_budget_abandons_the_migration_and_releases_the_lease() {
+    let db = db_with_effects("sigterm_abandon");
+    let dir = migrations(3, |v| {
+        if v == 2 {
+            "SELECT pg_sleep(60);".into()
+        } else {
+            String::new()
+        }
+    });
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let term_log = tmp.path().join("termination-log");
+    let run = Bg::spawn(
+        cmd(&db, dir.path(), "terminated")
+            .env("MIGRATE_SHUTDOWN_GRACE", "1s")
+            .env("MIGRATE_TERMINATION_LOG", &term_log),
+    );
+    wait_until(Duration::from_secs(30), "migration 2 running", || {
+        sleeping(&db)
+    });
+    run.signal("TERM");
+    let t0 = Instant::now();
+    let out = run.wait(Duration::from_secs(30));
+    let took = t0.elapsed();
+    out.expect_code(143);
+    // Right after the exit, without waiting for the 30 s default TTL.
+    assert!(lease_free(&db), "lease released: {}", lease_row(&db));
+    assert!(
+        took < Duration::from_secs(4),
+        "exit within the 1 s grace budget plus clean-up, took {took:?}"
+    );
+    assert!(out.has_event("lease.released"));
+    let msg = termination(&term_log);
+    assert_eq!(msg["exit_code"], 143);
+    assert_eq!(msg["applied"], 1);
+    // The abandoned migration was cancelled, not left running on the server: its locks (on
+    // `t_2`) are gone, so the next run, with a quick migration 2, does not block on them.
+    wait_until(
+        Duration::from_secs(3),
+        "the abandoned statement cancelled",
+        || !sleeping(&db),
+    );
+    write_migration(dir.path(), 2, "");
+    let t1 = Instant::now();
+    let next = run_with_deadline(
+        cmd(&db, dir.path(), "next").env("MIGRATE_LEASE_TIMEOUT", "1s"),
+        Duration::from_secs(30),
+    );
+    next.expect_code(0);
+    assert!(!next.has_event("lease.waiting"));
+    assert_eq!(ledger_rows(&db), 3);
+    assert_eq!(inconsistencies(&db), "");
+    eprintln!(
+        "SIGTERM past grace: exit 143 after {took:?}; next run done in {:?}",
+        t1.elapsed()
+    );
+}
+
+#[test]
+fn sigterm_lets_the_in_flight_migration_finish_within_the_grace_budget() {
+    let db = db_with_effects("sigterm_finish");
+    let dir = migrations(3, |v| {
+        if v == 2 {
+            "SELECT pg_sleep(1);".into()
+        } else {
+            String::new()
+        }
+    });
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let term_log = tmp.path().join("termination-log");
+    let run = Bg::spawn(
+        cmd(&db, dir.path(), "terminated")
+            .env("MIGRATE_SHUTDOWN_GRACE", "10s")
+            .env("MIGRATE_TERMINATION_LOG", &term_log),
+    );
+    wait_until(Duration::from_secs(30), "migration 2 running", || {
+        sleeping(&db)
+    });
+    run.signal("TERM");
+    let t0 = Instant::now();
+    let out = run.wait(Duration::from_secs(30));
+    let took = t0.elapsed();
+    out.expect_code(143);
+    assert!(lease_free(&db), "lease released: {}", lease_row(&db));
+    assert!(took < Duration::from_secs(10), "within grace: {took:?}");
+    assert_eq!(
+        psql(
+            &db.url,
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM _migrations"
+        ),
+        "1,2",
+        "the in-flight migration finished, the next was not started"
+    );
+    assert_eq!(inconsistencies(&db), "");
+    assert_eq!(out.events_named("migration.applied").len(), 2);
+    let msg = termination(&term_log);
+    assert_eq!(msg["exit_code"], 143);
+    assert_eq!(msg["applied"], 2);
+    eprintln!("SIGTERM within grace: exit 143 after {took:?}");
+}
+
+#[test]
+fn wait_returns_once_another_process_applies_the_version_and_11_at_its_timeout() {
+    let db = db_with_effects("wait_version");
+    let dir = migrations(3, |_| String::new());
+    let waiter = Bg::spawn(cmd(&db, dir.path(), "waiter").args(["wait", "--version", "2"]));
+    wait_until(Duration::from_secs(20), "the waiter polling", || {
+        waiter.has_logged("wait.polling")
+    });
+    run(cmd(&db, dir.path(), "migrator").args(["migrate", "--target", "2"])).expect_code(0);
+    let out = waiter.wait(Duration::from_secs(20));
+    out.expect_code(0);
+    assert!(out.has_event("wait.reached"));
+    assert!(!mentions_lease_acquired(&out), "wait takes no lease");
+    // Version 3 is never applied: 11 at the timeout.
+    let t0 = Instant::now();
+    let out = run(cmd(&db, dir.path(), "waiter")
+        .env("MIGRATE_WAIT_TIMEOUT", "1s")
+        .args(["wait", "--version", "3"]));
+    out.expect_code(11);
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert!(out.stderr.contains("version 3"), "{}", out.stderr);
+}
+
+#[test]
+fn a_lease_held_elsewhere_times_out_with_11_until_unlock_force() {
+    let db = db_with_effects("lease_timeout");
+    let dir = migrations(1, |_| String::new());
+    run(&mut cmd(&db, dir.path(), "setup")).expect_code(0);
+    write_migration(dir.path(), 2, "");
+    psql(
+        &db.url,
+        "UPDATE _migrations_lease SET holder = 'pod-elsewhere', fence = fence + 1, \
+         expires_at = now() + INTERVAL '1 hour'",
+    );
+    let t0 = Instant::now();
+    let out = run(cmd(&db, dir.path(), "me").env("MIGRATE_LEASE_TIMEOUT", "1s"));
+    out.expect_code(11);
+    assert!(t0.elapsed() < Duration::from_secs(6), "{:?}", t0.elapsed());
+    assert!(out.stderr.contains("pod-elsewhere"), "{}", out.stderr);
+    assert!(out.has_event("lease.waiting"));
+    assert_eq!(ledger_rows(&db), 1, "nothing applied without the lease");
+    let shown = run(cmd(&db, dir.path(), "me").arg("unlock"));
+    shown.expect_code(0);
+    assert!(
+        shown.stdout.contains("pod-elsewhere") && shown.stdout.contains("fence 2"),
+        "{}",
+        shown.stdout
+    );
+    assert!(!lease_free(&db), "unlock without --force changes nothing");
+    let forced = run(cmd(&db, dir.path(), "me").args(["unlock", "--force"]));
+    forced.expect_code(0);
+    assert!(lease_free(&db));
+    let logged: Vec<serde_json::Value> = forced
+        .stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|e: &serde_json::Value| field(e, "event") == "lease.released")
+        .collect();
+    assert_eq!(logged.len(), 1, "{}", forced.stderr);
+    assert_eq!(field(&logged[0], "holder"), "pod-elsewhere");
+    assert_eq!(field(&logged[0], "forced"), true);
+    let out = run(cmd(&db, dir.path(), "me").env("MIGRATE_LEASE_TIMEOUT", "1s"));
+    out.expect_code(0);
+    assert_eq!(ledger_rows(&db), 2);
+}
+
+#[test]
+fn fences_grow_per_acquisition_are_stored_and_shown_and_only_writers_take_the_lease() {
+    let db = db_with_effects("fences");
+    let dir = migrations(2, |_| String::new());
+    let me = |args: &[&str]| run(cmd(&db, dir.path(), "me").args(args));
+    // Read-only commands take no lease (and create nothing).
+    for args in [&["status", "--json"][..], &["plan"][..], &["verify"][..]] {
+        let out = me(args);
+        out.expect_code(0);
+        assert!(!mentions_lease_acquired(&out), "{args:?} took the lease");
+    }
+    let first = me(&["migrate"]);
+    first.expect_code(0);
+    let acquired = first.events_named("lease.acquired");
+    let released = first.events_named("lease.released");
+    assert_eq!(acquired.len(), 1);
+    assert_eq!(released.len(), 1);
+    for e in [&acquired[0], &released[0]] {
+        assert_eq!(field(e, "holder"), "me");
+        assert_eq!(field(e, "fence"), 1);
+    }
+    assert_eq!(
+        psql(
+            &db.url,
+            "SELECT string_agg(format('%s:%s', version, fence), ',' ORDER BY version) FROM _migrations"
+        ),
+        "1:1,2:1"
+    );
+    write_migration(dir.path(), 3, "");
+    let second = me(&["migrate"]);
+    second.expect_code(0);
+    assert_eq!(field(&second.events_named("lease.acquired")[0], "fence"), 2);
+    assert_eq!(
+        psql(
+            &db.url,
+            "SELECT string_agg(format('%s:%s', version, fence), ',' ORDER BY version) FROM _migrations"
+        ),
+        "1:1,2:1,3:2"
+    );
+    let out = me(&["wait", "--version", "3"]);
+    out.expect_code(0);
+    assert!(!mentions_lease_acquired(&out), "wait took the lease");
+    let rolled = me(&["rollback"]);
+    rolled.expect_code(0);
+    assert_eq!(field(&rolled.events_named("lease.acquired")[0], "fence"), 3);
+    fs::write(dir.path().join("1_m1.sql"), body(1, "-- edited on purpose")).expect("edit");
+    let repaired = me(&["repair", "--version", "1", "--accept-checksum"]);
+    repaired.expect_code(0);
+    assert_eq!(
+        field(&repaired.events_named("lease.acquired")[0], "fence"),
+        4
+    );
+    // `status --json` shows the lease: free, last fence 4; then held by someone.
+    let s: serde_json::Value =
+        serde_json::from_str(&me(&["status", "--json"]).stdout).expect("status json");
+    assert_eq!(s["lease"]["holder"], serde_json::Value::Null);
+    assert_eq!(s["lease"]["fence"], 4);
+    assert_eq!(s["lease"]["held"], false);
+    psql(
+        &db.url,
+        "UPDATE _migrations_lease SET holder = 'someone', fence = fence + 1, expires_at = now() + INTERVAL '1 minute'",
+    );
+    let out = me(&["status", "--json"]);
+    out.expect_code(0);
+    assert!(!mentions_lease_acquired(&out));
+    let s: serde_json::Value = serde_json::from_str(&out.stdout).expect("status json");
+    assert_eq!(s["lease"]["holder"], "someone");
+    assert_eq!(s["lease"]["fence"], 5);
+    assert_eq!(s["lease"]["held"], true);
+    assert!(
+        s["lease"]["expires_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z'))
+    );
+}
