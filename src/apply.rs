@@ -13,7 +13,7 @@ use tokio_postgres::{Client, SimpleQueryMessage, Statement};
 
 use crate::error::{Error, Result, SqlFailure, is_connection_class};
 use crate::lease::Lease;
-use crate::ledger::{self, Tables};
+use crate::ledger::{self, RecordArgs, Tables};
 use crate::log::events;
 use crate::plan::{Direction, Plan, Step};
 use crate::source::Migration;
@@ -272,24 +272,14 @@ impl<'a> Applier<'a> {
         let duration_ms = started.elapsed().as_millis() as i64;
         let written = match step.direction {
             Direction::Up => {
-                let status = "applied";
-                let done: i64 = 0;
-                self.client
-                    .execute(
-                        &self.record,
-                        &[
-                            &m.version,
-                            &m.description,
-                            &m.checksum,
-                            &duration_ms,
-                            &f.holder,
-                            &f.token,
-                            &f.ttl_ms,
-                            &status,
-                            &done,
-                        ],
-                    )
-                    .await
+                let args = RecordArgs {
+                    migration: m,
+                    duration_ms: Some(duration_ms),
+                    fence: f,
+                    status: "applied",
+                    statements_done: 0,
+                };
+                self.client.execute(&self.record, &args.params()).await
             }
             Direction::Down => {
                 self.client
@@ -581,26 +571,15 @@ impl<'a> Applier<'a> {
         }
         let f = &self.lease.fence;
         let written = if up {
-            let status = "applied";
-            let done = total as i64;
             // This run's share: a resumed migration's earlier runs are not in the journal.
-            let duration_ms = started.elapsed().as_millis() as i64;
-            self.ledger_write(
-                m,
-                &self.record,
-                &[
-                    &m.version,
-                    &m.description,
-                    &m.checksum,
-                    &duration_ms,
-                    &f.holder,
-                    &f.token,
-                    &f.ttl_ms,
-                    &status,
-                    &done,
-                ],
-            )
-            .await
+            let args = RecordArgs {
+                migration: m,
+                duration_ms: Some(started.elapsed().as_millis() as i64),
+                fence: f,
+                status: "applied",
+                statements_done: total as i64,
+            };
+            self.ledger_write(m, &self.record, &args.params()).await
         } else {
             self.ledger_write(
                 m,

@@ -4,9 +4,12 @@
 
 use time::OffsetDateTime;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::error::{Error, Result};
+use crate::lease::Fence;
+use crate::source::Migration;
 
 /// The names of the ledger table and its lease table, validated identifiers.
 #[derive(Debug, Clone)]
@@ -219,6 +222,38 @@ pub fn record_sql(t: &Tables) -> String {
         lease_ok = lease_ok(t, "$5", "$6", "$7"),
         l = t.ledger
     )
+}
+
+/// The parameters of [`record_sql`], in order, for one migration.
+pub struct RecordArgs<'a> {
+    /// The migration.
+    pub migration: &'a Migration,
+    /// How long it took, if known.
+    pub duration_ms: Option<i64>,
+    /// Our lease identity.
+    pub fence: &'a Fence,
+    /// `applied` or `dirty`.
+    pub status: &'static str,
+    /// Statements done (no-transaction migrations).
+    pub statements_done: i64,
+}
+
+impl RecordArgs<'_> {
+    /// The bound parameters `$1`..`$9` of [`record_sql`].
+    pub fn params(&self) -> [&(dyn ToSql + Sync); 9] {
+        let m = self.migration;
+        [
+            &m.version,
+            &m.description,
+            &m.checksum,
+            &self.duration_ms,
+            &self.fence.holder,
+            &self.fence.token,
+            &self.fence.ttl_ms,
+            &self.status,
+            &self.statements_done,
+        ]
+    }
 }
 
 /// Removes a migration's row, fenced: `$1` version, `$2` holder, `$3` fence, `$4` TTL ms.

@@ -290,6 +290,13 @@ async fn run(migrator: &Migrator, command: Command, report: &mut Report) -> Resu
             undo,
         } => {
             let path = migrator.create(&description, up.as_deref(), undo.as_deref())?;
+            if up.is_none() {
+                tracing::warn!(
+                    event = "create.placeholder",
+                    file = %path.display(),
+                    "the file holds a placeholder: write its forward SQL before it will load"
+                );
+            }
             println!("{}", path.display());
             Ok(())
         }

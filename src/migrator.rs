@@ -309,17 +309,7 @@ impl Migrator {
             );
             return Ok(());
         }
-        self.ensure_tables(&client).await?;
-        let (lease_client, _) = self.connect().await?;
-        let lease = lease::acquire(
-            lease_client,
-            &self.tables,
-            &self.config.holder,
-            self.config.lease_ttl,
-            self.config.lease_timeout,
-            &self.stop,
-        )
-        .await?;
+        let lease = self.take_lease(&client).await?;
         let release = lease.releaser();
         *self.held.lock().await = Some(lease);
         self.set_in_flight(Some(client.cancel_token()));
@@ -390,6 +380,22 @@ impl Migrator {
             Err(_) => current_after(&ledger.rows, &plan, &report.versions),
         });
         result
+    }
+
+    /// Creates the tables if needed, then takes the lease on a connection of its own (the
+    /// heartbeat must not land inside a migration's transaction).
+    async fn take_lease(&self, client: &Client) -> Result<Lease> {
+        self.ensure_tables(client).await?;
+        let (lease_client, _) = self.connect().await?;
+        lease::acquire(
+            lease_client,
+            &self.tables,
+            &self.config.holder,
+            self.config.lease_ttl,
+            self.config.lease_timeout,
+            &self.stop,
+        )
+        .await
     }
 
     /// Creates the tables if needed. Concurrent first runs race on `CREATE TABLE IF NOT
@@ -544,17 +550,7 @@ impl Migrator {
     pub async fn repair(&self, version: i64, action: Repair) -> Result<()> {
         let set = self.load()?;
         let (client, _) = self.connect().await?;
-        self.ensure_tables(&client).await?;
-        let (lease_client, _) = self.connect().await?;
-        let lease = lease::acquire(
-            lease_client,
-            &self.tables,
-            &self.config.holder,
-            self.config.lease_ttl,
-            self.config.lease_timeout,
-            &self.stop,
-        )
-        .await?;
+        let lease = self.take_lease(&client).await?;
         let release = lease.releaser();
         self.set_in_flight(Some(client.cancel_token()));
         // Held where SIGTERM's abandon path finds it (see `release_abandoned`).
@@ -589,25 +585,15 @@ impl Migrator {
                         "version {version} has no migration file; cannot mark it applied"
                     ))
                 })?;
-                let sql = ledger::record_sql(&self.tables);
-                let status = "applied";
-                let done = row.map(|r| r.statements_done.max(0)).unwrap_or(0);
-                let duration: Option<i64> = row.and_then(|r| r.duration_ms);
+                let args = ledger::RecordArgs {
+                    migration: m,
+                    duration_ms: row.and_then(|r| r.duration_ms),
+                    fence: f,
+                    status: "applied",
+                    statements_done: row.map(|r| r.statements_done.max(0)).unwrap_or(0),
+                };
                 client
-                    .execute(
-                        &sql,
-                        &[
-                            &m.version,
-                            &m.description,
-                            &m.checksum,
-                            &duration,
-                            &f.holder,
-                            &f.token,
-                            &f.ttl_ms,
-                            &status,
-                            &done,
-                        ],
-                    )
+                    .execute(&ledger::record_sql(&self.tables), &args.params())
                     .await
             }
             Repair::MarkNotApplied => {
