@@ -477,7 +477,8 @@ pub struct Server {
     /// Time from the first [`server()`] call to readiness.
     startup: Duration,
     /// Keeps the supervisor's stdin open for the life of the process. Never dropped (static).
-    _sup: Supervised,
+    /// `None` for an external server (see [`external_cockroach`]).
+    _sup: Option<Supervised>,
 }
 
 /// The shared server, started on first use.
@@ -485,9 +486,10 @@ pub fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
     SERVER.get_or_init(|| {
         let t0 = Instant::now();
-        let mut s = match detect_flavour() {
-            Flavour::Postgres => start_shared_postgres(),
-            Flavour::Cockroach => start_shared_cockroach(),
+        let mut s = match (external_cockroach(), detect_flavour()) {
+            (Some(s), _) => s,
+            (None, Flavour::Postgres) => start_shared_postgres(),
+            (None, Flavour::Cockroach) => start_shared_cockroach(),
         };
         s.startup = t0.elapsed();
         eprintln!(
@@ -495,6 +497,33 @@ pub fn server() -> &'static Server {
             s.flavour, s.port, s.startup
         );
         s
+    })
+}
+
+/// An already running insecure CockroachDB on 127.0.0.1 (a CI service container started with
+/// `start-single-node --insecure`), named by `CRDB_MIGRATE_TEST_COCKROACH_PORT`; waited for
+/// up to the readiness deadline. Tests still get a database each, so they stay parallel.
+fn external_cockroach() -> Option<Server> {
+    let port: u16 = std::env::var("CRDB_MIGRATE_TEST_COCKROACH_PORT")
+        .ok()?
+        .parse()
+        .expect("CRDB_MIGRATE_TEST_COCKROACH_PORT must be a port number");
+    let url = format!("postgresql://root@127.0.0.1:{port}/defaultdb?sslmode=disable");
+    let deadline = Instant::now() + READY_DEADLINE;
+    while let Err(e) = try_psql(&url, "SELECT 1") {
+        assert!(
+            Instant::now() < deadline,
+            "external CockroachDB on port {port} not ready: {e}"
+        );
+        std::thread::sleep(POLL);
+    }
+    Some(Server {
+        flavour: Flavour::Cockroach,
+        port,
+        user: "root",
+        maintenance_db: "defaultdb",
+        startup: Duration::ZERO,
+        _sup: None,
     })
 }
 
@@ -507,7 +536,7 @@ fn start_shared_postgres() -> Server {
         user: PG_SUPERUSER,
         maintenance_db: "postgres",
         startup: Duration::ZERO,
-        _sup: c.sup,
+        _sup: Some(c.sup),
     }
 }
 
@@ -551,7 +580,7 @@ fn start_shared_cockroach() -> Server {
                     user: "root",
                     maintenance_db: "defaultdb",
                     startup: Duration::ZERO,
-                    _sup: sup,
+                    _sup: Some(sup),
                 };
             }
             Err(log) if is_port_clash(&log) => {
