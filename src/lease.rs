@@ -246,7 +246,7 @@ async fn heartbeat(
             .await;
         match Beat::of(&renewed) {
             Beat::Renewed => {
-                tracing::debug!(event = events::LEASE_RENEWED, holder = %fence.holder, fence = fence.token, "lease renewed");
+                tracing::info!(event = events::LEASE_RENEWED, holder = %fence.holder, fence = fence.token, "lease renewed");
             }
             Beat::Lost => {
                 lost.store(true, Ordering::SeqCst);

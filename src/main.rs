@@ -145,7 +145,19 @@ fn main() -> ExitCode {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
                     ExitCode::SUCCESS
                 }
-                _ => ExitCode::from(Exit::BadInput.code()),
+                _ => {
+                    log::init(crdb_migrate::config::LogFormat::Json, "info", Sink::Stdout);
+                    let usage = Error::Config {
+                        name: "command line".into(),
+                        message: e.kind().to_string(),
+                    };
+                    finish(
+                        Err(usage),
+                        &Report::default(),
+                        started,
+                        env_termination_log().as_deref(),
+                    )
+                }
             };
         }
     };
@@ -180,12 +192,7 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             log::init(crdb_migrate::config::LogFormat::Json, "info", sink);
-            let termination = std::env::var_os("MIGRATE_TERMINATION_LOG")
-                .map(PathBuf::from)
-                .or_else(|| {
-                    let default = PathBuf::from("/dev/termination-log");
-                    default.exists().then_some(default)
-                });
+            let termination = env_termination_log();
             return finish(Err(e), &Report::default(), started, termination.as_deref());
         }
     };
@@ -205,6 +212,18 @@ fn main() -> ExitCode {
     let mut report = Report::default();
     let result = runtime.block_on(with_signals(&migrator, command, &mut report));
     finish(result, &report, started, termination.as_deref())
+}
+
+/// The termination-message path straight from the environment, for exits that happen before
+/// the configuration is valid (as `Config` would read it).
+fn env_termination_log() -> Option<PathBuf> {
+    std::env::var_os("MIGRATE_TERMINATION_LOG")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            let default = PathBuf::from("/dev/termination-log");
+            default.exists().then_some(default)
+        })
 }
 
 /// Runs the command; on SIGTERM/SIGINT asks it to start nothing new, gives the in-flight

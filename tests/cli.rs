@@ -780,3 +780,16 @@ fn three_hundred_twenty_migrations_up_down_up_match_psql() {
     crdb(&db, dir.path(), &[]).expect_code(0);
     assert_eq!(schema_of(&db.url), after_up);
 }
+
+#[test]
+fn a_usage_error_still_writes_the_termination_message() {
+    let term = tempfile::NamedTempFile::new().expect("tmp");
+    let out = run(bin()
+        .env("MIGRATE_TERMINATION_LOG", term.path())
+        .args(["rollback", "--count", "x"]));
+    out.expect_code(20);
+    let msg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(term.path()).expect("read")).expect("json");
+    assert_eq!(msg["exit_code"], 20);
+    assert_eq!(msg["reason"], "bad_input");
+}
