@@ -243,8 +243,16 @@ where
             tracing::debug!(event = "db.connection_closed", error = %e, "database connection ended");
         }
     });
-    let row = client.query_one("SELECT version()", &[]).await?;
-    let version: String = row.try_get(0)?;
+    // Simple protocol: one round trip (an extended-protocol query would prepare first).
+    let version = client
+        .simple_query("SELECT version()")
+        .await?
+        .into_iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .unwrap_or_default();
     let flavour = Flavour::from_version(&version);
     Ok((client, ServerInfo { flavour, version }))
 }
