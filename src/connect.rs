@@ -420,8 +420,14 @@ async fn create_database(
             return Err(match e.code().map(|c| c.code()) {
                 // No privilege to create databases: the credentials are wrong for this job.
                 Some("42501") => Failure::Fatal(ConnectError::Auth(text)),
-                // The server went away, is shutting down or is full: wait and retry.
-                Some(c) if c.starts_with("08") || c.starts_with("57") || c == "53300" => {
+                // The server went away, is shutting down or is full, or a concurrent creator
+                // made CockroachDB restart us (40001): wait and retry.
+                Some(c)
+                    if c.starts_with("08")
+                        || c.starts_with("57")
+                        || c == "53300"
+                        || c == "40001" =>
+                {
                     Failure::Transient(text)
                 }
                 // Any other refusal (a bad name, ...) will not change by waiting.

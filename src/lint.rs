@@ -174,6 +174,8 @@ struct Facts {
     adds: Vec<(String, String)>,
     /// ALTER TABLE ... DROP COLUMN was seen.
     drops_column: bool,
+    /// ALTER TABLE ... ALTER [COLUMN] c [SET DATA] TYPE: the column.
+    alters_type: Option<String>,
     /// Clauses of an ALTER (comma-separated at the top level).
     clauses: usize,
     /// It writes rows.
@@ -252,6 +254,16 @@ fn analyse(toks: &[Tok]) -> Facts {
         if is_table {
             for clause in clauses {
                 let mut cc = Cur { toks: clause, i: 0 };
+                if cc.eat(&["ALTER"]) {
+                    cc.eat(&["COLUMN"]);
+                    let col = cc.peek().and_then(Tok::name).map(str::to_string);
+                    cc.i += 1;
+                    cc.eat(&["SET", "DATA"]);
+                    if cc.eat(&["TYPE"]) {
+                        f.alters_type = col;
+                    }
+                    continue;
+                }
                 let add = cc.eat(&["ADD"]);
                 if !add && !cc.eat(&["DROP"]) {
                     continue;
@@ -420,6 +432,10 @@ fn check_section(m: &Migration, undo: bool, sql: &str, out: &mut Vec<Warning>) {
         }
     }
 
+    check_alter_type(&facts, &existing_change, |n, what| {
+        warn("alter_column_type", n, what)
+    });
+
     for (k, f) in facts.iter().enumerate() {
         if !(existing_change[k] && f.drops_column) {
             continue;
@@ -429,14 +445,12 @@ fn check_section(m: &Migration, undo: bool, sql: &str, out: &mut Vec<Warning>) {
             .filter(|&&j| j != k)
             .map(|j| (j + 1).to_string())
             .collect();
-        if others.is_empty() && f.clauses < 2 {
+        // Clauses of one ALTER TABLE are CockroachDB's documented atomic way; other
+        // statements' schema changes are not.
+        if others.is_empty() {
             continue;
         }
-        let with = if others.is_empty() {
-            "other clauses of the same ALTER".to_string()
-        } else {
-            format!("the schema changes of statements {}", others.join(", "))
-        };
+        let with = format!("the schema changes of statements {}", others.join(", "));
         warn(
             "drop_column_with_other_ddl",
             k + 1,
@@ -445,6 +459,24 @@ fn check_section(m: &Migration, undo: bool, sql: &str, out: &mut Vec<Warning>) {
                  dropped column's data can be lost"
             ),
         );
+    }
+}
+
+/// `ALTER COLUMN ... TYPE` is not supported inside an explicit transaction on CockroachDB.
+fn check_alter_type(
+    facts: &[Facts],
+    existing_change: &[bool],
+    mut warn: impl FnMut(usize, String),
+) {
+    for (k, f) in facts.iter().enumerate() {
+        if let (Some(col), true) = (&f.alters_type, existing_change[k]) {
+            warn(
+                k + 1,
+                format!(
+                    "changes the type of column `{col}`, which CockroachDB does not support inside an explicit transaction"
+                ),
+            );
+        }
     }
 }
 
@@ -601,9 +633,21 @@ mod tests {
     }
 
     #[test]
+    fn alter_column_type() {
+        let w = rules("ALTER TABLE a ALTER COLUMN n TYPE BIGINT;");
+        assert_eq!(w, [("alter_column_type", Some(1))]);
+        let w = rules("ALTER TABLE a ALTER n SET DATA TYPE TEXT;");
+        assert_eq!(w, [("alter_column_type", Some(1))]);
+        assert!(rules("ALTER TABLE a ALTER COLUMN n SET DEFAULT 1;").is_empty());
+        assert!(
+            rules("CREATE TABLE a (n INT);\nALTER TABLE a ALTER COLUMN n TYPE BIGINT;").is_empty()
+        );
+    }
+
+    #[test]
     fn drop_column_with_other_ddl() {
-        let w = rules("ALTER TABLE a DROP COLUMN old, ADD COLUMN new INT;");
-        assert_eq!(w, [("drop_column_with_other_ddl", Some(1))]);
+        // Clauses of one ALTER are CockroachDB's documented atomic way.
+        assert!(rules("ALTER TABLE a DROP COLUMN old, ADD COLUMN new INT;").is_empty());
         let w = rules("ALTER TABLE a DROP COLUMN old;\nCREATE INDEX ON b (x);");
         assert_eq!(
             w,
