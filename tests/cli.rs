@@ -650,6 +650,27 @@ fn database_url_problems_are_exit_20_without_the_password() {
         assert!(out.stderr.contains("DATABASE_URL"), "{url}: {}", out.stderr);
         assert!(!out.stderr.contains("hunter2-secret") && !out.stdout.contains("hunter2-secret"));
     }
+    // Unencoded '/', '?' or '@' in a password cut the URL in the wrong place: the error must
+    // not quote the pieces, in the logs, on stderr or in the termination message.
+    for url in [
+        "postgresql://u:hunter2/secret9@127.0.0.1:1/db",
+        "postgresql://u:1/hunter2/secret9@127.0.0.1:1/db",
+        "postgresql://u:hunter2?secret9@127.0.0.1/db",
+        "postgresql://u:hunter2?secret9=x@127.0.0.1/db",
+    ] {
+        let term = tempfile::NamedTempFile::new().expect("tmp");
+        let out = run(bin()
+            .env("MIGRATIONS_DIR", dir.path())
+            .env("DATABASE_URL", url)
+            .env("MIGRATE_TERMINATION_LOG", term.path()));
+        out.expect_code(20);
+        let message = std::fs::read_to_string(term.path()).expect("termination message");
+        for piece in ["hunter2", "secret9"] {
+            for text in [&out.stdout, &out.stderr, &message] {
+                assert!(!text.contains(piece), "{url}: {piece} leaked: {text}");
+            }
+        }
+    }
 }
 
 #[test]

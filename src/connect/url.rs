@@ -170,7 +170,8 @@ fn parse_port(s: &str) -> Result<u16, ConnectError> {
         Ok(p) if p > 0 => Ok(p),
         _ => Err(config_err(
             "port",
-            format!("{s:?} is not a port number (1-65535)"),
+            "is not a number from 1 to 65535 (an unencoded '/', '?' or '@' in the password also \
+             cuts the URL in the wrong place: percent-encode them)",
         )),
     }
 }
@@ -179,20 +180,21 @@ fn parse_host(spec: &str) -> Result<Host, ConnectError> {
     if let Some(rest) = spec.strip_prefix('[') {
         let (addr, after) = rest
             .split_once(']')
-            .ok_or_else(|| config_err("host", format!("{spec:?}: missing ']'")))?;
+            .ok_or_else(|| config_err("host", "an IPv6 address misses its ']'"))?;
         if addr.parse::<std::net::Ipv6Addr>().is_err() {
             return Err(config_err(
                 "host",
-                format!("{addr:?} in brackets is not an IPv6 address"),
+                "the address in brackets is not an IPv6 address",
             ));
         }
-        let port =
-            match after {
-                "" => DEFAULT_PORT,
-                _ => parse_port(after.strip_prefix(':').ok_or_else(|| {
-                    config_err("host", format!("{spec:?}: expected ':' after ']'"))
-                })?)?,
-            };
+        let port = match after {
+            "" => DEFAULT_PORT,
+            _ => parse_port(
+                after
+                    .strip_prefix(':')
+                    .ok_or_else(|| config_err("host", "expected ':' and a port after ']'"))?,
+            )?,
+        };
         return Ok(Host::Tcp {
             host: addr.to_string(),
             port,
@@ -209,7 +211,7 @@ fn parse_host(spec: &str) -> Result<Host, ConnectError> {
     if host.contains(':') {
         return Err(config_err(
             "host",
-            format!("{host:?}: write an IPv6 address in brackets, e.g. [::1]:26257"),
+            "write an IPv6 address in brackets, e.g. [::1]:26257",
         ));
     }
     if host.starts_with('/') {
@@ -233,6 +235,50 @@ fn parse_connect_timeout(value: &str) -> Result<Option<Duration>, ConnectError> 
 
 /// Parses `postgresql://user:password@host:port,host2:port2/db?key=value&...`.
 pub(crate) fn parse(url: &str) -> Result<ParsedUrl, ConnectError> {
+    parse_unscrubbed(url).map_err(|e| scrub_parse_error(url, e))
+}
+
+/// Everything that might be part of the password, longest first: the text between the first
+/// ':' of the user info and the last '@' of the URL, whole and cut at every character where a
+/// parser may have split it. A URL that does not parse may have been cut inside the password.
+fn password_fragments(url: &str) -> Vec<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let Some(at) = rest.rfind('@') else {
+        return Vec::new();
+    };
+    let Some((_, password)) = rest[..at].split_once(':') else {
+        return Vec::new();
+    };
+    let mut frags: Vec<String> = password
+        .split(|c: char| "/?&=@:#,[]".contains(c))
+        .filter(|f| f.chars().count() >= 3)
+        .map(str::to_string)
+        .collect();
+    frags.push(password.to_string());
+    frags.retain(|f| !f.is_empty());
+    frags.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    frags
+}
+
+/// Removes anything that may be a piece of the password from a parse error.
+fn scrub_parse_error(url: &str, e: ConnectError) -> ConnectError {
+    let frags = password_fragments(url);
+    let scrub = |mut text: String| {
+        for f in &frags {
+            text = text.replace(f.as_str(), "***");
+        }
+        text
+    };
+    match e {
+        ConnectError::Config { param, message } => ConnectError::Config {
+            param: scrub(param),
+            message: scrub(message),
+        },
+        other => other,
+    }
+}
+
+fn parse_unscrubbed(url: &str) -> Result<ParsedUrl, ConnectError> {
     let url = url.trim();
     let rest = ["postgresql://", "postgres://"]
         .iter()
@@ -296,7 +342,8 @@ pub(crate) fn parse(url: &str) -> Result<ParsedUrl, ConnectError> {
             if db.contains('/') {
                 return Err(config_err(
                     "dbname",
-                    format!("{db:?} contains '/' (percent-encode it as %2F)"),
+                    "contains '/' (percent-encode it as %2F; an unencoded '/' in the password \
+                     also cuts the URL in the wrong place)",
                 ));
             }
             Some(db)
