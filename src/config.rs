@@ -320,8 +320,16 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
         "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(err)?),
         _ => return Err(err()),
     };
+    // Server settings take int32 milliseconds, and deadlines must not overflow: a week is
+    // more than any wait, lease or statement here needs.
+    if d > MAX_DURATION {
+        return Err(format!("{s:?} is longer than the maximum of 168h (7 days)"));
+    }
     Ok(d)
 }
+
+/// The longest duration any setting accepts.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 fn parse_bool(s: &str) -> Option<bool> {
     match s.trim().to_ascii_lowercase().as_str() {
@@ -380,7 +388,17 @@ mod tests {
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        for bad in ["abc", "", "5x", "-1s", "1.5s", "s"] {
+        assert_eq!(parse_duration("168h"), Ok(MAX_DURATION));
+        for bad in [
+            "abc",
+            "",
+            "5x",
+            "-1s",
+            "1.5s",
+            "s",
+            "169h",
+            "18446744073709551615",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
     }

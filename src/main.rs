@@ -309,11 +309,13 @@ async fn run(migrator: &Migrator, command: Command, report: &mut Report) -> Resu
             undo,
         } => {
             let path = migrator.create(&description, up.as_deref(), undo.as_deref())?;
-            if up.is_none() {
+            if up.is_none() || undo.is_none() {
                 tracing::warn!(
                     event = "create.placeholder",
                     file = %path.display(),
-                    "the file holds a placeholder: write its forward SQL before it will load"
+                    "the file holds a placeholder and will not load until it is edited: write \
+                     the forward SQL and the undo SQL (or remove the `-- @UNDO` line to make \
+                     the migration irreversible)"
                 );
             }
             println!("{}", path.display());

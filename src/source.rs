@@ -370,6 +370,40 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Migration, Vec<Problem>> {
             ),
         ));
     }
+    for (statements, offset, section) in [
+        (&up_statements, 0, "forward"),
+        (&down_statements, down_offset, "undo"),
+    ] {
+        for st in statements.iter() {
+            if let Some(what) = transaction_control(&st.text) {
+                problems.push(problem(
+                    path,
+                    Some(st.line + offset),
+                    format!(
+                        "`{what}` in the {section} SQL: crdb-migrate runs each migration in one \
+                         transaction with its ledger row (or, with `{NO_TRANSACTION}`, each \
+                         statement on its own), so transaction control in the file would break \
+                         that; remove it, or split the file"
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(m) = marker
+        && let Some(i) = lines
+            .iter()
+            .skip(m + 1)
+            .position(|l| l.trim() == UNDO_PLACEHOLDER)
+    {
+        problems.push(problem(
+            path,
+            Some(m + 2 + i),
+            format!(
+                "the undo section still holds the placeholder; write the undo SQL, or remove the \
+                 `{UNDO_MARKER}` line to make the migration irreversible"
+            ),
+        ));
+    }
     let Ok((version, slug)) = named else {
         return Err(problems);
     };
@@ -393,6 +427,27 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Migration, Vec<Problem>> {
         down,
         no_transaction,
     })
+}
+
+/// The transaction-control statement `text` is, if it is one (`BEGIN`, `START TRANSACTION`,
+/// `COMMIT`, `END`, `ABORT`, `ROLLBACK` but not `ROLLBACK TO SAVEPOINT`, `PREPARE
+/// TRANSACTION`). Savepoints stay allowed: they live inside the transaction.
+fn transaction_control(text: &str) -> Option<String> {
+    let words: Vec<String> = crate::split::tokens(text)
+        .into_iter()
+        .filter(|t| t.kind == crate::split::TokenKind::Word)
+        .take(2)
+        .map(|t| text[t.start..t.end].to_ascii_uppercase())
+        .collect();
+    let first = words.first()?.as_str();
+    let second = words.get(1).map(String::as_str);
+    let hit = match first {
+        "BEGIN" | "COMMIT" | "END" | "ABORT" => true,
+        "START" | "PREPARE" => second == Some("TRANSACTION"),
+        "ROLLBACK" => second != Some("TO"),
+        _ => false,
+    };
+    hit.then(|| words.join(" "))
 }
 
 /// The `.sql` files of `dir` (not recursive); problems for entries that cannot be looked at.
@@ -536,6 +591,52 @@ pub fn load(dir: &Path, environment: Option<&str>) -> Result<Vec<Migration>, Vec
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn transaction_control_is_refused_but_savepoints_are_fine() {
+        for (body, bad) in [
+            (
+                "CREATE TABLE a (id INT);\nCOMMIT;\nCREATE TABLE b (id INT);",
+                Some(2),
+            ),
+            ("BEGIN;\nCREATE TABLE a (id INT);", Some(1)),
+            ("START TRANSACTION;\nSELECT 1;", Some(1)),
+            ("SELECT 1;\n-- @UNDO\nROLLBACK;", Some(3)),
+            (
+                "SAVEPOINT s;\nSELECT 1;\nROLLBACK TO SAVEPOINT s;\nRELEASE SAVEPOINT s;",
+                None,
+            ),
+            ("DO $$ BEGIN PERFORM 1; END $$;\nSELECT 'COMMIT';", None),
+        ] {
+            let got = parse(Path::new("1_x.sql"), body.as_bytes());
+            match bad {
+                None => assert!(got.is_ok(), "{body}: {got:?}"),
+                Some(line) => {
+                    let problems = got.err().unwrap_or_default();
+                    assert_eq!(problems.len(), 1, "{body}: {problems:?}");
+                    assert_eq!(problems[0].line, Some(line), "{body}");
+                    assert!(problems[0].message.contains("transaction"), "{body}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_undo_placeholder_does_not_load() {
+        let body = render("CREATE TABLE t (id INT);", Some(""));
+        let problems = parse(Path::new("1_x.sql"), body.as_bytes())
+            .err()
+            .unwrap_or_default();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].message.contains("placeholder"));
+        assert!(
+            parse(
+                Path::new("1_x.sql"),
+                render("SELECT 1;", Some("SELECT 2;")).as_bytes()
+            )
+            .is_ok()
+        );
+    }
+
     use super::*;
     use proptest::prelude::*;
     use std::fs;

@@ -513,6 +513,39 @@ fn bad_input_corpus_is_exit_20_naming_the_culprit_and_touches_nothing() {
             expect: "2_rep.sql",
         },
         Broken {
+            name: "transaction control",
+            files: vec![
+                ok,
+                (
+                    "2_commit.sql",
+                    b"CREATE TABLE c (id INT);\nCOMMIT;\nCREATE TABLE d (id INT);\n",
+                ),
+            ],
+            env: vec![],
+            args: vec![],
+            expect: "2_commit.sql",
+        },
+        Broken {
+            name: "undo placeholder left in",
+            files: vec![
+                ok,
+                (
+                    "2_todo.sql",
+                    b"CREATE TABLE c (id INT);\n-- @UNDO\n-- write the undo SQL here\n",
+                ),
+            ],
+            env: vec![],
+            args: vec![],
+            expect: "2_todo.sql",
+        },
+        Broken {
+            name: "duration beyond a week",
+            files: vec![ok],
+            env: vec![("MIGRATE_LEASE_TTL", "10000000000h")],
+            args: vec![],
+            expect: "MIGRATE_LEASE_TTL",
+        },
+        Broken {
             name: "bad wait timeout",
             files: vec![ok],
             env: vec![("MIGRATE_WAIT_TIMEOUT", "abc")],
