@@ -503,6 +503,17 @@ impl<'a> Applier<'a> {
             if self.stop.load(Ordering::SeqCst) {
                 return Err(Error::Terminated);
             }
+            // Each statement commits on its own, so check the heartbeat's verdict before each.
+            if self.lease.is_lost() {
+                return Err(Error::LeaseLost {
+                    fence: self.lease.fence.token,
+                    detail: format!(
+                        "the heartbeat found the lease expired or taken before statement {} of version {}",
+                        i + 1,
+                        m.version
+                    ),
+                });
+            }
             let result = if st.repeat_until_zero {
                 let mut runs = 0u64;
                 let mut rows_total = 0u64;

@@ -112,10 +112,17 @@ pub async fn acquire(
     let started = Instant::now();
     let mut backoff = acquire_backoff();
     loop {
-        let row = client
-            .query_opt(&sql, &[&holder, &ttl_ms])
-            .await
-            .map_err(|e| Error::db("acquiring the lease", &e))?;
+        let row = match client.query_opt(&sql, &[&holder, &ttl_ms]).await {
+            Ok(row) => row,
+            // CockroachDB: contention with another acquirer; not acquired this time, poll on.
+            Err(e)
+                if e.code()
+                    == Some(&tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE) =>
+            {
+                None
+            }
+            Err(e) => return Err(Error::db("acquiring the lease", &e)),
+        };
         if let Some(row) = row {
             let token: i64 = row.get(0);
             tracing::info!(
@@ -256,7 +263,7 @@ async fn heartbeat(
             Beat::Failed => {
                 // A failed renewal is not yet a loss: the fenced commit decides. Keep trying.
                 let error = renewed.err().map(|e| e.to_string()).unwrap_or_default();
-                tracing::warn!(event = events::LEASE_RENEWED, holder = %fence.holder, fence = fence.token, error = %error, "lease renewal failed; retrying");
+                tracing::warn!(event = events::LEASE_RENEW_FAILED, holder = %fence.holder, fence = fence.token, error = %error, "lease renewal failed; retrying");
             }
         }
     }
@@ -327,10 +334,10 @@ impl Releaser {
                 tracing::info!(event = events::LEASE_RELEASED, holder = %holder, fence, "lease released");
             }
             Ok(Err(e)) => {
-                tracing::warn!(event = events::LEASE_RELEASED, holder = %holder, fence, error = %e, "lease release failed; it will expire by itself");
+                tracing::warn!(event = events::LEASE_RELEASE_FAILED, holder = %holder, fence, error = %e, "lease release failed; it will expire by itself");
             }
             Err(_) => {
-                tracing::warn!(event = events::LEASE_RELEASED, holder = %holder, fence, "lease release timed out; it will expire by itself");
+                tracing::warn!(event = events::LEASE_RELEASE_FAILED, holder = %holder, fence, "lease release timed out; it will expire by itself");
             }
         }
     }

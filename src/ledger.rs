@@ -14,7 +14,9 @@ use crate::source::Migration;
 /// The names of the ledger table and its lease table, validated identifiers.
 #[derive(Debug, Clone)]
 pub struct Tables {
-    /// The ledger, e.g. `_migrations`.
+    /// The ledger's bare name, e.g. `_migrations` (for catalog lookups).
+    pub name: String,
+    /// The ledger, quoted for SQL, e.g. `"_migrations"`.
     pub ledger: String,
     /// The lease, e.g. `_migrations_lease`.
     pub lease: String,
@@ -24,6 +26,7 @@ impl Tables {
     /// Names for a ledger table already validated as an unquoted lowercase identifier.
     pub fn new(ledger: &str) -> Tables {
         Tables {
+            name: ledger.to_string(),
             ledger: format!("\"{ledger}\""),
             lease: format!("\"{ledger}_lease\""),
         }
@@ -65,9 +68,14 @@ pub struct Ledger {
 }
 
 impl Ledger {
-    /// The newest applied version, 0 when none.
+    /// The newest applied (not dirty) version, 0 when none.
     pub fn current(&self) -> i64 {
-        self.rows.iter().map(|r| r.version).max().unwrap_or(0)
+        self.rows
+            .iter()
+            .filter(|r| !r.dirty)
+            .map(|r| r.version)
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -186,12 +194,43 @@ pub async fn adopt(client: &Client, t: &Tables) -> Result<()> {
         .batch_execute(&sql)
         .await
         .map_err(|e| Error::db(format!("adopting {}", t.ledger), &e))?;
+    // The seed's `version INTEGER` is int4 on PostgreSQL: timestamp versions would not fit.
+    let version_type = client
+        .query_opt(
+            "SELECT data_type FROM information_schema.columns
+             WHERE table_schema = current_schema() AND table_name = $1 AND column_name = 'version'",
+            &[&t.name],
+        )
+        .await
+        .map_err(|e| Error::db(format!("adopting {}", t.ledger), &e))?
+        .map(|row| row.get::<_, String>(0));
+    let widened = matches!(version_type.as_deref(), Some("integer" | "smallint"));
+    if widened {
+        client
+            .batch_execute(&format!(
+                "ALTER TABLE {} ALTER COLUMN version TYPE BIGINT",
+                t.ledger
+            ))
+            .await
+            .map_err(|e| Error::db(format!("widening {}.version to BIGINT", t.ledger), &e))?;
+    }
     tracing::info!(
         event = "ledger.adopted",
         table = %t.ledger,
+        widened_version = widened,
         "adopted a ledger made by an older tool: added columns, kept its rows"
     );
     Ok(())
+}
+
+/// Reads the ledger under the lease, adopting a seed-made table first when needed.
+pub async fn read_adopted(client: &Client, t: &Tables) -> Result<Ledger> {
+    let ledger = read(client, t).await?;
+    if !ledger.needs_adoption {
+        return Ok(ledger);
+    }
+    adopt(client, t).await?;
+    read(client, t).await
 }
 
 /// The fence check, as a data-modifying CTE named `lease_ok`: it extends our lease and yields

@@ -15,6 +15,10 @@ pub mod events {
     pub const LEASE_WAITING: &str = "lease.waiting";
     /// The lease was renewed by the heartbeat.
     pub const LEASE_RENEWED: &str = "lease.renewed";
+    /// A heartbeat could not renew the lease (not yet lost: the fenced commit decides).
+    pub const LEASE_RENEW_FAILED: &str = "lease.renew_failed";
+    /// Releasing the lease failed or timed out; it expires by itself.
+    pub const LEASE_RELEASE_FAILED: &str = "lease.release_failed";
     /// The lease was lost.
     pub const LEASE_LOST: &str = "lease.lost";
     /// The lease was released.

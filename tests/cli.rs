@@ -234,6 +234,39 @@ fn a_failing_migration_in_the_middle_is_rolled_back_and_later_ones_not_tried() {
 }
 
 #[test]
+fn repair_adopts_a_seed_made_ledger_too() {
+    let db = fresh_db("adopt_repair");
+    psql(
+        &db.url,
+        "CREATE TABLE _migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
+         CREATE TABLE users (id INT PRIMARY KEY, name TEXT NOT NULL);
+         INSERT INTO _migrations (version, description) VALUES (1, 'users');",
+    );
+    let dir = dir_with(&[("001_users.sql", USERS.as_bytes())]);
+    crdb(
+        &db,
+        dir.path(),
+        &["repair", "--version", "1", "--accept-checksum"],
+    )
+    .expect_code(0);
+    let status = crdb(&db, dir.path(), &["status", "--json"]);
+    let s: serde_json::Value = serde_json::from_str(&status.stdout).expect("json");
+    assert_eq!(s["migrations"][0]["checksum_matches"], true);
+}
+
+#[test]
+fn wait_for_version_zero_is_reached_at_once() {
+    let db = fresh_db("wait_zero");
+    let dir = dir_with(&[("1_users.sql", USERS.as_bytes())]);
+    let out = run(bin()
+        .env("DATABASE_URL", &db.url)
+        .env("MIGRATIONS_DIR", dir.path())
+        .env("MIGRATE_WAIT_TIMEOUT", "1s")
+        .args(["wait", "--version", "0"]));
+    out.expect_code(0);
+}
+
+#[test]
 fn a_seed_made_ledger_is_adopted() {
     let db = fresh_db("adopt");
     // What the seed guide's Python client leaves behind.
@@ -247,14 +280,24 @@ fn a_seed_made_ledger_is_adopted() {
     let dir = dir_with(&[
         ("001_users.sql", USERS.as_bytes()),
         ("002_age.sql", AGE.as_bytes()),
-        ("003_posts.sql", POSTS.as_bytes()),
+        // A version in `create`'s timestamp style does not fit the seed's INTEGER column.
+        ("20240101000000_posts.sql", POSTS.as_bytes()),
     ]);
     let status = crdb(&db, dir.path(), &["status", "--json"]);
     status.expect_code(0);
+    // `wait` for a version the seed already applied needs no adoption.
+    crdb(&db, dir.path(), &["wait", "--version", "2"]).expect_code(0);
     let out = crdb(&db, dir.path(), &[]);
     out.expect_code(0);
     assert_eq!(out.events_named("migration.applied").len(), 1);
-    assert_eq!(versions(&db), "1,2,3");
+    assert_eq!(versions(&db), "1,2,20240101000000");
+    assert_eq!(
+        psql(
+            &db.url,
+            "SELECT data_type FROM information_schema.columns WHERE table_name = '_migrations' AND column_name = 'version'"
+        ),
+        "bigint"
+    );
     assert_eq!(
         psql(
             &db.url,
