@@ -718,3 +718,86 @@ async fn unix_socket_host() {
     let one: i32 = client.query_one("SELECT 1", &[]).await.unwrap().get(0);
     assert_eq!(one, 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// The same outcomes through the binary: exit codes, and nothing secret in any output
+// ---------------------------------------------------------------------------------------------
+
+fn one_migration() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("1_t.sql"),
+        "CREATE TABLE connect_t (id INT);\n-- @UNDO\nDROP TABLE connect_t;\n",
+    )
+    .expect("write");
+    dir
+}
+
+fn run_binary(url: &str, dir: &Path, extra: &[(&str, &str)]) -> (support::Output, String) {
+    let term = tempfile::NamedTempFile::new().expect("tmp");
+    let mut cmd = support::bin();
+    cmd.env("DATABASE_URL", url)
+        .env("MIGRATIONS_DIR", dir)
+        .env("MIGRATE_WAIT_TIMEOUT", "20s")
+        .env("MIGRATE_TERMINATION_LOG", term.path());
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    let out = support::run(&mut cmd);
+    let message = std::fs::read_to_string(term.path()).expect("termination message");
+    (out, message)
+}
+
+#[test]
+fn binary_wrong_password_is_21_and_the_password_appears_nowhere() {
+    let c = certs();
+    let wrong = "Wr0ng-Pa55word-XYZ";
+    let q = format!("sslmode=verify-full&sslrootcert={}", c.path("ca.crt"));
+    let url = tls_url("scramuser", Some(wrong), "localhost", &q);
+    let dir = one_migration();
+    let (out, message) = run_binary(&url, dir.path(), &[]);
+    out.expect_code(21);
+    for text in [&out.stdout, &out.stderr, &message] {
+        assert!(!text.contains(wrong), "password leaked: {text}");
+    }
+    let m: serde_json::Value = serde_json::from_str(&message).expect("json");
+    assert_eq!(m["exit_code"], 21);
+}
+
+#[test]
+fn binary_verify_full_with_a_client_certificate_migrates() {
+    let url = tls_url(
+        "certuser",
+        None,
+        "localhost",
+        &client_cert_query("verify-full", "pkcs1"),
+    );
+    let dir = one_migration();
+    // certuser may not create tables in `postgres` on PostgreSQL 15: give it its own schema.
+    psql(
+        &tls_server().admin_url("postgres"),
+        "CREATE SCHEMA IF NOT EXISTS certuser AUTHORIZATION certuser",
+    );
+    let (out, _) = run_binary(&url, dir.path(), &[]);
+    out.expect_code(0);
+    assert!(out.has_event("db.ready"), "{}", out.stdout);
+    assert!(out.has_event("migration.applied"), "{}", out.stdout);
+}
+
+#[test]
+fn binary_missing_database_is_20_and_created_and_migrated_on_request() {
+    let s = server();
+    let name = format!("bluegreen_{}", std::process::id());
+    let url = s.admin_url(&name);
+    let dir = one_migration();
+    let (out, _) = run_binary(&url, dir.path(), &[]);
+    out.expect_code(20);
+    assert!(out.stderr.contains(&name), "{}", out.stderr);
+    let (out, _) = run_binary(&url, dir.path(), &[("MIGRATE_CREATE_DATABASE", "true")]);
+    out.expect_code(0);
+    assert_eq!(
+        psql(&url, "SELECT count(*) FROM _migrations"),
+        "1",
+        "created and migrated"
+    );
+}
