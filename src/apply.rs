@@ -379,24 +379,32 @@ impl<'a> Applier<'a> {
         }
     }
 
+    /// The fenced dirty-mark / journal write (`mark_dirty_sql`), replayed on 40001.
+    async fn write_dirty(
+        &self,
+        m: &Migration,
+        statements_done: i64,
+    ) -> std::result::Result<u64, LedgerWriteError> {
+        let f = &self.lease.fence;
+        self.ledger_write(
+            m,
+            &self.mark_dirty,
+            &[
+                &m.version,
+                &m.description,
+                &m.checksum,
+                &statements_done,
+                &f.holder,
+                &f.token,
+                &f.ttl_ms,
+            ],
+        )
+        .await
+    }
+
     /// Marks `m` dirty in its own transaction and returns the error to stop with.
     async fn dirty(&self, m: &Migration, statements_done: i64, why: String) -> Error {
-        let f = &self.lease.fence;
-        let marked = self
-            .ledger_write(
-                m,
-                &self.mark_dirty,
-                &[
-                    &m.version,
-                    &m.description,
-                    &m.checksum,
-                    &statements_done,
-                    &f.holder,
-                    &f.token,
-                    &f.ttl_ms,
-                ],
-            )
-            .await;
+        let marked = self.write_dirty(m, statements_done).await;
         let message = match marked {
             Ok(1) => why,
             Ok(_) => {
@@ -414,28 +422,15 @@ impl<'a> Applier<'a> {
 
     /// Writes the journal: status dirty with `statements_done`, fenced.
     async fn journal(&self, m: &Migration, statements_done: i64) -> Result<()> {
-        let f = &self.lease.fence;
         let n = self
-            .ledger_write(
-                m,
-                &self.mark_dirty,
-                &[
-                    &m.version,
-                    &m.description,
-                    &m.checksum,
-                    &statements_done,
-                    &f.holder,
-                    &f.token,
-                    &f.ttl_ms,
-                ],
-            )
+            .write_dirty(m, statements_done)
             .await
             .map_err(|e| e.into_error(format!("journaling migration {}", m.version)))?;
         if n == 1 {
             Ok(())
         } else {
             Err(Error::LeaseLost {
-                fence: f.token,
+                fence: self.lease.fence.token,
                 detail: format!(
                     "the fence check while journaling version {} failed",
                     m.version
