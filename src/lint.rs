@@ -496,6 +496,19 @@ pub fn lint(m: &Migration) -> Vec<Warning> {
             ),
         });
     }
+    if m.down.as_deref().is_some_and(|d| d.trim().is_empty()) {
+        out.push(Warning {
+            version: m.version,
+            rule: "empty_undo",
+            statement: None,
+            message: format!(
+                "{}: its `-- @UNDO` section has no statements, so a rollback removes its row \
+                 without undoing anything; write the undo SQL, or remove the `-- @UNDO` line to \
+                 make the migration irreversible",
+                m.path.display()
+            ),
+        });
+    }
     if !m.no_transaction {
         check_section(m, false, &m.up, &mut out);
         if let Some(down) = &m.down {
@@ -518,9 +531,15 @@ mod tests {
         }
     }
 
-    /// The rules that fire, with their statements, ignoring `irreversible`.
+    /// The rules that fire, with their statements, for `body` given an undo section (a
+    /// no-op one unless `body` has its own marker): so neither `irreversible` nor
+    /// `empty_undo` fires unless the body asks for it.
     fn rules(body: &str) -> Vec<(&'static str, Option<usize>)> {
-        let body = format!("{body}\n-- @UNDO\n");
+        let body = if body.lines().any(|l| l.trim() == "-- @UNDO") {
+            body.to_string()
+        } else {
+            format!("{body}\n-- @UNDO\nSELECT 1;\n")
+        };
         lint(&migration(&body))
             .into_iter()
             .map(|w| (w.rule, w.statement))
@@ -538,8 +557,9 @@ mod tests {
         assert!(w[0].message.contains("refused"));
         assert!(w[0].message.contains("-- @UNDO"));
         assert!(lint(&migration("SELECT 1;\n-- @UNDO\nSELECT 2;")).is_empty());
-        // A no-op undo counts as reversible.
-        assert!(lint(&migration("SELECT 1;\n-- @UNDO\n")).is_empty());
+        // A no-op undo counts as reversible, with its own warning.
+        let w = lint(&migration("SELECT 1;\n-- @UNDO\n"));
+        assert_eq!(w.iter().map(|w| w.rule).collect::<Vec<_>>(), ["empty_undo"]);
     }
 
     #[test]
@@ -571,7 +591,7 @@ mod tests {
         // In a no-transaction file, quiet.
         let m = migration(
             "-- @NO_TRANSACTION\nALTER TABLE a ADD COLUMN IF NOT EXISTS x INT;\n\
-             CREATE INDEX IF NOT EXISTS a_x ON a (x);\n-- @UNDO\n",
+             CREATE INDEX IF NOT EXISTS a_x ON a (x);\n-- @UNDO\nSELECT 1;\n",
         );
         assert!(lint(&m).is_empty());
     }
@@ -633,6 +653,16 @@ mod tests {
     }
 
     #[test]
+    fn empty_undo() {
+        assert_eq!(rules("SELECT 1;\n-- @UNDO\n"), [("empty_undo", None)]);
+        assert_eq!(
+            rules("SELECT 1;\n-- @UNDO\n-- nothing to undo\n"),
+            [("empty_undo", None)]
+        );
+        assert!(rules("SELECT 1;\n-- @UNDO\nSELECT 2;\n").is_empty());
+    }
+
+    #[test]
     fn alter_column_type() {
         let w = rules("ALTER TABLE a ALTER COLUMN n TYPE BIGINT;");
         assert_eq!(w, [("alter_column_type", Some(1))]);
@@ -679,7 +709,9 @@ mod tests {
             "ALTER TABLE a ADD COLUMN b INT DEFAULT {}",
             "1 + ".repeat(30)
         );
-        let m = migration(&format!("SELECT 1;\n{long}1;\nDROP INDEX a@i;\n-- @UNDO\n"));
+        let m = migration(&format!(
+            "SELECT 1;\n{long}1;\nDROP INDEX a@i;\n-- @UNDO\nSELECT 1;\n"
+        ));
         let w = lint(&m);
         assert_eq!(w.len(), 1);
         let msg = &w[0].message;
