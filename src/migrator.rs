@@ -16,13 +16,13 @@ use crate::apply::Applier;
 use crate::config::Config;
 use crate::connect::{self, ServerInfo};
 use crate::error::{Error, Result};
+use crate::flavour;
 use crate::lease::{self, Lease, LeaseInfo};
 use crate::ledger::{self, AppliedRow, Ledger, Tables};
 use crate::lint::{self, Warning};
 use crate::log::events;
 use crate::plan::{self, Allow, Direction, Plan, Rollback};
 use crate::source::{self, Migration};
-use crate::{flavour, split};
 
 /// What a run did, kept even when it fails part-way.
 #[derive(Debug, Clone, Default, serde::Serialize)]
@@ -786,9 +786,4 @@ pub fn status_of(
         disagreements: plan::disagreements(set, &ledger.rows, allow),
         lease,
     }
-}
-
-/// The statements of a migration's forward SQL, for `plan` output.
-pub fn statement_count(m: &Migration) -> usize {
-    split::split(&m.up).len()
 }
