@@ -501,7 +501,7 @@ impl Migrator {
     pub async fn wait_for(&self, version: i64) -> Result<()> {
         let started = Instant::now();
         let set = self.load()?;
-        let (client, _) = self.connect().await?;
+        let url = self.config.database_url()?;
         let timeout = self.config.wait_timeout;
         let mut backoff = ExponentialBuilder::default()
             .with_jitter()
@@ -509,17 +509,42 @@ impl Migrator {
             .with_max_delay(Duration::from_secs(2))
             .without_max_times()
             .build();
+        let mut client: Option<Client> = None;
+        // Unknown until the ledger is read: every file up to the version, plus the version.
+        let mut missing = missing_up_to(&set, &[], version);
+        let mut current = 0;
         loop {
-            let ledger = ledger::read(&client, &self.tables).await?;
-            let missing = missing_up_to(&set, &ledger.rows, version);
-            if missing == 0 {
-                tracing::info!(
-                    event = "wait.reached",
-                    version,
-                    current = ledger.current(),
-                    "version reached"
-                );
-                return Ok(());
+            if client.is_none() {
+                let remaining = timeout.saturating_sub(started.elapsed());
+                match connect::wait_and_connect(&url, remaining, false).await {
+                    Ok((c, _)) => client = Some(c),
+                    // The database is not created yet (blue-green: the Job creates it).
+                    Err(connect::ConnectError::NoDatabase(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if let Some(c) = &client {
+                match ledger::read(c, &self.tables).await {
+                    Ok(ledger) => {
+                        missing = missing_up_to(&set, &ledger.rows, version);
+                        current = ledger.current();
+                        if missing == 0 {
+                            tracing::info!(
+                                event = "wait.reached",
+                                version,
+                                current,
+                                "version reached"
+                            );
+                            return Ok(());
+                        }
+                    }
+                    // A node drained or restarted: reconnect within what is left of the wait.
+                    Err(Error::Database {
+                        connection_lost: true,
+                        ..
+                    }) => client = None,
+                    Err(e) => return Err(e),
+                }
             }
             if self.stop.load(Ordering::SeqCst) {
                 return Err(Error::Terminated);
@@ -539,8 +564,9 @@ impl Migrator {
             tracing::info!(
                 event = "wait.polling",
                 version,
-                current = ledger.current(),
+                current,
                 missing,
+                connected = client.is_some(),
                 delay_ms = delay.as_millis() as u64,
                 "waiting for the version"
             );

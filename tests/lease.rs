@@ -531,6 +531,60 @@ fn sigterm_lets_the_in_flight_migration_finish_within_the_grace_budget() {
 }
 
 #[test]
+fn wait_rides_out_a_dropped_connection() {
+    let db = db_with_effects("wait_reconnect");
+    let dir = migrations(1, |_| String::new());
+    let waiter = Bg::spawn(cmd(&db, dir.path(), "waiter").args(["wait", "--version", "1"]));
+    wait_until(Duration::from_secs(20), "the waiter polling", || {
+        waiter.has_logged("wait.polling")
+    });
+    // A node drains: the server ends the waiter's session.
+    let ended = psql(
+        &db.url,
+        &format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = '{}' AND application_name = 'crdb-migrate'",
+            db.name
+        ),
+    );
+    assert_eq!(ended, "1");
+    run(cmd(&db, dir.path(), "migrator").arg("migrate")).expect_code(0);
+    let out = waiter.wait(Duration::from_secs(20));
+    out.expect_code(0);
+    assert!(out.has_event("wait.reached"), "{}", out.stdout);
+}
+
+#[test]
+fn wait_polls_until_a_database_that_does_not_exist_yet_is_created_and_migrated() {
+    let name = format!("green_{}", std::process::id());
+    let url = server().admin_url(&name);
+    let dir = migrations(1, |_| String::new());
+    let mut waiter_cmd = bin();
+    waiter_cmd
+        .env("DATABASE_URL", &url)
+        .env("MIGRATIONS_DIR", dir.path())
+        .env("MIGRATE_WAIT_TIMEOUT", "30s")
+        .args(["wait", "--version", "1"]);
+    let waiter = Bg::spawn(&mut waiter_cmd);
+    wait_until(Duration::from_secs(20), "the waiter polling", || {
+        waiter.has_logged("wait.polling")
+    });
+    // The blue-green Job creates the database and migrates it.
+    psql(&server().maintenance_url(), &format!("CREATE DATABASE {name}"));
+    psql(
+        &url,
+        "CREATE TABLE effects (version INT8 NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())",
+    );
+    run(bin()
+        .env("DATABASE_URL", &url)
+        .env("MIGRATIONS_DIR", dir.path())
+        .arg("migrate"))
+    .expect_code(0);
+    let out = waiter.wait(Duration::from_secs(30));
+    out.expect_code(0);
+}
+
+#[test]
 fn wait_returns_once_another_process_applies_the_version_and_11_at_its_timeout() {
     let db = db_with_effects("wait_version");
     let dir = migrations(3, |_| String::new());
