@@ -209,8 +209,48 @@ impl Migrator {
     }
 
     /// Checks the directory offline: problems are an error (exit 20), lint findings warnings.
+    ///
+    /// Without `ENVIRONMENT`, every environment sub-directory is checked merged with the
+    /// common files too, so CI catches what a production pod would refuse.
     pub fn verify(&self) -> Result<(Vec<Migration>, Vec<Warning>)> {
-        let set = self.load()?;
+        let dir = &self.config.migrations_dir;
+        let mut environments: Vec<Option<String>> = vec![self.config.environment.clone()];
+        if self.config.environment.is_none()
+            && let Ok(entries) = std::fs::read_dir(dir)
+        {
+            let mut subs: Vec<String> = entries
+                .filter_map(|e| e.ok())
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !n.starts_with('.'))
+                .collect();
+            subs.sort();
+            environments.extend(subs.into_iter().map(Some));
+        }
+        let mut set: Vec<Migration> = Vec::new();
+        let mut problems: Vec<source::Problem> = Vec::new();
+        for env in &environments {
+            match source::load(dir, env.as_deref()) {
+                Ok(loaded) => {
+                    for m in loaded {
+                        if !set.iter().any(|s| s.path == m.path) {
+                            set.push(m);
+                        }
+                    }
+                }
+                Err(found) => {
+                    for p in found {
+                        if !problems.contains(&p) {
+                            problems.push(p);
+                        }
+                    }
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::Source(problems));
+        }
+        set.sort_by(|a, b| (a.version, &a.path).cmp(&(b.version, &b.path)));
         let warnings = set.iter().flat_map(lint::lint).collect();
         Ok((set, warnings))
     }

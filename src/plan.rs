@@ -218,7 +218,17 @@ pub fn down<'a>(
     let mut applied: Vec<&AppliedRow> = rows.iter().collect();
     applied.sort_by_key(|r| std::cmp::Reverse(r.version));
     let chosen: Vec<&AppliedRow> = match how {
-        Rollback::Count(n) => applied.into_iter().take(n).collect(),
+        Rollback::Count(n) => {
+            // A typo here would undo everything: --count must match what is applied.
+            if n == 0 || n > applied.len() {
+                return Err(Error::Refused(format!(
+                    "rollback --count {n}: {} migration(s) are applied; give a count from 1 to {}, or `--target 0` to undo them all",
+                    applied.len(),
+                    applied.len()
+                )));
+            }
+            applied.into_iter().take(n).collect()
+        }
         Rollback::Target(t) => {
             if t < 0 {
                 return Err(Error::Refused(format!("rollback target {t} is negative")));
@@ -421,6 +431,22 @@ mod tests {
             Err(Error::Refused(_))
         ));
         assert!(down(&set, &rows, Rollback::Count(1), Allow::default()).is_ok());
+    }
+
+    #[test]
+    fn rollback_count_must_match_what_is_applied() {
+        let set: Vec<_> = (1..=3).map(|v| mig(v, true)).collect();
+        let rows: Vec<_> = (1..=3).map(row).collect();
+        for n in [0, 4, 10] {
+            assert!(
+                matches!(
+                    down(&set, &rows, Rollback::Count(n), Allow::default()),
+                    Err(Error::Refused(_))
+                ),
+                "{n}"
+            );
+        }
+        assert!(down(&set, &rows, Rollback::Count(3), Allow::default()).is_ok());
     }
 
     proptest! {

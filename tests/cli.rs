@@ -890,3 +890,42 @@ fn a_usage_error_still_writes_the_termination_message() {
     assert_eq!(msg["exit_code"], 20);
     assert_eq!(msg["reason"], "bad_input");
 }
+
+#[test]
+fn verify_without_environment_checks_every_environment_directory() {
+    let dir = dir_with(&[
+        ("1_users.sql", USERS.as_bytes()),
+        ("staging/2_seed.sql", b"SELECT 1;\n-- @UNDO\nSELECT 2;\n"),
+        (
+            "production/01_clash.sql",
+            b"SELECT 1;\n-- @UNDO\nSELECT 2;\n",
+        ),
+    ]);
+    let out = run(bin().env("MIGRATIONS_DIR", dir.path()).arg("verify"));
+    out.expect_code(20);
+    assert!(out.stderr.contains("01_clash.sql"), "{}", out.stderr);
+    std::fs::remove_file(dir.path().join("production/01_clash.sql")).expect("rm");
+    let out = run(bin().env("MIGRATIONS_DIR", dir.path()).arg("verify"));
+    out.expect_code(0);
+    assert!(
+        out.stdout.starts_with("2 migration file(s) OK"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn rollback_count_beyond_what_is_applied_is_refused() {
+    let db = fresh_db("rollback_count");
+    let dir = dir_with(&[
+        ("1_users.sql", USERS.as_bytes()),
+        ("2_age.sql", AGE.as_bytes()),
+    ]);
+    crdb(&db, dir.path(), &[]).expect_code(0);
+    for n in ["0", "3", "10"] {
+        let out = crdb(&db, dir.path(), &["rollback", "--count", n]);
+        out.expect_code(20);
+        assert!(out.stderr.contains("--target 0"), "{}", out.stderr);
+    }
+    assert_eq!(versions(&db), "1,2", "nothing was undone");
+}

@@ -570,7 +570,10 @@ fn wait_polls_until_a_database_that_does_not_exist_yet_is_created_and_migrated()
         waiter.has_logged("wait.polling")
     });
     // The blue-green Job creates the database and migrates it.
-    psql(&server().maintenance_url(), &format!("CREATE DATABASE {name}"));
+    psql(
+        &server().maintenance_url(),
+        &format!("CREATE DATABASE {name}"),
+    );
     psql(
         &url,
         "CREATE TABLE effects (version INT8 NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())",
