@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -254,20 +254,47 @@ async fn with_signals(
         _ = int.recv() => true,
     };
     debug_assert!(interrupted);
+    // A migration step in flight gets the grace budget; anything else (waiting for the
+    // database, the lease or a version) stops at once.
+    let working = migrator.is_working();
+    let grace = if working {
+        migrator.config().shutdown_grace
+    } else {
+        Duration::from_millis(500).min(migrator.config().shutdown_grace)
+    };
     tracing::warn!(
         event = events::RUN_SIGNAL,
-        grace_ms = migrator.config().shutdown_grace.as_millis() as u64,
-        "signal received: starting nothing new, letting the current migration finish"
+        grace_ms = grace.as_millis() as u64,
+        working,
+        "signal received: starting nothing new{}",
+        if working {
+            ", letting the current migration finish"
+        } else {
+            ""
+        }
     );
     migrator.stop_flag().store(true, Ordering::SeqCst);
-    match tokio::time::timeout(migrator.config().shutdown_grace, &mut work).await {
-        Ok(Ok(())) => Err(Error::Terminated),
-        Ok(Err(e)) => Err(e),
-        Err(_) => {
+    let finished = tokio::select! {
+        r = &mut work => Some(r),
+        _ = tokio::time::sleep(grace) => None,
+        // A second signal: the operator wants out now.
+        _ = term.recv() => None,
+        _ = int.recv() => None,
+    };
+    match finished {
+        // Everything asked for was done within the grace: the database is at the target.
+        Some(r) => r,
+        None => {
             drop(work);
             tracing::warn!(
                 event = events::RUN_SIGNAL,
-                "grace budget spent: abandoned the current migration (the server rolls it back)"
+                working,
+                "stopping now{}",
+                if working {
+                    ": the current migration is cancelled and rolls back"
+                } else {
+                    ""
+                }
             );
             migrator.release_abandoned().await;
             Err(Error::Terminated)

@@ -369,6 +369,11 @@ impl Migrator {
         result
     }
 
+    /// A migration connection is working under the lease (the SIGTERM grace applies).
+    pub fn is_working(&self) -> bool {
+        self.in_flight.lock().map(|t| t.is_some()).unwrap_or(false)
+    }
+
     fn set_in_flight(&self, token: Option<tokio_postgres::CancelToken>) {
         if let Ok(mut slot) = self.in_flight.lock() {
             *slot = token;

@@ -531,6 +531,72 @@ fn sigterm_lets_the_in_flight_migration_finish_within_the_grace_budget() {
 }
 
 #[test]
+fn sigterm_during_the_last_migration_that_then_finishes_is_success() {
+    let db = db_with_effects("sigterm_last");
+    let dir = migrations(1, |_| "SELECT pg_sleep(1);".into());
+    let run = Bg::spawn(cmd(&db, dir.path(), "finishing").env("MIGRATE_SHUTDOWN_GRACE", "10s"));
+    wait_until(Duration::from_secs(30), "the migration running", || {
+        sleeping(&db)
+    });
+    run.signal("TERM");
+    let out = run.wait(Duration::from_secs(30));
+    // Nothing was left undone: the database is at the target, which is exit 0 (SPEC §6).
+    out.expect_code(0);
+    assert_eq!(ledger_rows(&db), 1);
+    assert!(lease_free(&db), "lease released: {}", lease_row(&db));
+}
+
+#[test]
+fn sigterm_while_waiting_for_the_database_stops_at_once() {
+    let dir = migrations(1, |_| String::new());
+    let mut c = bin();
+    c.env(
+        "DATABASE_URL",
+        format!(
+            "postgresql://u@127.0.0.1:{}/db?sslmode=disable",
+            free_port()
+        ),
+    )
+    .env("MIGRATIONS_DIR", dir.path())
+    .env("MIGRATE_WAIT_TIMEOUT", "60s")
+    .env("MIGRATE_SHUTDOWN_GRACE", "20s");
+    let run = Bg::spawn(&mut c);
+    wait_until(Duration::from_secs(20), "a failed attempt logged", || {
+        run.has_logged("db.wait")
+    });
+    let t0 = Instant::now();
+    run.signal("TERM");
+    let out = run.wait(Duration::from_secs(30));
+    out.expect_code(143);
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "no migration in flight, so no grace to wait out: {:?}",
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn a_second_signal_abandons_the_migration_without_waiting_out_the_grace() {
+    let db = db_with_effects("second_signal");
+    let dir = migrations(1, |_| "SELECT pg_sleep(60);".into());
+    let run = Bg::spawn(cmd(&db, dir.path(), "impatient").env("MIGRATE_SHUTDOWN_GRACE", "30s"));
+    wait_until(Duration::from_secs(30), "the migration running", || {
+        sleeping(&db)
+    });
+    run.signal("INT");
+    wait_until(Duration::from_secs(10), "the first signal logged", || {
+        run.has_logged("run.signal")
+    });
+    let t0 = Instant::now();
+    run.signal("INT");
+    let out = run.wait(Duration::from_secs(30));
+    out.expect_code(143);
+    assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+    assert_eq!(ledger_rows(&db), 0);
+    assert!(lease_free(&db), "lease released: {}", lease_row(&db));
+}
+
+#[test]
 fn wait_rides_out_a_dropped_connection() {
     let db = db_with_effects("wait_reconnect");
     let dir = migrations(1, |_| String::new());
