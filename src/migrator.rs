@@ -155,18 +155,23 @@ impl Migrator {
             path: dir.clone(),
             message: e.to_string(),
         })?;
-        let taken: std::collections::BTreeSet<i64> = std::fs::read_dir(dir)
-            .map_err(|e| Error::Io {
-                path: dir.clone(),
+        // Versions are unique across the common files and every environment directory.
+        let mut taken = std::collections::BTreeSet::new();
+        let mut dirs = vec![dir.clone()];
+        while let Some(d) = dirs.pop() {
+            let entries = std::fs::read_dir(&d).map_err(|e| Error::Io {
+                path: d.clone(),
                 message: e.to_string(),
-            })?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                source::parse_name(&e.file_name().to_string_lossy())
-                    .ok()
-                    .map(|(v, _)| v)
-            })
-            .collect();
+            })?;
+            for e in entries.filter_map(|e| e.ok()) {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if d == *dir && !name.starts_with('.') && e.file_type().is_ok_and(|t| t.is_dir()) {
+                    dirs.push(e.path());
+                } else if let Ok((v, _)) = source::parse_name(&name) {
+                    taken.insert(v);
+                }
+            }
+        }
         let mut now = time::OffsetDateTime::now_utc();
         let format = time::macros::format_description!("[year][month][day][hour][minute][second]");
         let body = source::render(up.unwrap_or(""), Some(undo.unwrap_or("")));

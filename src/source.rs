@@ -483,6 +483,27 @@ fn scan(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<Problem>) {
         }
         match std::fs::metadata(&path) {
             Ok(meta) if meta.is_dir() => continue,
+            // A FIFO would block the read forever and a device never end: regular files only.
+            Ok(meta) if !meta.is_file() => {
+                problems.push(problem(
+                    &path,
+                    None,
+                    "is not a regular file (a FIFO, socket or device?); migrations must be files",
+                ));
+                continue;
+            }
+            Ok(meta) if meta.len() > MAX_FILE_BYTES => {
+                problems.push(problem(
+                    &path,
+                    None,
+                    format!(
+                        "is {} bytes, more than the {} MiB a migration file may have; split it",
+                        meta.len(),
+                        MAX_FILE_BYTES >> 20
+                    ),
+                ));
+                continue;
+            }
             Ok(_) => {}
             Err(e) => {
                 problems.push(problem(&path, None, format!("cannot read the file: {e}")));
@@ -500,6 +521,9 @@ fn scan(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<Problem>) {
         files.push(path);
     }
 }
+
+/// The largest migration file accepted (the whole set is held in memory).
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
 
 /// Loads `dir` (plus `dir/<environment>/` when it exists), sorted by version.
 ///

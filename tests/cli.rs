@@ -929,3 +929,53 @@ fn rollback_count_beyond_what_is_applied_is_refused() {
     }
     assert_eq!(versions(&db), "1,2", "nothing was undone");
 }
+
+#[test]
+fn a_fifo_among_the_migrations_is_a_problem_not_a_hang() {
+    let dir = dir_with(&[("1_users.sql", USERS.as_bytes())]);
+    let fifo = dir.path().join("2_fifo.sql");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let out = run_with_deadline(
+        bin().env("MIGRATIONS_DIR", dir.path()).arg("verify"),
+        std::time::Duration::from_secs(20),
+    );
+    out.expect_code(20);
+    assert!(out.stderr.contains("2_fifo.sql"), "{}", out.stderr);
+}
+
+#[test]
+fn create_picks_a_version_free_in_every_environment_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("staging")).expect("mkdir");
+    let format = time::macros::format_description!("[year][month][day][hour][minute][second]");
+    let now = time::OffsetDateTime::now_utc();
+    // Take this second and the next few in the environment directory.
+    for s in 0..5 {
+        let stamp = (now + time::Duration::seconds(s))
+            .format(&format)
+            .expect("fmt");
+        std::fs::write(
+            dir.path().join(format!("staging/{stamp}_s.sql")),
+            "SELECT 1;\n-- @UNDO\nSELECT 2;\n",
+        )
+        .expect("write");
+    }
+    let out = run(bin().env("MIGRATIONS_DIR", dir.path()).args([
+        "create",
+        "add x",
+        "--up",
+        "SELECT 1;",
+        "--undo",
+        "SELECT 2;",
+    ]));
+    out.expect_code(0);
+    let verify = run(bin()
+        .env("MIGRATIONS_DIR", dir.path())
+        .env("ENVIRONMENT", "staging")
+        .arg("verify"));
+    verify.expect_code(0);
+}
