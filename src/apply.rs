@@ -229,6 +229,8 @@ impl<'a> Applier<'a> {
                         tracing::warn!(
                             event = events::MIGRATION_RETRY,
                             version = m.version,
+                            description = %m.description,
+                            checksum = %m.checksum,
                             attempt,
                             sqlstate = %sqlstate,
                             delay_ms = delay.as_millis() as u64,
@@ -359,6 +361,8 @@ impl<'a> Applier<'a> {
                         tracing::warn!(
                             event = events::MIGRATION_RETRY,
                             version = m.version,
+                            description = %m.description,
+                            checksum = %m.checksum,
                             attempt,
                             sqlstate = "40001",
                             delay_ms = delay.as_millis() as u64,
@@ -412,7 +416,15 @@ impl<'a> Applier<'a> {
             }
             Err(e) => format!("{why}; the dirty mark could not be written: {e}"),
         };
-        tracing::error!(event = events::MIGRATION_DIRTY, version = m.version, statements_done, reason = %message, "migration marked dirty");
+        tracing::error!(
+            event = events::MIGRATION_DIRTY,
+            version = m.version,
+            description = %m.description,
+            checksum = %m.checksum,
+            statements_done,
+            reason = %message,
+            "migration marked dirty"
+        );
         Error::PartiallyApplied {
             version: m.version,
             file: m.path.clone(),
@@ -455,6 +467,8 @@ impl<'a> Applier<'a> {
                         tracing::warn!(
                             event = events::MIGRATION_RETRY,
                             version = m.version,
+                            description = %m.description,
+                            checksum = %m.checksum,
                             attempt,
                             sqlstate = "40001",
                             delay_ms = delay.as_millis() as u64,
@@ -520,6 +534,8 @@ impl<'a> Applier<'a> {
                             tracing::info!(
                                 event = "migration.batch",
                                 version = m.version,
+                                description = %m.description,
+                                checksum = %m.checksum,
                                 statement = i + 1,
                                 run = runs,
                                 rows = n,

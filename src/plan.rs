@@ -213,6 +213,11 @@ pub fn down<'a>(
     how: Rollback,
     allow: Allow,
 ) -> Result<Plan<'a>> {
+    // Rollback applies nothing, so a pending older file is no reason to refuse it.
+    let allow = Allow {
+        out_of_order: true,
+        ..allow
+    };
     check(set, rows, allow)?;
     let cur = rows.iter().map(|r| r.version).max().unwrap_or(0);
     let mut applied: Vec<&AppliedRow> = rows.iter().collect();
@@ -431,6 +436,19 @@ mod tests {
             Err(Error::Refused(_))
         ));
         assert!(down(&set, &rows, Rollback::Count(1), Allow::default()).is_ok());
+    }
+
+    #[test]
+    fn rollback_ignores_pending_older_files() {
+        let set: Vec<_> = (1..=3).map(|v| mig(v, true)).collect();
+        let p = down(
+            &set,
+            &[row(1), row(3)],
+            Rollback::Count(1),
+            Allow::default(),
+        )
+        .ok();
+        assert_eq!(p.as_ref().map(versions), Some(vec![3]));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::source::Migration;
 pub fn status_text(s: &Status) -> String {
     let mut out = format!("current version: {}\n", s.current_version);
     out.push_str(&format!(
-        "{:<20} {:<8} {:<25} {:<9} description\n",
+        "{:<20} {:<15} {:<27} {:<9} description\n",
         "version", "state", "applied_at", "checksum"
     ));
     for m in &s.migrations {
@@ -20,9 +20,13 @@ pub fn status_text(s: &Status) -> String {
             Some(false) => "CHANGED",
             None => "-",
         };
-        let state = if m.file.is_none() { "unknown" } else { m.state };
+        let state = match (m.file.is_none(), m.state) {
+            (true, "dirty") => "dirty, no file",
+            (true, _) => "no file here",
+            (false, state) => state,
+        };
         out.push_str(&format!(
-            "{:<20} {:<8} {:<25} {:<9} {}\n",
+            "{:<20} {:<15} {:<27} {:<9} {}\n",
             m.version,
             state,
             m.applied_at.as_deref().unwrap_or("-"),
