@@ -342,45 +342,67 @@ impl<'a> Applier<'a> {
         }
     }
 
+    /// Runs `op` (one autocommitted statement), replaying it on 40001 with jittered backoff:
+    /// an implicit transaction that got 40001 wrote nothing, so the replay is safe. On failure,
+    /// the last error and how many attempts were made.
+    async fn replay_40001<T, F, Fut>(
+        &self,
+        m: &Migration,
+        what: &str,
+        mut op: F,
+    ) -> std::result::Result<T, (tokio_postgres::Error, u32)>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+    {
+        let mut backoff = self.backoff();
+        let mut attempt = 1u32;
+        loop {
+            let e = match op().await {
+                Ok(v) => return Ok(v),
+                Err(e) => e,
+            };
+            let delay = match backoff.next() {
+                Some(delay) if is_retry(&e) => delay,
+                _ => return Err((e, attempt)),
+            };
+            tracing::warn!(
+                event = events::MIGRATION_RETRY,
+                version = m.version,
+                description = %m.description,
+                checksum = %m.checksum,
+                attempt,
+                sqlstate = "40001",
+                delay_ms = delay.as_millis() as u64,
+                "serialization failure; replaying {what}"
+            );
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+        }
+    }
+
     /// Runs one autocommitted, fenced ledger statement (journal, dirty mark, the final record of
-    /// a no-transaction step), replaying it on 40001 like any other statement: an implicit
-    /// transaction that got 40001 wrote nothing, so the replay is safe.
+    /// a no-transaction step), replayed on 40001.
     async fn ledger_write(
         &self,
         m: &Migration,
         statement: &Statement,
         params: &[&(dyn ToSql + Sync)],
     ) -> std::result::Result<u64, LedgerWriteError> {
-        let mut backoff = self.backoff();
-        let mut attempt = 1u32;
-        loop {
-            match self.client.execute(statement, params).await {
-                Ok(n) => return Ok(n),
-                Err(e) if is_retry(&e) => match backoff.next() {
-                    Some(delay) => {
-                        tracing::warn!(
-                            event = events::MIGRATION_RETRY,
-                            version = m.version,
-                            description = %m.description,
-                            checksum = %m.checksum,
-                            attempt,
-                            sqlstate = "40001",
-                            delay_ms = delay.as_millis() as u64,
-                            "serialization failure; replaying the ledger write"
-                        );
-                        tokio::time::sleep(delay).await;
-                        attempt += 1;
-                    }
-                    None => {
-                        return Err(LedgerWriteError::Exhausted(Error::RetriesExhausted {
-                            version: m.version,
-                            attempts: attempt,
-                        }));
-                    }
-                },
-                Err(e) => return Err(LedgerWriteError::Db(e)),
+        self.replay_40001(m, "the ledger write", || {
+            self.client.execute(statement, params)
+        })
+        .await
+        .map_err(|(e, attempts)| {
+            if is_retry(&e) {
+                LedgerWriteError::Exhausted(Error::RetriesExhausted {
+                    version: m.version,
+                    attempts,
+                })
+            } else {
+                LedgerWriteError::Db(e)
             }
-        }
+        })
     }
 
     /// The fenced dirty-mark / journal write (`mark_dirty_sql`), replayed on 40001.
@@ -457,31 +479,14 @@ impl<'a> Applier<'a> {
         m: &Migration,
         text: &str,
     ) -> std::result::Result<u64, tokio_postgres::Error> {
-        let mut backoff = self.backoff();
-        let mut attempt = 1u32;
-        loop {
-            match self.client.simple_query(text).await {
-                Ok(msgs) => return Ok(affected(&msgs)),
-                Err(e) if is_retry(&e) => match backoff.next() {
-                    Some(delay) => {
-                        tracing::warn!(
-                            event = events::MIGRATION_RETRY,
-                            version = m.version,
-                            description = %m.description,
-                            checksum = %m.checksum,
-                            attempt,
-                            sqlstate = "40001",
-                            delay_ms = delay.as_millis() as u64,
-                            "serialization failure; replaying the statement"
-                        );
-                        tokio::time::sleep(delay).await;
-                        attempt += 1;
-                    }
-                    None => return Err(e),
-                },
-                Err(e) => return Err(e),
-            }
-        }
+        self.replay_40001(m, "the statement", || async {
+            self.client
+                .simple_query(text)
+                .await
+                .map(|msgs| affected(&msgs))
+        })
+        .await
+        .map_err(|(e, _)| e)
     }
 
     async fn step_no_transaction(&self, step: &Step<'_>) -> Result<()> {
