@@ -320,6 +320,11 @@ fn a_killed_holder_is_taken_over_once_its_ttl_passes() {
     let acquired = second.events_named("lease.acquired");
     assert_eq!(acquired.len(), 1);
     assert_eq!(field(&acquired[0], "fence").as_i64(), Some(first_fence + 1));
+    // At least 13 migrations of 0.2 s each: the heartbeat (every TTL/3 = 0.67 s) renewed.
+    let renewed = second.events_named("lease.renewed");
+    assert!(!renewed.is_empty(), "no lease.renewed in {}", second.stdout);
+    assert_eq!(field(&renewed[0], "fence").as_i64(), Some(first_fence + 1));
+    assert_eq!(field(&renewed[0], "holder").as_str(), Some("second"));
     assert_eq!(ledger_rows(&db), N);
     assert_eq!(inconsistencies(&db), "", "nothing partial, nothing twice");
     assert_eq!(count(&db, "SELECT count(*) FROM effects"), N);
