@@ -35,10 +35,27 @@ pub struct Applier<'a> {
 
 /// How one attempt at a transactional step ended, when it did not succeed.
 enum Fail {
-    /// SQLSTATE 40001: roll back and replay.
-    Retry(String),
+    /// SQLSTATE 40001: rolled back, replay.
+    Retry,
     /// Anything else: stop.
     Stop(Error),
+}
+
+/// An outcome worth replaying (SQLSTATE 40001).
+trait Replayable {
+    fn is_retry(&self) -> bool;
+}
+
+impl Replayable for tokio_postgres::Error {
+    fn is_retry(&self) -> bool {
+        is_retry(self)
+    }
+}
+
+impl Replayable for Fail {
+    fn is_retry(&self) -> bool {
+        matches!(self, Fail::Retry)
+    }
 }
 
 /// How a replayed ledger write failed.
@@ -218,36 +235,17 @@ impl<'a> Applier<'a> {
 
     async fn step_transaction(&self, step: &Step<'_>) -> Result<()> {
         let m = step.migration;
-        let mut backoff = self.backoff();
-        let mut attempt: u32 = 1;
-        loop {
-            match self.attempt_transaction(step).await {
-                Ok(()) => return Ok(()),
-                Err(Fail::Stop(e)) => return Err(e),
-                Err(Fail::Retry(sqlstate)) => match backoff.next() {
-                    Some(delay) => {
-                        tracing::warn!(
-                            event = events::MIGRATION_RETRY,
-                            version = m.version,
-                            description = %m.description,
-                            checksum = %m.checksum,
-                            attempt,
-                            sqlstate = %sqlstate,
-                            delay_ms = delay.as_millis() as u64,
-                            "serialization failure; replaying the migration's transaction"
-                        );
-                        tokio::time::sleep(delay).await;
-                        attempt += 1;
-                    }
-                    None => {
-                        return Err(Error::RetriesExhausted {
-                            version: m.version,
-                            attempts: attempt,
-                        });
-                    }
-                },
-            }
-        }
+        self.replay(m, "the migration's transaction", || {
+            self.attempt_transaction(step)
+        })
+        .await
+        .map_err(|(fail, attempts)| match fail {
+            Fail::Stop(e) => e,
+            Fail::Retry => Error::RetriesExhausted {
+                version: m.version,
+                attempts,
+            },
+        })
     }
 
     async fn rollback(&self) {
@@ -265,7 +263,7 @@ impl<'a> Applier<'a> {
         if let Err(e) = self.client.batch_execute(&format!("BEGIN;\n{sql}")).await {
             self.rollback().await;
             return Err(if is_retry(&e) {
-                Fail::Retry(SqlState::T_R_SERIALIZATION_FAILURE.code().into())
+                Fail::Retry
             } else {
                 Fail::Stop(sql_failed(m, &e))
             });
@@ -307,7 +305,7 @@ impl<'a> Applier<'a> {
             Err(e) => {
                 self.rollback().await;
                 return Err(if is_retry(&e) {
-                    Fail::Retry(SqlState::T_R_SERIALIZATION_FAILURE.code().into())
+                    Fail::Retry
                 } else {
                     Fail::Stop(Error::db("recording the migration in the ledger", &e))
                 });
@@ -318,9 +316,7 @@ impl<'a> Applier<'a> {
             // CockroachDB: a retry error at COMMIT means nothing was committed.
             Err(e) if is_retry(&e) => {
                 self.rollback().await;
-                Err(Fail::Retry(
-                    SqlState::T_R_SERIALIZATION_FAILURE.code().into(),
-                ))
+                Err(Fail::Retry)
             }
             Err(e)
                 if code(&e) == Some(SCHEMA_CHANGE_AFTER_COMMIT)
@@ -342,18 +338,19 @@ impl<'a> Applier<'a> {
         }
     }
 
-    /// Runs `op` (one autocommitted statement), replaying it on 40001 with jittered backoff:
-    /// an implicit transaction that got 40001 wrote nothing, so the replay is safe. On failure,
-    /// the last error and how many attempts were made.
-    async fn replay_40001<T, F, Fut>(
+    /// Runs `op` (a whole transaction, or one autocommitted statement), replaying it on
+    /// 40001 with jittered backoff: a transaction that got 40001 was rolled back and wrote
+    /// nothing, so the replay is safe. On failure, the last error and how many attempts.
+    async fn replay<T, E, F, Fut>(
         &self,
         m: &Migration,
         what: &str,
         mut op: F,
-    ) -> std::result::Result<T, (tokio_postgres::Error, u32)>
+    ) -> std::result::Result<T, (E, u32)>
     where
+        E: Replayable,
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+        Fut: std::future::Future<Output = std::result::Result<T, E>>,
     {
         let mut backoff = self.backoff();
         let mut attempt = 1u32;
@@ -363,7 +360,7 @@ impl<'a> Applier<'a> {
                 Err(e) => e,
             };
             let delay = match backoff.next() {
-                Some(delay) if is_retry(&e) => delay,
+                Some(delay) if e.is_retry() => delay,
                 _ => return Err((e, attempt)),
             };
             tracing::warn!(
@@ -389,7 +386,7 @@ impl<'a> Applier<'a> {
         statement: &Statement,
         params: &[&(dyn ToSql + Sync)],
     ) -> std::result::Result<u64, LedgerWriteError> {
-        self.replay_40001(m, "the ledger write", || {
+        self.replay(m, "the ledger write", || {
             self.client.execute(statement, params)
         })
         .await
@@ -479,7 +476,7 @@ impl<'a> Applier<'a> {
         m: &Migration,
         text: &str,
     ) -> std::result::Result<u64, tokio_postgres::Error> {
-        self.replay_40001(m, "the statement", || async {
+        self.replay(m, "the statement", || async {
             self.client
                 .simple_query(text)
                 .await
