@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::ledger::AppliedRow;
 use crate::plan::Rollback;
 use crate::source::Migration;
+use crate::store::ledger::AppliedRow;
 
 /// The synchronous migrator.
 ///

@@ -1,13 +1,14 @@
-//! The one error type of a run. Each variant maps onto exactly one exit code of SPEC §6
-//! (`Error::exit`), carries the version, file or variable at fault, and never the password.
+//! The one error type of the crate. Variants carry the version, file, variable or SQLSTATE at
+//! fault (with the underlying error as `source` where there is one) and never the password.
+//! Which exit code each variant means is decided in one place: [`crate::exit::of`].
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use crate::connect::ConnectError;
-use crate::exit::Exit;
+use crate::refusal::{Disagreement, Refusal};
 use crate::source::Problem;
 
-/// Everything that can stop a run.
+/// Everything that can stop an operation.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -22,9 +23,44 @@ pub enum Error {
     /// The migration set has problems; all of them are listed.
     #[error("{} problem(s) in the migration files:\n{}", .0.len(), list(.0))]
     Source(Vec<Problem>),
-    /// Connecting failed (unreachable, authentication, TLS, bad URL, missing database).
-    #[error(transparent)]
-    Connect(#[from] ConnectError),
+    /// DATABASE_URL (or a file it names) is malformed; `param` names the part at fault.
+    #[error("DATABASE_URL: {param}: {message}")]
+    Url {
+        /// The URL part or query parameter at fault.
+        param: String,
+        /// What is wrong (never the password).
+        message: String,
+    },
+    /// The server did not become ready within the wait timeout.
+    #[error("database not ready after {attempts} attempts in {waited:?}: {last}")]
+    Unreachable {
+        /// How many attempts were made.
+        attempts: u32,
+        /// How long we waited.
+        waited: Duration,
+        /// The last failure.
+        last: String,
+    },
+    /// Authentication was rejected.
+    #[error("authentication rejected: {0}")]
+    Auth(String),
+    /// TLS was rejected (certificate verification, or the server demands TLS).
+    #[error("TLS rejected: {0}")]
+    Tls(String),
+    /// The database named in the URL does not exist.
+    #[error("database \"{0}\" does not exist (set MIGRATE_CREATE_DATABASE=true to create it)")]
+    NoDatabase(String),
+    /// The connection to the database was lost mid-operation.
+    #[error("{context}: connection lost: {message}")]
+    ConnectionLost {
+        /// What we were doing.
+        context: String,
+        /// What the driver or the server said.
+        message: String,
+        /// The driver's error.
+        #[source]
+        source: Option<tokio_postgres::Error>,
+    },
     /// The lease was not acquired within `MIGRATE_LEASE_TIMEOUT`.
     #[error(
         "lease not acquired within {waited_ms} ms: held by {holder} (fence {fence}) until {expires}; if that runner is gone it expires by itself, or run `crdb-migrate unlock --force`"
@@ -74,7 +110,7 @@ pub enum Error {
     MigrationFailed(Box<SqlFailure>),
     /// A migration was left partly applied and was marked dirty.
     #[error(
-        "migration {version} ({file}) may be partly applied and is marked dirty: {message}. Check the database by hand, then run `crdb-migrate repair --version {version} --mark-applied` or `--mark-not-applied`"
+        "migration {version} ({}) may be partly applied and is marked dirty: {message}. Check the database by hand, then run `crdb-migrate repair --version {version} --mark-applied` or `--mark-not-applied`", .file.display()
     )]
     PartiallyApplied {
         /// The migration's version.
@@ -85,32 +121,34 @@ pub enum Error {
         message: String,
     },
     /// The database disagrees with the migration files.
-    #[error("the database disagrees with the migration files:\n{}", .0.join("\n"))]
-    Disagreement(Vec<String>),
-    /// A request the plan refuses (bad target, missing undo) — bad input.
+    #[error("the database disagrees with the migration files:\n{}", lines(.0))]
+    Disagreement(Vec<Disagreement>),
+    /// A request refused before anything ran (bad target, missing undo, ...).
     #[error("{0}")]
-    Refused(String),
-    /// A database error outside a migration (bookkeeping).
+    Refused(Refusal),
+    /// A database error outside a migration's own SQL (bookkeeping).
     #[error("{context}: {message}")]
     Database {
         /// What we were doing.
         context: String,
         /// SQLSTATE, when the server sent one.
         sqlstate: Option<String>,
-        /// The error.
+        /// The error, as the server worded it.
         message: String,
-        /// The connection broke (so the server is unreachable, not our input at fault).
-        connection_lost: bool,
+        /// The driver's error, when there is one.
+        #[source]
+        source: Option<tokio_postgres::Error>,
     },
-    /// A file could not be written.
-    #[error("{path}: {message}")]
+    /// A file or directory could not be read or written.
+    #[error("{}: {source}", .path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// What went wrong.
-        message: String,
+        #[source]
+        source: std::io::Error,
     },
-    /// SIGTERM or SIGINT arrived; we cleaned up.
+    /// SIGTERM or SIGINT arrived (or the operation was cancelled); we cleaned up.
     #[error("stopped by signal after cleaning up")]
     Terminated,
 }
@@ -141,6 +179,13 @@ fn list(problems: &[Problem]) -> String {
         .join("\n")
 }
 
+fn lines(d: &[Disagreement]) -> String {
+    d.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 fn extra(detail: &Option<String>, hint: &Option<String>) -> String {
     let mut s = String::new();
     if let Some(d) = detail {
@@ -152,52 +197,53 @@ fn extra(detail: &Option<String>, hint: &Option<String>) -> String {
     s
 }
 
-impl Error {
-    /// The exit code for this error (SPEC §6).
-    pub fn exit(&self) -> Exit {
-        match self {
-            Error::Config { .. } | Error::Source(_) | Error::Refused(_) | Error::Io { .. } => {
-                Exit::BadInput
-            }
-            Error::Connect(c) => c.exit(),
-            Error::LeaseTimeout { .. } | Error::WaitTimeout { .. } => Exit::Timeout,
-            Error::LeaseLost { .. } => Exit::LeaseLost,
-            Error::RetriesExhausted { .. } => Exit::RetriesExhausted,
-            Error::MigrationFailed(_) => Exit::MigrationFailed,
-            Error::PartiallyApplied { .. } => Exit::PartiallyApplied,
-            Error::Disagreement(_) => Exit::Disagreement,
-            Error::Database {
-                connection_lost, ..
-            } => {
-                if *connection_lost {
-                    Exit::Unreachable
-                } else {
-                    Exit::MigrationFailed
-                }
-            }
-            Error::Terminated => Exit::Terminated,
-        }
-    }
-
-    /// Wraps a tokio-postgres error met outside a migration's own SQL.
-    pub fn db(context: impl Into<String>, e: &tokio_postgres::Error) -> Error {
-        let sqlstate = e.code().map(|c| c.code().to_string());
-        let message = match e.as_db_error() {
-            Some(db) => db.message().to_string(),
-            None => e.to_string(),
-        };
-        Error::Database {
-            context: context.into(),
-            connection_lost: e.is_closed() || sqlstate.as_deref().is_some_and(is_connection_class),
-            sqlstate,
-            message,
-        }
+/// The server's words for an error (its message), or the driver's when the server said nothing.
+pub(crate) fn server_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => db.message().to_string(),
+        None => e.to_string(),
     }
 }
 
-/// SQLSTATEs meaning the connection or server went away (class 08, 57P01..57P03).
-pub fn is_connection_class(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+impl Error {
+    /// The exit code for this error (SPEC §6), from the one table in [`crate::exit::of`].
+    pub fn exit(&self) -> crate::Exit {
+        crate::exit::of(self)
+    }
+
+    /// Wraps a tokio-postgres error met outside a migration's own SQL: a lost connection is
+    /// [`Error::ConnectionLost`], anything else [`Error::Database`].
+    pub fn db(context: impl Into<String>, e: tokio_postgres::Error) -> Error {
+        let context = context.into();
+        let message = server_message(&e);
+        if crate::sqlstate::is_connection_lost(&e) {
+            return Error::ConnectionLost {
+                context,
+                message,
+                source: Some(e),
+            };
+        }
+        Error::Database {
+            context,
+            sqlstate: crate::sqlstate::code(&e).map(str::to_string),
+            message,
+            source: Some(e),
+        }
+    }
+
+    /// The connection was lost (so a reconnect, not an operator, may fix it).
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, Error::ConnectionLost { .. })
+    }
+
+    /// The SQLSTATE of a bookkeeping error, when the server sent one.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            Error::Database { sqlstate, .. } => sqlstate.as_deref(),
+            Error::MigrationFailed(f) => Some(&f.sqlstate),
+            _ => None,
+        }
+    }
 }
 
 /// A result with [`Error`].

@@ -1,5 +1,30 @@
-//! The exit codes of SPEC §6 and the Kubernetes Job `podFailurePolicy` action each one calls
-//! for: the one table that `main`, the termination message and the deploy manifests agree on.
+//! The exit codes of SPEC §6, the one table from errors to exit codes ([`of`]), and the
+//! Kubernetes Job `podFailurePolicy` action each code calls for: what `main`, the termination
+//! message and the deploy manifests agree on.
+
+use crate::error::Error;
+
+/// The exit code for an outcome: the one table from [`Error`] variants to SPEC §6.
+pub fn of(e: &Error) -> Exit {
+    match e {
+        Error::Config { .. }
+        | Error::Source(_)
+        | Error::Url { .. }
+        | Error::NoDatabase(_)
+        | Error::Refused(_)
+        | Error::Io { .. } => Exit::BadInput,
+        Error::Unreachable { .. } | Error::ConnectionLost { .. } => Exit::Unreachable,
+        Error::Auth(_) | Error::Tls(_) => Exit::AuthRejected,
+        Error::LeaseTimeout { .. } | Error::WaitTimeout { .. } => Exit::Timeout,
+        Error::LeaseLost { .. } => Exit::LeaseLost,
+        Error::RetriesExhausted { .. } => Exit::RetriesExhausted,
+        // A bookkeeping statement the server refused (no permission to create the ledger, ...).
+        Error::MigrationFailed(_) | Error::Database { .. } => Exit::MigrationFailed,
+        Error::PartiallyApplied { .. } => Exit::PartiallyApplied,
+        Error::Disagreement(_) => Exit::Disagreement,
+        Error::Terminated => Exit::Terminated,
+    }
+}
 
 /// What a Kubernetes Job's `podFailurePolicy` should do with a pod that exited with a code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +124,25 @@ impl Exit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_errors_map_to_their_codes() {
+        assert_eq!(of(&Error::Auth("x".into())).code(), 21);
+        assert_eq!(of(&Error::Tls("x".into())).code(), 21);
+        assert_eq!(of(&Error::NoDatabase("x".into())).code(), 20);
+        let u = Error::Unreachable {
+            attempts: 1,
+            waited: std::time::Duration::ZERO,
+            last: String::new(),
+        };
+        assert_eq!(of(&u).code(), 10);
+        let lost = Error::ConnectionLost {
+            context: "x".into(),
+            message: "reset".into(),
+            source: None,
+        };
+        assert_eq!(of(&lost).code(), 10);
+    }
 
     #[test]
     fn codes_are_unique_and_sorted() {

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use tokio_postgres::Client;
-use tokio_postgres::error::SqlState;
 
 use crate::connect::Flavour;
 use crate::error::{Error, Result};
@@ -44,15 +43,14 @@ pub async fn prepare_session(
     client
         .batch_execute(&session_settings(statement_timeout, idle_in_transaction))
         .await
-        .map_err(|e| Error::db("setting session timeouts", &e))?;
+        .map_err(|e| Error::db("setting session timeouts", e))?;
     if flavour == Flavour::CockroachDB {
         for sql in cockroach_settings() {
             match client.batch_execute(sql).await {
                 Ok(()) => {}
                 // Older CockroachDB: the setting does not exist, nor does the behaviour.
-                Err(e) if e.code() == Some(&SqlState::UNDEFINED_OBJECT) => {}
-                Err(e) if e.code() == Some(&SqlState::CANT_CHANGE_RUNTIME_PARAM) => {}
-                Err(e) => return Err(Error::db(format!("running `{sql}`"), &e)),
+                Err(e) if crate::sqlstate::is_unknown_setting(&e) => {}
+                Err(e) => return Err(Error::db(format!("running `{sql}`"), e)),
             }
         }
     }

@@ -49,27 +49,46 @@
 //! ```
 #![deny(missing_docs)]
 
-pub mod apply;
+// The flow of one run: config → source → connect → store → plan → session → apply → report.
+mod apply;
+mod backoff;
 pub mod blocking;
-pub mod config;
-pub mod connect;
-pub mod error;
-pub mod exit;
-pub mod flavour;
-pub mod lease;
-pub mod ledger;
-pub mod lint;
-pub mod log;
-pub mod migrator;
-pub mod plan;
-pub mod report;
-pub mod source;
-pub mod split;
-// helper modules: add new `pub mod` lines below this one.
+mod config;
+mod connect;
+mod create;
+mod error;
+mod exit;
+mod flavour;
+mod lint;
+mod log;
+mod migrator;
+mod plan;
+mod refusal;
+mod repair;
+mod report;
+mod session;
+mod source;
+mod split;
+mod sqlstate;
+mod status;
+mod store;
+mod verify;
+mod wait;
+// helper modules: add new `mod` lines below this one.
 
-pub use config::Config;
-pub use error::Error;
-pub use ledger::AppliedRow;
-pub use migrator::{Migrator, Repair, Report};
-pub use plan::Rollback;
-pub use source::Migration;
+pub use config::{Config, LogFormat, Overrides, parse_version};
+pub use connect::{DbUrl, Flavour, ServerInfo, wait_and_connect};
+pub use error::{Error, Result, SqlFailure};
+pub use exit::{Exit, PodFailureAction};
+pub use lint::{Warning, lint};
+pub use log::events;
+pub use migrator::Migrator;
+pub use plan::{Direction, Plan, Rollback, Step};
+pub use refusal::{Disagreement, MissingUndo, Refusal};
+pub use repair::Repair;
+pub use report::Report;
+pub use source::{Migration, Problem};
+pub use status::{State, Status, StatusRow};
+pub use store::TableName;
+pub use store::lease::LeaseInfo;
+pub use store::ledger::AppliedRow;

@@ -1,7 +1,5 @@
-//! Logging: tracing-subscriber set up for JSON lines (default) or text, and the list of event
-//! names every log line's `event` field takes (SPEC §7).
-
-use crate::config::LogFormat;
+//! The one list of event names (SPEC §7): every log line's `event` field comes from here.
+//! Setting up the subscriber (JSON or text, stdout or stderr) is the binary's business.
 
 /// The `event` names of SPEC §7, in one place.
 pub mod events {
@@ -9,6 +7,12 @@ pub mod events {
     pub const DB_WAIT: &str = "db.wait";
     /// Connected, authenticated, `SELECT version()` answered.
     pub const DB_READY: &str = "db.ready";
+    /// `MIGRATE_CREATE_DATABASE` created the URL's database (or found it made by a peer).
+    pub const DB_CREATED: &str = "db.created";
+    /// A database connection ended (debug level).
+    pub const DB_CONNECTION_CLOSED: &str = "db.connection_closed";
+    /// A lost connection was re-established mid-run.
+    pub const DB_RECONNECTED: &str = "db.reconnected";
     /// The lease was taken.
     pub const LEASE_ACQUIRED: &str = "lease.acquired";
     /// The lease was waited for (someone else holds it).
@@ -23,12 +27,18 @@ pub mod events {
     pub const LEASE_LOST: &str = "lease.lost";
     /// The lease was released.
     pub const LEASE_RELEASED: &str = "lease.released";
+    /// A ledger made by an older tool was adopted (columns added, rows kept).
+    pub const LEDGER_ADOPTED: &str = "ledger.adopted";
+    /// A setup statement lost a race to a concurrent runner; re-checking.
+    pub const SETUP_RACE: &str = "setup.race";
     /// A migration (or undo) began.
     pub const MIGRATION_STARTED: &str = "migration.started";
     /// A migration was applied and recorded.
     pub const MIGRATION_APPLIED: &str = "migration.applied";
     /// A migration was retried after SQLSTATE 40001.
     pub const MIGRATION_RETRY: &str = "migration.retry";
+    /// One run of a `@REPEAT_UNTIL_ZERO` statement finished.
+    pub const MIGRATION_BATCH: &str = "migration.batch";
     /// A migration failed.
     pub const MIGRATION_FAILED: &str = "migration.failed";
     /// A migration was undone and its row removed.
@@ -37,52 +47,16 @@ pub mod events {
     pub const MIGRATION_DIRTY: &str = "migration.dirty";
     /// A repair action.
     pub const REPAIR: &str = "repair";
+    /// `create` wrote a placeholder the user must edit.
+    pub const CREATE_PLACEHOLDER: &str = "create.placeholder";
+    /// `wait` polled and the version is not there yet.
+    pub const WAIT_POLLING: &str = "wait.polling";
+    /// `wait` saw its version applied.
+    pub const WAIT_REACHED: &str = "wait.reached";
+    /// Nothing to apply or undo.
+    pub const RUN_NOTHING_TO_DO: &str = "run.nothing_to_do";
     /// The run is over.
     pub const RUN_FINISHED: &str = "run.finished";
     /// A signal arrived.
     pub const RUN_SIGNAL: &str = "run.signal";
-}
-
-/// Where log lines go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sink {
-    /// Standard output (commands whose work is the log: migrate, rollback, wait, repair).
-    Stdout,
-    /// Standard error (commands whose product is on stdout: status, plan, verify, create).
-    Stderr,
-}
-
-/// Installs the global subscriber. Safe to call once per process; later calls do nothing.
-pub fn init(format: LogFormat, filter: &str, sink: Sink) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    let result = match (format, sink) {
-        (LogFormat::Json, Sink::Stdout) => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .with_writer(std::io::stdout)
-            .try_init(),
-        (LogFormat::Json, Sink::Stderr) => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .with_writer(std::io::stderr)
-            .try_init(),
-        (LogFormat::Text, Sink::Stdout) => builder
-            .with_ansi(false)
-            .with_writer(std::io::stdout)
-            .try_init(),
-        (LogFormat::Text, Sink::Stderr) => builder
-            .with_ansi(false)
-            .with_writer(std::io::stderr)
-            .try_init(),
-    };
-    // Already installed (a library caller set up its own): keep theirs.
-    let _ = result;
 }

@@ -5,8 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Error, Result};
-use crate::ledger::AppliedRow;
+use crate::refusal::{Disagreement, MissingUndo, Refusal};
 use crate::source::Migration;
+use crate::store::ledger::AppliedRow;
 
 /// Which way a step goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -68,43 +69,34 @@ pub enum Rollback {
     Target(i64),
 }
 
-/// Where the database and the files disagree, one line each, with what to do.
-pub fn disagreements(set: &[Migration], rows: &[AppliedRow], allow: Allow) -> Vec<String> {
+/// Where the database and the files disagree, each with what to do.
+pub fn disagreements(set: &[Migration], rows: &[AppliedRow], allow: Allow) -> Vec<Disagreement> {
     let files: BTreeMap<i64, &Migration> = set.iter().map(|m| (m.version, m)).collect();
     let mut out = Vec::new();
     for row in rows {
         match files.get(&row.version) {
             None if allow.newer_schema && !row.dirty => {}
-            None => out.push(format!(
-                "version {} ({}) is {} in the database but has no file in this image; deploy the image that has it, or set MIGRATE_ALLOW_NEWER_SCHEMA=true if an older image is expected here",
-                row.version,
-                row.description,
-                if row.dirty { "marked dirty" } else { "applied" }
-            )),
+            None => out.push(Disagreement::UnknownApplied {
+                version: row.version,
+                description: row.description.clone(),
+                dirty: row.dirty,
+            }),
             Some(m) => {
                 if let Some(sum) = &row.checksum
                     && sum != &m.checksum
                 {
-                    let what = if row.dirty {
-                        "is partly applied (dirty) and its file changed since"
-                    } else {
-                        "was applied from a different file"
-                    };
-                    out.push(format!(
-                        "version {} ({}) {what}: checksum {} in the database, {} on disk; restore the file, or run `crdb-migrate repair --version {} --accept-checksum` if the edit is deliberate",
-                        m.version,
-                        m.path.display(),
-                        short(sum),
-                        short(&m.checksum),
-                        m.version
-                    ));
+                    out.push(Disagreement::Drift {
+                        version: m.version,
+                        file: m.path.clone(),
+                        recorded: sum.clone(),
+                        on_disk: m.checksum.clone(),
+                        dirty: row.dirty,
+                    });
                 } else if row.dirty && (!m.no_transaction || row.statements_done < 0) {
-                    out.push(format!(
-                        "version {} ({}) is marked dirty: it may be partly applied; check the database by hand, then run `crdb-migrate repair --version {} --mark-applied` or `--mark-not-applied`",
-                        m.version,
-                        m.path.display(),
-                        m.version
-                    ));
+                    out.push(Disagreement::Dirty {
+                        version: m.version,
+                        file: m.path.clone(),
+                    });
                 }
             }
         }
@@ -119,19 +111,15 @@ pub fn disagreements(set: &[Migration], rows: &[AppliedRow], allow: Allow) -> Ve
         let applied: BTreeSet<i64> = rows.iter().map(|r| r.version).collect();
         for m in set {
             if m.version < newest && !applied.contains(&m.version) {
-                out.push(format!(
-                    "version {} ({}) is pending but older than the newest applied version {newest}; renumber it above {newest}, or set MIGRATE_ALLOW_OUT_OF_ORDER=true to apply it anyway",
-                    m.version,
-                    m.path.display()
-                ));
+                out.push(Disagreement::OutOfOrder {
+                    version: m.version,
+                    file: m.path.clone(),
+                    newest_applied: newest,
+                });
             }
         }
     }
     out
-}
-
-fn short(sum: &str) -> &str {
-    sum.get(..12).unwrap_or(sum)
 }
 
 fn check(set: &[Migration], rows: &[AppliedRow], allow: Allow) -> Result<()> {
@@ -167,15 +155,16 @@ pub fn up<'a>(
         None => newest_file.max(cur),
         Some(t) => {
             if t != 0 && !set.iter().any(|m| m.version == t) {
-                return Err(Error::Refused(format!(
-                    "target version {t} is not a migration file in {}; choose one of the file versions",
-                    dir_of(set)
-                )));
+                return Err(Error::Refused(Refusal::TargetNotAFile {
+                    target: t,
+                    dir: dir_of(set),
+                }));
             }
             if t < cur {
-                return Err(Error::Refused(format!(
-                    "target version {t} is below the current version {cur}; use `crdb-migrate rollback --target {t}` to go down"
-                )));
+                return Err(Error::Refused(Refusal::TargetBelowCurrent {
+                    target: t,
+                    current: cur,
+                }));
             }
             t
         }
@@ -226,23 +215,20 @@ pub fn down<'a>(
         Rollback::Count(n) => {
             // A typo here would undo everything: --count must match what is applied.
             if n == 0 || n > applied.len() {
-                return Err(Error::Refused(format!(
-                    "rollback --count {n}: {} migration(s) are applied; give a count from 1 to {}, or `--target 0` to undo them all",
-                    applied.len(),
-                    applied.len()
-                )));
+                return Err(Error::Refused(Refusal::BadCount {
+                    count: n,
+                    applied: applied.len(),
+                }));
             }
             applied.into_iter().take(n).collect()
         }
         Rollback::Target(t) => {
             if t < 0 {
-                return Err(Error::Refused(format!("rollback target {t} is negative")));
+                return Err(Error::Refused(Refusal::NegativeTarget { target: t }));
             }
             if t != 0 && !rows.iter().any(|r| r.version == t) && !set.iter().any(|m| m.version == t)
             {
-                return Err(Error::Refused(format!(
-                    "rollback target {t} is neither applied nor a migration file; use 0 to undo everything"
-                )));
+                return Err(Error::Refused(Refusal::UnknownRollbackTarget { target: t }));
             }
             applied.into_iter().filter(|r| r.version > t).collect()
         }
@@ -251,22 +237,22 @@ pub fn down<'a>(
     let mut missing = Vec::new();
     // A half-applied forward migration would be undone by SQL written for a whole one.
     if let Some(r) = rows.iter().find(|r| r.dirty) {
-        return Err(Error::Disagreement(vec![format!(
-            "version {} ({}) is partly applied (dirty, {} statement(s) done): run `crdb-migrate migrate` to finish it, or repair it, before rolling back",
-            r.version, r.description, r.statements_done
-        )]));
+        return Err(Error::Disagreement(vec![Disagreement::PartlyApplied {
+            version: r.version,
+            description: r.description.clone(),
+            statements_done: r.statements_done,
+        }]));
     }
     for r in &chosen {
         match set.iter().find(|m| m.version == r.version) {
-            None => missing.push(format!(
-                "version {} ({}) has no file in this image, so its undo SQL is unknown",
-                r.version, r.description
-            )),
-            Some(m) if m.down.is_none() => missing.push(format!(
-                "version {} ({}) is irreversible: it has no `-- @UNDO` section",
-                m.version,
-                m.path.display()
-            )),
+            None => missing.push(MissingUndo::NoFile {
+                version: r.version,
+                description: r.description.clone(),
+            }),
+            Some(m) if m.down.is_none() => missing.push(MissingUndo::Irreversible {
+                version: m.version,
+                file: m.path.clone(),
+            }),
             Some(m) => steps.push(Step {
                 migration: m,
                 direction: Direction::Down,
@@ -275,10 +261,7 @@ pub fn down<'a>(
         }
     }
     if !missing.is_empty() {
-        return Err(Error::Refused(format!(
-            "rollback refused before anything ran:\n{}",
-            missing.join("\n")
-        )));
+        return Err(Error::Refused(Refusal::MissingUndo(missing)));
     }
     let target = rows
         .iter()

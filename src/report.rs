@@ -1,133 +1,77 @@
-//! Human and JSON renderings of status, plan, verify and lease results, kept apart from the
-//! operations that compute them.
+//! What a run did: the versions applied or undone and where the database ended, kept as the
+//! run goes ([`Progress`]), so a failed or abandoned run still says what it applied.
 
-use crate::lease::LeaseInfo;
-use crate::lint::{self, Warning};
-use crate::migrator::Status;
-use crate::plan::{Direction, Plan};
-use crate::source::Migration;
+use std::sync::{Arc, Mutex};
 
-/// `status` as text.
-pub fn status_text(s: &Status) -> String {
-    let mut out = format!("current version: {}\n", s.current_version);
-    out.push_str(&format!(
-        "{:<20} {:<15} {:<27} {:<9} description\n",
-        "version", "state", "applied_at", "checksum"
-    ));
-    for m in &s.migrations {
-        let sum = match m.checksum_matches {
-            Some(true) => "ok",
-            Some(false) => "CHANGED",
-            None => "-",
-        };
-        let state = match (m.file.is_none(), m.state) {
-            (true, "dirty") => "dirty, no file",
-            (true, _) => "no file here",
-            (false, state) => state,
-        };
-        out.push_str(&format!(
-            "{:<20} {:<15} {:<27} {:<9} {}\n",
-            m.version,
-            state,
-            m.applied_at.as_deref().unwrap_or("-"),
-            sum,
-            m.description
-        ));
-    }
-    out.push_str(&format!(
-        "pending: {}, dirty: {}, applied without a file here: {}\n",
-        s.pending.len(),
-        s.dirty.len(),
-        s.missing_files.len()
-    ));
-    for d in &s.disagreements {
-        out.push_str(&format!("problem: {d}\n"));
-    }
-    out.push_str(&format!("lease: {}\n", lease_text(s.lease.as_ref(), false)));
-    out
+/// What a run did, kept even when it fails part-way.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    /// Versions applied (migrate) or undone (rollback), in order.
+    pub versions: Vec<i64>,
+    /// The newest applied version at the end, when known.
+    pub current: Option<i64>,
 }
 
-/// The lease as one line.
-pub fn lease_text(l: Option<&LeaseInfo>, forced: bool) -> String {
-    let verb = if forced { "released; was " } else { "" };
-    match l {
-        None => "no lease table yet".into(),
-        Some(l) if l.held => format!(
-            "{verb}held by {} (fence {}) until {}",
-            l.holder.as_deref().unwrap_or("?"),
-            l.fence,
-            l.expires_at.as_deref().unwrap_or("?")
-        ),
-        Some(l) => format!("{verb}free (last fence {})", l.fence),
+impl Report {
+    /// How many migrations were applied or undone.
+    pub fn count(&self) -> usize {
+        self.versions.len()
     }
 }
 
-/// `plan` as text.
-pub fn plan_text(p: &Plan) -> String {
-    let mut out = format!(
-        "current version {}, target {}, {} step(s)\n",
-        p.current,
-        p.target,
-        p.steps.len()
-    );
-    for s in &p.steps {
-        let m = s.migration;
-        let arrow = match s.direction {
-            Direction::Up => "apply",
-            Direction::Down => "undo ",
-        };
-        let mut notes = Vec::new();
-        if m.no_transaction {
-            notes.push("no transaction".to_string());
+/// The report of the operation under way, shared between the work and whoever watches it (the
+/// binary reads it after a failure or a SIGTERM).
+#[derive(Debug, Clone, Default)]
+pub struct Progress(Arc<Mutex<Report>>);
+
+impl Progress {
+    /// Starts a new operation's report.
+    pub fn reset(&self) {
+        self.update(|r| *r = Report::default());
+    }
+
+    /// A step finished.
+    pub fn done(&self, version: i64) {
+        self.update(|r| r.versions.push(version));
+    }
+
+    /// The database's current version is known.
+    pub fn at(&self, current: i64) {
+        self.update(|r| r.current = Some(current));
+    }
+
+    /// What was done so far.
+    pub fn snapshot(&self) -> Report {
+        self.0.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Report)) {
+        if let Ok(mut r) = self.0.lock() {
+            f(&mut r);
         }
-        if s.resume_from > 0 {
-            notes.push(format!("resume after statement {}", s.resume_from));
-        }
-        out.push_str(&format!(
-            "{arrow} {} {} ({}){}\n",
-            m.version,
-            m.description,
-            m.path.display(),
-            if notes.is_empty() {
-                String::new()
-            } else {
-                format!(" [{}]", notes.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_is_shared_and_reset() {
+        let p = Progress::default();
+        let watcher = p.clone();
+        p.done(1);
+        p.done(2);
+        p.at(2);
+        assert_eq!(
+            watcher.snapshot(),
+            Report {
+                versions: vec![1, 2],
+                current: Some(2)
             }
-        ));
-        for w in lint::lint(m) {
-            out.push_str(&format!("      warning: {}\n", w.message));
-        }
+        );
+        assert_eq!(watcher.snapshot().count(), 2);
+        p.reset();
+        assert_eq!(watcher.snapshot(), Report::default());
     }
-    out
-}
-
-/// `plan --json`: stable keys `current`, `target`, `steps[]` with `version`, `description`,
-/// `direction`, `file`, `no_transaction`, `resume_from`, `warnings[]`.
-pub fn plan_json(p: &Plan) -> serde_json::Value {
-    serde_json::json!({
-        "current": p.current,
-        "target": p.target,
-        "steps": p.steps.iter().map(|s| serde_json::json!({
-            "version": s.migration.version,
-            "description": s.migration.description,
-            "direction": s.direction,
-            "file": s.migration.path,
-            "no_transaction": s.migration.no_transaction,
-            "resume_from": s.resume_from,
-            "warnings": lint::lint(s.migration),
-        })).collect::<Vec<_>>(),
-    })
-}
-
-/// `verify` as text.
-pub fn verify_text(set: &[Migration], warnings: &[Warning]) -> String {
-    let mut out = format!(
-        "{} migration file(s) OK, {} warning(s)\n",
-        set.len(),
-        warnings.len()
-    );
-    for w in warnings {
-        out.push_str(&format!("warning [{}]: {}\n", w.rule, w.message));
-    }
-    out
 }

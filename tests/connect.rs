@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crdb_migrate::connect::{ConnectError, DbUrl, Flavour, wait_and_connect};
+use crdb_migrate::{DbUrl, Error as ConnectError, Flavour, wait_and_connect};
 use support::{CustomOpts, CustomServer, free_port, psql, server, start_custom};
 
 const SCRAM_PASSWORD: &str = "c0rrect-H0rse:b@ttery%";
@@ -207,9 +207,7 @@ fn tls_server() -> &'static CustomServer {
 // ---------------------------------------------------------------------------------------------
 
 /// The exit code SPEC §6 gives each outcome.
-fn exit_code(
-    r: &Result<(tokio_postgres::Client, crdb_migrate::connect::ServerInfo), ConnectError>,
-) -> u8 {
+fn exit_code(r: &Result<(tokio_postgres::Client, crdb_migrate::ServerInfo), ConnectError>) -> u8 {
     match r {
         Ok(_) => 0,
         Err(e) => {
@@ -223,7 +221,7 @@ async fn connect(
     url: &str,
     wait: Duration,
     create: bool,
-) -> Result<(tokio_postgres::Client, crdb_migrate::connect::ServerInfo), ConnectError> {
+) -> Result<(tokio_postgres::Client, crdb_migrate::ServerInfo), ConnectError> {
     let url = DbUrl::parse(url).unwrap_or_else(|e| panic!("parse {url}: {e}"));
     wait_and_connect(&url, wait, create).await
 }
@@ -247,7 +245,7 @@ fn client_cert_query(mode: &str, key: &str) -> String {
 }
 
 async fn assert_current_user(
-    r: Result<(tokio_postgres::Client, crdb_migrate::connect::ServerInfo), ConnectError>,
+    r: Result<(tokio_postgres::Client, crdb_migrate::ServerInfo), ConnectError>,
     user: &str,
 ) {
     let (client, info) = r.unwrap_or_else(|e| panic!("expected success, got {e} ({e:?})"));
@@ -477,7 +475,7 @@ async fn missing_certificate_file_is_config_naming_it() {
     );
     let e = DbUrl::parse(&url).unwrap_err();
     match &e {
-        ConnectError::Config { param, .. } => assert_eq!(param, "sslrootcert"),
+        ConnectError::Url { param, .. } => assert_eq!(param, "sslrootcert"),
         other => panic!("{other:?}"),
     }
     assert_eq!(e.exit().code(), 20);
@@ -688,7 +686,7 @@ async fn options_and_application_name_reach_the_server() {
     let t = Instant::now();
     let r = connect(&bad, Duration::from_secs(20), false).await;
     match &r {
-        Err(ConnectError::Config { param, .. }) => assert_eq!(param, "options"),
+        Err(ConnectError::Url { param, .. }) => assert_eq!(param, "options"),
         other => panic!("{:?}", other.as_ref().err()),
     }
     assert_eq!(exit_code(&r), 20);

@@ -2,7 +2,7 @@
 //! binary.
 //!
 //! - The Job `podFailurePolicy` exit codes, in the Helm chart and in every kustomize Job, equal
-//!   the sets derived from `crdb_migrate::exit::Exit::ALL` by `pod_failure_action()`, so the
+//!   the sets derived from `crdb_migrate::Exit::ALL` by `pod_failure_action()`, so the
 //!   manifests and the exit-code table cannot drift apart.
 //! - The Dockerfile keeps the runtime contract the manifests rely on.
 //! - The bare-root run: the binary, copied into an otherwise empty root directory holding only
@@ -17,7 +17,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crdb_migrate::exit::{Exit, PodFailureAction};
+use crdb_migrate::{Exit, PodFailureAction};
 
 mod support;
 

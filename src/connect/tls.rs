@@ -21,11 +21,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::ConnectError;
 use super::url::{ParsedUrl, SslMode};
+use crate::error::Error as ConnectError;
 
 fn config_err(param: &str, message: impl Into<String>) -> ConnectError {
-    ConnectError::Config {
+    ConnectError::Url {
         param: param.into(),
         message: message.into(),
     }
@@ -358,7 +358,7 @@ mod tests {
 
     fn param_of(r: Result<Option<Arc<ClientConfig>>, ConnectError>) -> String {
         match r {
-            Err(ConnectError::Config { param, .. }) => param,
+            Err(ConnectError::Url { param, .. }) => param,
             Err(e) => panic!("unexpected {e:?}"),
             Ok(_) => panic!("expected an error"),
         }
@@ -441,7 +441,7 @@ mod tests {
         .unwrap();
         let err = load_key(&key, &provider()).unwrap_err();
         match err {
-            ConnectError::Config { param, .. } => assert_eq!(param, "sslkey"),
+            ConnectError::Url { param, .. } => assert_eq!(param, "sslkey"),
             e => panic!("{e:?}"),
         }
     }

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::ConnectError;
+use crate::error::Error as ConnectError;
 
 /// The port CockroachDB listens on, used when the URL names none.
 pub const DEFAULT_PORT: u16 = 26257;
@@ -132,7 +132,7 @@ pub(crate) struct ParsedUrl {
 }
 
 fn config_err(param: &str, message: impl Into<String>) -> ConnectError {
-    ConnectError::Config {
+    ConnectError::Url {
         param: param.into(),
         message: message.into(),
     }
@@ -270,7 +270,7 @@ fn scrub_parse_error(url: &str, e: ConnectError) -> ConnectError {
         text
     };
     match e {
-        ConnectError::Config { param, message } => ConnectError::Config {
+        ConnectError::Url { param, message } => ConnectError::Url {
             param: scrub(param),
             message: scrub(message),
         },
@@ -452,7 +452,7 @@ mod tests {
 
     fn err_param(url: &str) -> (String, String) {
         match parse(url) {
-            Err(ConnectError::Config { param, message }) => (param, message),
+            Err(ConnectError::Url { param, message }) => (param, message),
             Err(other) => panic!("{url}: unexpected error {other:?}"),
             Ok(_) => panic!("{url}: parsed but should not"),
         }

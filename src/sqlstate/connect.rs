@@ -1,5 +1,5 @@
-//! Transient (wait and retry) or permanent (stop now)? Decided from SQLSTATE constants, the
-//! rustls error, and `std::io::ErrorKind` — never from message text.
+//! The connection-attempt verdict: transient (wait and retry) or permanent (stop now)? Decided
+//! from SQLSTATE constants, the rustls error, and `std::io::ErrorKind` — never from message text.
 //!
 //! `facts` digs the structured causes out of a tokio-postgres error; `classify` is a pure
 //! function of those facts, unit-tested below.

@@ -1,0 +1,267 @@
+//! Executing a plan under the lease: each step one transaction holding the migration's SQL and
+//! its fenced ledger write (`transaction`), replayed on SQLSTATE 40001 (`replay`), marked dirty
+//! when the commit's outcome is unknown (XXA00, 40003); `@NO_TRANSACTION` steps run statement
+//! by statement with a journal in `statements_done` (`no_transaction`), so a rerun resumes
+//! after the last one done. Knows nothing of files: it runs the migrations a plan hands it.
+
+mod no_transaction;
+mod replay;
+mod transaction;
+
+use std::time::Instant;
+
+use tokio_postgres::{Client, Statement};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result, SqlFailure};
+use crate::log::events;
+use crate::plan::{Direction, Plan, Step};
+use crate::report::Progress;
+use crate::session::Lease;
+use crate::source::Migration;
+use crate::sqlstate;
+use crate::store::Tables;
+use crate::store::fence::{Fence, FencedWrite, MarkDirty, Param, Record, Unrecord};
+
+use replay::{LedgerWriteError, replay};
+
+/// Runs plans on one connection under a lease.
+pub struct Applier<'a> {
+    client: &'a Client,
+    lease: &'a Lease,
+    cancel: &'a CancellationToken,
+    record: Statement,
+    unrecord: Statement,
+    mark_dirty: Statement,
+}
+
+/// The migration's SQL failed: an error carrying the server's words (or a lost connection).
+fn sql_failed(m: &Migration, e: tokio_postgres::Error) -> Error {
+    if sqlstate::is_connection_lost(&e) {
+        return Error::db(format!("migration {} ({})", m.version, m.path.display()), e);
+    }
+    let failure = match e.as_db_error() {
+        Some(db) => SqlFailure {
+            version: m.version,
+            file: m.path.clone(),
+            sqlstate: db.code().code().to_string(),
+            message: db.message().to_string(),
+            detail: db.detail().map(str::to_string),
+            hint: db.hint().map(str::to_string),
+        },
+        None => SqlFailure {
+            version: m.version,
+            file: m.path.clone(),
+            sqlstate: "-".into(),
+            message: e.to_string(),
+            detail: None,
+            hint: None,
+        },
+    };
+    Error::MigrationFailed(Box::new(failure))
+}
+
+/// A statement on one line, at most 80 characters.
+pub(crate) fn excerpt(s: &str) -> String {
+    let one_line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() > 80 {
+        format!("{}...", one_line.chars().take(77).collect::<String>())
+    } else {
+        one_line
+    }
+}
+
+impl<'a> Applier<'a> {
+    /// Prepares the fenced ledger statements on `client` (the migration connection).
+    pub async fn new(
+        client: &'a Client,
+        tables: &Tables,
+        lease: &'a Lease,
+        cancel: &'a CancellationToken,
+    ) -> Result<Applier<'a>> {
+        let prep = |sql: String| async move {
+            client
+                .prepare(&sql)
+                .await
+                .map_err(|e| Error::db("preparing ledger statements", e))
+        };
+        Ok(Applier {
+            client,
+            lease,
+            cancel,
+            record: prep(Record::sql(tables)).await?,
+            unrecord: prep(Unrecord::sql(tables)).await?,
+            mark_dirty: prep(MarkDirty::sql(tables)).await?,
+        })
+    }
+
+    /// Stop before the next piece of work: a stop was asked for, or the heartbeat lost the lease.
+    fn check_go_on(&self, where_: impl FnOnce() -> String) -> Result<()> {
+        if self.cancel.is_cancelled() {
+            return Err(Error::Terminated);
+        }
+        if self.lease.is_lost() {
+            return Err(self.lease.lost_error(where_()));
+        }
+        Ok(())
+    }
+
+    /// Runs every step of `plan` in order, recording each finished version in `progress` (so a
+    /// failure still says what was applied). Stops before a step when a stop was requested.
+    pub async fn run(&self, plan: &Plan<'_>, progress: &Progress) -> Result<()> {
+        for step in &plan.steps {
+            self.check_go_on(|| "the heartbeat found the lease expired or taken".into())?;
+            let m = step.migration;
+            tracing::info!(
+                event = events::MIGRATION_STARTED,
+                version = m.version,
+                description = %m.description,
+                checksum = %m.checksum,
+                direction = step.direction.as_str(),
+                no_transaction = m.no_transaction,
+                "migration started"
+            );
+            let started = Instant::now();
+            let result = if m.no_transaction {
+                self.step_no_transaction(step).await
+            } else {
+                self.step_transaction(step).await
+            };
+            let duration_ms = started.elapsed().as_millis() as u64;
+            if let Err(e) = result {
+                tracing::error!(
+                    event = events::MIGRATION_FAILED,
+                    version = m.version,
+                    description = %m.description,
+                    checksum = %m.checksum,
+                    duration_ms,
+                    error = %e,
+                    "migration failed"
+                );
+                return Err(e);
+            }
+            let (event, message) = match step.direction {
+                Direction::Up => (events::MIGRATION_APPLIED, "migration applied"),
+                Direction::Down => (events::MIGRATION_ROLLED_BACK, "migration rolled back"),
+            };
+            tracing::info!(
+                event,
+                version = m.version,
+                description = %m.description,
+                checksum = %m.checksum,
+                duration_ms,
+                "{message}"
+            );
+            progress.done(m.version);
+        }
+        Ok(())
+    }
+
+    /// Runs one autocommitted, fenced ledger statement (journal, dirty mark, the final record of
+    /// a no-transaction step), replayed on 40001.
+    async fn ledger_write(
+        &self,
+        m: &Migration,
+        statement: &Statement,
+        params: &[Param<'_>],
+    ) -> std::result::Result<u64, LedgerWriteError> {
+        replay(m, "the ledger write", || {
+            self.client.execute(statement, params)
+        })
+        .await
+        .map_err(|(e, attempts)| {
+            if sqlstate::is_retry(&e) {
+                LedgerWriteError::Exhausted(Error::RetriesExhausted {
+                    version: m.version,
+                    attempts,
+                })
+            } else {
+                LedgerWriteError::Db(e)
+            }
+        })
+    }
+
+    /// The fenced dirty-mark / journal write, replayed on 40001.
+    async fn write_dirty(
+        &self,
+        m: &Migration,
+        statements_done: i64,
+    ) -> std::result::Result<u64, LedgerWriteError> {
+        let write = MarkDirty {
+            migration: m,
+            statements_done,
+            fence: &self.lease.fence,
+        };
+        self.ledger_write(m, &self.mark_dirty, &write.params())
+            .await
+    }
+
+    /// Marks `m` dirty in its own transaction and returns the error to stop with.
+    async fn dirty(&self, m: &Migration, statements_done: i64, why: String) -> Error {
+        let marked = self.write_dirty(m, statements_done).await;
+        let message = match marked {
+            Ok(1) => why,
+            Ok(_) => {
+                format!("{why}; the dirty mark could not be written: the lease is no longer ours")
+            }
+            Err(e) => format!("{why}; the dirty mark could not be written: {e}"),
+        };
+        tracing::error!(
+            event = events::MIGRATION_DIRTY,
+            version = m.version,
+            description = %m.description,
+            checksum = %m.checksum,
+            statements_done,
+            reason = %message,
+            "migration marked dirty"
+        );
+        Error::PartiallyApplied {
+            version: m.version,
+            file: m.path.clone(),
+            message,
+        }
+    }
+}
+
+/// The fenced write that ends a step: record the migration (up) or remove its row (down).
+enum Finish<'w> {
+    Record(Record<'w>),
+    Unrecord(Unrecord<'w>),
+}
+
+impl<'w> Finish<'w> {
+    fn new(
+        step: &Step<'w>,
+        fence: &'w Fence,
+        duration_ms: i64,
+        statements_done: i64,
+    ) -> Finish<'w> {
+        let m = step.migration;
+        match step.direction {
+            Direction::Up => Finish::Record(Record {
+                migration: m,
+                duration_ms: Some(duration_ms),
+                fence,
+                statements_done,
+            }),
+            Direction::Down => Finish::Unrecord(Unrecord {
+                version: &m.version,
+                fence,
+            }),
+        }
+    }
+
+    fn statement<'a>(&self, a: &'a Applier<'_>) -> &'a Statement {
+        match self {
+            Finish::Record(_) => &a.record,
+            Finish::Unrecord(_) => &a.unrecord,
+        }
+    }
+
+    fn params(&self) -> Vec<Param<'_>> {
+        match self {
+            Finish::Record(r) => r.params(),
+            Finish::Unrecord(u) => u.params(),
+        }
+    }
+}

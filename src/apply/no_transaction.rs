@@ -1,0 +1,200 @@
+//! One `@NO_TRANSACTION` step: its statements run one at a time, each autocommitted (and
+//! replayed on 40001), with the journal (`statements_done`, status dirty) written after each,
+//! so a rerun resumes after the last one done. `@REPEAT_UNTIL_ZERO` statements re-run until
+//! they affect no row.
+
+use std::time::Instant;
+
+use tokio_postgres::SimpleQueryMessage;
+
+use crate::backoff;
+use crate::error::{Error, Result};
+use crate::log::events;
+use crate::plan::{Direction, Step};
+use crate::source::Migration;
+use crate::split::{self, Statement};
+use crate::sqlstate;
+
+use super::replay::replay;
+use super::{Applier, Finish, excerpt};
+
+fn affected(msgs: &[SimpleQueryMessage]) -> u64 {
+    msgs.iter()
+        .map(|m| match m {
+            SimpleQueryMessage::CommandComplete(n) => *n,
+            _ => 0,
+        })
+        .sum()
+}
+
+impl Applier<'_> {
+    /// Writes the journal: status dirty with `statements_done`, fenced.
+    async fn journal(&self, m: &Migration, statements_done: i64) -> Result<()> {
+        let n = self
+            .write_dirty(m, statements_done)
+            .await
+            .map_err(|e| e.into_error(format!("journaling migration {}", m.version)))?;
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(self.lease.lost_error(format!(
+                "the fence check while journaling version {} failed",
+                m.version
+            )))
+        }
+    }
+
+    /// Runs one autocommitted statement, replaying it on 40001; returns rows affected.
+    async fn autocommit(
+        &self,
+        m: &Migration,
+        text: &str,
+    ) -> std::result::Result<u64, tokio_postgres::Error> {
+        replay(m, "the statement", || async {
+            self.client
+                .simple_query(text)
+                .await
+                .map(|msgs| affected(&msgs))
+        })
+        .await
+        .map_err(|(e, _)| e)
+    }
+
+    /// Runs a `@REPEAT_UNTIL_ZERO` statement until a run affects no row, logging each batch.
+    async fn repeat_until_zero(
+        &self,
+        m: &Migration,
+        index: usize,
+        st: &Statement,
+    ) -> Result<std::result::Result<(), tokio_postgres::Error>> {
+        let mut runs = 0u64;
+        let mut rows_total = 0u64;
+        loop {
+            let n = match self.autocommit(m, &st.text).await {
+                Ok(n) => n,
+                Err(e) => return Ok(Err(e)),
+            };
+            runs += 1;
+            rows_total += n;
+            tracing::info!(
+                event = events::MIGRATION_BATCH,
+                version = m.version,
+                description = %m.description,
+                checksum = %m.checksum,
+                statement = index + 1,
+                run = runs,
+                rows = n,
+                rows_total,
+                "batch done"
+            );
+            if n == 0 {
+                return Ok(Ok(()));
+            }
+            if self.cancel.is_cancelled() {
+                return Err(Error::Terminated);
+            }
+        }
+    }
+
+    pub(super) async fn step_no_transaction(&self, step: &Step<'_>) -> Result<()> {
+        let started = Instant::now();
+        let m = step.migration;
+        let up = step.direction == Direction::Up;
+        let sql = if up {
+            m.up.as_str()
+        } else {
+            m.down.as_deref().unwrap_or("")
+        };
+        let statements = split::split(sql);
+        let total = statements.len();
+        // The journal: forward progress is statements_done >= 0; an undo in progress is
+        // recorded as -(k + 1) after k undo statements, which a rerun never resumes.
+        let mark = |k: usize| -> i64 { if up { k as i64 } else { -(k as i64) - 1 } };
+        let first = if up { step.resume_from.min(total) } else { 0 };
+        if first > 0 {
+            tracing::info!(
+                event = events::MIGRATION_STARTED,
+                version = m.version,
+                resume_after = first,
+                "resuming after the statements already done"
+            );
+        }
+        self.journal(m, mark(first)).await?;
+        for (i, st) in statements.iter().enumerate().skip(first) {
+            // Each statement commits on its own, so check the heartbeat's verdict before each.
+            self.check_go_on(|| {
+                format!(
+                    "the heartbeat found the lease expired or taken before statement {} of version {}",
+                    i + 1,
+                    m.version
+                )
+            })?;
+            let result = if st.repeat_until_zero {
+                self.repeat_until_zero(m, i, st).await?
+            } else {
+                self.autocommit(m, &st.text).await.map(|_| ())
+            };
+            if let Err(e) = result {
+                return Err(self.statement_failed(m, up, i, total, st, e, mark(i)).await);
+            }
+            self.journal(m, mark(i + 1)).await?;
+        }
+        let f = &self.lease.fence;
+        // This run's share: a resumed migration's earlier runs are not in the journal.
+        let finish = Finish::new(step, f, started.elapsed().as_millis() as i64, total as i64);
+        match self
+            .ledger_write(m, finish.statement(self), &finish.params())
+            .await
+        {
+            Ok(1) => Ok(()),
+            Ok(_) => Err(self.lease.lost_error(format!(
+                "the fence check finishing version {} failed",
+                m.version
+            ))),
+            Err(e) => Err(e.into_error("recording the migration in the ledger".into())),
+        }
+    }
+
+    /// The error for statement `i` having failed with `e`.
+    #[allow(clippy::too_many_arguments)]
+    async fn statement_failed(
+        &self,
+        m: &Migration,
+        up: bool,
+        i: usize,
+        total: usize,
+        st: &Statement,
+        e: tokio_postgres::Error,
+        journal: i64,
+    ) -> Error {
+        // The statement never took effect and the journal says where we are, so a rerun
+        // resumes here: a transient outcome (exit 13), not a dirty failure.
+        if up && sqlstate::is_retry(&e) {
+            return Error::RetriesExhausted {
+                version: m.version,
+                attempts: backoff::REPLAY_RETRIES as u32 + 1,
+            };
+        }
+        if sqlstate::is_connection_lost(&e) {
+            return Error::db(format!("migration {} statement {}", m.version, i + 1), e);
+        }
+        let why = match e.as_db_error() {
+            Some(db) => format!("SQLSTATE {}: {}", db.code().code(), db.message()),
+            None => e.to_string(),
+        };
+        let message = format!(
+            "statement {} of {} (line {}: `{}`) failed: {why}; statements 1..{} are done and will not be re-run{}",
+            i + 1,
+            total,
+            st.line,
+            excerpt(&st.text),
+            i,
+            if up {
+                "; fix the cause, then run migrate again to resume"
+            } else {
+                ""
+            }
+        );
+        self.dirty(m, journal, message).await
+    }
+}

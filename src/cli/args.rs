@@ -1,0 +1,144 @@
+//! The command line (clap derive): global options, each overriding the environment variable
+//! named in its help, and one subcommand per operation.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Applies SQL schema migrations to CockroachDB (and PostgreSQL) from inside Kubernetes.
+#[derive(Parser, Debug)]
+#[command(name = "crdb-migrate", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Option<Command>,
+    #[command(flatten)]
+    pub(crate) global: Global,
+}
+
+/// Options every command takes; each overrides the environment variable named in its help.
+#[derive(Args, Debug)]
+pub(crate) struct Global {
+    /// postgresql://user[:password]@host[:port]/db?sslmode=... [env: DATABASE_URL]
+    #[arg(long, global = true)]
+    pub(crate) database_url: Option<String>,
+    /// Directory of migration files [env: MIGRATIONS_DIR] [default: ./migrations]
+    #[arg(long, global = true)]
+    pub(crate) migrations_dir: Option<PathBuf>,
+    /// Merge MIGRATIONS_DIR/<ENVIRONMENT>/ into the set [env: ENVIRONMENT]
+    #[arg(long, global = true)]
+    pub(crate) environment: Option<String>,
+    /// Ledger table name [env: MIGRATE_TABLE] [default: _migrations]
+    #[arg(long, global = true)]
+    pub(crate) table: Option<String>,
+    /// How long to wait for the database [env: MIGRATE_WAIT_TIMEOUT] [default: 300s]
+    #[arg(long, global = true)]
+    pub(crate) wait_timeout: Option<String>,
+    /// Lease time to live [env: MIGRATE_LEASE_TTL] [default: 30s]
+    #[arg(long, global = true)]
+    pub(crate) lease_ttl: Option<String>,
+    /// How long to wait for the lease [env: MIGRATE_LEASE_TIMEOUT] [default: 600s]
+    #[arg(long, global = true)]
+    pub(crate) lease_timeout: Option<String>,
+    /// Our name in the lease [env: MIGRATE_HOLDER, else POD_NAME, else host-pid]
+    #[arg(long, global = true)]
+    pub(crate) holder: Option<String>,
+    /// json or text [env: LOG_FORMAT] [default: json]
+    #[arg(long, global = true)]
+    pub(crate) log_format: Option<String>,
+    /// Log filter, e.g. info or debug [env: LOG_LEVEL or RUST_LOG] [default: info]
+    #[arg(long, global = true)]
+    pub(crate) log_level: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Apply pending migrations up to the target (the default command).
+    Migrate {
+        /// Stop at this version [env: MIGRATE_TARGET_VERSION] [default: the newest file]
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Undo the newest migration, the newest N, or every one above a version.
+    Rollback {
+        /// Undo the newest N applied migrations.
+        #[arg(long, conflicts_with = "target")]
+        count: Option<usize>,
+        /// Undo every applied migration above this version (0: all).
+        #[arg(long)]
+        target: Option<String>,
+    },
+    /// Show applied, pending, dirty and unknown migrations and the lease.
+    Status {
+        /// Print the stable JSON form.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a new migration file and print its path (no database needed).
+    Create {
+        /// What the migration does, e.g. "add users email".
+        description: String,
+        /// Forward SQL to write into the file.
+        #[arg(long)]
+        up: Option<String>,
+        /// Undo SQL to write after `-- @UNDO`.
+        #[arg(long)]
+        undo: Option<String>,
+    },
+    /// Check the migration files offline (no database needed).
+    Verify,
+    /// Show what migrate would do, without doing it.
+    Plan {
+        /// Plan up to this version [env: MIGRATE_TARGET_VERSION]
+        #[arg(long)]
+        target: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Wait, without the lease, until every migration up to VERSION is applied.
+    Wait {
+        /// The version to wait for.
+        #[arg(long)]
+        version: String,
+    },
+    /// Resolve a dirty mark or accept an edited file, under the lease.
+    Repair {
+        /// The migration's version.
+        #[arg(long)]
+        version: String,
+        /// The change is in place: record it as applied.
+        #[arg(long, group = "action")]
+        mark_applied: bool,
+        /// Nothing of it remains: remove its row.
+        #[arg(long, group = "action")]
+        mark_not_applied: bool,
+        /// The file was edited on purpose: record its new checksum.
+        #[arg(long, group = "action")]
+        accept_checksum: bool,
+    },
+    /// Show the lease; with --force, release it.
+    Unlock {
+        /// Release the lease whoever holds it.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+impl Global {
+    /// The options as overrides of the environment, with the command's `--target`.
+    pub(crate) fn overrides(self, target: Option<String>) -> crdb_migrate::Overrides {
+        crdb_migrate::Overrides {
+            database_url: self.database_url,
+            migrations_dir: self.migrations_dir,
+            environment: self.environment,
+            target_version: target,
+            table: self.table,
+            wait_timeout: self.wait_timeout,
+            lease_ttl: self.lease_ttl,
+            lease_timeout: self.lease_timeout,
+            holder: self.holder,
+            log_format: self.log_format,
+            log_level: self.log_level,
+        }
+    }
+}

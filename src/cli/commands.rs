@@ -1,0 +1,106 @@
+//! Each command run against the library, printing its product on stdout.
+
+use crdb_migrate::{Error, Migrator, Repair, Rollback, events};
+
+use super::args::Command;
+use super::render;
+
+pub(crate) fn parse_version(name: &str, v: &str) -> Result<i64, Error> {
+    crdb_migrate::parse_version(v).map_err(|message| Error::Config {
+        name: name.into(),
+        message,
+    })
+}
+
+/// Runs `command`; returns the database's current version when the command learnt it (migrate
+/// and rollback report theirs through [`Migrator::progress`]).
+pub(crate) async fn run(migrator: &Migrator, command: Command) -> Result<Option<i64>, Error> {
+    match command {
+        Command::Migrate { .. } => migrator.migrate_report(None).await.map(|_| None),
+        Command::Rollback { count, target } => {
+            let how = match (count, target) {
+                (_, Some(t)) => Rollback::Target(parse_version("--target", &t)?),
+                (Some(n), None) => Rollback::Count(n),
+                (None, None) => Rollback::Count(1),
+            };
+            migrator.rollback_report(how).await.map(|_| None)
+        }
+        Command::Status { json } => {
+            let s = migrator.status().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+            } else {
+                print!("{}", render::status_text(&s));
+            }
+            Ok(Some(s.current_version))
+        }
+        Command::Create {
+            description,
+            up,
+            undo,
+        } => {
+            let path = migrator.create(&description, up.as_deref(), undo.as_deref())?;
+            if up.is_none() || undo.is_none() {
+                tracing::warn!(
+                    event = events::CREATE_PLACEHOLDER,
+                    file = %path.display(),
+                    "the file holds a placeholder and will not load until it is edited: write \
+                     the forward SQL and the undo SQL (or remove the `-- @UNDO` line to make \
+                     the migration irreversible)"
+                );
+            }
+            println!("{}", path.display());
+            Ok(None)
+        }
+        Command::Verify => {
+            let (set, warnings) = migrator.verify()?;
+            print!("{}", render::verify_text(&set, &warnings));
+            Ok(None)
+        }
+        Command::Plan { json, .. } => {
+            let set = migrator.load()?;
+            let plan = migrator.plan_with(&set, None, None).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&render::plan_json(&plan)).unwrap_or_default()
+                );
+            } else {
+                print!("{}", render::plan_text(&plan));
+            }
+            Ok(Some(plan.current))
+        }
+        Command::Wait { version } => {
+            let v = parse_version("--version", &version)?;
+            migrator.wait_for(v).await?;
+            Ok(Some(v))
+        }
+        Command::Repair {
+            version,
+            mark_applied,
+            mark_not_applied,
+            accept_checksum,
+        } => {
+            let v = parse_version("--version", &version)?;
+            let action = match (mark_applied, mark_not_applied, accept_checksum) {
+                (true, _, _) => Repair::MarkApplied,
+                (_, true, _) => Repair::MarkNotApplied,
+                (_, _, true) => Repair::AcceptChecksum,
+                _ => {
+                    return Err(Error::Config {
+                        name: "repair".into(),
+                        message:
+                            "give one of --mark-applied, --mark-not-applied, --accept-checksum"
+                                .into(),
+                    });
+                }
+            };
+            migrator.repair(v, action).await.map(|_| None)
+        }
+        Command::Unlock { force } => {
+            let info = migrator.unlock(force).await?;
+            println!("{}", render::lease_text(info.as_ref(), force));
+            Ok(None)
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! The binary's log setup: tracing-subscriber writing JSON lines (default) or text, to stdout
+//! (commands whose work is the log) or stderr (commands whose product is on stdout).
+
+use crdb_migrate::LogFormat;
+
+/// Where log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sink {
+    /// Standard output (commands whose work is the log: migrate, rollback, wait, repair).
+    Stdout,
+    /// Standard error (commands whose product is on stdout: status, plan, verify, create).
+    Stderr,
+}
+
+/// Installs the global subscriber. Later calls do nothing.
+pub(crate) fn init(format: LogFormat, filter: &str, sink: Sink) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let writer = move || -> Box<dyn std::io::Write> {
+        match sink {
+            Sink::Stdout => Box::new(std::io::stdout()),
+            Sink::Stderr => Box::new(std::io::stderr()),
+        }
+    };
+    let result = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .with_writer(writer)
+            .try_init(),
+        LogFormat::Text => builder.with_ansi(false).with_writer(writer).try_init(),
+    };
+    // Already installed: keep the first.
+    let _ = result;
+}

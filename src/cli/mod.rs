@@ -1,0 +1,8 @@
+//! What only the binary needs, private to it.
+
+pub(crate) mod args;
+pub(crate) mod commands;
+pub(crate) mod logging;
+pub(crate) mod render;
+pub(crate) mod signals;
+pub(crate) mod termination;

@@ -1,0 +1,247 @@
+//! Why a request is refused before anything runs, as typed values: [`Disagreement`]s between
+//! the database and the files (exit 32) and [`Refusal`]s of the request itself (exit 20). Each
+//! carries the versions and paths at fault; its `Display` says what to do.
+
+use std::path::PathBuf;
+
+/// One way the database and the migration files disagree (what `migrate` refuses with 32).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Disagreement {
+    /// A version is applied (or dirty) in the database but has no file in this image.
+    UnknownApplied {
+        /// The version.
+        version: i64,
+        /// Its recorded description.
+        description: String,
+        /// It is marked dirty.
+        dirty: bool,
+    },
+    /// A version was applied from a file whose checksum differs from the one here.
+    Drift {
+        /// The version.
+        version: i64,
+        /// The file here.
+        file: PathBuf,
+        /// The checksum in the database.
+        recorded: String,
+        /// The checksum of the file here.
+        on_disk: String,
+        /// It is also marked dirty.
+        dirty: bool,
+    },
+    /// A version is marked dirty: it may be partly applied.
+    Dirty {
+        /// The version.
+        version: i64,
+        /// Its file.
+        file: PathBuf,
+    },
+    /// A pending file is older than the newest applied version.
+    OutOfOrder {
+        /// The pending version.
+        version: i64,
+        /// Its file.
+        file: PathBuf,
+        /// The newest applied version.
+        newest_applied: i64,
+    },
+    /// A rollback was asked for while a forward migration is half applied.
+    PartlyApplied {
+        /// The version.
+        version: i64,
+        /// Its recorded description.
+        description: String,
+        /// Statements done so far.
+        statements_done: i64,
+    },
+}
+
+fn short(sum: &str) -> &str {
+    sum.get(..12).unwrap_or(sum)
+}
+
+impl std::fmt::Display for Disagreement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Disagreement::UnknownApplied {
+                version,
+                description,
+                dirty,
+            } => write!(
+                f,
+                "version {version} ({description}) is {} in the database but has no file in this image; deploy the image that has it, or set MIGRATE_ALLOW_NEWER_SCHEMA=true if an older image is expected here",
+                if *dirty { "marked dirty" } else { "applied" }
+            ),
+            Disagreement::Drift {
+                version,
+                file,
+                recorded,
+                on_disk,
+                dirty,
+            } => write!(
+                f,
+                "version {version} ({}) {}: checksum {} in the database, {} on disk; restore the file, or run `crdb-migrate repair --version {version} --accept-checksum` if the edit is deliberate",
+                file.display(),
+                if *dirty {
+                    "is partly applied (dirty) and its file changed since"
+                } else {
+                    "was applied from a different file"
+                },
+                short(recorded),
+                short(on_disk),
+            ),
+            Disagreement::Dirty { version, file } => write!(
+                f,
+                "version {version} ({}) is marked dirty: it may be partly applied; check the database by hand, then run `crdb-migrate repair --version {version} --mark-applied` or `--mark-not-applied`",
+                file.display()
+            ),
+            Disagreement::OutOfOrder {
+                version,
+                file,
+                newest_applied,
+            } => write!(
+                f,
+                "version {version} ({}) is pending but older than the newest applied version {newest_applied}; renumber it above {newest_applied}, or set MIGRATE_ALLOW_OUT_OF_ORDER=true to apply it anyway",
+                file.display()
+            ),
+            Disagreement::PartlyApplied {
+                version,
+                description,
+                statements_done,
+            } => write!(
+                f,
+                "version {version} ({description}) is partly applied (dirty, {statements_done} statement(s) done): run `crdb-migrate migrate` to finish it, or repair it, before rolling back"
+            ),
+        }
+    }
+}
+
+/// Why a rollback cannot undo a migration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MissingUndo {
+    /// The version has no file in this image, so its undo SQL is unknown.
+    NoFile {
+        /// The version.
+        version: i64,
+        /// Its recorded description.
+        description: String,
+    },
+    /// The file has no `-- @UNDO` section.
+    Irreversible {
+        /// The version.
+        version: i64,
+        /// Its file.
+        file: PathBuf,
+    },
+}
+
+impl std::fmt::Display for MissingUndo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MissingUndo::NoFile {
+                version,
+                description,
+            } => write!(
+                f,
+                "version {version} ({description}) has no file in this image, so its undo SQL is unknown"
+            ),
+            MissingUndo::Irreversible { version, file } => write!(
+                f,
+                "version {version} ({}) is irreversible: it has no `-- @UNDO` section",
+                file.display()
+            ),
+        }
+    }
+}
+
+/// A request refused before anything ran because of what was asked (exit 20).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// `migrate --target` names no file's version.
+    TargetNotAFile {
+        /// The target.
+        target: i64,
+        /// The migrations directory.
+        dir: String,
+    },
+    /// `migrate --target` is below the current version.
+    TargetBelowCurrent {
+        /// The target.
+        target: i64,
+        /// The current version.
+        current: i64,
+    },
+    /// `rollback --count` is 0 or more than is applied.
+    BadCount {
+        /// The count given.
+        count: usize,
+        /// How many are applied.
+        applied: usize,
+    },
+    /// `rollback --target` is negative.
+    NegativeTarget {
+        /// The target.
+        target: i64,
+    },
+    /// `rollback --target` is neither applied nor a file.
+    UnknownRollbackTarget {
+        /// The target.
+        target: i64,
+    },
+    /// Undo SQL is missing for migrations the rollback would cross.
+    MissingUndo(Vec<MissingUndo>),
+    /// `repair` needs a file the image does not have.
+    RepairNoFile {
+        /// The version.
+        version: i64,
+        /// What repair was asked to do.
+        action: &'static str,
+    },
+    /// `repair` needs a ledger row that is not there.
+    RepairNoRow {
+        /// The version.
+        version: i64,
+        /// What repair was asked to do.
+        action: &'static str,
+    },
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::TargetNotAFile { target, dir } => write!(
+                f,
+                "target version {target} is not a migration file in {dir}; choose one of the file versions"
+            ),
+            Refusal::TargetBelowCurrent { target, current } => write!(
+                f,
+                "target version {target} is below the current version {current}; use `crdb-migrate rollback --target {target}` to go down"
+            ),
+            Refusal::BadCount { count, applied } => write!(
+                f,
+                "rollback --count {count}: {applied} migration(s) are applied; give a count from 1 to {applied}, or `--target 0` to undo them all"
+            ),
+            Refusal::NegativeTarget { target } => {
+                write!(f, "rollback target {target} is negative")
+            }
+            Refusal::UnknownRollbackTarget { target } => write!(
+                f,
+                "rollback target {target} is neither applied nor a migration file; use 0 to undo everything"
+            ),
+            Refusal::MissingUndo(missing) => {
+                f.write_str("rollback refused before anything ran:")?;
+                for m in missing {
+                    write!(f, "\n{m}")?;
+                }
+                Ok(())
+            }
+            Refusal::RepairNoFile { version, action } => {
+                write!(f, "version {version} has no migration file; {action}")
+            }
+            Refusal::RepairNoRow { version, action } => write!(f, "version {version} {action}"),
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Every decision made on a SQLSTATE, in one place: what is replayed (40001), what means the
+//! connection is gone, what leaves a commit's outcome unknown (XXA00, 40003), what is a lost
+//! setup race between concurrent runners, and (in `connect`) how a failed connection attempt is
+//! classified. Decisions use tokio-postgres' `SqlState` constants, never message text.
+
+mod connect;
+
+pub use connect::{Verdict, classify, facts};
+
+use tokio_postgres::error::SqlState;
+
+/// CockroachDB's "transaction committed but schema change aborted".
+const SCHEMA_CHANGE_AFTER_COMMIT: &str = "XXA00";
+
+/// The SQLSTATE of an error, when the server sent one.
+pub fn code(e: &tokio_postgres::Error) -> Option<&str> {
+    e.code().map(|c| c.code())
+}
+
+/// SQLSTATE 40001 ("restart transaction"): the transaction was rolled back and wrote nothing,
+/// so replaying it is safe.
+pub fn is_retry(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
+}
+
+/// A code meaning the connection or the server went away: class 08, 57P01..57P03 (CockroachDB's
+/// draining "server is not accepting clients" is 57P01).
+pub fn is_connection_class(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+}
+
+/// The connection is gone: closed under us, or the server said so.
+pub fn is_connection_lost(e: &tokio_postgres::Error) -> bool {
+    e.is_closed() || code(e).is_some_and(is_connection_class)
+}
+
+/// At COMMIT: the outcome is unknown or partial (XXA00: committed but the schema change
+/// aborted; 40003: statement completion unknown). Never replayed; the migration is marked dirty.
+pub fn is_commit_outcome_unknown(e: &tokio_postgres::Error) -> bool {
+    code(e) == Some(SCHEMA_CHANGE_AFTER_COMMIT)
+        || e.code() == Some(&SqlState::T_R_STATEMENT_COMPLETION_UNKNOWN)
+}
+
+/// During bookkeeping setup (creating our tables, inserting the lease row, adopting a seed
+/// table, creating the database): another runner did the same thing at the same moment and won.
+/// PostgreSQL's `IF NOT EXISTS` checks are not atomic against a concurrent creator, whose
+/// catalog insert makes the loser fail with 42P07, 42710, 42701 (a column added concurrently),
+/// 42P04 or 23505; CockroachDB answers such races with 40001. Re-check and carry on.
+pub fn is_setup_race(code: &str) -> bool {
+    [
+        SqlState::DUPLICATE_TABLE.code(),
+        SqlState::DUPLICATE_OBJECT.code(),
+        SqlState::DUPLICATE_COLUMN.code(),
+        SqlState::DUPLICATE_DATABASE.code(),
+        SqlState::UNIQUE_VIOLATION.code(),
+        SqlState::T_R_SERIALIZATION_FAILURE.code(),
+    ]
+    .contains(&code)
+}
+
+/// The table does not exist (yet): read as empty.
+pub fn is_undefined_table(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNDEFINED_TABLE)
+}
+
+/// A column does not exist: a ledger made by an older tool, to be adopted.
+pub fn is_undefined_column(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNDEFINED_COLUMN)
+}
+
+/// A session setting this server does not know or will not change at run time (an older
+/// CockroachDB without `autocommit_before_ddl`): skip it.
+pub fn is_unknown_setting(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNDEFINED_OBJECT)
+        || e.code() == Some(&SqlState::CANT_CHANGE_RUNTIME_PARAM)
+}
+
+/// What creating the URL's database should do with a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateDatabase {
+    /// A concurrent creator won: the database is there.
+    Exists,
+    /// No privilege to create databases: the credentials are wrong for this job (exit 21).
+    Denied,
+    /// The server went away, is shutting down or full, or CockroachDB restarted us: retry.
+    Transient,
+    /// Any other refusal (a bad name, ...): waiting will not change it (exit 20).
+    Refused,
+}
+
+/// Classifies a failed `CREATE DATABASE` by its SQLSTATE (`None`: no SQLSTATE, the connection
+/// broke under us).
+pub fn create_database(code: Option<&str>) -> CreateDatabase {
+    match code {
+        Some(c)
+            if c == SqlState::DUPLICATE_DATABASE.code()
+                || c == SqlState::UNIQUE_VIOLATION.code() =>
+        {
+            CreateDatabase::Exists
+        }
+        Some(c) if c == SqlState::INSUFFICIENT_PRIVILEGE.code() => CreateDatabase::Denied,
+        Some(c)
+            if c.starts_with("08")
+                || c.starts_with("57")
+                || c == SqlState::TOO_MANY_CONNECTIONS.code()
+                || c == SqlState::T_R_SERIALIZATION_FAILURE.code() =>
+        {
+            CreateDatabase::Transient
+        }
+        Some(_) => CreateDatabase::Refused,
+        None => CreateDatabase::Transient,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_class() {
+        for c in ["08000", "08006", "08P01", "57P01", "57P02", "57P03"] {
+            assert!(is_connection_class(c), "{c}");
+        }
+        for c in ["57014", "40001", "XXA00", "42P01"] {
+            assert!(!is_connection_class(c), "{c}");
+        }
+    }
+
+    #[test]
+    fn setup_races_are_duplicates_and_restarts_only() {
+        for c in ["42P07", "42710", "42701", "42P04", "23505", "40001"] {
+            assert!(is_setup_race(c), "{c}");
+        }
+        // No permission, a syntax error, a full disk: real failures.
+        for c in ["42501", "42601", "53100", "XXA00", "40003"] {
+            assert!(!is_setup_race(c), "{c}");
+        }
+    }
+
+    #[test]
+    fn create_database_verdicts() {
+        assert_eq!(create_database(Some("42P04")), CreateDatabase::Exists);
+        assert_eq!(create_database(Some("23505")), CreateDatabase::Exists);
+        assert_eq!(create_database(Some("42501")), CreateDatabase::Denied);
+        for c in ["08006", "57P01", "53300", "40001"] {
+            assert_eq!(create_database(Some(c)), CreateDatabase::Transient, "{c}");
+        }
+        assert_eq!(create_database(Some("42602")), CreateDatabase::Refused);
+        assert_eq!(create_database(None), CreateDatabase::Transient);
+    }
+}

@@ -1,0 +1,233 @@
+//! Fenced writes: every change to the ledger made under the lease carries our holder and fence
+//! token and extends the lease in the same statement, so it takes effect only while the lease is
+//! ours and unexpired in database time. Writing the lease row inside the migration's transaction
+//! means a takeover and our commit cannot both succeed. One typed struct per write, so the bound
+//! parameters cannot be passed in the wrong order.
+
+use tokio_postgres::types::ToSql;
+
+use crate::source::Migration;
+use crate::store::Tables;
+
+/// The fencing identity every fenced statement carries.
+#[derive(Debug, Clone)]
+pub struct Fence {
+    /// Our holder name.
+    pub holder: String,
+    /// Our fence token.
+    pub token: i64,
+    /// The TTL in milliseconds (each fenced write extends the lease by this).
+    pub ttl_ms: i64,
+}
+
+/// A bound parameter.
+pub type Param<'a> = &'a (dyn ToSql + Sync);
+
+/// The renewal of our lease: extends it by the TTL while it is ours (holder and fence) and
+/// unexpired in database time. The heartbeat runs it alone; fenced writes run it as a CTE.
+/// Arguments are the placeholders (`$n`) of holder, fence and TTL in milliseconds.
+pub fn renewal(t: &Tables, holder: &str, fence: &str, ttl: &str) -> String {
+    format!(
+        "UPDATE {lease} SET expires_at = clock_timestamp() + INTERVAL '1 millisecond' * {ttl}::INT8
+            WHERE id = 1 AND holder = {holder}::TEXT AND fence = {fence}::INT8 AND expires_at > clock_timestamp()",
+        lease = t.lease()
+    )
+}
+
+/// The fence check as a data-modifying CTE named `lease_ok`, yielding one row only while the
+/// lease is ours.
+fn lease_ok(t: &Tables, holder: &str, fence: &str, ttl: &str) -> String {
+    format!(
+        "lease_ok AS ({} RETURNING fence)",
+        renewal(t, holder, fence, ttl)
+    )
+}
+
+/// A fenced write: its SQL and its bound parameters. Affects one row, or none when the lease
+/// is not ours.
+pub trait FencedWrite {
+    /// The statement.
+    fn sql(t: &Tables) -> String;
+    /// Its parameters, in order.
+    fn params(&self) -> Vec<Param<'_>>;
+}
+
+/// Records a migration as applied (or turns a dirty row into an applied one), fenced.
+pub struct Record<'a> {
+    /// The migration.
+    pub migration: &'a Migration,
+    /// How long it took, if known.
+    pub duration_ms: Option<i64>,
+    /// Our lease identity.
+    pub fence: &'a Fence,
+    /// Statements done (no-transaction migrations).
+    pub statements_done: i64,
+}
+
+impl FencedWrite for Record<'_> {
+    fn sql(t: &Tables) -> String {
+        format!(
+            "WITH {lease_ok}
+         INSERT INTO {l} (version, description, applied_at, checksum, duration_ms, applied_by, fence, status, statements_done)
+         SELECT $1::INT8, $2::TEXT, now(), $3::TEXT, $4::INT8, $5::TEXT, $6::INT8, 'applied', $8::INT8 FROM lease_ok
+         ON CONFLICT (version) DO UPDATE SET description = excluded.description, applied_at = excluded.applied_at,
+            checksum = excluded.checksum, duration_ms = excluded.duration_ms, applied_by = excluded.applied_by,
+            fence = excluded.fence, status = excluded.status, statements_done = excluded.statements_done",
+            lease_ok = lease_ok(t, "$5", "$6", "$7"),
+            l = t.ledger()
+        )
+    }
+
+    fn params(&self) -> Vec<Param<'_>> {
+        let m = self.migration;
+        vec![
+            &m.version,
+            &m.description,
+            &m.checksum,
+            &self.duration_ms,
+            &self.fence.holder,
+            &self.fence.token,
+            &self.fence.ttl_ms,
+            &self.statements_done,
+        ]
+    }
+}
+
+/// Removes a migration's row (an undo, or `repair --mark-not-applied`), fenced.
+pub struct Unrecord<'a> {
+    /// The version.
+    pub version: &'a i64,
+    /// Our lease identity.
+    pub fence: &'a Fence,
+}
+
+impl FencedWrite for Unrecord<'_> {
+    fn sql(t: &Tables) -> String {
+        format!(
+            "WITH {lease_ok}
+         DELETE FROM {l} WHERE version = $1::INT8 AND EXISTS (SELECT 1 FROM lease_ok)",
+            lease_ok = lease_ok(t, "$2", "$3", "$4"),
+            l = t.ledger()
+        )
+    }
+
+    fn params(&self) -> Vec<Param<'_>> {
+        vec![
+            self.version,
+            &self.fence.holder,
+            &self.fence.token,
+            &self.fence.ttl_ms,
+        ]
+    }
+}
+
+/// Marks a migration dirty with its journal position, fenced, in its own transaction (after a
+/// failure that may have left part of it applied, or as a no-transaction step's journal).
+pub struct MarkDirty<'a> {
+    /// The migration.
+    pub migration: &'a Migration,
+    /// The journal: statements done (negative while undoing).
+    pub statements_done: i64,
+    /// Our lease identity.
+    pub fence: &'a Fence,
+}
+
+impl FencedWrite for MarkDirty<'_> {
+    fn sql(t: &Tables) -> String {
+        format!(
+            "WITH {lease_ok}
+         INSERT INTO {l} (version, description, applied_at, checksum, applied_by, fence, status, statements_done)
+         SELECT $1::INT8, $2::TEXT, now(), $3::TEXT, $5::TEXT, $6::INT8, 'dirty', $4::INT8 FROM lease_ok
+         ON CONFLICT (version) DO UPDATE SET status = 'dirty', statements_done = excluded.statements_done,
+            checksum = excluded.checksum, applied_by = excluded.applied_by, fence = excluded.fence",
+            lease_ok = lease_ok(t, "$5", "$6", "$7"),
+            l = t.ledger()
+        )
+    }
+
+    fn params(&self) -> Vec<Param<'_>> {
+        let m = self.migration;
+        vec![
+            &m.version,
+            &m.description,
+            &m.checksum,
+            &self.statements_done,
+            &self.fence.holder,
+            &self.fence.token,
+            &self.fence.ttl_ms,
+        ]
+    }
+}
+
+/// Replaces a row's checksum with the file's (`repair --accept-checksum`), fenced.
+pub struct AcceptChecksum<'a> {
+    /// The version.
+    pub version: &'a i64,
+    /// The file's checksum.
+    pub checksum: &'a String,
+    /// Our lease identity.
+    pub fence: &'a Fence,
+}
+
+impl FencedWrite for AcceptChecksum<'_> {
+    fn sql(t: &Tables) -> String {
+        format!(
+            "WITH {lease_ok}
+         UPDATE {l} SET checksum = $2::TEXT WHERE version = $1::INT8 AND EXISTS (SELECT 1 FROM lease_ok)",
+            lease_ok = lease_ok(t, "$3", "$4", "$5"),
+            l = t.ledger()
+        )
+    }
+
+    fn params(&self) -> Vec<Param<'_>> {
+        vec![
+            self.version,
+            self.checksum,
+            &self.fence.holder,
+            &self.fence.token,
+            &self.fence.ttl_ms,
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::TableName;
+
+    fn tables() -> Tables {
+        Tables::new(&TableName::default())
+    }
+
+    #[test]
+    fn every_fenced_write_extends_our_unexpired_lease() {
+        let t = tables();
+        for sql in [
+            Record::sql(&t),
+            Unrecord::sql(&t),
+            MarkDirty::sql(&t),
+            AcceptChecksum::sql(&t),
+        ] {
+            assert!(sql.starts_with("WITH lease_ok AS (UPDATE \"_migrations_lease\" SET expires_at = clock_timestamp()"), "{sql}");
+            assert!(
+                sql.contains("expires_at > clock_timestamp()) RETURNING fence)")
+                    || sql.contains("expires_at > clock_timestamp() RETURNING fence)"),
+                "{sql}"
+            );
+        }
+    }
+
+    #[test]
+    fn parameter_counts_match_the_placeholders() {
+        let t = tables();
+        let count = |sql: &str| {
+            (1..=20)
+                .filter(|i| sql.contains(&format!("${i}::")))
+                .count()
+        };
+        assert_eq!(count(&Record::sql(&t)), 8);
+        assert_eq!(count(&Unrecord::sql(&t)), 4);
+        assert_eq!(count(&MarkDirty::sql(&t)), 7);
+        assert_eq!(count(&AcceptChecksum::sql(&t)), 5);
+    }
+}
