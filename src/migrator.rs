@@ -413,6 +413,7 @@ impl Migrator {
             info.flavour,
             self.config.statement_timeout,
             self.config.lease_ttl,
+            self.config.environment.as_deref().unwrap_or(""),
         )
         .await?;
         let guard = self.held.lock().await;

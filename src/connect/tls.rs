@@ -384,9 +384,15 @@ struct WebPki {
 }
 
 /// The server's chain holds an X.509 v1 certificate, which cannot be verified.
-#[derive(Debug)]
 struct V1ServerCertificate {
     position: &'static str,
+}
+
+/// rustls shows a [`CertificateError::Other`] with `Debug`: make that the readable message.
+impl std::fmt::Debug for V1ServerCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 impl std::fmt::Display for V1ServerCertificate {
