@@ -4,25 +4,44 @@
 use std::time::Duration;
 
 use tokio_postgres::Client;
+use tokio_postgres::types::{ToSql, Type};
 
 use crate::connect::Flavour;
 use crate::error::{Error, Result};
 
-/// Session settings for the connection that runs migrations: bounds on statement time and
-/// on idling inside a transaction (so a frozen holder's transaction is ended by the server and
-/// cannot block the next holder forever).
+/// The custom session option migration SQL can branch on: `current_setting('app.environment')`
+/// is `ENVIRONMENT`, or the empty string when it is unset.
+pub const ENVIRONMENT_OPTION: &str = "app.environment";
+
+/// Session settings for the connection that runs migrations, as `(name, value)` pairs: bounds
+/// on statement time and on idling inside a transaction (so a frozen holder's transaction is
+/// ended by the server and cannot block the next holder forever), and
+/// [`ENVIRONMENT_OPTION`] set to `environment`.
 pub fn session_settings(
     statement_timeout: Option<Duration>,
     idle_in_transaction: Duration,
-) -> String {
-    let mut sql = format!(
-        "SET idle_in_transaction_session_timeout = '{}ms'",
-        idle_in_transaction.as_millis()
-    );
+    environment: &str,
+) -> Vec<(&'static str, String)> {
+    let mut settings = vec![(
+        "idle_in_transaction_session_timeout",
+        format!("{}ms", idle_in_transaction.as_millis()),
+    )];
     if let Some(t) = statement_timeout {
-        sql.push_str(&format!("; SET statement_timeout = '{}ms'", t.as_millis()));
+        settings.push(("statement_timeout", format!("{}ms", t.as_millis())));
     }
-    sql
+    settings.push((ENVIRONMENT_OPTION, environment.to_owned()));
+    settings
+}
+
+/// One statement applying `count` settings with `set_config(name, value, false)` (session
+/// scope), names and values bound as parameters `$1, $2, ...` in pairs: no value is ever
+/// spliced into SQL text. PostgreSQL and CockroachDB both have `set_config`, and both accept a
+/// custom dotted name (CockroachDB from v22).
+pub fn set_config_statement(count: usize) -> String {
+    let calls: Vec<String> = (0..count)
+        .map(|i| format!("set_config(${}, ${}, false)", 2 * i + 1, 2 * i + 2))
+        .collect();
+    format!("SELECT {}", calls.join(", "))
 }
 
 /// Statements only CockroachDB gets, each run on its own so one the server does not know
@@ -33,17 +52,30 @@ pub fn cockroach_settings() -> &'static [&'static str] {
     &["SET autocommit_before_ddl = off"]
 }
 
-/// Prepares the migration session for this server.
+/// Prepares the migration session for this server: the [`session_settings`] in one round trip
+/// (`query_typed` sends parse, bind and execute together), then the [`cockroach_settings`] on
+/// CockroachDB. `environment` is `ENVIRONMENT`, `""` when unset.
 pub async fn prepare_session(
     client: &Client,
     flavour: Flavour,
     statement_timeout: Option<Duration>,
     idle_in_transaction: Duration,
+    environment: &str,
 ) -> Result<()> {
+    let settings = session_settings(statement_timeout, idle_in_transaction, environment);
+    let params: Vec<(&(dyn ToSql + Sync), Type)> = settings
+        .iter()
+        .flat_map(|(name, value)| {
+            [
+                (name as &(dyn ToSql + Sync), Type::TEXT),
+                (value as &(dyn ToSql + Sync), Type::TEXT),
+            ]
+        })
+        .collect();
     client
-        .batch_execute(&session_settings(statement_timeout, idle_in_transaction))
+        .query_typed(&set_config_statement(settings.len()), &params)
         .await
-        .map_err(|e| Error::db("setting session timeouts", e))?;
+        .map_err(|e| Error::db("setting the session's timeouts and app.environment", e))?;
     if flavour == Flavour::CockroachDB {
         for sql in cockroach_settings() {
             match client.batch_execute(sql).await {
@@ -67,14 +99,34 @@ mod tests {
     }
 
     #[test]
-    fn session_settings_bound_idle_and_statement_time() {
+    fn session_settings_bound_idle_and_statement_time_and_name_the_environment() {
         assert_eq!(
-            session_settings(None, Duration::from_secs(30)),
-            "SET idle_in_transaction_session_timeout = '30000ms'"
+            session_settings(None, Duration::from_secs(30), ""),
+            vec![
+                ("idle_in_transaction_session_timeout", "30000ms".to_owned()),
+                ("app.environment", String::new()),
+            ]
         );
         assert_eq!(
-            session_settings(Some(Duration::from_millis(1500)), Duration::from_secs(30)),
-            "SET idle_in_transaction_session_timeout = '30000ms'; SET statement_timeout = '1500ms'"
+            session_settings(
+                Some(Duration::from_millis(1500)),
+                Duration::from_secs(30),
+                "it's"
+            ),
+            vec![
+                ("idle_in_transaction_session_timeout", "30000ms".to_owned()),
+                ("statement_timeout", "1500ms".to_owned()),
+                ("app.environment", "it's".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn set_config_binds_every_name_and_value() {
+        assert_eq!(set_config_statement(1), "SELECT set_config($1, $2, false)");
+        assert_eq!(
+            set_config_statement(3),
+            "SELECT set_config($1, $2, false), set_config($3, $4, false), set_config($5, $6, false)"
         );
     }
 }

@@ -240,6 +240,7 @@ impl Migrator {
             info.flavour,
             self.config.statement_timeout,
             self.config.lease_ttl,
+            self.config.environment.as_deref().unwrap_or(""),
         )
         .await?;
         let applier = Applier::new(client, &self.tables, lease, &self.cancel).await?;
