@@ -143,36 +143,23 @@ impl Config {
             message: e.to_string(),
         })?;
 
-        let target = o.target_version.or(env.migrate_target_version);
-        let target_version = match target {
-            None => None,
-            Some(t) => Some(parse_version(&t).map_err(|m| Error::Config {
-                name: "MIGRATE_TARGET_VERSION (--target)".into(),
-                message: m,
-            })?),
-        };
-        let table = match o.table.or(env.migrate_table) {
-            None => TableName::default(),
-            Some(t) => TableName::new(&t).map_err(|m| Error::Config {
-                name: "MIGRATE_TABLE".into(),
-                message: m,
-            })?,
-        };
-        let dur = |name: &str, value: Option<String>, default: Duration| -> Result<Duration> {
-            match value {
-                None => Ok(default),
-                Some(v) => parse_duration(&v).map_err(|m| Error::Config {
-                    name: name.into(),
-                    message: m,
-                }),
-            }
-        };
-        let wait_timeout = dur(
+        let target_version = var(
+            "MIGRATE_TARGET_VERSION (--target)",
+            o.target_version.or(env.migrate_target_version),
+            parse_version,
+        )?;
+        let table = var(
+            "MIGRATE_TABLE",
+            o.table.or(env.migrate_table),
+            TableName::new,
+        )?
+        .unwrap_or_default();
+        let wait_timeout = duration_var(
             "MIGRATE_WAIT_TIMEOUT",
             o.wait_timeout.or(env.migrate_wait_timeout),
             Duration::from_secs(300),
         )?;
-        let lease_ttl = dur(
+        let lease_ttl = duration_var(
             "MIGRATE_LEASE_TTL",
             o.lease_ttl.or(env.migrate_lease_ttl),
             Duration::from_secs(30),
@@ -183,75 +170,27 @@ impl Config {
                 message: "must be at least 1s".into(),
             });
         }
-        let lease_timeout = dur(
-            "MIGRATE_LEASE_TIMEOUT",
-            o.lease_timeout.or(env.migrate_lease_timeout),
-            Duration::from_secs(600),
+        let (log_format, log_level) = log_settings(
+            o.log_format.or(env.log_format),
+            o.log_level.or(env.log_level).or(env.rust_log),
         )?;
-        let statement_timeout = match env.migrate_statement_timeout {
-            None => None,
-            Some(v) => Some(parse_duration(&v).map_err(|m| Error::Config {
-                name: "MIGRATE_STATEMENT_TIMEOUT".into(),
-                message: m,
-            })?),
-        };
-        let flag = |name: &str, value: Option<String>| -> Result<bool> {
-            match value {
-                None => Ok(false),
-                Some(v) => parse_bool(&v).ok_or_else(|| Error::Config {
-                    name: name.into(),
-                    message: format!("expected true or false, got {v:?}"),
-                }),
-            }
-        };
-        let log_format = match o.log_format.or(env.log_format).as_deref() {
-            None | Some("json") => LogFormat::Json,
-            Some("text") => LogFormat::Text,
-            Some(other) => {
-                return Err(Error::Config {
-                    name: "LOG_FORMAT".into(),
-                    message: format!("expected json or text, got {other:?}"),
-                });
-            }
-        };
-        let log_level = o
-            .log_level
-            .or(env.log_level)
-            .or(env.rust_log)
-            .unwrap_or_else(|| "info".into());
-        tracing_subscriber::EnvFilter::try_new(&log_level).map_err(|e| Error::Config {
-            name: "LOG_LEVEL".into(),
-            message: e.to_string(),
-        })?;
         let holder = o
             .holder
             .or(env.migrate_holder)
             .or(env.pod_name)
             .unwrap_or_else(|| default_holder(env.hostname));
-        let environment = o.environment.or(env.environment);
-        if let Some(e) = &environment
-            && (e.contains('/') || e.contains("..") || e.starts_with('.'))
-        {
-            return Err(Error::Config {
-                name: "ENVIRONMENT".into(),
-                message: format!("{e:?} must be a plain directory name"),
-            });
-        }
-        let termination_log = match env.migrate_termination_log {
-            Some(p) => Some(PathBuf::from(p)),
-            // Kubernetes creates the default path in every container; elsewhere we do not.
-            None => {
-                let default = PathBuf::from("/dev/termination-log");
-                default.exists().then_some(default)
-            }
-        };
-        let shutdown_grace = dur(
-            "MIGRATE_SHUTDOWN_GRACE",
-            env.migrate_shutdown_grace,
-            Duration::from_secs(20),
-        )?;
+        let environment = environment_var(o.environment.or(env.environment))?;
+        // Kubernetes creates the default path in every container; elsewhere we do not.
+        let termination_log = env.migrate_termination_log.map(PathBuf::from).or_else(|| {
+            let default = PathBuf::from("/dev/termination-log");
+            default.exists().then_some(default)
+        });
         Ok(Config {
-            shutdown_grace,
+            shutdown_grace: duration_var(
+                "MIGRATE_SHUTDOWN_GRACE",
+                env.migrate_shutdown_grace,
+                Duration::from_secs(20),
+            )?,
             database_url: o.database_url.or(env.database_url),
             migrations_dir: o
                 .migrations_dir
@@ -262,12 +201,25 @@ impl Config {
             table,
             wait_timeout,
             lease_ttl,
-            lease_timeout,
+            lease_timeout: duration_var(
+                "MIGRATE_LEASE_TIMEOUT",
+                o.lease_timeout.or(env.migrate_lease_timeout),
+                Duration::from_secs(600),
+            )?,
             holder,
-            statement_timeout,
-            allow_newer_schema: flag("MIGRATE_ALLOW_NEWER_SCHEMA", env.migrate_allow_newer_schema)?,
-            allow_out_of_order: flag("MIGRATE_ALLOW_OUT_OF_ORDER", env.migrate_allow_out_of_order)?,
-            create_database: flag("MIGRATE_CREATE_DATABASE", env.migrate_create_database)?,
+            statement_timeout: optional_duration_var(
+                "MIGRATE_STATEMENT_TIMEOUT",
+                env.migrate_statement_timeout,
+            )?,
+            allow_newer_schema: flag_var(
+                "MIGRATE_ALLOW_NEWER_SCHEMA",
+                env.migrate_allow_newer_schema,
+            )?,
+            allow_out_of_order: flag_var(
+                "MIGRATE_ALLOW_OUT_OF_ORDER",
+                env.migrate_allow_out_of_order,
+            )?,
+            create_database: flag_var("MIGRATE_CREATE_DATABASE", env.migrate_create_database)?,
             log_format,
             log_level,
             termination_log,
@@ -294,6 +246,76 @@ impl Config {
         c.termination_log = None;
         c
     }
+}
+
+/// `ENVIRONMENT`: a plain directory name.
+fn environment_var(value: Option<String>) -> Result<Option<String>> {
+    if let Some(e) = &value
+        && (e.contains('/') || e.contains("..") || e.starts_with('.'))
+    {
+        return Err(Error::Config {
+            name: "ENVIRONMENT".into(),
+            message: format!("{e:?} must be a plain directory name"),
+        });
+    }
+    Ok(value)
+}
+
+/// A duration variable, `default` when unset; a malformed value names the variable.
+fn duration_var(name: &str, value: Option<String>, default: Duration) -> Result<Duration> {
+    Ok(optional_duration_var(name, value)?.unwrap_or(default))
+}
+
+/// A duration variable without a default.
+fn optional_duration_var(name: &str, value: Option<String>) -> Result<Option<Duration>> {
+    var(name, value, parse_duration)
+}
+
+/// A variable parsed by `parse`; its error names the variable.
+fn var<T>(
+    name: &str,
+    value: Option<String>,
+    parse: impl Fn(&str) -> std::result::Result<T, String>,
+) -> Result<Option<T>> {
+    value
+        .map(|v| {
+            parse(&v).map_err(|m| Error::Config {
+                name: name.into(),
+                message: m,
+            })
+        })
+        .transpose()
+}
+
+/// A boolean variable, false when unset.
+fn flag_var(name: &str, value: Option<String>) -> Result<bool> {
+    match value {
+        None => Ok(false),
+        Some(v) => parse_bool(&v).ok_or_else(|| Error::Config {
+            name: name.into(),
+            message: format!("expected true or false, got {v:?}"),
+        }),
+    }
+}
+
+/// `LOG_FORMAT` (default json) and the log filter (default `info`), validated.
+fn log_settings(format: Option<String>, level: Option<String>) -> Result<(LogFormat, String)> {
+    let format = match format.as_deref() {
+        None | Some("json") => LogFormat::Json,
+        Some("text") => LogFormat::Text,
+        Some(other) => {
+            return Err(Error::Config {
+                name: "LOG_FORMAT".into(),
+                message: format!("expected json or text, got {other:?}"),
+            });
+        }
+    };
+    let level = level.unwrap_or_else(|| "info".into());
+    tracing_subscriber::EnvFilter::try_new(&level).map_err(|e| Error::Config {
+        name: "LOG_LEVEL".into(),
+        message: e.to_string(),
+    })?;
+    Ok((format, level))
 }
 
 /// Parses a migration version: a positive integer that fits INT8.

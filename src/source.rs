@@ -64,7 +64,7 @@ pub struct Migration {
     pub down: Option<String>,
     /// `-- @NO_TRANSACTION` was given.
     pub no_transaction: bool,
-    /// SHA-256 hex of the normalised forward and undo SQL: [`checksum`]`(&up, down)`.
+    /// SHA-256 hex of the normalised forward and undo SQL (see the crate docs on checksums).
     pub checksum: String,
 }
 

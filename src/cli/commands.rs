@@ -39,17 +39,7 @@ pub(crate) async fn run(migrator: &Migrator, command: Command) -> Result<Option<
             up,
             undo,
         } => {
-            let path = migrator.create(&description, up.as_deref(), undo.as_deref())?;
-            if up.is_none() || undo.is_none() {
-                tracing::warn!(
-                    event = events::CREATE_PLACEHOLDER,
-                    file = %path.display(),
-                    "the file holds a placeholder and will not load until it is edited: write \
-                     the forward SQL and the undo SQL (or remove the `-- @UNDO` line to make \
-                     the migration irreversible)"
-                );
-            }
-            println!("{}", path.display());
+            create(migrator, &description, up.as_deref(), undo.as_deref())?;
             Ok(None)
         }
         Command::Verify => {
@@ -82,19 +72,7 @@ pub(crate) async fn run(migrator: &Migrator, command: Command) -> Result<Option<
             accept_checksum,
         } => {
             let v = parse_version("--version", &version)?;
-            let action = match (mark_applied, mark_not_applied, accept_checksum) {
-                (true, _, _) => Repair::MarkApplied,
-                (_, true, _) => Repair::MarkNotApplied,
-                (_, _, true) => Repair::AcceptChecksum,
-                _ => {
-                    return Err(Error::Config {
-                        name: "repair".into(),
-                        message:
-                            "give one of --mark-applied, --mark-not-applied, --accept-checksum"
-                                .into(),
-                    });
-                }
-            };
+            let action = repair_action(mark_applied, mark_not_applied, accept_checksum)?;
             migrator.repair(v, action).await.map(|_| None)
         }
         Command::Unlock { force } => {
@@ -102,5 +80,41 @@ pub(crate) async fn run(migrator: &Migrator, command: Command) -> Result<Option<
             println!("{}", render::lease_text(info.as_ref(), force));
             Ok(None)
         }
+    }
+}
+
+fn create(
+    migrator: &Migrator,
+    description: &str,
+    up: Option<&str>,
+    undo: Option<&str>,
+) -> Result<(), Error> {
+    let path = migrator.create(description, up, undo)?;
+    if up.is_none() || undo.is_none() {
+        tracing::warn!(
+            event = events::CREATE_PLACEHOLDER,
+            file = %path.display(),
+            "the file holds a placeholder and will not load until it is edited: write \
+             the forward SQL and the undo SQL (or remove the `-- @UNDO` line to make \
+             the migration irreversible)"
+        );
+    }
+    println!("{}", path.display());
+    Ok(())
+}
+
+fn repair_action(
+    mark_applied: bool,
+    mark_not_applied: bool,
+    accept_checksum: bool,
+) -> Result<Repair, Error> {
+    match (mark_applied, mark_not_applied, accept_checksum) {
+        (true, _, _) => Ok(Repair::MarkApplied),
+        (_, true, _) => Ok(Repair::MarkNotApplied),
+        (_, _, true) => Ok(Repair::AcceptChecksum),
+        _ => Err(Error::Config {
+            name: "repair".into(),
+            message: "give one of --mark-applied, --mark-not-applied, --accept-checksum".into(),
+        }),
     }
 }

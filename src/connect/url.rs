@@ -311,18 +311,7 @@ fn parse_unscrubbed(url: &str) -> Result<ParsedUrl, ConnectError> {
         Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
         None => (None, authority),
     };
-    let (user, password) = match userinfo {
-        None => (None, None),
-        Some(ui) => {
-            let (u, p) = match ui.split_once(':') {
-                Some((u, p)) => (u, Some(p)),
-                None => (ui, None),
-            };
-            let user = percent_decode(u, "user")?;
-            let password = p.map(|p| percent_decode(p, "password")).transpose()?;
-            ((!user.is_empty()).then_some(user), password)
-        }
-    };
+    let (user, password) = parse_userinfo(userinfo)?;
 
     if hostlist.is_empty() {
         return Err(config_err(
@@ -335,20 +324,7 @@ fn parse_unscrubbed(url: &str) -> Result<ParsedUrl, ConnectError> {
         .map(parse_host)
         .collect::<Result<Vec<_>, _>>()?;
 
-    let dbname = match path {
-        None | Some("") => None,
-        Some(p) => {
-            let db = percent_decode(p, "dbname")?;
-            if db.contains('/') {
-                return Err(config_err(
-                    "dbname",
-                    "contains '/' (percent-encode it as %2F; an unencoded '/' in the password \
-                     also cuts the URL in the wrong place)",
-                ));
-            }
-            Some(db)
-        }
-    };
+    let dbname = parse_dbname(path)?;
 
     let mut parsed = ParsedUrl {
         user,
@@ -364,7 +340,47 @@ fn parse_unscrubbed(url: &str) -> Result<ParsedUrl, ConnectError> {
         connect_timeout: Some(DEFAULT_CONNECT_TIMEOUT),
     };
 
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+    apply_query(&mut parsed, query.unwrap_or(""))?;
+    Ok(parsed)
+}
+
+/// The user and password of `user[:password]`, percent-decoded.
+fn parse_userinfo(
+    userinfo: Option<&str>,
+) -> Result<(Option<String>, Option<String>), ConnectError> {
+    let Some(ui) = userinfo else {
+        return Ok((None, None));
+    };
+    let (u, p) = match ui.split_once(':') {
+        Some((u, p)) => (u, Some(p)),
+        None => (ui, None),
+    };
+    let user = percent_decode(u, "user")?;
+    let password = p.map(|p| percent_decode(p, "password")).transpose()?;
+    Ok(((!user.is_empty()).then_some(user), password))
+}
+
+/// The database name of the URL's path, percent-decoded.
+fn parse_dbname(path: Option<&str>) -> Result<Option<String>, ConnectError> {
+    match path {
+        None | Some("") => Ok(None),
+        Some(p) => {
+            let db = percent_decode(p, "dbname")?;
+            if db.contains('/') {
+                return Err(config_err(
+                    "dbname",
+                    "contains '/' (percent-encode it as %2F; an unencoded '/' in the password \
+                     also cuts the URL in the wrong place)",
+                ));
+            }
+            Ok(Some(db))
+        }
+    }
+}
+
+/// Applies the query string's `key=value` pairs; an unknown key is an error naming the key.
+fn apply_query(parsed: &mut ParsedUrl, query: &str) -> Result<(), ConnectError> {
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let key = percent_decode(k, "url")?;
         if !KNOWN_PARAMS.contains(&key.as_str()) {
@@ -400,7 +416,7 @@ fn parse_unscrubbed(url: &str) -> Result<ParsedUrl, ConnectError> {
             _ => unreachable!("checked against KNOWN_PARAMS above"),
         }
     }
-    Ok(parsed)
+    Ok(())
 }
 
 impl ParsedUrl {
