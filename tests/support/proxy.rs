@@ -1,0 +1,1 @@
+//! A fault-injecting PostgreSQL wire-protocol proxy (placeholder).
