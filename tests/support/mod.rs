@@ -29,7 +29,8 @@
 //! - `supervisor.rs`: the `sh` supervisor and the readiness wait;
 //! - `database.rs`: [`fresh_db`], [`psql`], quoting and small queries;
 //! - `binary.rs`: [`bin()`], [`run`], [`Output`] and its events;
-//! - `proxy.rs`: a fault-injecting PostgreSQL wire-protocol proxy ([`Proxy`]).
+//! - `proxy/`: a fault-injecting PostgreSQL wire-protocol proxy ([`Proxy`]): the API in
+//!   `mod.rs`, the tokio pumps in `runtime.rs`, the protocol framing in `framing.rs`.
 #![allow(dead_code)]
 
 mod binary;
