@@ -21,12 +21,14 @@
 //! all, or those whose StartupMessage names a database, user or application_name) and is
 //! checked at every message, so it also reaches connections open before it was armed. Other
 //! connections pass untouched. A one-shot fault disarms itself once it has fired.
-//! - `CutAt { dir, message: k }`: forward messages `1..k` in `dir`, then close both sockets
+//! - `CutAt { dir, message: k }`: forward messages 1 to k-1 in `dir`, then close both sockets
 //!   instead of forwarding message `k`.
-//! - `CutAfterBytes { dir, bytes: n }`: forward exactly `n` bytes in `dir`, then close both.
+//! - `CutAfterBytes { dir, bytes: n }`: forward exactly `n` bytes in `dir`, then close both
+//!   (a connection that had already forwarded more than `n` when it was armed is left alone).
 //! - `Stall`: accept and never answer: no upstream connection, the socket held open, nothing
 //!   forwarded (a name-matched stall holds back the StartupMessage instead).
-//! - `StallAt { dir, message: k }`: forward messages `1..k` in `dir`, then nothing more either way.
+//! - `StallAt { dir, message: k }`: forward messages 1 to k-1 in `dir`, then nothing more,
+//!   either way.
 //!
 //! A cut or stall still delivers, after its latency, what was forwarded before it. A stalled
 //! connection is closed once either peer closes it.

@@ -256,8 +256,10 @@ fn step(
     let d = dir.idx();
     let len = unit.bytes.len() as u64;
     let sent = conn.bytes[d].load(Ordering::SeqCst);
+    // Fires on the unit that reaches the limit; a connection already past it is left alone.
+    let reaches = |limit: u64| sent + len >= limit && (sent < limit || sent == 0);
     let cut = shared.fire(conn, |f| match f {
-        Fault::CutAfterBytes { dir: fd, bytes, .. } if *fd == dir && sent + len >= *bytes => {
+        Fault::CutAfterBytes { dir: fd, bytes, .. } if *fd == dir && reaches(*bytes) => {
             Some(Action::Cut(bytes.saturating_sub(sent) as usize))
         }
         _ => None,
