@@ -8,34 +8,11 @@ mod support;
 use std::path::Path;
 
 use support::*;
-use tempfile::TempDir;
-
-/// A migrations directory holding `files` (name, content).
-fn dir_with(files: &[(&str, &[u8])]) -> TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for (name, body) in files {
-        let path = dir.path().join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).expect("mkdir");
-        }
-        std::fs::write(path, body).expect("write");
-    }
-    dir
-}
 
 fn crdb(db: &TestDb, dir: &Path, args: &[&str]) -> Output {
-    run(bin()
-        .env("DATABASE_URL", &db.url)
-        .env("MIGRATIONS_DIR", dir)
+    run(bin_at(&db.url, dir)
         .env("MIGRATE_WAIT_TIMEOUT", "10s")
         .args(args))
-}
-
-fn table_exists(db: &TestDb, name: &str) -> bool {
-    psql(
-        &db.url,
-        &format!("SELECT count(*) FROM information_schema.tables WHERE table_name = '{name}'"),
-    ) == "1"
 }
 
 fn versions(db: &TestDb) -> String {

@@ -16,25 +16,14 @@ use serde_json::Value;
 use support::*;
 use tempfile::TempDir;
 
-/// A migrations directory holding `files` (name, content).
-fn dir_with(files: &[(&str, &str)]) -> TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for (name, body) in files {
-        write(dir.path(), name, body);
-    }
-    dir
-}
-
 fn write(dir: &Path, name: &str, body: &str) {
     std::fs::write(dir.join(name), body).expect("write migration file");
 }
 
 /// Runs the binary against `db` with `dir` and extra environment `env`.
 fn crdb_env(db: &TestDb, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut cmd = bin();
-    cmd.env("DATABASE_URL", &db.url)
-        .env("MIGRATIONS_DIR", dir)
-        .env("MIGRATE_WAIT_TIMEOUT", "10s")
+    let mut cmd = bin_at(&db.url, dir);
+    cmd.env("MIGRATE_WAIT_TIMEOUT", "10s")
         .env("MIGRATE_HOLDER", "semantics-test");
     for (k, v) in env {
         cmd.env(k, v);
@@ -73,24 +62,6 @@ fn ledger_rows(db: &TestDb) -> String {
     )
 }
 
-fn table_exists(db: &TestDb, name: &str) -> bool {
-    psql(
-        &db.url,
-        &format!("SELECT to_regclass('{name}') IS NOT NULL"),
-    ) == "t"
-}
-
-/// An event's field (the JSON log is flattened, but accept tracing's `fields` nesting too).
-fn field<'a>(e: &'a Value, name: &str) -> &'a Value {
-    match e.get(name) {
-        Some(v) => v,
-        None => e
-            .get("fields")
-            .and_then(|f| f.get(name))
-            .unwrap_or(&Value::Null),
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // 40001: replay with backoff, bounded.
 // ---------------------------------------------------------------------------------------------
@@ -119,7 +90,7 @@ fn serialization_failures_twice_then_success_replays_and_applies_once() {
         "CREATE TABLE made (id INT);\nINSERT INTO effects VALUES (1);\n{}-- @UNDO\nDROP TABLE made;\n",
         fail_until(3)
     );
-    let dir = dir_with(&[("1_retried.sql", &body)]);
+    let dir = dir_with(&[("1_retried.sql", body.as_bytes())]);
     let out = crdb(&db, dir.path(), &["migrate"]);
     out.expect_code(0);
     // Three attempts ran; the first two were rolled back entirely.
@@ -152,7 +123,7 @@ fn serialization_failures_forever_exhaust_retries_with_exit_13_and_record_nothin
         "INSERT INTO effects VALUES (1);\n{}-- @UNDO\nSELECT 1;\n",
         fail_until(i32::MAX as u32)
     );
-    let dir = dir_with(&[("1_never.sql", &body)]);
+    let dir = dir_with(&[("1_never.sql", body.as_bytes())]);
     let t0 = Instant::now();
     let out = crdb(&db, dir.path(), &["migrate"]);
     let elapsed = t0.elapsed();
@@ -196,7 +167,7 @@ fn serialization_failure_at_commit_is_replayed_too() {
     psql(&db.url, &raise_at_commit("40001", 3));
     let dir = dir_with(&[(
         "1_commit.sql",
-        "CREATE TABLE made (id INT);\nINSERT INTO deferred VALUES (1);\n-- @UNDO\nDROP TABLE made;\n",
+        "CREATE TABLE made (id INT);\nINSERT INTO deferred VALUES (1);\n-- @UNDO\nDROP TABLE made;\n".as_bytes(),
     )]);
     let out = crdb(&db, dir.path(), &["migrate"]);
     out.expect_code(0);
@@ -220,7 +191,7 @@ fn statement_completion_unknown_at_commit_is_never_retried_and_marks_dirty() {
     psql(&db.url, &raise_at_commit("40003", i32::MAX as u32));
     let dir = dir_with(&[(
         "1_commit.sql",
-        "CREATE TABLE made (id INT);\nINSERT INTO deferred VALUES (1);\n-- @UNDO\nDROP TABLE made;\n",
+        "CREATE TABLE made (id INT);\nINSERT INTO deferred VALUES (1);\n-- @UNDO\nDROP TABLE made;\n".as_bytes(),
     )]);
     let out = crdb(&db, dir.path(), &["migrate"]);
     out.expect_code(31);
@@ -255,7 +226,8 @@ fn a_no_transaction_statement_exhausting_its_retries_is_journaled_and_resumed() 
         "-- @NO_TRANSACTION\nINSERT INTO effects VALUES (1);\n\
          DO $$ BEGIN IF nextval('attempts') <= 12 THEN \
          RAISE EXCEPTION 'restart transaction' USING ERRCODE = '40001'; END IF; END $$;\n\
-         INSERT INTO effects VALUES (3);\n-- @UNDO\nDELETE FROM effects;\n",
+         INSERT INTO effects VALUES (3);\n-- @UNDO\nDELETE FROM effects;\n"
+            .as_bytes(),
     )]);
     let t0 = Instant::now();
     let out = crdb(&db, dir.path(), &["migrate"]);
@@ -312,7 +284,7 @@ fn serialization_failures_on_the_ledger_write_replay_the_migration() {
         return;
     }
     let db = fresh_db("retry_ledger_tx");
-    let dir = dir_with(&[("1_a.sql", &create("a"))]);
+    let dir = dir_with(&[("1_a.sql", create("a").as_bytes())]);
     crdb(&db, dir.path(), &["migrate"]).expect_code(0);
     psql(&db.url, "CREATE TABLE effects (n INT);");
     psql(&db.url, LEDGER_CONFLICTS);
@@ -339,7 +311,7 @@ fn serialization_failures_on_the_no_transaction_journal_are_replayed() {
         return;
     }
     let db = fresh_db("retry_ledger_nt");
-    let dir = dir_with(&[("1_a.sql", &create("a"))]);
+    let dir = dir_with(&[("1_a.sql", create("a").as_bytes())]);
     crdb(&db, dir.path(), &["migrate"]).expect_code(0);
     psql(&db.url, "CREATE TABLE effects (n INT);");
     psql(&db.url, LEDGER_CONFLICTS);
@@ -403,11 +375,11 @@ fn xxa00_set() -> TempDir {
     dir_with(&[
         (
             "1_widgets.sql",
-            "CREATE TABLE widgets (id INT);\nINSERT INTO guarded VALUES (1);\n-- @UNDO\nDROP TABLE widgets;\n",
+            "CREATE TABLE widgets (id INT);\nINSERT INTO guarded VALUES (1);\n-- @UNDO\nDROP TABLE widgets;\n".as_bytes(),
         ),
         (
             "2_gadgets.sql",
-            "CREATE TABLE gadgets (id INT);\n-- @UNDO\nDROP TABLE gadgets;\n",
+            "CREATE TABLE gadgets (id INT);\n-- @UNDO\nDROP TABLE gadgets;\n".as_bytes(),
         ),
     ])
 }
@@ -535,7 +507,7 @@ fn repair_refuses_what_it_cannot_do() {
     let db = fresh_db("repair_refusals");
     let dir = dir_with(&[(
         "1_a.sql",
-        "CREATE TABLE a (id INT);\n-- @UNDO\nDROP TABLE a;\n",
+        "CREATE TABLE a (id INT);\n-- @UNDO\nDROP TABLE a;\n".as_bytes(),
     )]);
     // Nothing to mark not applied, no file to mark applied, no row to accept.
     crdb(
@@ -581,7 +553,7 @@ fn no_transaction_failure_is_journaled_and_the_rerun_resumes_after_the_done_stat
     }
     let db = fresh_db("nt_resume");
     psql(&db.url, "CREATE TABLE log (n INT);");
-    let dir = dir_with(&[("1_steps.sql", FOUR_STEPS)]);
+    let dir = dir_with(&[("1_steps.sql", FOUR_STEPS.as_bytes())]);
     let out = crdb(&db, dir.path(), &["migrate"]);
     out.expect_code(31);
     assert!(out.stderr.contains("statement 3 of 5"), "{}", out.stderr);
@@ -677,7 +649,7 @@ INSERT INTO notes SELECT 7, 'last;' || ';'
 DROP FUNCTION semi();
 DROP TABLE notes;
 "#;
-    let dir = dir_with(&[("1_intact.sql", body)]);
+    let dir = dir_with(&[("1_intact.sql", body.as_bytes())]);
     crdb(&db, dir.path(), &["migrate"]).expect_code(0);
     assert_eq!(row_state(&db, 1), "applied|8");
     let got = |id: i32| psql(&db.url, &format!("SELECT body FROM notes WHERE id = {id}"));
@@ -703,7 +675,8 @@ fn no_transaction_undo_failure_marks_dirty_and_migrate_then_refuses() {
     let dir = dir_with(&[(
         "1_pair.sql",
         "-- @NO_TRANSACTION\nCREATE TABLE u1 (id INT);\nCREATE TABLE u2 (id INT);\n\
-         -- @UNDO\nDROP TABLE u2;\nDROP TABLE not_there;\nDROP TABLE u1;\n",
+         -- @UNDO\nDROP TABLE u2;\nDROP TABLE not_there;\nDROP TABLE u1;\n"
+            .as_bytes(),
     )]);
     crdb(&db, dir.path(), &["migrate"]).expect_code(0);
     assert_eq!(row_state(&db, 1), "applied|2");
@@ -763,7 +736,7 @@ fn repeat_until_zero_over_ten_thousand_rows_in_batches_of_a_thousand_takes_eleve
          UPDATE big SET done = true WHERE id IN (SELECT id FROM big WHERE NOT done ORDER BY id LIMIT 1000);\n\
          -- @UNDO\n\
          -- @REPEAT_UNTIL_ZERO\n\
-         UPDATE big SET done = false WHERE id IN (SELECT id FROM big WHERE done ORDER BY id LIMIT 4000);\n",
+         UPDATE big SET done = false WHERE id IN (SELECT id FROM big WHERE done ORDER BY id LIMIT 4000);\n".as_bytes(),
     )]);
     let out = crdb(&db, dir.path(), &["migrate"]);
     out.expect_code(0);
@@ -808,7 +781,10 @@ fn out_of_order_is_refused_unless_allowed() {
         return;
     }
     let db = fresh_db("out_of_order");
-    let dir = dir_with(&[("1_a.sql", &create("a")), ("3_c.sql", &create("c"))]);
+    let dir = dir_with(&[
+        ("1_a.sql", create("a").as_bytes()),
+        ("3_c.sql", create("c").as_bytes()),
+    ]);
     crdb(&db, dir.path(), &["migrate"]).expect_code(0);
     write(dir.path(), "2_b.sql", &create("b"));
     for args in [&["migrate"][..], &["plan"][..]] {
@@ -843,7 +819,7 @@ fn an_edited_applied_file_is_refused_until_its_checksum_is_accepted() {
         return;
     }
     let db = fresh_db("accept_checksum");
-    let dir = dir_with(&[("1_a.sql", &create("a"))]);
+    let dir = dir_with(&[("1_a.sql", create("a").as_bytes())]);
     crdb(&db, dir.path(), &["migrate"]).expect_code(0);
     let edited = "CREATE TABLE a (id INT); -- reformatted\n-- @UNDO\nDROP TABLE a;\n";
     write(dir.path(), "1_a.sql", edited);
@@ -886,7 +862,7 @@ fn a_dirty_no_transaction_file_that_changed_is_refused_and_resumes_once_restored
     }
     let db = fresh_db("dirty_changed");
     psql(&db.url, "CREATE TABLE log (n INT);");
-    let dir = dir_with(&[("1_steps.sql", FOUR_STEPS)]);
+    let dir = dir_with(&[("1_steps.sql", FOUR_STEPS.as_bytes())]);
     crdb(&db, dir.path(), &["migrate"]).expect_code(31);
     assert_eq!(row_state(&db, 1), "dirty|2");
     // Someone "fixes" the file instead of the database: the journal no longer fits it.
@@ -924,7 +900,7 @@ fn statement_timeout_cancels_a_slow_migration_with_57014() {
     let db = fresh_db("statement_timeout");
     let dir = dir_with(&[(
         "1_slow.sql",
-        "CREATE TABLE slow (id INT);\nSELECT pg_sleep(2);\n-- @UNDO\nDROP TABLE slow;\n",
+        "CREATE TABLE slow (id INT);\nSELECT pg_sleep(2);\n-- @UNDO\nDROP TABLE slow;\n".as_bytes(),
     )]);
     let out = crdb_env(
         &db,
@@ -1040,7 +1016,10 @@ const LINT_CASES: &[(&str, &str, &[&str])] = &[
 ];
 
 fn lint_dir() -> TempDir {
-    let files: Vec<(&str, &str)> = LINT_CASES.iter().map(|(n, b, _)| (*n, *b)).collect();
+    let files: Vec<(&str, &[u8])> = LINT_CASES
+        .iter()
+        .map(|(n, b, _)| (*n, b.as_bytes()))
+        .collect();
     dir_with(&files)
 }
 

@@ -733,10 +733,8 @@ fn one_migration() -> tempfile::TempDir {
 
 fn run_binary(url: &str, dir: &Path, extra: &[(&str, &str)]) -> (support::Output, String) {
     let term = tempfile::NamedTempFile::new().expect("tmp");
-    let mut cmd = support::bin();
-    cmd.env("DATABASE_URL", url)
-        .env("MIGRATIONS_DIR", dir)
-        .env("MIGRATE_WAIT_TIMEOUT", "20s")
+    let mut cmd = support::bin_at(url, dir);
+    cmd.env("MIGRATE_WAIT_TIMEOUT", "20s")
         .env("MIGRATE_TERMINATION_LOG", term.path());
     for (k, v) in extra {
         cmd.env(k, v);

@@ -347,13 +347,6 @@ const FIXTURE_MIGRATIONS: &[(&str, &str)] = &[
     ),
 ];
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 fn have(tool: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {tool} >/dev/null")])
@@ -487,7 +480,7 @@ fn run_in_root(root: &Path, env: &[(&str, &str)], args: &[&str]) -> support::Out
 
 /// Why the bare-root run cannot happen here, if it cannot.
 fn bare_root_unavailable() -> Option<String> {
-    if !is_root() {
+    if !support::is_root() {
         return Some("not root: chroot and mount namespaces need root".into());
     }
     for tool in ["unshare", "chroot", "mount", "ldd"] {

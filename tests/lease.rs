@@ -52,10 +52,8 @@ fn db_with_effects(tag: &str) -> TestDb {
 
 /// The binary with the database, the directory, a holder name and short waits.
 fn cmd(db: &TestDb, dir: &Path, holder: &str) -> Command {
-    let mut c = bin();
-    c.env("DATABASE_URL", &db.url)
-        .env("MIGRATIONS_DIR", dir)
-        .env("MIGRATE_HOLDER", holder)
+    let mut c = bin_at(&db.url, dir);
+    c.env("MIGRATE_HOLDER", holder)
         .env("MIGRATE_WAIT_TIMEOUT", "20s");
     c
 }
@@ -150,12 +148,6 @@ impl Drop for Bg {
     }
 }
 
-fn count(db: &TestDb, sql: &str) -> i64 {
-    psql(&db.url, sql)
-        .parse()
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
 fn ledger_rows(db: &TestDb) -> i64 {
     count(db, "SELECT count(*) FROM _migrations")
 }
@@ -195,13 +187,6 @@ fn inconsistencies(db: &TestDb) -> String {
              ON e.version = l.version) x
          WHERE e <> l OR e > 1",
     )
-}
-
-/// A field of a log event (flattened JSON).
-fn field<'a>(e: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    e.get(name)
-        .or_else(|| e.get("fields").and_then(|f| f.get(name)))
-        .unwrap_or(&serde_json::Value::Null)
 }
 
 fn mentions_lease_acquired(o: &Output) -> bool {
