@@ -17,7 +17,6 @@ use crate::ledger::{self, RecordArgs, Tables};
 use crate::log::events;
 use crate::plan::{Direction, Plan, Step};
 use crate::source::Migration;
-use crate::split;
 
 /// SQLSTATE XXA00: CockroachDB's "transaction committed but schema change aborted".
 const SCHEMA_CHANGE_AFTER_COMMIT: &str = "XXA00";
@@ -490,12 +489,11 @@ impl<'a> Applier<'a> {
         let started = Instant::now();
         let m = step.migration;
         let up = step.direction == Direction::Up;
-        let sql = if up {
-            m.up.as_str()
+        let statements: &[crate::source::split::Statement] = if up {
+            &m.up_statements
         } else {
-            m.down.as_deref().unwrap_or("")
+            m.down_statements.as_deref().unwrap_or_default()
         };
-        let statements = split::split(sql);
         let total = statements.len();
         // The journal: forward progress is statements_done >= 0; an undo in progress is
         // recorded as -(k + 1) after k undo statements, which a rerun never resumes.

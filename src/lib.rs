@@ -64,7 +64,7 @@ pub mod migrator;
 pub mod plan;
 pub mod report;
 pub mod source;
-pub mod split;
+pub use source::split;
 // helper modules: add new `pub mod` lines below this one.
 
 pub use config::Config;

@@ -315,6 +315,7 @@ mod tests {
             down: down.then(|| format!("DROP TABLE t{v}")),
             no_transaction: false,
             checksum: format!("sum{v}"),
+            ..Migration::default()
         }
     }
 
