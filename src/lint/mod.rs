@@ -13,7 +13,7 @@
 //!   placeholder when the undo is empty too).
 //! - For transactional files only (CockroachDB runs schema changes on existing tables as
 //!   background jobs after the commit, so a transaction holding several cannot be atomic),
-//!   see [`atomic`]: `multiple_schema_changes` (risk when one of them is validated against the
+//!   see `atomic.rs`: `multiple_schema_changes` (risk when one of them is validated against the
 //!   data: a unique index, a constraint, `SET NOT NULL`, a type change; note for plain index
 //!   builds; quiet when every one is a `CREATE INDEX IF NOT EXISTS`),
 //!   `schema_change_after_write`, `add_column_then_use` (a later statement other than
@@ -21,7 +21,7 @@
 //!   widens: `VARCHAR(32)` to `VARCHAR(39)` or `TEXT`, `INT4` to `INT8`),
 //!   `drop_column_with_other_ddl`.
 //! - For every forward section not marked `-- @CONTRACT`, the compatibility rules of
-//!   [`compat`] (risk): `breaking_drop_table`, `breaking_drop_column`,
+//!   `compat.rs` (risk): `breaking_drop_table`, `breaking_drop_column`,
 //!   `breaking_rename_table`, `breaking_rename_column`, `breaking_alter_column_type`,
 //!   `breaking_add_not_null_column`, `breaking_set_not_null`, `breaking_new_constraint`,
 //!   `breaking_drop_default`.
