@@ -68,7 +68,6 @@ mod repair;
 mod report;
 mod session;
 mod source;
-mod split;
 mod sqlstate;
 mod status;
 mod store;
@@ -76,11 +75,13 @@ mod verify;
 mod wait;
 // helper modules: add new `mod` lines below this one.
 
+use source::split;
+
 pub use config::{Config, LogFormat, Overrides, parse_version};
 pub use connect::{DbUrl, Flavour, ServerInfo, wait_and_connect};
 pub use error::{Error, Result, SqlFailure};
 pub use exit::{Exit, PodFailureAction};
-pub use lint::{Warning, lint};
+pub use lint::{Severity, Warning, has_risk, lint_all};
 pub use log::events;
 pub use migrator::Migrator;
 pub use plan::{Direction, Plan, Rollback, Step};
