@@ -79,7 +79,7 @@ use source::split;
 
 pub use config::{Config, LogFormat, Overrides, parse_version};
 pub use connect::{DbUrl, Flavour, ServerInfo, wait_and_connect};
-pub use error::{Error, Result, SqlFailure};
+pub use error::{Error, FailedStatement, Result, SqlFailure};
 pub use exit::{Exit, PodFailureAction};
 pub use lint::{Severity, Warning, has_risk, lint_all};
 pub use log::events;
