@@ -66,6 +66,7 @@ pub mod report;
 pub mod source;
 pub mod split;
 // helper modules: add new `pub mod` lines below this one.
+pub mod import;
 
 pub use config::Config;
 pub use error::Error;
