@@ -270,7 +270,10 @@ pub fn map_versions(
     let through_needs_file = tool == Tool::GolangMigrate;
     match read_mapping(dir) {
         Err(e) => return Err(vec![e]),
-        Ok(Some((mapped_tool, rows))) => {
+        Ok(Some(super::Mapping {
+            tool: mapped_tool,
+            rows,
+        })) => {
             if mapped_tool != tool {
                 return Err(vec![format!(
                     "{} was written by an import from {mapped_tool}, not {tool}",

@@ -47,9 +47,9 @@
 //! import (the loader reads only `.sql` files, so it is ignored there). Tab-separated UTF-8:
 //! ```text
 //! # crdb-migrate import mapping, format 1
-//! tool	goose
-//! original_version	version	from
-//! 00001	1	00001_create_users.sql
+//! tool<TAB>goose
+//! original_version<TAB>version<TAB>from
+//! 1<TAB>1<TAB>00001_create_users.sql
 //! ```
 //! Lines starting with `#` are comments. `tool` names the source tool; each data row holds the
 //! version as the tool's history table stores it (golang-migrate, goose, sqlx: the integer
@@ -625,8 +625,16 @@ pub fn layout_hint(dir: &Path) -> Option<String> {
     ))
 }
 
-/// The mapping file's rows: `tool` and (original canonical version, version, from).
-pub(crate) fn read_mapping(dir: &Path) -> Result<Option<(Tool, Vec<(String, i64)>)>, String> {
+/// What a mapping file says.
+pub(crate) struct Mapping {
+    /// The tool imported from.
+    pub tool: Tool,
+    /// (canonical original version, our version), in file order.
+    pub rows: Vec<(String, i64)>,
+}
+
+/// Reads `dir`'s mapping file; `None` when there is none.
+pub(crate) fn read_mapping(dir: &Path) -> Result<Option<Mapping>, String> {
     let path = dir.join(MAPPING_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -662,7 +670,7 @@ pub(crate) fn read_mapping(dir: &Path) -> Result<Option<(Tool, Vec<(String, i64)
         }
     }
     let tool = tool.ok_or_else(|| format!("{}: no `tool` line", path.display()))?;
-    Ok(Some((tool, rows)))
+    Ok(Some(Mapping { tool, rows }))
 }
 
 #[cfg(test)]
