@@ -60,9 +60,23 @@ fn read(rel: &str) -> String {
     fs::read_to_string(fixture(rel)).expect("read fixture")
 }
 
+/// The imported directory, removed when dropped.
+struct Out {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl std::ops::Deref for Out {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// import → load → migrate → compare with psql applying `ups` → rollback to 0 → re-migrate.
-fn round_trip(tag: &str, tool: Tool, src: &str, dialect: Option<&str>, ups: &[String]) -> PathBuf {
-    let out = tempfile::tempdir().expect("tempdir").keep().join("out");
+fn round_trip(tag: &str, tool: Tool, src: &str, dialect: Option<&str>, ups: &[String]) -> Out {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
     let imported = import::import(tool, &fixture(src), &out, dialect)
         .unwrap_or_else(|p| panic!("import {src}: {p:#?}"));
     assert_eq!(imported.len(), ups.len(), "{imported:#?}");
@@ -93,7 +107,10 @@ fn round_trip(tag: &str, tool: Tool, src: &str, dialect: Option<&str>, ups: &[St
         assert_eq!(m.migrate(None).await.expect("re-migrate"), ups.len());
         assert_eq!(schema(&ours.url), want, "{tag}: re-migrate");
     });
-    out
+    Out {
+        _dir: dir,
+        path: out,
+    }
 }
 
 #[test]

@@ -110,7 +110,8 @@ fn file_name(path: &Path) -> String {
 fn read_text(path: &Path, problems: &mut Vec<ImportProblem>) -> Option<String> {
     match std::fs::read(path) {
         Ok(bytes) => match String::from_utf8(bytes) {
-            Ok(s) => Some(s),
+            // A byte-order mark would end up inside the file once a directive line precedes it.
+            Ok(s) => Some(s.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(s)),
             Err(e) => {
                 problems.push(problem(
                     path,

@@ -574,15 +574,15 @@ pub fn detect(dir: &Path) -> Option<Tool> {
             continue;
         }
         sql_files += 1;
-        if source::parse_name(&name).is_ok() {
-            ours += 1;
-            if content_tool.is_none() {
-                content_tool = sniff(&path);
-            }
-            continue;
-        }
         if let Some(t) = formats::name_tool(&name) {
             *counts.entry(t).or_default() += 1;
+            continue;
+        }
+        if source::parse_name(&name).is_ok() {
+            ours += 1;
+        }
+        if content_tool.is_none() {
+            content_tool = sniff(&path);
         }
     }
     if content_tool.is_some() {
@@ -772,5 +772,94 @@ mod tests {
             problem(Path::new("a.sql"), None, "bad").to_string(),
             "a.sql: bad"
         );
+    }
+
+    fn write(dir: &Path, rel: &str, body: &str) {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(path, body).expect("write");
+    }
+
+    #[test]
+    fn a_byte_order_mark_does_not_end_up_after_the_directive() {
+        let src = tempfile::tempdir().expect("tempdir");
+        write(
+            src.path(),
+            "V1__idx.sql",
+            "\u{feff}CREATE INDEX CONCURRENTLY i ON t (a);\n",
+        );
+        write(
+            src.path(),
+            "V1__idx.sql.conf",
+            "executeInTransaction=false\n",
+        );
+        let out = tempfile::tempdir().expect("tempdir");
+        let done = import(Tool::Flyway, src.path(), &out.path().join("o"), None).expect("import");
+        let body = std::fs::read_to_string(&done[0].to).expect("read");
+        assert_eq!(
+            body,
+            "-- @NO_TRANSACTION\nCREATE INDEX CONCURRENTLY i ON t (a);\n"
+        );
+    }
+
+    #[test]
+    fn a_down_only_goose_file_imports_with_an_empty_forward() {
+        let src = tempfile::tempdir().expect("tempdir");
+        write(
+            src.path(),
+            "00001_x.sql",
+            "-- +goose Up\n-- +goose Down\nDROP TABLE old;\n",
+        );
+        let out = tempfile::tempdir().expect("tempdir");
+        let done = import(Tool::Goose, src.path(), &out.path().join("o"), None).expect("import");
+        let body = std::fs::read_to_string(&done[0].to).expect("read");
+        assert_eq!(body, "-- @UNDO\nDROP TABLE old;\n");
+    }
+
+    #[test]
+    fn converted_files_that_would_not_load_point_at_the_source_line() {
+        let src = tempfile::tempdir().expect("tempdir");
+        write(
+            src.path(),
+            "1_a.up.sql",
+            "BEGIN;\nCREATE TABLE a (x INT);\nCOMMIT;\n",
+        );
+        let out = tempfile::tempdir().expect("tempdir");
+        let p = import(Tool::GolangMigrate, src.path(), &out.path().join("o"), None)
+            .expect_err("transaction control");
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].path.ends_with("1_a.up.sql"));
+        assert_eq!((p[0].line, p[1].line), (Some(1), Some(3)));
+        assert!(p[0].message.contains("`BEGIN`"), "{p:?}");
+        assert!(!out.path().join("o").exists());
+    }
+
+    #[test]
+    fn detect_sniffs_goose_and_dbmate_contents() {
+        let goose = tempfile::tempdir().expect("tempdir");
+        write(goose.path(), "1_a.sql", "SELECT 1;\n");
+        write(
+            goose.path(),
+            "20240101_Create-Users.sql",
+            "-- +goose Up\nSELECT 1;\n",
+        );
+        assert_eq!(detect(goose.path()), Some(Tool::Goose));
+        let dbmate = tempfile::tempdir().expect("tempdir");
+        write(
+            dbmate.path(),
+            "20240101_a.sql",
+            "-- migrate:up\nSELECT 1;\n",
+        );
+        assert_eq!(detect(dbmate.path()), Some(Tool::Dbmate));
+        let ours = tempfile::tempdir().expect("tempdir");
+        write(ours.path(), "1_a.sql", "SELECT 1;\n-- @UNDO\nSELECT 2;\n");
+        write(ours.path(), "2_b.up.sql", "SELECT 1;\n"); // one stray file is not a layout
+        assert_eq!(detect(ours.path()), None);
+        let diesel = tempfile::tempdir().expect("tempdir");
+        write(diesel.path(), "2024-01-01-000000_a/up.sql", "SELECT 1;\n");
+        assert_eq!(detect(diesel.path()), Some(Tool::Diesel));
+        assert!(layout_hint(diesel.path()).is_some_and(|h| h.contains("--from diesel")));
     }
 }
