@@ -119,6 +119,7 @@ fn golang_migrate_round_trip_keeps_bytes_crlf_and_missing_semicolons() {
         "000001_create_users.up.sql",
         "000002_add_name.up.sql",
         "000003_create_posts.up.sql",
+        "000004_index_posts.up.sql",
     ]
     .iter()
     .map(|f| read(&format!("golang-migrate/{f}")))
@@ -141,6 +142,12 @@ fn golang_migrate_round_trip_keeps_bytes_crlf_and_missing_semicolons() {
         three,
         "CREATE TABLE posts (id BIGINT PRIMARY KEY, user_id BIGINT REFERENCES users (id))\n\
          -- @UNDO\nDROP TABLE posts"
+    );
+    // One CONCURRENTLY statement: golang-migrate sends it alone, autocommitted.
+    let set = crdb_migrate::source::load(&out, None).expect("load");
+    assert_eq!(
+        set.iter().map(|m| m.no_transaction).collect::<Vec<_>>(),
+        [false, false, false, true]
     );
     let mapping = fs::read_to_string(out.join(MAPPING_FILE)).expect("mapping");
     assert!(mapping.contains("tool\tgolang-migrate\n"), "{mapping}");
@@ -230,6 +237,7 @@ fn flyway_round_trip_renumbers_dotted_versions() {
         "V1_1__add_isbn.sql",
         "V1.2.1__index_isbn.sql",
         "more/V2__create_authors.sql",
+        "more/V3__index_authors.sql",
     ]
     .iter()
     .map(|f| read(&format!("flyway/{f}")))
@@ -252,10 +260,13 @@ fn flyway_round_trip_renumbers_dotted_versions() {
             "1_create_books.sql",
             "2_add_isbn.sql",
             "3_index_isbn.sql",
-            "4_create_authors.sql"
+            "4_create_authors.sql",
+            "5_index_authors.sql"
         ]
     );
     assert!(set[2].no_transaction, "from V1.2.1__index_isbn.sql.conf");
+    assert!(set[4].no_transaction, "Flyway's CONCURRENTLY detection");
+    assert!(!set[3].no_transaction);
     let mapping = fs::read_to_string(out.join(MAPPING_FILE)).expect("mapping");
     assert!(
         mapping.contains("\n1.1\t2\tV1_1__add_isbn.sql + U1_1__add_isbn.sql\n"),

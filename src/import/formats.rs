@@ -39,9 +39,12 @@ pub(crate) fn read(
     let recursive = matches!(tool, Tool::Flyway | Tool::Pop);
     let files = list(src, recursive, &mut problems);
     let found = match tool {
-        Tool::GolangMigrate => pairs(golang_migrate(&files, &mut problems), &mut problems),
+        Tool::GolangMigrate => autocommit(
+            pairs(golang_migrate(&files, &mut problems), &mut problems),
+            true,
+        ),
         Tool::Sqlx => pairs(sqlx(&files, &mut problems), &mut problems),
-        Tool::Flyway => pairs(flyway(&files, &mut problems), &mut problems),
+        Tool::Flyway => autocommit(pairs(flyway(&files, &mut problems), &mut problems), false),
         Tool::Pop => pairs(pop(&files, dialect, &mut problems), &mut problems),
         Tool::Goose => goose(&files, &mut problems),
         Tool::Dbmate => dbmate(&files, &mut problems),
@@ -52,6 +55,52 @@ pub(crate) fn read(
     } else {
         problems.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
         Err(problems)
+    }
+}
+
+/// Marks migrations that the tool runs outside a transaction because of what they contain.
+///
+/// golang-migrate sends each file as one query string without a transaction of its own, so a
+/// file holding exactly one statement that PostgreSQL refuses inside a transaction block
+/// (`CREATE INDEX CONCURRENTLY`, ...) runs autocommitted there (`single`). Flyway's
+/// PostgreSQL parser runs a migration without a transaction when any of its statements is
+/// one of those (`!single`).
+fn autocommit(mut found: Vec<Foreign>, single: bool) -> Vec<Foreign> {
+    for f in &mut found {
+        for section in std::iter::once(&f.up).chain(f.down.as_ref()) {
+            let text: String = section.iter().map(|l| l.text.as_str()).collect();
+            let statements = crate::split::split(&text);
+            let hit = if single {
+                statements.len() == 1 && outside_transaction(&statements[0].text)
+            } else {
+                statements.iter().any(|s| outside_transaction(&s.text))
+            };
+            f.no_transaction |= hit;
+        }
+    }
+    found
+}
+
+/// A statement PostgreSQL refuses inside a transaction block.
+pub(crate) fn outside_transaction(statement: &str) -> bool {
+    use crate::split::{TokenKind, tokens};
+    let words: Vec<String> = tokens(statement)
+        .into_iter()
+        .filter(|t| t.kind == TokenKind::Word)
+        .take(6)
+        .map(|t| statement[t.start..t.end].to_ascii_uppercase())
+        .collect();
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    match w.as_slice() {
+        ["CREATE", "INDEX", "CONCURRENTLY", ..]
+        | ["CREATE", "UNIQUE", "INDEX", "CONCURRENTLY", ..]
+        | ["DROP", "INDEX", "CONCURRENTLY", ..]
+        | ["VACUUM", ..]
+        | ["ALTER", "SYSTEM", ..]
+        | ["DISCARD", "ALL", ..]
+        | ["CREATE" | "DROP", "DATABASE" | "TABLESPACE", ..] => true,
+        ["REINDEX", rest @ ..] => rest.contains(&"CONCURRENTLY"),
+        _ => false,
     }
 }
 
@@ -1011,6 +1060,21 @@ mod tests {
         ));
         assert!(matches!(flyway_name("notes.sql"), FlywayName::Other));
         assert!(matches!(flyway_name("V1__x.txt"), FlywayName::Other));
+    }
+
+    #[test]
+    fn statements_outside_a_transaction() {
+        assert!(outside_transaction(
+            "create unique index concurrently i on t (a)"
+        ));
+        assert!(outside_transaction("DROP INDEX CONCURRENTLY IF EXISTS i"));
+        assert!(outside_transaction("REINDEX TABLE CONCURRENTLY t"));
+        assert!(outside_transaction("VACUUM ANALYZE t"));
+        assert!(!outside_transaction("CREATE INDEX i ON t (a)"));
+        assert!(!outside_transaction(
+            "REFRESH MATERIALIZED VIEW CONCURRENTLY v"
+        ));
+        assert!(!outside_transaction("-- VACUUM\nSELECT 1"));
     }
 
     #[test]
