@@ -120,6 +120,7 @@ fn golang_migrate_round_trip_keeps_bytes_crlf_and_missing_semicolons() {
         "000002_add_name.up.sql",
         "000003_create_posts.up.sql",
         "000004_index_posts.up.sql",
+        "000005_add_mood.up.sql",
     ]
     .iter()
     .map(|f| read(&format!("golang-migrate/{f}")))
@@ -147,8 +148,18 @@ fn golang_migrate_round_trip_keeps_bytes_crlf_and_missing_semicolons() {
     let set = crdb_migrate::source::load(&out, None).expect("load");
     assert_eq!(
         set.iter().map(|m| m.no_transaction).collect::<Vec<_>>(),
-        [false, false, false, true]
+        [false, false, false, true, false]
     );
+    // The tutorial's own BEGIN/COMMIT wrapper becomes two comment lines, nothing else changes.
+    let five = fs::read_to_string(out.join("5_add_mood.sql")).expect("5");
+    let want = format!(
+        "{}-- @UNDO\n{}",
+        read("golang-migrate/000005_add_mood.up.sql"),
+        read("golang-migrate/000005_add_mood.down.sql")
+    )
+    .replace("BEGIN;", "-- BEGIN;")
+    .replace("COMMIT;", "-- COMMIT;");
+    assert_eq!(five, want);
     let mapping = fs::read_to_string(out.join(MAPPING_FILE)).expect("mapping");
     assert!(mapping.contains("tool\tgolang-migrate\n"), "{mapping}");
     assert!(

@@ -34,6 +34,10 @@
 //! without a transaction (either direction), then the forward SQL byte for byte, then, when
 //! a down exists, a `-- @UNDO` line and the down SQL byte for byte. Only the tool's own marker
 //! lines are left out (`-- +goose Up`, `-- migrate:down`, `-- +goose StatementBegin`, ...). The
+//! One more change: a section wrapped in its own bare `BEGIN;` ... `COMMIT;` (each alone on
+//! its line, as golang-migrate's PostgreSQL tutorial writes them) gets those two lines turned
+//! into comments (`-- BEGIN;`), since every migration runs in one transaction here; the loader
+//! refuses transaction control otherwise. Line numbers stay those of the source. The
 //! inserted lines use the source's line ending (CRLF when the source file has CRLF), and a
 //! newline is added before `-- @UNDO` when the forward SQL does not end with one.
 //!
@@ -371,6 +375,12 @@ pub fn import(
     if !problems.is_empty() {
         return Err(problems);
     }
+    for f in foreign.iter_mut().filter(|f| !f.no_transaction) {
+        unwrap_transaction(&mut f.up);
+        if let Some(down) = &mut f.down {
+            unwrap_transaction(down);
+        }
+    }
     let versions = assign_versions(&foreign);
 
     // Render and check every file before writing anything.
@@ -503,6 +513,72 @@ fn assign_versions(foreign: &[Foreign]) -> Vec<i64> {
         return v;
     }
     (1..=foreign.len() as i64).collect()
+}
+
+/// The upper-cased words of a statement.
+fn words(statement: &str) -> Vec<String> {
+    use crate::split::{TokenKind, tokens};
+    tokens(statement)
+        .into_iter()
+        .filter(|t| t.kind == TokenKind::Word)
+        .map(|t| statement[t.start..t.end].to_ascii_uppercase())
+        .collect()
+}
+
+/// Turns a section's own wrapping transaction into comments: when its first statement is a
+/// bare `BEGIN` / `START TRANSACTION` and its last a bare `COMMIT` / `END`, each alone on its
+/// line, with no other transaction control between, those two lines get a `-- ` prefix (the
+/// migration runs in one transaction here anyway; golang-migrate's PostgreSQL tutorial writes
+/// its migrations this way). Anything less clean is left for the loader to refuse.
+fn unwrap_transaction(section: &mut [Line]) {
+    let text: String = section.iter().map(|l| l.text.as_str()).collect();
+    let statements = crate::split::split(&text);
+    let (Some(first), Some(last)) = (statements.first(), statements.last()) else {
+        return;
+    };
+    if statements.len() < 2 {
+        return;
+    }
+    let w = |s: &crate::split::Statement| words(&s.text);
+    let is_begin = |w: &[String]| {
+        matches!(
+            w.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+            ["BEGIN"] | ["BEGIN", "TRANSACTION" | "WORK"] | ["START", "TRANSACTION"]
+        )
+    };
+    let is_commit = |w: &[String]| {
+        matches!(
+            w.iter().map(String::as_str).collect::<Vec<_>>().as_slice(),
+            ["COMMIT" | "END"] | ["COMMIT" | "END", "TRANSACTION" | "WORK"]
+        )
+    };
+    if !is_begin(&w(first)) || !is_commit(&w(last)) {
+        return;
+    }
+    let control = |s: &crate::split::Statement| {
+        let w = w(s);
+        matches!(
+            w.first().map(String::as_str),
+            Some("BEGIN" | "COMMIT" | "END" | "ABORT" | "START" | "PREPARE")
+        ) || (w.first().is_some_and(|x| x == "ROLLBACK") && w.get(1).is_none_or(|x| x != "TO"))
+    };
+    if statements[1..statements.len() - 1].iter().any(control) {
+        return;
+    }
+    let alone = |s: &crate::split::Statement| {
+        section.get(s.line - 1).is_some_and(|l| {
+            let c = l.content().trim();
+            c.trim_end_matches(';').trim_end() == s.text && c.matches(';').count() <= 1
+        })
+    };
+    if !alone(first) || !alone(last) {
+        return;
+    }
+    for line in [first.line, last.line] {
+        if let Some(l) = section.get_mut(line - 1) {
+            l.text.insert_str(0, "-- ");
+        }
+    }
 }
 
 /// The file body and, per line of it, the source line it came from.
@@ -819,20 +895,43 @@ mod tests {
     }
 
     #[test]
+    fn a_wrapping_transaction_becomes_comments() {
+        let p = Path::new("a.sql");
+        let mut l = lines_of(p, "-- x\nBEGIN;\nCREATE TABLE a (x INT);\n  commit ;\n");
+        unwrap_transaction(&mut l);
+        let text: String = l.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(
+            text,
+            "-- x\n-- BEGIN;\nCREATE TABLE a (x INT);\n--   commit ;\n"
+        );
+        for kept in [
+            "BEGIN; CREATE TABLE a (x INT);\nCOMMIT;\n",
+            "BEGIN;\nCREATE TABLE a (x INT);\nCOMMIT;\nCREATE INDEX CONCURRENTLY i ON a (x);\n",
+            "BEGIN ISOLATION LEVEL SERIALIZABLE;\nSELECT 1;\nCOMMIT;\n",
+            "BEGIN;\nSELECT 1;\nCOMMIT;\nBEGIN;\nSELECT 2;\nCOMMIT;\n",
+        ] {
+            let mut l = lines_of(p, kept);
+            unwrap_transaction(&mut l);
+            let text: String = l.iter().map(|l| l.text.as_str()).collect();
+            assert_eq!(text, kept);
+        }
+    }
+
+    #[test]
     fn converted_files_that_would_not_load_point_at_the_source_line() {
         let src = tempfile::tempdir().expect("tempdir");
         write(
             src.path(),
             "1_a.up.sql",
-            "BEGIN;\nCREATE TABLE a (x INT);\nCOMMIT;\n",
+            "CREATE TABLE a (x INT);\nCOMMIT;\nBEGIN;\nSELECT 1;\n",
         );
         let out = tempfile::tempdir().expect("tempdir");
         let p = import(Tool::GolangMigrate, src.path(), &out.path().join("o"), None)
             .expect_err("transaction control");
         assert_eq!(p.len(), 2, "{p:?}");
         assert!(p[0].path.ends_with("1_a.up.sql"));
-        assert_eq!((p[0].line, p[1].line), (Some(1), Some(3)));
-        assert!(p[0].message.contains("`BEGIN`"), "{p:?}");
+        assert_eq!((p[0].line, p[1].line), (Some(2), Some(3)));
+        assert!(p[1].message.contains("`BEGIN`"), "{p:?}");
         assert!(!out.path().join("o").exists());
     }
 
