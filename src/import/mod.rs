@@ -491,8 +491,7 @@ fn write_new(path: &Path, body: &str) -> std::io::Result<()> {
         .write(true)
         .create_new(true)
         .open(path)?;
-    file.write_all(body.as_bytes())?;
-    file.sync_all()
+    file.write_all(body.as_bytes())
 }
 
 /// The versions to write, parallel to `foreign` (sorted in the tool's order): the originals
