@@ -9,12 +9,13 @@ use super::{
     problem, version_key,
 };
 
-/// Reads `src` as `tool`'s layout.
+/// Reads `src` as `tool`'s layout: the migrations read cleanly, and the problems found (a
+/// directory-wide problem, such as a bad `--dialect`, is the only one returned as `Err`).
 pub(crate) fn read(
     tool: Tool,
     src: &Path,
     dialect: Option<&str>,
-) -> Result<Vec<Foreign>, Vec<ImportProblem>> {
+) -> Result<(Vec<Foreign>, Vec<ImportProblem>), Vec<ImportProblem>> {
     let mut problems = Vec::new();
     let dialect = match (tool, dialect) {
         (_, None) => None,
@@ -50,12 +51,12 @@ pub(crate) fn read(
         Tool::Dbmate => dbmate(&files, &mut problems),
         Tool::Diesel => diesel(src, &mut problems),
     };
-    if problems.is_empty() {
-        Ok(found)
-    } else {
-        problems.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
-        Err(problems)
-    }
+    // Migrations with a problem of their own are left out; the others are still checked.
+    let found = found
+        .into_iter()
+        .filter(|f| !problems.iter().any(|p| f.from.contains(&p.path)))
+        .collect();
+    Ok((found, problems))
 }
 
 /// Marks migrations that the tool runs outside a transaction because of what they contain.

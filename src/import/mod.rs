@@ -354,9 +354,8 @@ pub fn import(
             "is the source directory; import into a new directory (`--into NEWDIR`)",
         )]);
     }
-    let mut foreign = formats::read(tool, src, dialect)?;
+    let (mut foreign, mut problems) = formats::read(tool, src, dialect)?;
     foreign.sort_by(|a, b| a.order.cmp(&b.order).then(a.from.cmp(&b.from)));
-    let mut problems = Vec::new();
     // Two migrations for one version.
     let mut seen: BTreeMap<&str, &Foreign> = BTreeMap::new();
     for f in &foreign {
@@ -371,9 +370,6 @@ pub fn import(
                 ),
             ));
         }
-    }
-    if !problems.is_empty() {
-        return Err(problems);
     }
     for f in foreign.iter_mut().filter(|f| !f.no_transaction) {
         unwrap_transaction(&mut f.up);
@@ -932,6 +928,28 @@ mod tests {
         assert_eq!((p[0].line, p[1].line), (Some(2), Some(3)));
         assert!(p[1].message.contains("`BEGIN`"), "{p:?}");
         assert!(!out.path().join("o").exists());
+    }
+
+    #[test]
+    fn layout_and_loader_problems_are_reported_together() {
+        let src = tempfile::tempdir().expect("tempdir");
+        write(
+            src.path(),
+            "00001_a.sql",
+            "-- +goose Up\n-- +goose ENVSUB ON\nSELECT 1;\n",
+        );
+        write(
+            src.path(),
+            "00002_b.sql",
+            "-- +goose Up\nSELECT 1;\nROLLBACK;\n",
+        );
+        write(src.path(), "00003_c.sql", "-- +goose Up\nSELECT 3;\n");
+        let out = tempfile::tempdir().expect("tempdir");
+        let p = import(Tool::Goose, src.path(), &out.path().join("o"), None).expect_err("two");
+        let shown: Vec<String> = p.iter().map(|p| p.to_string()).collect();
+        assert_eq!(p.len(), 2, "{shown:#?}");
+        assert!(shown[0].contains("00001_a.sql:2: "), "{shown:#?}");
+        assert!(shown[1].contains("00002_b.sql:3: `ROLLBACK`"), "{shown:#?}");
     }
 
     #[test]
