@@ -59,6 +59,7 @@ mod create;
 mod error;
 mod exit;
 mod flavour;
+pub mod import;
 mod lint;
 mod log;
 mod migrator;
@@ -81,6 +82,7 @@ pub use config::{Config, LogFormat, Overrides, parse_version};
 pub use connect::{DbUrl, Flavour, ServerInfo, wait_and_connect};
 pub use error::{Error, FailedStatement, Result, SqlFailure};
 pub use exit::{Exit, PodFailureAction};
+
 pub use lint::{Severity, Warning, has_risk, lint_all};
 pub use log::events;
 pub use migrator::Migrator;
