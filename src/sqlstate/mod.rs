@@ -148,7 +148,9 @@ mod tests {
         }
         // No permission, a syntax error, a full disk, a deadlock, a lock timeout, an unknown
         // outcome: real failures.
-        for c in ["42501", "42601", "53100", "XXA00", "40003", "40P01", "55P03", "55000"] {
+        for c in [
+            "42501", "42601", "53100", "XXA00", "40003", "40P01", "55P03", "55000",
+        ] {
             assert!(!is_setup_race(c), "{c}");
         }
         // A restart is a race during setup, but creating a database after one must re-check

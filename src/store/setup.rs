@@ -96,7 +96,7 @@ pub async fn ensure(client: &Client, t: &Tables) -> Result<()> {
         client
             .batch_execute(&sql)
             .await
-            .map_err(|e| Error::db(format!("creating {}", t.ledger()), e))
+            .map_err(|e| Error::db(format!("creating {} and {}", t.ledger(), t.lease()), e))
     })
     .await
 }
