@@ -165,6 +165,8 @@ async fn create_database(
         }));
     };
     let quoted = quote_ident(name);
+    // A concurrent creator is success (`sqlstate::create_database`: Exists), or on CockroachDB
+    // possibly a 40001 (Transient: the wait loop connects again and finds the database).
     let result = match info.flavour {
         Flavour::CockroachDB => {
             client

@@ -41,21 +41,39 @@ pub fn is_commit_outcome_unknown(e: &tokio_postgres::Error) -> bool {
         || e.code() == Some(&SqlState::T_R_STATEMENT_COMPLETION_UNKNOWN)
 }
 
-/// During bookkeeping setup (creating our tables, inserting the lease row, adopting a seed
-/// table, creating the database): another runner did the same thing at the same moment and won.
-/// PostgreSQL's `IF NOT EXISTS` checks are not atomic against a concurrent creator, whose
-/// catalog insert makes the loser fail with 42P07, 42710, 42701 (a column added concurrently),
-/// 42P04 or 23505; CockroachDB answers such races with 40001. Re-check and carry on.
-pub fn is_setup_race(code: &str) -> bool {
+/// An object of that name is already there: a relation (42P07), a type or other object
+/// (42710), a column (42701), a database (42P04), or a catalog row (23505, PostgreSQL's
+/// catalog unique indexes such as `pg_type_typname_nsp_index` and `pg_database_datname_index`).
+/// What a creator sees when a concurrent creator of the same object committed first.
+pub fn is_duplicate(code: &str) -> bool {
     [
         SqlState::DUPLICATE_TABLE.code(),
         SqlState::DUPLICATE_OBJECT.code(),
         SqlState::DUPLICATE_COLUMN.code(),
         SqlState::DUPLICATE_DATABASE.code(),
         SqlState::UNIQUE_VIOLATION.code(),
-        SqlState::T_R_SERIALIZATION_FAILURE.code(),
     ]
     .contains(&code)
+}
+
+/// During bookkeeping setup (creating our tables, inserting the lease row, adopting a seed
+/// table): another runner did the same thing at the same moment and won, so re-running the
+/// idempotent statements settles it.
+///
+/// PostgreSQL's `IF NOT EXISTS` checks are not atomic against a concurrent creator: both pass
+/// the check, and the loser fails on a catalog unique index once the winner commits (23505), or
+/// on the later name checks (42P07 relation, 42710 the table's row type, 42701 a column). A
+/// multi-statement batch is one implicit transaction there, so a race on its second statement
+/// undoes the first: re-running the whole batch is what makes it right.
+/// CockroachDB answers the same race with 40001 (a serializable conflict on the namespace or
+/// descriptor), or, when its conditional namespace write fails, with 42P07 ("relation already
+/// exists") or 42710 ("object already exists"). All of these are [`is_duplicate`] or 40001.
+///
+/// A permanent conflict (say a composite type already named `_migrations_lease`) keeps
+/// answering 42710; the bounded re-check (`backoff::setup_race`) then gives up and it fails
+/// like any other setup error.
+pub fn is_setup_race(code: &str) -> bool {
+    is_duplicate(code) || code == SqlState::T_R_SERIALIZATION_FAILURE.code()
 }
 
 /// The table does not exist (yet): read as empty.
@@ -92,12 +110,9 @@ pub enum CreateDatabase {
 /// broke under us).
 pub fn create_database(code: Option<&str>) -> CreateDatabase {
     match code {
-        Some(c)
-            if c == SqlState::DUPLICATE_DATABASE.code()
-                || c == SqlState::UNIQUE_VIOLATION.code() =>
-        {
-            CreateDatabase::Exists
-        }
+        // PostgreSQL: 42P04, or 23505 on `pg_database_datname_index` when the winner commits
+        // while we insert; CockroachDB: 42P04, or 42710 "object already exists".
+        Some(c) if is_duplicate(c) => CreateDatabase::Exists,
         Some(c) if c == SqlState::INSUFFICIENT_PRIVILEGE.code() => CreateDatabase::Denied,
         Some(c)
             if c.starts_with("08")
@@ -131,16 +146,23 @@ mod tests {
         for c in ["42P07", "42710", "42701", "42P04", "23505", "40001"] {
             assert!(is_setup_race(c), "{c}");
         }
-        // No permission, a syntax error, a full disk: real failures.
-        for c in ["42501", "42601", "53100", "XXA00", "40003"] {
+        // No permission, a syntax error, a full disk, a deadlock, a lock timeout, an unknown
+        // outcome: real failures.
+        for c in [
+            "42501", "42601", "53100", "XXA00", "40003", "40P01", "55P03", "55000",
+        ] {
             assert!(!is_setup_race(c), "{c}");
         }
+        // A restart is a race during setup, but creating a database after one must re-check
+        // from scratch: it is not "the database exists".
+        assert!(!is_duplicate("40001"));
     }
 
     #[test]
     fn create_database_verdicts() {
         assert_eq!(create_database(Some("42P04")), CreateDatabase::Exists);
         assert_eq!(create_database(Some("23505")), CreateDatabase::Exists);
+        assert_eq!(create_database(Some("42710")), CreateDatabase::Exists);
         assert_eq!(create_database(Some("42501")), CreateDatabase::Denied);
         for c in ["08006", "57P01", "53300", "40001"] {
             assert_eq!(create_database(Some(c)), CreateDatabase::Transient, "{c}");

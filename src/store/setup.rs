@@ -49,7 +49,10 @@ pub fn adopt_sql(t: &Tables) -> String {
     )
 }
 
-/// Runs `op` (idempotent setup), re-running it with backoff while it loses races to peers.
+/// Runs `op` (idempotent setup), re-running it with backoff while it loses races to peers
+/// (`sqlstate::is_setup_race`). A race lost ten times in a row is no race but a standing
+/// conflict (a type already named like our table, ...): its error is returned as it is.
+/// Any other error is returned at once.
 async fn tolerating_races<F, Fut>(client: &Client, what: &str, mut op: F) -> Result<()>
 where
     F: FnMut() -> Fut,
@@ -61,22 +64,28 @@ where
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
-        let racing = err.sqlstate().is_some_and(crate::sqlstate::is_setup_race);
-        match delays.next() {
-            Some(delay) if racing => {
-                tracing::info!(
-                    event = events::SETUP_RACE,
-                    what,
-                    sqlstate = err.sqlstate().unwrap_or(""),
-                    delay_ms = delay.as_millis() as u64,
-                    "another runner set this up at the same moment; re-checking"
-                );
-                // Ends the failed implicit transaction, if the server left one open.
-                let _ = client.batch_execute("ROLLBACK").await;
-                tokio::time::sleep(delay).await;
-            }
-            _ => return Err(err),
-        }
+        let Some(code) = err.sqlstate().filter(|c| crate::sqlstate::is_setup_race(c)) else {
+            return Err(err);
+        };
+        let Some(delay) = delays.next() else {
+            tracing::warn!(
+                event = events::SETUP_RACE,
+                what,
+                sqlstate = code,
+                "the conflict outlasted every re-check: not a race with a peer"
+            );
+            return Err(err);
+        };
+        tracing::info!(
+            event = events::SETUP_RACE,
+            what,
+            sqlstate = code,
+            delay_ms = delay.as_millis() as u64,
+            "another runner set this up at the same moment; re-checking"
+        );
+        // Ends the failed implicit transaction, if the server left one open.
+        let _ = client.batch_execute("ROLLBACK").await;
+        tokio::time::sleep(delay).await;
     }
 }
 
@@ -87,7 +96,7 @@ pub async fn ensure(client: &Client, t: &Tables) -> Result<()> {
         client
             .batch_execute(&sql)
             .await
-            .map_err(|e| Error::db(format!("creating {}", t.ledger()), e))
+            .map_err(|e| Error::db(format!("creating {} and {}", t.ledger(), t.lease()), e))
     })
     .await
 }
