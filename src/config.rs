@@ -29,6 +29,7 @@ struct Env {
     migrate_allow_newer_schema: Option<String>,
     migrate_allow_out_of_order: Option<String>,
     migrate_create_database: Option<String>,
+    migrate_ignore_foreign_history: Option<String>,
     log_format: Option<String>,
     log_level: Option<String>,
     rust_log: Option<String>,
@@ -66,10 +67,13 @@ pub struct Overrides {
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
-    /// One JSON object per line (the default).
+    /// One JSON object per line (`LOG_FORMAT=json`).
     Json,
-    /// Human-readable text.
+    /// Human-readable text (`LOG_FORMAT=text`).
     Text,
+    /// `LOG_FORMAT` unset: text when stderr is a terminal (a human), JSON otherwise (pods,
+    /// pipes, CI).
+    Auto,
 }
 
 /// The validated configuration of a run.
@@ -100,10 +104,13 @@ pub struct Config {
     pub allow_out_of_order: bool,
     /// Create the URL's database when it does not exist.
     pub create_database: bool,
+    /// Migrate even when the ledger is empty and another tool's history table has rows.
+    pub ignore_foreign_history: bool,
     /// Log format.
     pub log_format: LogFormat,
-    /// Log filter (tracing-subscriber `EnvFilter` syntax), default `info`.
-    pub log_level: String,
+    /// Log filter (tracing-subscriber `EnvFilter` syntax); `None`: the default, `info` (the
+    /// binary uses `warn` for commands whose product is their output).
+    pub log_level: Option<String>,
     /// Where to write the termination message, if anywhere.
     pub termination_log: Option<PathBuf>,
     /// After SIGTERM, how long the in-flight migration may take to finish before it is
@@ -220,6 +227,10 @@ impl Config {
                 env.migrate_allow_out_of_order,
             )?,
             create_database: flag_var("MIGRATE_CREATE_DATABASE", env.migrate_create_database)?,
+            ignore_foreign_history: flag_var(
+                "MIGRATE_IGNORE_FOREIGN_HISTORY",
+                env.migrate_ignore_foreign_history,
+            )?,
             log_format,
             log_level,
             termination_log,
@@ -298,10 +309,14 @@ fn flag_var(name: &str, value: Option<String>) -> Result<bool> {
     }
 }
 
-/// `LOG_FORMAT` (default json) and the log filter (default `info`), validated.
-fn log_settings(format: Option<String>, level: Option<String>) -> Result<(LogFormat, String)> {
+/// `LOG_FORMAT` and the log filter, validated.
+fn log_settings(
+    format: Option<String>,
+    level: Option<String>,
+) -> Result<(LogFormat, Option<String>)> {
     let format = match format.as_deref() {
-        None | Some("json") => LogFormat::Json,
+        None => LogFormat::Auto,
+        Some("json") => LogFormat::Json,
         Some("text") => LogFormat::Text,
         Some(other) => {
             return Err(Error::Config {
@@ -310,11 +325,12 @@ fn log_settings(format: Option<String>, level: Option<String>) -> Result<(LogFor
             });
         }
     };
-    let level = level.unwrap_or_else(|| "info".into());
-    tracing_subscriber::EnvFilter::try_new(&level).map_err(|e| Error::Config {
-        name: "LOG_LEVEL".into(),
-        message: e.to_string(),
-    })?;
+    if let Some(level) = &level {
+        tracing_subscriber::EnvFilter::try_new(level).map_err(|e| Error::Config {
+            name: "LOG_LEVEL".into(),
+            message: e.to_string(),
+        })?;
+    }
     Ok((format, level))
 }
 

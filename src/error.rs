@@ -23,6 +23,12 @@ pub enum Error {
     /// The migration set has problems; all of them are listed.
     #[error("{} problem(s) in the migration files:\n{}", .0.len(), list(.0))]
     Source(Vec<Problem>),
+    /// The migrations directory is another tool's layout (convert it with `import`).
+    #[error("{0}")]
+    ForeignLayout(String),
+    /// `import` cannot convert these files faithfully; nothing was written.
+    #[error("{} problem(s) importing, nothing was written:\n{}", .0.len(), list(.0))]
+    Import(Vec<crate::import::ImportProblem>),
     /// DATABASE_URL (or a file it names) is malformed; `param` names the part at fault.
     #[error("DATABASE_URL: {param}: {message}")]
     Url {
@@ -217,7 +223,7 @@ fn at(statement: &Option<FailedStatement>) -> String {
         .unwrap_or_default()
 }
 
-fn list(problems: &[Problem]) -> String {
+fn list(problems: &[impl std::fmt::Display]) -> String {
     problems
         .iter()
         .map(|p| format!("  {p}"))

@@ -9,6 +9,8 @@ pub fn of(e: &Error) -> Exit {
     match e {
         Error::Config { .. }
         | Error::Source(_)
+        | Error::ForeignLayout(_)
+        | Error::Import(_)
         | Error::Url { .. }
         | Error::NoDatabase(_)
         | Error::Refused(_)

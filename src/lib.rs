@@ -52,6 +52,7 @@
 // The flow of one run: config → source → connect → store → plan → session → apply → report.
 mod apply;
 mod backoff;
+mod baseline;
 pub mod blocking;
 mod config;
 mod connect;
@@ -63,6 +64,7 @@ pub mod import;
 mod lint;
 mod log;
 mod migrator;
+mod pipeline;
 mod plan;
 mod refusal;
 mod repair;
@@ -78,6 +80,7 @@ mod wait;
 
 use source::split;
 
+pub use baseline::Baseline;
 pub use config::{Config, LogFormat, Overrides, parse_version};
 pub use connect::{DbUrl, Flavour, ServerInfo, wait_and_connect};
 pub use error::{Error, FailedStatement, Result, SqlFailure};

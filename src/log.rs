@@ -45,6 +45,8 @@ pub mod events {
     pub const MIGRATION_ROLLED_BACK: &str = "migration.rolled_back";
     /// A migration was marked dirty.
     pub const MIGRATION_DIRTY: &str = "migration.dirty";
+    /// Files recorded as applied without running (`baseline`).
+    pub const BASELINE: &str = "baseline";
     /// A repair action.
     pub const REPAIR: &str = "repair";
     /// `create` wrote a placeholder the user must edit.

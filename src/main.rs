@@ -27,7 +27,7 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 _ => {
-                    logging::init(LogFormat::Json, "info", Sink::Stdout);
+                    logging::init(LogFormat::Auto, "info", Sink::Stdout);
                     let usage = Error::Config {
                         name: "command line".into(),
                         message: e.kind().to_string(),
@@ -52,18 +52,28 @@ fn main() -> ExitCode {
         | Command::Plan { .. }
         | Command::Verify { .. }
         | Command::Create { .. }
+        | Command::Import { .. }
         | Command::Unlock { .. } => Sink::Stderr,
         _ => Sink::Stdout,
     };
     let config = match Config::from_env(cli.global.overrides(target)) {
         Ok(c) => c,
         Err(e) => {
-            logging::init(LogFormat::Json, "info", sink);
+            logging::init(LogFormat::Auto, "info", sink);
             let termination = env_termination_log();
             return finish(Err(e), &Report::default(), started, termination.as_deref());
         }
     };
-    logging::init(config.log_format, &config.log_level, sink);
+    // Commands whose product is their output print only it, plus warnings and errors.
+    let default_level = match sink {
+        Sink::Stderr => "warn",
+        Sink::Stdout => "info",
+    };
+    logging::init(
+        config.log_format,
+        config.log_level.as_deref().unwrap_or(default_level),
+        sink,
+    );
     let termination = config.termination_log.clone();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -72,13 +72,25 @@ impl Migrator {
         self.guard.is_working()
     }
 
-    /// Loads the migration set; every problem is reported at once.
+    /// Loads the migration set; every problem is reported at once. A directory in another
+    /// tool's layout is one error naming the tool and the `import` command.
     pub fn load(&self) -> Result<Vec<Migration>> {
-        source::load(
-            &self.config.migrations_dir,
-            self.config.environment.as_deref(),
-        )
-        .map_err(Error::Source)
+        let dir = &self.config.migrations_dir;
+        foreign_layout(dir)?;
+        source::load(dir, self.config.environment.as_deref()).map_err(Error::Source)
+    }
+
+    /// Converts another tool's migration directory `src` into this format in `into` (default:
+    /// `MIGRATIONS_DIR`), never overwriting; one entry per file written.
+    pub fn import(
+        &self,
+        tool: crate::import::Tool,
+        src: &std::path::Path,
+        into: Option<&std::path::Path>,
+        dialect: Option<&str>,
+    ) -> Result<Vec<crate::import::Imported>> {
+        let into = into.unwrap_or(&self.config.migrations_dir);
+        crate::import::import(tool, src, into, dialect).map_err(Error::Import)
     }
 
     /// Writes a new migration file `<UTC timestamp>_<slug>.sql` and returns its path. A clash
@@ -94,6 +106,7 @@ impl Migrator {
 
     /// Checks the directory offline: problems are an error (exit 20), lint findings warnings.
     pub fn verify(&self) -> Result<(Vec<Migration>, Vec<Warning>)> {
+        foreign_layout(&self.config.migrations_dir)?;
         crate::verify::verify(
             &self.config.migrations_dir,
             self.config.environment.as_deref(),
@@ -184,7 +197,11 @@ impl Migrator {
         let (client, info) = self.connect().await?;
         let ledger = ledger::read(&client, &self.tables).await?;
         self.progress.at(ledger.current());
-        match make_plan(set, &ledger.rows) {
+        let first = make_plan(set, &ledger.rows);
+        if first.as_ref().is_ok_and(|p| !p.steps.is_empty()) {
+            self.check_foreign_history(&client, &ledger.rows).await?;
+        }
+        match first {
             Ok(first) if first.steps.is_empty() => {
                 tracing::info!(
                     event = events::RUN_NOTHING_TO_DO,
@@ -280,13 +297,28 @@ impl Migrator {
         self.guard.abandon(self.url.get()).await;
     }
 
-    /// The `status` report.
+    /// The `status` report. Problems in the files do not hide the database's state: they are
+    /// listed in the report (`file_problems`) beside it.
     pub async fn status(&self) -> Result<Status> {
-        let set = self.load()?;
+        let (set, problems) = match self.load() {
+            Ok(set) => (set, Vec::new()),
+            Err(Error::Source(problems)) => {
+                (Vec::new(), problems.iter().map(|p| p.to_string()).collect())
+            }
+            Err(Error::ForeignLayout(hint)) => (Vec::new(), vec![hint]),
+            Err(e) => return Err(e),
+        };
         let (client, _) = self.connect().await?;
         let ledger = ledger::read(&client, &self.tables).await?;
         let lease = lease::show(&client, &self.tables).await?;
-        Ok(status::status_of(&set, &ledger, self.allow(), lease))
+        let mut s = status::status_of(&set, &ledger, self.allow(), lease);
+        if !problems.is_empty() {
+            // Without a loadable set, nothing is known to be pending, missing or drifted.
+            s.missing_files.clear();
+            s.disagreements.clear();
+            s.file_problems = problems;
+        }
+        Ok(s)
     }
 
     /// What `migrate` (or with `rollback`, a rollback) would do, without doing it.
@@ -300,13 +332,63 @@ impl Migrator {
         let ledger = ledger::read(&client, &self.tables).await?;
         match how {
             Some(how) => plan::down(set, &ledger.rows, how, self.allow()),
-            None => plan::up(
-                set,
-                &ledger.rows,
-                target.or(self.config.target_version),
-                self.allow(),
-            ),
+            None => {
+                let plan = plan::up(
+                    set,
+                    &ledger.rows,
+                    target.or(self.config.target_version),
+                    self.allow(),
+                )?;
+                if !plan.steps.is_empty() {
+                    self.check_foreign_history(&client, &ledger.rows).await?;
+                }
+                Ok(plan)
+            }
         }
+    }
+
+    /// Refuses (exit 32) to start a ledger on a database another tool manages: our ledger is
+    /// empty and a known tool's history table has rows (`MIGRATE_IGNORE_FOREIGN_HISTORY` lets
+    /// it pass).
+    async fn check_foreign_history(&self, client: &Client, rows: &[AppliedRow]) -> Result<()> {
+        if !rows.is_empty() || self.config.ignore_foreign_history {
+            return Ok(());
+        }
+        let found = crate::import::history::any_foreign_history(client)
+            .await
+            .map_err(|e| Error::db("looking for another tool's history table", e))?;
+        match found {
+            Some((tool, table, rows)) => Err(Error::Disagreement(vec![
+                crate::refusal::Disagreement::ForeignHistory {
+                    tool: tool.to_string(),
+                    table,
+                    rows,
+                },
+            ])),
+            None => Ok(()),
+        }
+    }
+
+    /// Records files as applied without running them (every file up to V, or what another
+    /// tool's history table says), under the lease; returns the versions recorded.
+    pub async fn baseline(&self, how: crate::Baseline) -> Result<Vec<i64>> {
+        let set = self.load()?;
+        let (client, _) = self.connect().await?;
+        let lease = self.take_lease(&client).await?;
+        self.guard.hold(&lease);
+        self.guard.working(Some(client.cancel_token()));
+        let result = crate::baseline::baseline(
+            &client,
+            &self.tables,
+            &self.config.migrations_dir,
+            &set,
+            how,
+            &lease,
+        )
+        .await;
+        drop(lease);
+        self.guard.release().await;
+        result
     }
 
     /// Waits without the lease until every file up to `version` is applied and the ledger has
@@ -355,6 +437,16 @@ impl Migrator {
             "lease released by force"
         );
         Ok(before)
+    }
+}
+
+/// The error for a migrations directory in another tool's layout, whether its files failed to
+/// load (golang-migrate, Flyway, pop), loaded as nothing (Diesel's sub-directories) or loaded
+/// with another tool's markers in them (goose, dbmate).
+fn foreign_layout(dir: &std::path::Path) -> Result<()> {
+    match crate::import::layout_hint(dir) {
+        Some(hint) => Err(Error::ForeignLayout(hint)),
+        None => Ok(()),
     }
 }
 

@@ -47,6 +47,35 @@ pub enum Disagreement {
         /// The newest applied version.
         newest_applied: i64,
     },
+    /// Our ledger is empty but another tool's history table has rows: this database is managed
+    /// by that tool, and applying every file would re-run its migrations.
+    ForeignHistory {
+        /// The tool.
+        tool: String,
+        /// Its history table.
+        table: String,
+        /// How many rows it has.
+        rows: usize,
+    },
+    /// `baseline --from`: the other tool's history has dirty or failed rows.
+    ForeignHistoryBad {
+        /// The tool.
+        tool: String,
+        /// Its history table.
+        table: String,
+        /// The rows at fault, described.
+        rows: Vec<String>,
+    },
+    /// `baseline --from`: the other tool's history names versions with no file here.
+    ForeignVersionsUnknown {
+        /// What is missing, one line each.
+        missing: Vec<String>,
+    },
+    /// `baseline`: our ledger already has rows.
+    LedgerNotEmpty {
+        /// How many.
+        rows: usize,
+    },
     /// A rollback was asked for while a forward migration is half applied.
     PartlyApplied {
         /// The version.
@@ -105,6 +134,22 @@ impl std::fmt::Display for Disagreement {
                 f,
                 "version {version} ({}) is pending but older than the newest applied version {newest_applied}; renumber it above {newest_applied}, or set MIGRATE_ALLOW_OUT_OF_ORDER=true to apply it anyway",
                 file.display()
+            ),
+            Disagreement::ForeignHistory { tool, table, rows } => write!(
+                f,
+                "the database has no crdb-migrate ledger rows, but {table} ({tool}'s history) has {rows} row(s): this project is managed by {tool}, and migrating would run its migrations again; record what {tool} applied with `crdb-migrate baseline --from {tool}`, or set MIGRATE_IGNORE_FOREIGN_HISTORY=true to apply every file anyway"
+            ),
+            Disagreement::ForeignHistoryBad { tool, table, rows } => write!(
+                f,
+                "{table} ({tool}'s history) has dirty or failed rows: {}; fix them with {tool} first, then run the baseline again",
+                rows.join("; ")
+            ),
+            Disagreement::ForeignVersionsUnknown { missing } => {
+                write!(f, "baseline refused: {}", missing.join("; "))
+            }
+            Disagreement::LedgerNotEmpty { rows } => write!(
+                f,
+                "baseline refused: the ledger already has {rows} row(s); a baseline only starts a ledger (use `repair --mark-applied` for single versions)"
             ),
             Disagreement::PartlyApplied {
                 version,
@@ -193,6 +238,13 @@ pub enum Refusal {
     },
     /// Undo SQL is missing for migrations the rollback would cross.
     MissingUndo(Vec<MissingUndo>),
+    /// `baseline --from TOOL`: that tool's history table is not in this database.
+    NoForeignHistory {
+        /// The tool.
+        tool: String,
+        /// The table looked for.
+        table: String,
+    },
     /// `repair` needs a file the image does not have.
     RepairNoFile {
         /// The version.
@@ -238,6 +290,10 @@ impl std::fmt::Display for Refusal {
                 }
                 Ok(())
             }
+            Refusal::NoForeignHistory { tool, table } => write!(
+                f,
+                "baseline --from {tool}: there is no {table} table in this database (in the current search path); check DATABASE_URL, or use `baseline --version V`"
+            ),
             Refusal::RepairNoFile { version, action } => {
                 write!(f, "version {version} has no migration file; {action}")
             }

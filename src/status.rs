@@ -70,6 +70,9 @@ pub struct Status {
     pub disagreements: Vec<Disagreement>,
     /// The lease, when the table exists.
     pub lease: Option<LeaseInfo>,
+    /// Problems that kept the migration files from loading (then only the database's side is
+    /// shown: nothing is known to be pending or to disagree).
+    pub file_problems: Vec<String>,
 }
 
 fn rfc3339(t: Option<time::OffsetDateTime>) -> Option<String> {
@@ -131,6 +134,7 @@ pub fn status_of(
         missing_files,
         disagreements: plan::disagreements(set, &ledger.rows, allow),
         lease,
+        file_problems: Vec::new(),
     }
 }
 

@@ -5,7 +5,7 @@
 //! after the last one done. Knows nothing of files: it runs the migrations a plan hands it.
 
 mod no_transaction;
-mod pipeline;
+
 mod replay;
 mod transaction;
 
@@ -147,7 +147,7 @@ impl<'a> Applier<'a> {
             Restore::sql(tables),
         ];
         let prepared =
-            pipeline::in_order(sqls.iter().map(|sql| client.prepare(sql)).collect()).await;
+            crate::pipeline::in_order(sqls.iter().map(|sql| client.prepare(sql)).collect()).await;
         let mut prepared = prepared.into_iter();
         let mut next = || match prepared.next() {
             Some(Ok(p)) => Ok(p),

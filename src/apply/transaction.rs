@@ -11,7 +11,8 @@ use crate::sqlstate;
 use crate::store::fence::{FenceCheck, FencedWrite};
 
 use super::replay::{Replayable, replay};
-use super::{Applier, Finish, pipeline, sql_failed, statements};
+use super::{Applier, Finish, sql_failed, statements};
+use crate::pipeline;
 
 /// How one attempt at a transactional step ended, when it did not succeed.
 enum Fail {

@@ -120,6 +120,29 @@ pub(crate) enum Command {
         #[arg(long, group = "action")]
         accept_checksum: bool,
     },
+    /// Convert another tool's migration directory into this format (no database needed).
+    Import {
+        /// The tool: golang-migrate, sqlx, goose, dbmate, flyway, diesel or pop.
+        #[arg(long = "from")]
+        from: String,
+        /// The other tool's migrations directory.
+        src: PathBuf,
+        /// Where to write (never overwriting) [default: MIGRATIONS_DIR]
+        #[arg(long)]
+        into: Option<PathBuf>,
+        /// pop only: which dialect's variant to take (postgres or cockroach).
+        #[arg(long)]
+        dialect: Option<String>,
+    },
+    /// Record files as applied without running them, under the lease.
+    Baseline {
+        /// Every file up to and including this version.
+        #[arg(long, conflicts_with = "from", required_unless_present = "from")]
+        version: Option<String>,
+        /// Exactly what this tool's history table in the database says is applied.
+        #[arg(long = "from")]
+        from: Option<String>,
+    },
     /// Show the lease; with --force, release it.
     Unlock {
         /// Release the lease whoever holds it.

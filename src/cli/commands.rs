@@ -1,6 +1,7 @@
 //! Each command run against the library, printing its product on stdout.
 
-use crdb_migrate::{Error, Migrator, Repair, Rollback, events, lint_all};
+use crdb_migrate::import::Tool;
+use crdb_migrate::{Baseline, Error, Migrator, Repair, Rollback, events, lint_all};
 
 use super::args::Command;
 use super::render;
@@ -83,6 +84,32 @@ pub(crate) async fn run(migrator: &Migrator, command: Command) -> Result<Option<
             let action = repair_action(mark_applied, mark_not_applied, accept_checksum)?;
             migrator.repair(v, action).await.map(|_| None)
         }
+        Command::Import {
+            from,
+            src,
+            into,
+            dialect,
+        } => {
+            let tool = tool(&from)?;
+            for imported in migrator.import(tool, &src, into.as_deref(), dialect.as_deref())? {
+                println!("{imported}");
+            }
+            Ok(None)
+        }
+        Command::Baseline { version, from } => {
+            let how = match (version, from) {
+                (Some(v), _) => Baseline::Version(parse_version("--version", &v)?),
+                (None, Some(t)) => Baseline::From(tool(&t)?),
+                (None, None) => {
+                    return Err(Error::Config {
+                        name: "baseline".into(),
+                        message: "give --version V or --from TOOL".into(),
+                    });
+                }
+            };
+            let recorded = migrator.baseline(how).await?;
+            Ok(Some(recorded.last().copied().unwrap_or(0)))
+        }
         Command::Unlock { force } => {
             let info = migrator.unlock(force).await?;
             println!("{}", render::lease_text(info.as_ref(), force));
@@ -125,4 +152,13 @@ fn repair_action(
             message: "give one of --mark-applied, --mark-not-applied, --accept-checksum".into(),
         }),
     }
+}
+
+fn tool(name: &str) -> Result<Tool, Error> {
+    name.parse::<Tool>().map_err(|_| Error::Config {
+        name: "--from".into(),
+        message: format!(
+            "{name:?} is not a known tool: use one of golang-migrate, sqlx, goose, dbmate, flyway, diesel, pop"
+        ),
+    })
 }

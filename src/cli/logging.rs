@@ -1,6 +1,8 @@
 //! The binary's log setup: tracing-subscriber writing JSON lines (default) or text, to stdout
 //! (commands whose work is the log) or stderr (commands whose product is on stdout).
 
+use std::io::IsTerminal;
+
 use crdb_migrate::LogFormat;
 
 /// Where log lines go.
@@ -12,7 +14,8 @@ pub(crate) enum Sink {
     Stderr,
 }
 
-/// Installs the global subscriber. Later calls do nothing.
+/// Installs the global subscriber. Later calls do nothing. `LogFormat::Auto` is text when
+/// stderr is a terminal, JSON otherwise.
 pub(crate) fn init(format: LogFormat, filter: &str, sink: Sink) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -25,6 +28,11 @@ pub(crate) fn init(format: LogFormat, filter: &str, sink: Sink) {
             Sink::Stderr => Box::new(std::io::stderr()),
         }
     };
+    let format = match format {
+        LogFormat::Auto if std::io::stderr().is_terminal() => LogFormat::Text,
+        LogFormat::Auto => LogFormat::Json,
+        f => f,
+    };
     let result = match format {
         LogFormat::Json => builder
             .json()
@@ -33,7 +41,7 @@ pub(crate) fn init(format: LogFormat, filter: &str, sink: Sink) {
             .with_span_list(false)
             .with_writer(writer)
             .try_init(),
-        LogFormat::Text => builder.with_ansi(false).with_writer(writer).try_init(),
+        _ => builder.with_ansi(false).with_writer(writer).try_init(),
     };
     // Already installed: keep the first.
     let _ = result;

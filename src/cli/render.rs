@@ -39,6 +39,15 @@ pub(crate) fn status_text(s: &Status) -> String {
     for d in &s.disagreements {
         out.push_str(&format!("problem: {d}\n"));
     }
+    if !s.file_problems.is_empty() {
+        out.push_str(&format!(
+            "the migration files did not load ({} problem(s)); showing the database only:\n",
+            s.file_problems.len()
+        ));
+        for p in &s.file_problems {
+            out.push_str(&format!("file problem: {p}\n"));
+        }
+    }
     out.push_str(&format!("lease: {}\n", lease_text(s.lease.as_ref(), false)));
     out
 }

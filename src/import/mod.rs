@@ -617,6 +617,7 @@ pub fn detect(dir: &Path) -> Option<Tool> {
     let mut ours = 0usize;
     let mut counts: BTreeMap<Tool, usize> = BTreeMap::new();
     let mut content_tool: Option<Tool> = None;
+    let mut sniffed = 0usize;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.starts_with('.') {
@@ -652,7 +653,9 @@ pub fn detect(dir: &Path) -> Option<Tool> {
         if source::parse_name(&name).is_ok() {
             ours += 1;
         }
-        if content_tool.is_none() {
+        // Goose and dbmate put their markers in every file: a few files tell.
+        if content_tool.is_none() && sniffed < 8 {
+            sniffed += 1;
             content_tool = sniff(&path);
         }
     }
@@ -663,9 +666,13 @@ pub fn detect(dir: &Path) -> Option<Tool> {
     (n > 0 && n * 2 >= sql_files && n > ours).then_some(tool)
 }
 
-/// Goose or dbmate markers in the first 64 KiB of a `.sql` file.
+/// Goose or dbmate markers in the first 64 KiB of a `.sql` file. Only regular files are read
+/// (a FIFO or a link to a device must not hang or flood the loader; it reports those itself).
 fn sniff(path: &Path) -> Option<Tool> {
     use std::io::Read;
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return None;
+    }
     let mut buf = Vec::new();
     std::fs::File::open(path)
         .ok()?

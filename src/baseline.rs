@@ -1,0 +1,203 @@
+//! `baseline --version V | --from TOOL`: record files as applied without running them, so a
+//! project another tool (or a hand) brought this far joins crdb-migrate without re-running
+//! anything. Under the lease, in one transaction ended by the fence check, logged with who and
+//! when. The other tool's table is only read, so switching back stays possible.
+
+use std::path::Path;
+
+use tokio_postgres::Client;
+
+use crate::error::{Error, Result};
+use crate::import::Tool;
+use crate::import::history;
+use crate::log::events;
+use crate::pipeline;
+use crate::refusal::{Disagreement, Refusal};
+use crate::session::Lease;
+use crate::source::Migration;
+use crate::store::fence::{FenceCheck, FencedWrite};
+use crate::store::{Tables, ledger};
+
+/// What to record as applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Baseline {
+    /// Every file up to and including this version.
+    Version(i64),
+    /// Exactly what this tool's history table in the database says is applied.
+    From(Tool),
+}
+
+/// The versions of `set` a baseline records (pure, for `--version`).
+pub fn up_to(set: &[Migration], version: i64) -> Result<Vec<i64>> {
+    if !set.iter().any(|m| m.version == version) {
+        let dir = set
+            .first()
+            .and_then(|m| m.path.parent())
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "the migrations directory".into());
+        return Err(Error::Refused(Refusal::TargetNotAFile {
+            target: version,
+            dir,
+        }));
+    }
+    Ok(set
+        .iter()
+        .filter(|m| m.version <= version)
+        .map(|m| m.version)
+        .collect())
+}
+
+/// The versions another tool's history says are applied, mapped onto `dir`'s files.
+async fn from_tool(client: &Client, dir: &Path, tool: Tool) -> Result<Vec<i64>> {
+    let table = history::table_of(tool);
+    let h = history::read_history(client, tool)
+        .await
+        .map_err(|e| Error::db(format!("reading {table}"), e))?
+        .ok_or_else(|| {
+            Error::Refused(Refusal::NoForeignHistory {
+                tool: tool.to_string(),
+                table: table.into(),
+            })
+        })?;
+    if !h.bad.is_empty() {
+        return Err(Error::Disagreement(vec![Disagreement::ForeignHistoryBad {
+            tool: tool.to_string(),
+            table: h.table,
+            rows: h.bad,
+        }]));
+    }
+    history::map_versions(dir, &h, tool).map_err(|missing| {
+        Error::Disagreement(vec![Disagreement::ForeignVersionsUnknown { missing }])
+    })
+}
+
+/// The row a baseline writes for one file, unfenced: the fence check ends the transaction.
+fn insert_sql(t: &Tables) -> String {
+    format!(
+        "INSERT INTO {} (version, description, applied_at, checksum, duration_ms, applied_by, fence, status, statements_done)
+         VALUES ($1::INT8, $2::TEXT, now(), $3::TEXT, 0, $4::TEXT, $5::INT8, 'applied', $6::INT8)",
+        t.ledger()
+    )
+}
+
+/// Records the baseline under `lease`; returns the versions recorded.
+pub async fn baseline(
+    client: &Client,
+    tables: &Tables,
+    dir: &Path,
+    set: &[Migration],
+    how: Baseline,
+    lease: &Lease,
+) -> Result<Vec<i64>> {
+    let existing = ledger::read_adopted(client, tables).await?;
+    if !existing.rows.is_empty() {
+        return Err(Error::Disagreement(vec![Disagreement::LedgerNotEmpty {
+            rows: existing.rows.len(),
+        }]));
+    }
+    let versions = match how {
+        Baseline::Version(v) => up_to(set, v)?,
+        Baseline::From(tool) => from_tool(client, dir, tool).await?,
+    };
+    let chosen: Vec<&Migration> = set
+        .iter()
+        .filter(|m| versions.binary_search(&m.version).is_ok())
+        .collect();
+    let f = &lease.fence;
+    let applied_by = format!("baseline:{}", f.holder);
+    let insert = client
+        .prepare(&insert_sql(tables))
+        .await
+        .map_err(|e| Error::db("preparing the baseline", e))?;
+    let check_sql = FenceCheck::sql(tables);
+    let check = FenceCheck { fence: f };
+    let check_params = check.params();
+    let done: Vec<i64> = chosen
+        .iter()
+        .map(|m| {
+            if m.no_transaction {
+                m.up_statements.len() as i64
+            } else {
+                0
+            }
+        })
+        .collect();
+    let mut flight: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = _> + '_>>> =
+        vec![Box::pin(async {
+            client.batch_execute("BEGIN").await.map(|()| 0)
+        })];
+    for (m, statements_done) in chosen.iter().zip(&done) {
+        let insert = &insert;
+        let applied_by = &applied_by;
+        flight.push(Box::pin(async move {
+            client
+                .execute(
+                    insert,
+                    &[
+                        &m.version,
+                        &m.description,
+                        &m.checksum,
+                        applied_by,
+                        &f.token,
+                        statements_done,
+                    ],
+                )
+                .await
+        }));
+    }
+    flight.push(Box::pin(async {
+        client.execute(check_sql.as_str(), &check_params).await
+    }));
+    flight.push(Box::pin(async {
+        client.batch_execute("COMMIT").await.map(|()| 0)
+    }));
+    let replies = pipeline::in_order(flight).await;
+    if let Some(e) = replies.into_iter().find_map(|r| r.err()) {
+        let _ = client.batch_execute("ROLLBACK").await;
+        if e.as_db_error()
+            .is_some_and(|d| d.message().contains(FenceCheck::MARKER))
+        {
+            return Err(lease.lost_error("the fence check ending the baseline failed".into()));
+        }
+        return Err(Error::db("recording the baseline", e));
+    }
+    tracing::warn!(
+        event = events::BASELINE,
+        holder = %f.holder,
+        fence = f.token,
+        from = match how {
+            Baseline::Version(_) => "version".to_string(),
+            Baseline::From(t) => t.to_string(),
+        },
+        recorded = chosen.len(),
+        through = versions.last().copied().unwrap_or(0),
+        "baseline recorded: these files count as applied without having run"
+    );
+    Ok(chosen.iter().map(|m| m.version).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::tests::mig;
+
+    #[test]
+    fn up_to_a_file_version_only() {
+        let set = vec![mig(1), mig(2), mig(5)];
+        assert_eq!(up_to(&set, 2).ok(), Some(vec![1, 2]));
+        assert_eq!(up_to(&set, 5).ok(), Some(vec![1, 2, 5]));
+        assert!(matches!(
+            up_to(&set, 3),
+            Err(Error::Refused(Refusal::TargetNotAFile { target: 3, .. }))
+        ));
+    }
+
+    #[test]
+    fn the_insert_is_unfenced_and_records_the_baseline() {
+        let t = Tables::new(&crate::store::TableName::default());
+        let sql = insert_sql(&t);
+        assert!(sql.starts_with("INSERT INTO \"_migrations\""), "{sql}");
+        assert!(sql.contains("'applied'"), "{sql}");
+        assert!(!sql.contains("lease"), "{sql}");
+    }
+}
