@@ -84,6 +84,7 @@ pub use config::{Config, LogFormat, Overrides, parse_version};
 pub use connect::{DbUrl, Flavour, ServerInfo, wait_and_connect};
 pub use error::{Error, Result, SqlFailure};
 pub use exit::{Exit, PodFailureAction};
+pub use jobs::Job;
 pub use lint::{Warning, lint};
 pub use log::events;
 pub use migrator::Migrator;

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use crate::jobs::Job;
 use crate::plan::{self, Allow, Direction, Plan};
 use crate::refusal::Disagreement;
 use crate::source::Migration;
@@ -70,6 +71,10 @@ pub struct Status {
     pub disagreements: Vec<Disagreement>,
     /// The lease, when the table exists.
     pub lease: Option<LeaseInfo>,
+    /// CockroachDB schema-change jobs on this database's tables that are still running,
+    /// reverting or paused (always empty on PostgreSQL). A paused or reverting one on a table
+    /// a pending migration names makes `migrate` exit 32.
+    pub jobs: Vec<Job>,
 }
 
 fn rfc3339(t: Option<time::OffsetDateTime>) -> Option<String> {
@@ -131,6 +136,7 @@ pub fn status_of(
         missing_files,
         disagreements: plan::disagreements(set, &ledger.rows, allow),
         lease,
+        jobs: Vec::new(),
     }
 }
 
