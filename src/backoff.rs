@@ -56,7 +56,6 @@ pub fn wait_poll() -> impl Iterator<Item = Duration> {
 
 /// Polling CockroachDB schema-change jobs we wait for at start: from 500 ms, capped at 10 s,
 /// unbounded (`MIGRATE_JOB_WAIT_TIMEOUT` ends it).
-#[allow(dead_code)]
 pub fn job_poll() -> impl Iterator<Item = Duration> {
     jittered(Duration::from_millis(500), Duration::from_secs(10))
         .without_max_times()

@@ -23,7 +23,7 @@ pub fn create(
         move |source| Error::Io { path, source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let taken = taken_versions(dir)?;
+    let taken = source::taken_versions(dir).map_err(io(dir))?;
     let mut now = time::OffsetDateTime::now_utc();
     let format = time::macros::format_description!("[year][month][day][hour][minute][second]");
     let body = source::render(up.unwrap_or(""), Some(undo.unwrap_or("")));
@@ -54,25 +54,4 @@ pub fn create(
         path: dir.to_path_buf(),
         source: std::io::Error::other("no free version within the next hour"),
     })
-}
-
-/// The versions used by the common files and every environment directory.
-fn taken_versions(dir: &Path) -> Result<std::collections::BTreeSet<i64>> {
-    let mut taken = std::collections::BTreeSet::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|source| Error::Io {
-            path: d.clone(),
-            source,
-        })?;
-        for e in entries.filter_map(|e| e.ok()) {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if d == dir && !name.starts_with('.') && e.file_type().is_ok_and(|t| t.is_dir()) {
-                dirs.push(e.path());
-            } else if let Ok((v, _)) = source::parse_name(&name) {
-                taken.insert(v);
-            }
-        }
-    }
-    Ok(taken)
 }

@@ -181,9 +181,9 @@ pub enum Error {
     Terminated,
 }
 
-/// What the server said when a migration's SQL failed.
+/// What the server said when a migration's SQL failed, and where in the file.
 #[derive(Debug, thiserror::Error)]
-#[error("migration {version} ({}) failed and was rolled back: SQLSTATE {sqlstate}: {message}{}", .file.display(), extra(.detail, .hint))]
+#[error("migration {version} ({}) failed{}: {}SQLSTATE {sqlstate}: {message}{}", .file.display(), outcome(*.transactional), at(.statement), extra(.detail, .hint))]
 pub struct SqlFailure {
     /// The migration's version.
     pub version: i64,
@@ -197,6 +197,52 @@ pub struct SqlFailure {
     pub detail: Option<String>,
     /// The server's hint, if any.
     pub hint: Option<String>,
+    /// The statement that failed, when one did (not COMMIT).
+    pub statement: Option<FailedStatement>,
+    /// It ran in a transaction, which was rolled back (else: a `@NO_TRANSACTION` file whose
+    /// first statement failed, so nothing of it took effect).
+    pub transactional: bool,
+}
+
+/// Which statement of a migration failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedStatement {
+    /// 1-based index within its section.
+    pub index: usize,
+    /// How many statements the section has.
+    pub total: usize,
+    /// `forward` or `undo`.
+    pub section: &'static str,
+    /// The 1-based line in the file: where the server's error position points when it gave
+    /// one, else where the statement starts.
+    pub line: usize,
+    /// The statement on one line, shortened.
+    pub excerpt: String,
+}
+
+impl std::fmt::Display for FailedStatement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "statement {} of {} ({}, line {}: `{}`)",
+            self.index, self.total, self.section, self.line, self.excerpt
+        )
+    }
+}
+
+fn outcome(transactional: bool) -> &'static str {
+    if transactional {
+        " and was rolled back"
+    } else {
+        " before any of its statements took effect"
+    }
+}
+
+fn at(statement: &Option<FailedStatement>) -> String {
+    statement
+        .as_ref()
+        .map(|s| format!("{s}: "))
+        .unwrap_or_default()
 }
 
 fn list(problems: &[Problem]) -> String {

@@ -105,19 +105,6 @@ pub(crate) fn motion(status: &str) -> Motion {
     }
 }
 
-/// The statuses [`find_sql`] selects (every non-terminal one).
-pub(crate) const LIVE: [&str; 9] = [
-    "pending",
-    "running",
-    "retry-running",
-    "reverting",
-    "retry-reverting",
-    "cancel-requested",
-    "paused",
-    "pause-requested",
-    "revert-failed",
-];
-
 /// The live schema-change jobs on tables of the current database, oldest first: id, status,
 /// description, fraction_completed, running_status, error, and the names of the tables of
 /// this database among the job's descriptors.
@@ -281,6 +268,48 @@ pub(crate) fn check(jobs: &[Job], tables: &[String]) -> Result<()> {
     }
 }
 
+/// At start, before the first migration (CockroachDB only): finds the live schema-change
+/// jobs on our database's tables, logs `job.found` for each, waits for the moving ones
+/// ([`wait_running`], bounded by `timeout`), then refuses ([`check`], exit 32) when one left
+/// stopped is on a table the pending migrations name (`tables`, from [`words_of_steps`]).
+pub(crate) async fn at_start(
+    client: &Client,
+    tables: &[String],
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let found = find(client).await?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    report(&found);
+    let left = if moving(&found).is_empty() {
+        found
+    } else {
+        wait_running(client, timeout, cancel).await?
+    };
+    check(&left, tables)
+}
+
+/// Every word of the statements the plan's steps will run ([`words_of`]).
+pub(crate) fn words_of_steps(plan: &crate::plan::Plan<'_>) -> Vec<String> {
+    let mut out: Vec<String> = plan
+        .steps
+        .iter()
+        .flat_map(|s| {
+            let m = s.migration;
+            match s.direction {
+                crate::plan::Direction::Up => m.up_statements.as_slice(),
+                crate::plan::Direction::Down => m.down_statements.as_deref().unwrap_or(&[]),
+            }
+        })
+        .flat_map(|st| words_of(&st.text))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The tables a migration's SQL names, as words (lower-cased, quotes removed): a superset
 /// (every identifier), which is what [`check`] needs to ask "does this job's table appear?".
 pub(crate) fn words_of(sql: &str) -> Vec<String> {
@@ -302,6 +331,19 @@ pub(crate) fn words_of(sql: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The statuses [`find_sql`] selects (every non-terminal one).
+    const LIVE: [&str; 9] = [
+        "pending",
+        "running",
+        "retry-running",
+        "reverting",
+        "retry-reverting",
+        "cancel-requested",
+        "paused",
+        "pause-requested",
+        "revert-failed",
+    ];
 
     fn job(id: i64, status: &str, tables: &[&str]) -> Job {
         from_values(

@@ -68,24 +68,23 @@ mod repair;
 mod report;
 mod session;
 mod source;
-mod split;
 mod sqlstate;
 mod status;
 mod store;
 mod verify;
 mod wait;
 // helper modules: add new `mod` lines below this one.
-#[allow(dead_code)] // wired into migrate and status in the next commit (issue 12)
 mod jobs;
-#[allow(dead_code)] // wired into apply in the next commit (issue 12)
 mod progress;
+
+use source::split;
 
 pub use config::{Config, LogFormat, Overrides, parse_version};
 pub use connect::{DbUrl, Flavour, ServerInfo, wait_and_connect};
-pub use error::{Error, Result, SqlFailure};
+pub use error::{Error, FailedStatement, Result, SqlFailure};
 pub use exit::{Exit, PodFailureAction};
 pub use jobs::Job;
-pub use lint::{Warning, lint};
+pub use lint::{Severity, Warning, has_risk, lint_all};
 pub use log::events;
 pub use migrator::Migrator;
 pub use plan::{Direction, Plan, Rollback, Step};

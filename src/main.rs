@@ -50,7 +50,7 @@ fn main() -> ExitCode {
     let sink = match command {
         Command::Status { .. }
         | Command::Plan { .. }
-        | Command::Verify
+        | Command::Verify { .. }
         | Command::Create { .. }
         | Command::Unlock { .. } => Sink::Stderr,
         _ => Sink::Stdout,

@@ -298,6 +298,7 @@ mod tests {
             down: down.then(|| format!("DROP TABLE t{v}")),
             no_transaction: false,
             checksum: format!("sum{v}"),
+            ..Migration::default()
         }
     }
 

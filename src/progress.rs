@@ -335,6 +335,39 @@ pub(crate) async fn sample(
     }
 }
 
+/// What [`watched`] needs to report progress: the side connection, the server, the busy
+/// connection's backend pid and how often (`MIGRATE_PROGRESS_INTERVAL`, never zero).
+#[derive(Clone)]
+pub(crate) struct Watch {
+    /// The side connection (the lease's).
+    pub client: Arc<Client>,
+    /// The server.
+    pub flavour: Flavour,
+    /// The busy connection's `pg_backend_pid()`.
+    pub pid: i32,
+    /// How often to log.
+    pub interval: Duration,
+}
+
+/// Runs `work`, logging `migration.progress` for `version` every interval meanwhile (when
+/// `watch` is set); `statement` is the 1-based statement in flight, updated by `work`.
+pub(crate) async fn watched<T>(
+    watch: Option<&Watch>,
+    version: i64,
+    statement: Arc<AtomicUsize>,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let Some(w) = watch else {
+        return work.await;
+    };
+    let watching = self::watch(&w.client, w.flavour, w.pid, version, statement, w.interval);
+    tokio::select! {
+        biased;
+        r = work => r,
+        never = watching => match never {},
+    }
+}
+
 /// Logs `migration.progress` every `interval` while it runs; never returns (drop the future to
 /// stop it: run it in a `select!` beside the flight). `statement` is the 1-based index of the
 /// statement in flight (0: none known). One event per sampled command; with nothing sampled

@@ -515,12 +515,27 @@ fn bad_input_corpus_is_exit_20_naming_the_culprit_and_touches_nothing() {
             args: vec![],
             expect: "2_late.sql",
         },
+        // An empty forward section is a valid down-only migration (issue 10 item 1); the
+        // placeholder `create` writes is still refused.
         Broken {
-            name: "empty forward SQL",
-            files: vec![ok, ("2_empty.sql", b"-- nothing\n-- @UNDO\nSELECT 1;\n")],
+            name: "forward placeholder left in",
+            files: vec![
+                ok,
+                (
+                    "2_empty.sql",
+                    b"-- write the forward SQL here (this file does not load until a statement replaces this line)\n-- @UNDO\nSELECT 1;\n",
+                ),
+            ],
             env: vec![],
             args: vec![],
             expect: "2_empty.sql",
+        },
+        Broken {
+            name: "bad directive value",
+            files: vec![ok, ("2_slow.sql", b"-- @LOCK_TIMEOUT soon\nSELECT 1;\n")],
+            env: vec![],
+            args: vec![],
+            expect: "2_slow.sql:1:",
         },
         Broken {
             name: "repeat outside no-transaction",

@@ -981,19 +981,23 @@ const LINT_CASES: &[(&str, &str, &[&str])] = &[
     (
         "10_drop_and_index.sql",
         "ALTER TABLE a DROP COLUMN old;\nCREATE INDEX b_x ON b (x);\n-- @UNDO\nSELECT 1;\n",
-        &["multiple_schema_changes", "drop_column_with_other_ddl"],
+        &[
+            "multiple_schema_changes",
+            "drop_column_with_other_ddl",
+            "breaking_drop_column",
+        ],
     ),
     // One ALTER's clauses are CockroachDB's documented atomic way: quiet.
     (
         "15_drop_and_add_in_one_alter.sql",
         "ALTER TABLE a DROP COLUMN old3, ADD COLUMN new INT;\n-- @UNDO\nSELECT 1;\n",
-        &[],
+        &["breaking_drop_column"],
     ),
     // alter_column_type
     (
         "16_alter_type.sql",
         "ALTER TABLE a ALTER COLUMN n TYPE BIGINT;\n-- @UNDO\nSELECT 1;\n",
-        &["alter_column_type"],
+        &["alter_column_type", "breaking_alter_column_type"],
     ),
     (
         "17_alter_default.sql",
@@ -1003,7 +1007,7 @@ const LINT_CASES: &[(&str, &str, &[&str])] = &[
     (
         "11_drop_alone.sql",
         "ALTER TABLE a DROP COLUMN old2;\n-- @UNDO\nSELECT 1;\n",
-        &[],
+        &["breaking_drop_column"],
     ),
     // The transactional rules do not apply to a @NO_TRANSACTION file.
     (
@@ -1011,7 +1015,8 @@ const LINT_CASES: &[(&str, &str, &[&str])] = &[
         "-- @NO_TRANSACTION\nINSERT INTO a (id) VALUES (2);\nALTER TABLE a ADD COLUMN u INT;\n\
          ALTER TABLE b ADD COLUMN t INT;\nUPDATE a SET u = 1;\nALTER TABLE a DROP COLUMN t2, ADD COLUMN s INT;\n\
          -- @UNDO\nSELECT 1;\n",
-        &[],
+        // The compatibility rules apply to every file (issue 12 item 4).
+        &["breaking_drop_column"],
     ),
 ];
 
@@ -1039,7 +1044,11 @@ fn each_lint_rule_fires_on_its_positive_example_only_through_verify() {
             .find(|(name, _, _)| line.contains(&format!("/{name}:")))
             .unwrap_or_else(|| panic!("warning names no file: {line}"));
         seen.push((file.to_string(), rule.to_string()));
-        if rule != "irreversible" {
+        if rule.starts_with("breaking_") {
+            assert!(line.contains(": statement "), "names the statement: {line}");
+            assert!(line.contains("expand/contract: "), "says the fix: {line}");
+            assert!(line.contains("-- @CONTRACT"), "says the fix: {line}");
+        } else if rule != "irreversible" {
             assert!(line.contains(": statement "), "names the statement: {line}");
             assert!(line.contains("@NO_TRANSACTION"), "says the fix: {line}");
             assert!(line.contains("split it"), "says the fix: {line}");

@@ -278,7 +278,11 @@ fn a_killed_holder_is_taken_over_once_its_ttl_passes() {
     const N: i64 = 20;
     let db = db_with_effects("kill9");
     let dir = migrations(N, |_| "SELECT pg_sleep(0.2);".into());
-    let first = Bg::spawn(cmd(&db, dir.path(), "first").env("MIGRATE_LEASE_TTL", "2s"));
+    let first = Bg::spawn(
+        cmd(&db, dir.path(), "first")
+            .env("MIGRATE_LEASE_TTL", "2s")
+            .env("ENVIRONMENT", "first"),
+    );
     wait_until(Duration::from_secs(30), "5 migrations applied", || {
         // The ledger does not exist until the first runner creates it.
         try_psql(&db.url, "SELECT count(*) >= 5 FROM _migrations").as_deref() == Ok("t")
@@ -332,29 +336,43 @@ fn a_killed_holder_is_taken_over_once_its_ttl_passes() {
 
 #[test]
 fn a_frozen_holder_past_its_ttl_is_fenced_off_and_commits_nothing() {
-    // Migration 2 sleeps while the holder is frozen: when the sleep ends its transaction is
-    // idle, so `idle_in_transaction_session_timeout` (= the TTL) ends it and frees `t_2`,
-    // which the second runner's migration 2 waits for.
-    frozen_holder("sigstop", "SELECT pg_sleep(1);");
+    // Migration 2 sleeps past the TTL while the holder is frozen. Its whole step was sent as
+    // one pipelined flight, so the server goes on without the client: when the sleep ends, the
+    // fence check at the end of the transaction finds the lease expired (or taken) and raises,
+    // and the flight's COMMIT rolls back, freeing `t_2` for the second runner's migration 2.
+    frozen_holder("sigstop", FIRST_SLEEPS_PAST_THE_TTL);
 }
 
 #[test]
 fn a_frozen_holder_holding_the_lease_row_lock_does_not_block_the_next_forever() {
-    // As if frozen right after the fenced ledger write, whose `lease_ok` CTE updates (so
-    // row-locks) the lease row until COMMIT: the second runner's acquiring UPDATE waits on
-    // that lock until the server ends the frozen, idle transaction.
+    // As if frozen holding a row lock on the lease row (as the fence check does until
+    // COMMIT): the second runner's acquiring UPDATE waits on that lock until the frozen
+    // holder's transaction ends: its fence check, past the TTL, raises and the pipelined
+    // COMMIT rolls it back.
     frozen_holder(
         "sigstop_lease_row",
-        "UPDATE _migrations_lease SET expires_at = expires_at WHERE id = 1;\nSELECT pg_sleep(1);",
+        &format!(
+            "UPDATE _migrations_lease SET expires_at = expires_at WHERE id = 1;\n{FIRST_SLEEPS_PAST_THE_TTL}"
+        ),
     );
 }
+
+/// Migration 2's sleep: past the 2 s TTL in the first runner (ENVIRONMENT=first, which the
+/// session exposes as `app.environment`), short in the second, whose own heartbeat must not
+/// wait behind its migration's lock on the lease row for longer than the TTL.
+const FIRST_SLEEPS_PAST_THE_TTL: &str =
+    "SELECT pg_sleep(CASE WHEN current_setting('app.environment') = 'first' THEN 3 ELSE 0.2 END);";
 
 /// SIGSTOP of the holder inside migration 2 (whose body ends with `extra`), a second runner
 /// with the same 2 s TTL completes, then SIGCONT: the first exits 12 and commits nothing.
 fn frozen_holder(tag: &str, extra: &str) {
     let db = db_with_effects(tag);
     let dir = migrations(3, |v| if v == 2 { extra.into() } else { String::new() });
-    let first = Bg::spawn(cmd(&db, dir.path(), "first").env("MIGRATE_LEASE_TTL", "2s"));
+    let first = Bg::spawn(
+        cmd(&db, dir.path(), "first")
+            .env("MIGRATE_LEASE_TTL", "2s")
+            .env("ENVIRONMENT", "first"),
+    );
     wait_until(
         Duration::from_secs(30),
         "the first runner inside migration 2",

@@ -5,23 +5,27 @@
 //! after the last one done. Knows nothing of files: it runs the migrations a plan hands it.
 
 mod no_transaction;
+mod pipeline;
 mod replay;
 mod transaction;
 
 use std::time::Instant;
 
-use tokio_postgres::{Client, Statement};
+use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{Error, Result, SqlFailure};
+use crate::error::{Error, FailedStatement, Result, SqlFailure};
 use crate::log::events;
 use crate::plan::{Direction, Plan, Step};
 use crate::report::Progress;
 use crate::session::Lease;
 use crate::source::Migration;
+use crate::split::Statement;
 use crate::sqlstate;
 use crate::store::Tables;
-use crate::store::fence::{Fence, FencedWrite, MarkDirty, Param, Record, Unrecord};
+use crate::store::fence::{
+    Fence, FenceCheck, FencedWrite, MarkDirty, Param, Record, Restore, Unrecord,
+};
 
 use replay::{LedgerWriteError, replay};
 
@@ -30,16 +34,29 @@ pub struct Applier<'a> {
     client: &'a Client,
     lease: &'a Lease,
     cancel: &'a CancellationToken,
-    record: Statement,
-    unrecord: Statement,
-    mark_dirty: Statement,
+    record: Prepared,
+    unrecord: Prepared,
+    mark_dirty: Prepared,
+    fence_check: Prepared,
+    restore: Prepared,
+    watch: Option<crate::progress::Watch>,
 }
 
-/// The migration's SQL failed: an error carrying the server's words (or a lost connection).
-fn sql_failed(m: &Migration, e: tokio_postgres::Error) -> Error {
+/// A prepared statement (tokio-postgres' `Statement`, named apart from the file's statements).
+type Prepared = tokio_postgres::Statement;
+
+/// The migration's SQL failed: an error carrying the server's words and where in the file (or
+/// a lost connection).
+fn sql_failed(
+    m: &Migration,
+    e: tokio_postgres::Error,
+    statement: Option<(&Step<'_>, usize)>,
+    transactional: bool,
+) -> Error {
     if sqlstate::is_connection_lost(&e) {
         return Error::db(format!("migration {} ({})", m.version, m.path.display()), e);
     }
+    let statement = statement.map(|(step, i)| failed_statement(step, i, e.as_db_error()));
     let failure = match e.as_db_error() {
         Some(db) => SqlFailure {
             version: m.version,
@@ -48,6 +65,8 @@ fn sql_failed(m: &Migration, e: tokio_postgres::Error) -> Error {
             message: db.message().to_string(),
             detail: db.detail().map(str::to_string),
             hint: db.hint().map(str::to_string),
+            statement,
+            transactional,
         },
         None => SqlFailure {
             version: m.version,
@@ -56,9 +75,50 @@ fn sql_failed(m: &Migration, e: tokio_postgres::Error) -> Error {
             message: e.to_string(),
             detail: None,
             hint: None,
+            statement,
+            transactional,
         },
     };
     Error::MigrationFailed(Box::new(failure))
+}
+
+/// The statements a step runs.
+fn statements<'s>(step: &Step<'s>) -> &'s [Statement] {
+    let m = step.migration;
+    match step.direction {
+        Direction::Up => &m.up_statements,
+        Direction::Down => m.down_statements.as_deref().unwrap_or(&[]),
+    }
+}
+
+/// Statement `i` (0-based) of `step`, described for an error; the server's error position,
+/// when it sent one, moves the line to where it points.
+fn failed_statement(
+    step: &Step<'_>,
+    i: usize,
+    db: Option<&tokio_postgres::error::DbError>,
+) -> FailedStatement {
+    let all = statements(step);
+    let st = &all[i.min(all.len().saturating_sub(1))];
+    let extra = match db.and_then(|d| d.position()) {
+        Some(tokio_postgres::error::ErrorPosition::Original(p)) => st
+            .text
+            .chars()
+            .take((*p as usize).saturating_sub(1))
+            .filter(|c| *c == '\n')
+            .count(),
+        _ => 0,
+    };
+    FailedStatement {
+        index: i + 1,
+        total: all.len(),
+        section: match step.direction {
+            Direction::Up => "forward",
+            Direction::Down => "undo",
+        },
+        line: st.line + extra,
+        excerpt: excerpt(&st.text),
+    }
 }
 
 /// A statement on one line, at most 80 characters.
@@ -72,27 +132,63 @@ pub(crate) fn excerpt(s: &str) -> String {
 }
 
 impl<'a> Applier<'a> {
-    /// Prepares the fenced ledger statements on `client` (the migration connection).
+    /// Prepares the fenced ledger statements on `client` (the migration connection), all in
+    /// one pipelined flight.
     pub async fn new(
         client: &'a Client,
         tables: &Tables,
         lease: &'a Lease,
         cancel: &'a CancellationToken,
     ) -> Result<Applier<'a>> {
-        let prep = |sql: String| async move {
-            client
-                .prepare(&sql)
-                .await
-                .map_err(|e| Error::db("preparing ledger statements", e))
+        let sqls = [
+            Record::sql(tables),
+            Unrecord::sql(tables),
+            MarkDirty::sql(tables),
+            FenceCheck::sql(tables),
+            Restore::sql(tables),
+        ];
+        let prepared =
+            pipeline::in_order(sqls.iter().map(|sql| client.prepare(sql)).collect()).await;
+        let mut prepared = prepared.into_iter();
+        let mut next = || match prepared.next() {
+            Some(Ok(p)) => Ok(p),
+            Some(Err(e)) => Err(Error::db("preparing ledger statements", e)),
+            None => Err(Error::Database {
+                context: "preparing ledger statements".into(),
+                sqlstate: None,
+                message: "a statement was not prepared".into(),
+                source: None,
+            }),
         };
         Ok(Applier {
             client,
             lease,
             cancel,
-            record: prep(Record::sql(tables)).await?,
-            unrecord: prep(Unrecord::sql(tables)).await?,
-            mark_dirty: prep(MarkDirty::sql(tables)).await?,
+            record: next()?,
+            unrecord: next()?,
+            mark_dirty: next()?,
+            fence_check: next()?,
+            restore: next()?,
+            watch: None,
         })
+    }
+
+    /// Logs `migration.progress` while a step's statements run, read on the lease's
+    /// connection every `interval` for the migration connection (backend `pid`); `None`
+    /// (`MIGRATE_PROGRESS_INTERVAL=0`) leaves it off.
+    pub fn with_progress(
+        mut self,
+        flavour: crate::connect::Flavour,
+        pid: i32,
+        interval: Option<std::time::Duration>,
+    ) -> Applier<'a> {
+        self.watch = interval.map(|interval| crate::progress::Watch {
+            client: self.lease.client().clone(),
+            flavour,
+            pid,
+            interval,
+        });
+        self
     }
 
     /// Stop before the next piece of work: a stop was asked for, or the heartbeat lost the lease.
@@ -162,7 +258,7 @@ impl<'a> Applier<'a> {
     async fn ledger_write(
         &self,
         m: &Migration,
-        statement: &Statement,
+        statement: &Prepared,
         params: &[Param<'_>],
     ) -> std::result::Result<u64, LedgerWriteError> {
         replay(m, "the ledger write", || {
@@ -233,14 +329,14 @@ impl<'w> Finish<'w> {
     fn new(
         step: &Step<'w>,
         fence: &'w Fence,
-        duration_ms: i64,
+        duration_ms: Option<i64>,
         statements_done: i64,
     ) -> Finish<'w> {
         let m = step.migration;
         match step.direction {
             Direction::Up => Finish::Record(Record {
                 migration: m,
-                duration_ms: Some(duration_ms),
+                duration_ms,
                 fence,
                 statements_done,
             }),
@@ -251,7 +347,7 @@ impl<'w> Finish<'w> {
         }
     }
 
-    fn statement<'a>(&self, a: &'a Applier<'_>) -> &'a Statement {
+    fn statement<'a>(&self, a: &'a Applier<'_>) -> &'a Prepared {
         match self {
             Finish::Record(_) => &a.record,
             Finish::Unrecord(_) => &a.unrecord,

@@ -12,11 +12,12 @@ use crate::error::{Error, Result};
 use crate::log::events;
 use crate::plan::{Direction, Step};
 use crate::source::Migration;
-use crate::split::{self, Statement};
+use crate::split::Statement;
 use crate::sqlstate;
+use crate::store::fence::{FencedWrite, Restore, Unrecord};
 
 use super::replay::replay;
-use super::{Applier, Finish, excerpt};
+use super::{Applier, Finish, failed_statement, sql_failed, statements};
 
 fn affected(msgs: &[SimpleQueryMessage]) -> u64 {
     msgs.iter()
@@ -100,12 +101,7 @@ impl Applier<'_> {
         let started = Instant::now();
         let m = step.migration;
         let up = step.direction == Direction::Up;
-        let sql = if up {
-            m.up.as_str()
-        } else {
-            m.down.as_deref().unwrap_or("")
-        };
-        let statements = split::split(sql);
+        let statements = statements(step);
         let total = statements.len();
         // The journal: forward progress is statements_done >= 0; an undo in progress is
         // recorded as -(k + 1) after k undo statements, which a rerun never resumes.
@@ -129,19 +125,29 @@ impl Applier<'_> {
                     m.version
                 )
             })?;
-            let result = if st.repeat_until_zero {
-                self.repeat_until_zero(m, i, st).await?
-            } else {
-                self.autocommit(m, &st.text).await.map(|_| ())
+            let work = async {
+                if st.repeat_until_zero {
+                    self.repeat_until_zero(m, i, st).await
+                } else {
+                    Ok(self.autocommit(m, &st.text).await.map(|_| ()))
+                }
             };
+            let in_flight = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(i + 1));
+            let result =
+                crate::progress::watched(self.watch.as_ref(), m.version, in_flight, work).await?;
             if let Err(e) = result {
-                return Err(self.statement_failed(m, up, i, total, st, e, mark(i)).await);
+                return Err(self.statement_failed(step, i, first, e, mark(i)).await);
             }
             self.journal(m, mark(i + 1)).await?;
         }
         let f = &self.lease.fence;
         // This run's share: a resumed migration's earlier runs are not in the journal.
-        let finish = Finish::new(step, f, started.elapsed().as_millis() as i64, total as i64);
+        let finish = Finish::new(
+            step,
+            f,
+            Some(started.elapsed().as_millis() as i64),
+            total as i64,
+        );
         match self
             .ledger_write(m, finish.statement(self), &finish.params())
             .await
@@ -155,18 +161,17 @@ impl Applier<'_> {
         }
     }
 
-    /// The error for statement `i` having failed with `e`.
-    #[allow(clippy::too_many_arguments)]
+    /// The error for statement `i` having failed with `e` (`first`: where this run started).
     async fn statement_failed(
         &self,
-        m: &Migration,
-        up: bool,
+        step: &Step<'_>,
         i: usize,
-        total: usize,
-        st: &Statement,
+        first: usize,
         e: tokio_postgres::Error,
         journal: i64,
     ) -> Error {
+        let m = step.migration;
+        let up = step.direction == Direction::Up;
         // The statement never took effect and the journal says where we are, so a rerun
         // resumes here: a transient outcome (exit 13), not a dirty failure.
         if up && sqlstate::is_retry(&e) {
@@ -178,16 +183,34 @@ impl Applier<'_> {
         if sqlstate::is_connection_lost(&e) {
             return Error::db(format!("migration {} statement {}", m.version, i + 1), e);
         }
+        // Nothing of the migration ran (its first statement failed): the state is what it was
+        // before, so put the journal back and report a plain failure (exit 30), not a dirty one.
+        if i == 0 && first == 0 {
+            let undone = if up {
+                let write = Unrecord {
+                    version: &m.version,
+                    fence: &self.lease.fence,
+                };
+                self.ledger_write(m, &self.unrecord, &write.params()).await
+            } else {
+                let write = Restore {
+                    version: &m.version,
+                    statements_done: m.up_statements.len() as i64,
+                    fence: &self.lease.fence,
+                };
+                self.ledger_write(m, &self.restore, &write.params()).await
+            };
+            if let Ok(1) = undone {
+                return sql_failed(m, e, Some((step, i)), false);
+            }
+        }
         let why = match e.as_db_error() {
             Some(db) => format!("SQLSTATE {}: {}", db.code().code(), db.message()),
             None => e.to_string(),
         };
+        let at = failed_statement(step, i, e.as_db_error());
         let message = format!(
-            "statement {} of {} (line {}: `{}`) failed: {why}; statements 1..{} are done and will not be re-run{}",
-            i + 1,
-            total,
-            st.line,
-            excerpt(&st.text),
+            "{at} failed: {why}; statements 1..{} are done and will not be re-run{}",
             i,
             if up {
                 "; fix the cause, then run migrate again to resume"

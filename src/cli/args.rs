@@ -85,7 +85,11 @@ pub(crate) enum Command {
         undo: Option<String>,
     },
     /// Check the migration files offline (no database needed).
-    Verify,
+    Verify {
+        /// Exit 20 when a warning of severity `risk` is found (for CI).
+        #[arg(long)]
+        strict: bool,
+    },
     /// Show what migrate would do, without doing it.
     Plan {
         /// Plan up to this version [env: MIGRATE_TARGET_VERSION]

@@ -1,6 +1,6 @@
 //! Each command run against the library, printing its product on stdout.
 
-use crdb_migrate::{Error, Migrator, Repair, Rollback, events};
+use crdb_migrate::{Error, Migrator, Repair, Rollback, events, lint_all};
 
 use super::args::Command;
 use super::render;
@@ -42,21 +42,29 @@ pub(crate) async fn run(migrator: &Migrator, command: Command) -> Result<Option<
             create(migrator, &description, up.as_deref(), undo.as_deref())?;
             Ok(None)
         }
-        Command::Verify => {
+        Command::Verify { strict } => {
             let (set, warnings) = migrator.verify()?;
             print!("{}", render::verify_text(&set, &warnings));
+            if strict && crdb_migrate::has_risk(&warnings) {
+                return Err(Error::Config {
+                    name: "verify --strict".into(),
+                    message: "a warning of severity risk was found (see above): fix the file, or mark a deliberate breaking change `-- @CONTRACT`".into(),
+                });
+            }
             Ok(None)
         }
         Command::Plan { json, .. } => {
             let set = migrator.load()?;
             let plan = migrator.plan_with(&set, None, None).await?;
+            let warnings = lint_all(&set);
             if json {
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&render::plan_json(&plan)).unwrap_or_default()
+                    serde_json::to_string_pretty(&render::plan_json(&plan, &warnings))
+                        .unwrap_or_default()
                 );
             } else {
-                print!("{}", render::plan_text(&plan));
+                print!("{}", render::plan_text(&plan, &warnings));
             }
             Ok(Some(plan.current))
         }

@@ -1,7 +1,7 @@
 //! Human and JSON renderings of status, plan, verify and lease results, kept apart from the
 //! operations that compute them.
 
-use crdb_migrate::{Direction, LeaseInfo, Migration, Plan, State, Status, Warning, lint};
+use crdb_migrate::{Direction, LeaseInfo, Migration, Plan, State, Status, Warning};
 
 /// `status` as text.
 pub(crate) fn status_text(s: &Status) -> String {
@@ -66,7 +66,8 @@ pub(crate) fn lease_text(l: Option<&LeaseInfo>, forced: bool) -> String {
 }
 
 /// `plan` as text.
-pub(crate) fn plan_text(p: &Plan) -> String {
+/// `warnings` are the set's (`lint_all`), shown under the steps they belong to.
+pub(crate) fn plan_text(p: &Plan, warnings: &[Warning]) -> String {
     let mut out = format!(
         "current version {}, target {}, {} step(s)\n",
         p.current,
@@ -97,7 +98,7 @@ pub(crate) fn plan_text(p: &Plan) -> String {
                 format!(" [{}]", notes.join(", "))
             }
         ));
-        for w in lint(m) {
+        for w in warnings.iter().filter(|w| w.version == m.version) {
             out.push_str(&format!("      warning: {}\n", w.message));
         }
     }
@@ -106,7 +107,7 @@ pub(crate) fn plan_text(p: &Plan) -> String {
 
 /// `plan --json`: stable keys `current`, `target`, `steps[]` with `version`, `description`,
 /// `direction`, `file`, `no_transaction`, `resume_from`, `warnings[]`.
-pub(crate) fn plan_json(p: &Plan) -> serde_json::Value {
+pub(crate) fn plan_json(p: &Plan, warnings: &[Warning]) -> serde_json::Value {
     serde_json::json!({
         "current": p.current,
         "target": p.target,
@@ -117,7 +118,7 @@ pub(crate) fn plan_json(p: &Plan) -> serde_json::Value {
             "file": s.migration.path,
             "no_transaction": s.migration.no_transaction,
             "resume_from": s.resume_from,
-            "warnings": lint(s.migration),
+            "warnings": warnings.iter().filter(|w| w.version == s.migration.version).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
     })
 }

@@ -56,7 +56,8 @@ pub trait FencedWrite {
 pub struct Record<'a> {
     /// The migration.
     pub migration: &'a Migration,
-    /// How long it took, if known.
+    /// How long it took; `None`: the time its transaction has run so far, measured by the
+    /// server (a pipelined step sends this before its SQL has finished).
     pub duration_ms: Option<i64>,
     /// Our lease identity.
     pub fence: &'a Fence,
@@ -69,7 +70,9 @@ impl FencedWrite for Record<'_> {
         format!(
             "WITH {lease_ok}
          INSERT INTO {l} (version, description, applied_at, checksum, duration_ms, applied_by, fence, status, statements_done)
-         SELECT $1::INT8, $2::TEXT, now(), $3::TEXT, $4::INT8, $5::TEXT, $6::INT8, 'applied', $8::INT8 FROM lease_ok
+         SELECT $1::INT8, $2::TEXT, now(), $3::TEXT,
+                COALESCE($4::INT8, (EXTRACT(EPOCH FROM clock_timestamp() - now()) * 1000)::INT8),
+                $5::TEXT, $6::INT8, 'applied', $8::INT8 FROM lease_ok
          ON CONFLICT (version) DO UPDATE SET description = excluded.description, applied_at = excluded.applied_at,
             checksum = excluded.checksum, duration_ms = excluded.duration_ms, applied_by = excluded.applied_by,
             fence = excluded.fence, status = excluded.status, statements_done = excluded.statements_done",
@@ -90,6 +93,39 @@ impl FencedWrite for Record<'_> {
             &self.fence.ttl_ms,
             &self.statements_done,
         ]
+    }
+}
+
+/// The fence check at the end of a migration's transaction, pipelined before its ledger
+/// write: extends our lease and *raises* (SQLSTATE 22P02, a failed cast naming the fence) when
+/// the lease is not ours, so the transaction cannot commit. It writes the lease row, never
+/// reads it early: on CockroachDB an early read would fail the read refresh whenever the
+/// heartbeat renewed meanwhile. The cast's input depends on `count(*)`, so no planner can fold
+/// it into an error at plan time.
+pub struct FenceCheck<'a> {
+    /// Our lease identity.
+    pub fence: &'a Fence,
+}
+
+impl FenceCheck<'_> {
+    /// The text every failed check's error carries.
+    pub const MARKER: &'static str = "crdb-migrate fence check failed";
+}
+
+impl FencedWrite for FenceCheck<'_> {
+    fn sql(t: &Tables) -> String {
+        format!(
+            "WITH {lease_ok}
+         SELECT CASE WHEN count(*) = 1 THEN 1::INT8
+            ELSE ('{marker}: the lease is not ours any more (holder ' || $1::TEXT || ', fence ' || $2::TEXT || ', ' || count(*)::TEXT || ' rows)')::INT8 END
+         FROM lease_ok",
+            lease_ok = lease_ok(t, "$1", "$2", "$3"),
+            marker = Self::MARKER,
+        )
+    }
+
+    fn params(&self) -> Vec<Param<'_>> {
+        vec![&self.fence.holder, &self.fence.token, &self.fence.ttl_ms]
     }
 }
 
@@ -159,6 +195,38 @@ impl FencedWrite for MarkDirty<'_> {
     }
 }
 
+/// Puts a row back to `applied` with its statement count: an undo journaled as in progress
+/// whose first statement failed, so nothing of the undo ran (fenced).
+pub struct Restore<'a> {
+    /// The version.
+    pub version: &'a i64,
+    /// The statements of its forward section.
+    pub statements_done: i64,
+    /// Our lease identity.
+    pub fence: &'a Fence,
+}
+
+impl FencedWrite for Restore<'_> {
+    fn sql(t: &Tables) -> String {
+        format!(
+            "WITH {lease_ok}
+         UPDATE {l} SET status = 'applied', statements_done = $2::INT8 WHERE version = $1::INT8 AND EXISTS (SELECT 1 FROM lease_ok)",
+            lease_ok = lease_ok(t, "$3", "$4", "$5"),
+            l = t.ledger()
+        )
+    }
+
+    fn params(&self) -> Vec<Param<'_>> {
+        vec![
+            self.version,
+            &self.statements_done,
+            &self.fence.holder,
+            &self.fence.token,
+            &self.fence.ttl_ms,
+        ]
+    }
+}
+
 /// Replaces a row's checksum with the file's (`repair --accept-checksum`), fenced.
 pub struct AcceptChecksum<'a> {
     /// The version.
@@ -207,6 +275,8 @@ mod tests {
             Unrecord::sql(&t),
             MarkDirty::sql(&t),
             AcceptChecksum::sql(&t),
+            Restore::sql(&t),
+            FenceCheck::sql(&t),
         ] {
             assert!(sql.starts_with("WITH lease_ok AS (UPDATE \"_migrations_lease\" SET expires_at = clock_timestamp()"), "{sql}");
             assert!(
@@ -229,5 +299,22 @@ mod tests {
         assert_eq!(count(&Unrecord::sql(&t)), 4);
         assert_eq!(count(&MarkDirty::sql(&t)), 7);
         assert_eq!(count(&AcceptChecksum::sql(&t)), 5);
+        assert_eq!(count(&Restore::sql(&t)), 5);
+        assert_eq!(count(&FenceCheck::sql(&t)), 3);
+    }
+
+    #[test]
+    fn the_fence_check_raises_instead_of_matching_no_row() {
+        let sql = FenceCheck::sql(&tables());
+        assert_eq!(
+            sql,
+            "WITH lease_ok AS (UPDATE \"_migrations_lease\" SET expires_at = clock_timestamp() + INTERVAL '1 millisecond' * $3::INT8
+            WHERE id = 1 AND holder = $1::TEXT AND fence = $2::INT8 AND expires_at > clock_timestamp() RETURNING fence)
+         SELECT CASE WHEN count(*) = 1 THEN 1::INT8
+            ELSE ('crdb-migrate fence check failed: the lease is not ours any more (holder ' || $1::TEXT || ', fence ' || $2::TEXT || ', ' || count(*)::TEXT || ' rows)')::INT8 END
+         FROM lease_ok"
+        );
+        // Nothing here reads the lease row before writing it.
+        assert!(!sql.contains("SELECT holder"));
     }
 }

@@ -1,0 +1,194 @@
+//! The directory walk: which files of `MIGRATIONS_DIR` (and its environment sub-directories)
+//! are migrations, reading them, and the versions used twice. Everything here is linear in
+//! the number of files (the sorts aside).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use super::name::expected_name;
+use super::{MAX_FILE_BYTES, Migration, Problem, parse, parse_name, problem};
+
+/// A problem when `dir` is not a readable directory.
+pub(super) fn check_dir(dir: &Path) -> Result<(), Problem> {
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(problem(
+            dir,
+            None,
+            "is not a directory; set MIGRATIONS_DIR to the directory holding the .sql files",
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(problem(
+            dir,
+            None,
+            "the migrations directory does not exist; set MIGRATIONS_DIR to the directory \
+             holding the .sql files",
+        )),
+        Err(e) => Err(problem(
+            dir,
+            None,
+            format!("cannot read the migrations directory: {e}"),
+        )),
+    }
+}
+
+/// The `.sql` files of `dir` (not recursive); problems for entries that cannot be looked at.
+pub(super) fn scan(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<Problem>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            problems.push(problem(
+                dir,
+                None,
+                format!("cannot read the directory: {e}"),
+            ));
+            return;
+        }
+    };
+    for entry in entries {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                problems.push(problem(
+                    dir,
+                    None,
+                    format!("cannot read the directory: {e}"),
+                ));
+                continue;
+            }
+        };
+        let path = entry.path();
+        let name = entry.file_name();
+        let lossy = name.to_string_lossy();
+        if lossy.starts_with('.') || !lossy.to_ascii_lowercase().ends_with(".sql") {
+            continue;
+        }
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => continue,
+            // A FIFO would block the read forever and a device never end: regular files only.
+            Ok(meta) if !meta.is_file() => {
+                problems.push(problem(
+                    &path,
+                    None,
+                    "is not a regular file (a FIFO, socket or device?); migrations must be files",
+                ));
+                continue;
+            }
+            Ok(meta) if meta.len() > MAX_FILE_BYTES => {
+                problems.push(problem(
+                    &path,
+                    None,
+                    format!(
+                        "is {} bytes, more than the {} MiB a migration file may have; split it",
+                        meta.len(),
+                        MAX_FILE_BYTES >> 20
+                    ),
+                ));
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                problems.push(problem(&path, None, format!("cannot read the file: {e}")));
+                continue;
+            }
+        }
+        if name.to_str().is_none() {
+            problems.push(problem(
+                &path,
+                None,
+                format!("the file name is not valid UTF-8; {}", expected_name()),
+            ));
+            continue;
+        }
+        files.push(path);
+    }
+}
+
+/// The non-hidden sub-directories of `dir`, sorted by name (the environments).
+pub(super) fn subdirectories(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut subs: Vec<String> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    subs.sort();
+    subs
+}
+
+/// Reads and parses `files`: the migrations that load, and every problem of the others.
+pub(super) fn read(
+    files: &[PathBuf],
+    migrations: &mut Vec<Migration>,
+    problems: &mut Vec<Problem>,
+) {
+    migrations.reserve(files.len());
+    for path in files {
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                problems.push(problem(path, None, format!("cannot read the file: {e}")));
+                continue;
+            }
+        };
+        match parse(path, &bytes) {
+            Ok(m) => migrations.push(m),
+            Err(p) => problems.extend(p),
+        }
+    }
+}
+
+/// The files of `files` whose names parse, by version.
+pub(super) fn by_version(files: &[PathBuf]) -> BTreeMap<i64, Vec<&Path>> {
+    let mut out: BTreeMap<i64, Vec<&Path>> = BTreeMap::new();
+    for path in files {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Ok((version, _)) = parse_name(&name) {
+            out.entry(version).or_default().push(path);
+        }
+    }
+    out
+}
+
+/// A problem for every file whose version an earlier one (in path order) already uses.
+pub(super) fn duplicates(version: i64, paths: &mut [&Path], problems: &mut Vec<Problem>) {
+    paths.sort();
+    let Some((first, rest)) = paths.split_first() else {
+        return;
+    };
+    for other in rest {
+        problems.push(problem(
+            other,
+            None,
+            format!(
+                "version {version} is used twice: by {} and by {}; versions must be \
+                 unique (across the common and the environment directory), renumber one",
+                first.display(),
+                other.display()
+            ),
+        ));
+    }
+}
+
+/// The versions of every migration-named file in `dir` and its non-hidden sub-directories
+/// (what `create` must not reuse). Bodies are not read.
+pub fn taken_versions(dir: &Path) -> std::io::Result<BTreeSet<i64>> {
+    let mut taken = BTreeSet::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d)?.filter_map(|e| e.ok()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if d == dir && !name.starts_with('.') && e.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(e.path());
+            } else if let Ok((v, _)) = parse_name(&name) {
+                taken.insert(v);
+            }
+        }
+    }
+    Ok(taken)
+}
