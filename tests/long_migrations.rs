@@ -146,10 +146,14 @@ fn a_long_statement_without_progress_views_logs_elapsed_time_and_zero_turns_it_o
     let dir = dir_with(&[
         (
             "1_sleep.sql",
-            b"SELECT pg_sleep(2.5);\n-- @UNDO\nSELECT 1;\n",
+            b"SELECT 1;\nSELECT pg_sleep(2.5);\n-- @UNDO\nSELECT 1;\n",
         ),
         (
-            "2_sleep_again.sql",
+            "2_sleep_alone.sql",
+            b"-- @NO_TRANSACTION\nSELECT 1;\nSELECT 2;\nSELECT pg_sleep(2);\n-- @UNDO\nSELECT 1;\n",
+        ),
+        (
+            "3_sleep_again.sql",
             b"SELECT pg_sleep(1.5);\n-- @UNDO\nSELECT 1;\n",
         ),
     ]);
@@ -157,15 +161,22 @@ fn a_long_statement_without_progress_views_logs_elapsed_time_and_zero_turns_it_o
         &db,
         dir.path(),
         &[("MIGRATE_PROGRESS_INTERVAL", "500ms")],
-        &["migrate", "--target", "1"],
+        &["migrate", "--target", "2"],
     );
     on.expect_code(0);
     let events = on.events_named("migration.progress");
-    assert!(events.len() >= 2, "{}", on.stdout);
-    for e in &events {
-        assert_eq!(num(e, "version"), Some(1), "{e}");
-        assert!(num(e, "elapsed_ms").is_some(), "{e}");
-        assert!(field(e, "phase").is_null(), "nothing to sample: {e}");
+    // Transactional: statement 2 of the flight; no-transaction: statement 3, on its own.
+    for (version, statement) in [(1, 2), (2, 3)] {
+        let mine: Vec<&Value> = events
+            .iter()
+            .filter(|e| num(e, "version") == Some(version))
+            .collect();
+        assert!(mine.len() >= 2, "version {version}: {}", on.stdout);
+        for e in mine {
+            assert_eq!(num(e, "statement"), Some(statement), "{e}");
+            assert!(num(e, "elapsed_ms").is_some(), "{e}");
+            assert!(field(e, "phase").is_null(), "nothing to sample: {e}");
+        }
     }
 
     let off = migrate(
