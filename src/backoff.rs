@@ -54,6 +54,14 @@ pub fn wait_poll() -> impl Iterator<Item = Duration> {
         .build()
 }
 
+/// Polling CockroachDB schema-change jobs we wait for at start: from 500 ms, capped at 10 s,
+/// unbounded (`MIGRATE_JOB_WAIT_TIMEOUT` ends it).
+pub fn job_poll() -> impl Iterator<Item = Duration> {
+    jittered(Duration::from_millis(500), Duration::from_secs(10))
+        .without_max_times()
+        .build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,6 +35,8 @@ struct Env {
     rust_log: Option<String>,
     migrate_termination_log: Option<String>,
     migrate_shutdown_grace: Option<String>,
+    migrate_progress_interval: Option<String>,
+    migrate_job_wait_timeout: Option<String>,
 }
 
 /// Values given on the command line; each overrides the environment variable of the same meaning.
@@ -116,6 +118,12 @@ pub struct Config {
     /// After SIGTERM, how long the in-flight migration may take to finish before it is
     /// abandoned (rolled back by the server when the connection closes).
     pub shutdown_grace: Duration,
+    /// `MIGRATE_PROGRESS_INTERVAL` (default 30s): how often a running migration statement
+    /// logs `migration.progress`; `None` (`0`) turns it off.
+    pub progress_interval: Option<Duration>,
+    /// `MIGRATE_JOB_WAIT_TIMEOUT` (default 10m): how long `migrate` waits at start for running
+    /// CockroachDB schema-change jobs on our tables before giving up (exit 11).
+    pub job_wait_timeout: Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -234,6 +242,17 @@ impl Config {
             log_format,
             log_level,
             termination_log,
+            progress_interval: Some(duration_var(
+                "MIGRATE_PROGRESS_INTERVAL",
+                env.migrate_progress_interval,
+                Duration::from_secs(30),
+            )?)
+            .filter(|d| !d.is_zero()),
+            job_wait_timeout: duration_var(
+                "MIGRATE_JOB_WAIT_TIMEOUT",
+                env.migrate_job_wait_timeout,
+                Duration::from_secs(600),
+            )?,
         })
     }
 
@@ -431,6 +450,27 @@ mod tests {
         .map(|e| e.to_string())
         .unwrap_or_default();
         assert!(e.contains("MIGRATE_WAIT_TIMEOUT"), "{e}");
+    }
+
+    #[test]
+    fn progress_interval_and_job_wait_timeout() {
+        let c = Config::from_vars(vars(&[]), Overrides::default()).unwrap();
+        assert_eq!(c.progress_interval, Some(Duration::from_secs(30)));
+        assert_eq!(c.job_wait_timeout, Duration::from_secs(600));
+        let c = Config::from_vars(
+            vars(&[
+                ("MIGRATE_PROGRESS_INTERVAL", "0"),
+                ("MIGRATE_JOB_WAIT_TIMEOUT", "90s"),
+            ]),
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.progress_interval, None);
+        assert_eq!(c.job_wait_timeout, Duration::from_secs(90));
+        for name in ["MIGRATE_PROGRESS_INTERVAL", "MIGRATE_JOB_WAIT_TIMEOUT"] {
+            let err = Config::from_vars(vars(&[(name, "soon")]), Overrides::default()).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{err}");
+        }
     }
 
     #[test]

@@ -154,6 +154,34 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A CockroachDB schema-change job on a table of the migration in flight is paused,
+    /// failed or reverting (it outlived the client that started it).
+    #[error(
+        "schema-change job {id} is {status} on a table this migration changes: {description}; inspect it with `SHOW JOB {id}` (resume a paused one with `RESUME JOB {id}`, or let a reverting one finish), then rerun"
+    )]
+    BackgroundJob {
+        /// The job id.
+        id: i64,
+        /// Its status (`paused`, `failed`, `reverting`, ...).
+        status: String,
+        /// The statement that started it.
+        description: String,
+    },
+    /// CockroachDB schema-change jobs on our tables were still running after
+    /// `MIGRATE_JOB_WAIT_TIMEOUT`.
+    #[error(
+        "schema-change job {id} still {status} after {waited_ms} ms (MIGRATE_JOB_WAIT_TIMEOUT): {description}; follow it with `SHOW JOB {id}`; a rerun waits again"
+    )]
+    JobWaitTimeout {
+        /// The first job still running.
+        id: i64,
+        /// Its status.
+        status: String,
+        /// The statement that started it.
+        description: String,
+        /// How long we waited.
+        waited_ms: u128,
+    },
     /// SIGTERM or SIGINT arrived (or the operation was cancelled); we cleaned up.
     #[error("stopped by signal after cleaning up")]
     Terminated,

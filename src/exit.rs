@@ -17,13 +17,15 @@ pub fn of(e: &Error) -> Exit {
         | Error::Io { .. } => Exit::BadInput,
         Error::Unreachable { .. } | Error::ConnectionLost { .. } => Exit::Unreachable,
         Error::Auth(_) | Error::Tls(_) => Exit::AuthRejected,
-        Error::LeaseTimeout { .. } | Error::WaitTimeout { .. } => Exit::Timeout,
+        Error::LeaseTimeout { .. } | Error::WaitTimeout { .. } | Error::JobWaitTimeout { .. } => {
+            Exit::Timeout
+        }
         Error::LeaseLost { .. } => Exit::LeaseLost,
         Error::RetriesExhausted { .. } => Exit::RetriesExhausted,
         // A bookkeeping statement the server refused (no permission to create the ledger, ...).
         Error::MigrationFailed(_) | Error::Database { .. } => Exit::MigrationFailed,
         Error::PartiallyApplied { .. } => Exit::PartiallyApplied,
-        Error::Disagreement(_) => Exit::Disagreement,
+        Error::Disagreement(_) | Error::BackgroundJob { .. } => Exit::Disagreement,
         Error::Terminated => Exit::Terminated,
     }
 }

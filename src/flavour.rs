@@ -52,16 +52,23 @@ pub fn cockroach_settings() -> &'static [&'static str] {
     &["SET autocommit_before_ddl = off"]
 }
 
+/// [`set_config_statement`] that also returns the session's backend pid (last column, as
+/// `int4` on both servers: CockroachDB's `pg_backend_pid()` is an `INT8`).
+pub fn settings_and_pid_statement(count: usize) -> String {
+    format!("{}, pg_backend_pid()::INT4", set_config_statement(count))
+}
+
 /// Prepares the migration session for this server: the [`session_settings`] in one round trip
 /// (`query_typed` sends parse, bind and execute together), then the [`cockroach_settings`] on
-/// CockroachDB. `environment` is `ENVIRONMENT`, `""` when unset.
+/// CockroachDB. `environment` is `ENVIRONMENT`, `""` when unset. Returns the session's
+/// backend pid (read in the same round trip), which progress reports look up.
 pub async fn prepare_session(
     client: &Client,
     flavour: Flavour,
     statement_timeout: Option<Duration>,
     idle_in_transaction: Duration,
     environment: &str,
-) -> Result<()> {
+) -> Result<i32> {
     let settings = session_settings(statement_timeout, idle_in_transaction, environment);
     let params: Vec<(&(dyn ToSql + Sync), Type)> = settings
         .iter()
@@ -72,10 +79,17 @@ pub async fn prepare_session(
             ]
         })
         .collect();
-    client
-        .query_typed(&set_config_statement(settings.len()), &params)
+    let context = "setting the session's timeouts and app.environment";
+    let rows = client
+        .query_typed(&settings_and_pid_statement(settings.len()), &params)
         .await
-        .map_err(|e| Error::db("setting the session's timeouts and app.environment", e))?;
+        .map_err(|e| Error::db(context, e))?;
+    let pid = match rows.first() {
+        Some(row) => row
+            .try_get::<_, i32>(settings.len())
+            .map_err(|e| Error::db(context, e))?,
+        None => 0,
+    };
     if flavour == Flavour::CockroachDB {
         for sql in cockroach_settings() {
             match client.batch_execute(sql).await {
@@ -86,7 +100,7 @@ pub async fn prepare_session(
             }
         }
     }
-    Ok(())
+    Ok(pid)
 }
 
 #[cfg(test)]
@@ -118,6 +132,14 @@ mod tests {
                 ("statement_timeout", "1500ms".to_owned()),
                 ("app.environment", "it's".to_owned()),
             ]
+        );
+    }
+
+    #[test]
+    fn the_settings_round_trip_also_reads_the_backend_pid() {
+        assert_eq!(
+            settings_and_pid_statement(1),
+            "SELECT set_config($1, $2, false), pg_backend_pid()::INT4"
         );
     }
 

@@ -77,6 +77,8 @@ mod store;
 mod verify;
 mod wait;
 // helper modules: add new `mod` lines below this one.
+mod jobs;
+mod progress;
 
 use source::split;
 
@@ -86,6 +88,7 @@ pub use connect::{DbUrl, Flavour, ServerInfo, wait_and_connect};
 pub use error::{Error, FailedStatement, Result, SqlFailure};
 pub use exit::{Exit, PodFailureAction};
 
+pub use jobs::Job;
 pub use lint::{Severity, Warning, has_risk, lint_all};
 pub use log::events;
 pub use migrator::Migrator;

@@ -41,6 +41,16 @@ pub mod events {
     pub const MIGRATION_BATCH: &str = "migration.batch";
     /// A migration failed.
     pub const MIGRATION_FAILED: &str = "migration.failed";
+    /// A long migration statement is still running: its elapsed time and what the server
+    /// says of its progress (`pg_stat_progress_*`, CockroachDB jobs).
+    pub const MIGRATION_PROGRESS: &str = "migration.progress";
+    /// A CockroachDB schema-change job on our database's tables was found at start
+    /// (running, paused, reverting, ...).
+    pub const JOB_FOUND: &str = "job.found";
+    /// Waiting for running CockroachDB schema-change jobs to finish before migrating.
+    pub const JOB_WAITING: &str = "job.waiting";
+    /// The schema-change jobs waited for are no longer running.
+    pub const JOB_DONE: &str = "job.done";
     /// A migration was undone and its row removed.
     pub const MIGRATION_ROLLED_BACK: &str = "migration.rolled_back";
     /// A migration was marked dirty.

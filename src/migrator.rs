@@ -11,9 +11,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::apply::Applier;
 use crate::config::Config;
-use crate::connect::{self, DbUrl, ServerInfo};
+use crate::connect::{self, DbUrl, Flavour, ServerInfo};
 use crate::error::{Error, Result};
 use crate::flavour;
+use crate::jobs;
 use crate::lint::Warning;
 use crate::log::events;
 use crate::plan::{self, Allow, Plan, Rollback};
@@ -252,7 +253,7 @@ impl Migrator {
             );
             return Ok(());
         }
-        flavour::prepare_session(
+        let pid = flavour::prepare_session(
             client,
             info.flavour,
             self.config.statement_timeout,
@@ -260,7 +261,13 @@ impl Migrator {
             self.config.environment.as_deref().unwrap_or(""),
         )
         .await?;
-        let applier = Applier::new(client, &self.tables, lease, &self.cancel).await?;
+        if info.flavour == Flavour::CockroachDB {
+            let tables = jobs::words_of_steps(&plan);
+            jobs::at_start(client, &tables, self.config.job_wait_timeout, &self.cancel).await?;
+        }
+        let applier = Applier::new(client, &self.tables, lease, &self.cancel)
+            .await?
+            .with_progress(info.flavour, pid, self.config.progress_interval);
         let result = match applier.run(&plan, &self.progress).await {
             Err(e) if may_be_fenced_off(&e) => Err(fenced_off_or(lease, e).await),
             r => r,
@@ -308,10 +315,13 @@ impl Migrator {
             Err(Error::ForeignLayout(hint)) => (Vec::new(), vec![hint]),
             Err(e) => return Err(e),
         };
-        let (client, _) = self.connect().await?;
+        let (client, info) = self.connect().await?;
         let ledger = ledger::read(&client, &self.tables).await?;
         let lease = lease::show(&client, &self.tables).await?;
         let mut s = status::status_of(&set, &ledger, self.allow(), lease);
+        if info.flavour == Flavour::CockroachDB {
+            s.jobs = jobs::find(&client).await?;
+        }
         if !problems.is_empty() {
             // Without a loadable set, nothing is known to be pending, missing or drifted.
             s.missing_files.clear();

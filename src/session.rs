@@ -176,6 +176,12 @@ async fn heartbeat(
 }
 
 impl Lease {
+    /// The lease's own connection: a side connection for short reads while the migration
+    /// connection is busy (progress of a long statement). Never used inside a transaction.
+    pub(crate) fn client(&self) -> &Arc<Client> {
+        &self.client
+    }
+
     /// The heartbeat saw the lease expire or change hands.
     pub fn is_lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)

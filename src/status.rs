@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+use crate::jobs::Job;
 use crate::plan::{self, Allow, Direction, Plan};
 use crate::refusal::Disagreement;
 use crate::source::Migration;
@@ -73,6 +74,10 @@ pub struct Status {
     /// Problems that kept the migration files from loading (then only the database's side is
     /// shown: nothing is known to be pending or to disagree).
     pub file_problems: Vec<String>,
+    /// CockroachDB schema-change jobs on this database's tables that are still running,
+    /// reverting or paused (always empty on PostgreSQL). A paused or reverting one on a table
+    /// a pending migration names makes `migrate` exit 32.
+    pub jobs: Vec<Job>,
 }
 
 fn rfc3339(t: Option<time::OffsetDateTime>) -> Option<String> {
@@ -135,6 +140,7 @@ pub fn status_of(
         disagreements: plan::disagreements(set, &ledger.rows, allow),
         lease,
         file_problems: Vec::new(),
+        jobs: Vec::new(),
     }
 }
 

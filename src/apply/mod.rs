@@ -39,6 +39,7 @@ pub struct Applier<'a> {
     mark_dirty: Prepared,
     fence_check: Prepared,
     restore: Prepared,
+    watch: Option<crate::progress::Watch>,
 }
 
 /// A prepared statement (tokio-postgres' `Statement`, named apart from the file's statements).
@@ -168,7 +169,26 @@ impl<'a> Applier<'a> {
             mark_dirty: next()?,
             fence_check: next()?,
             restore: next()?,
+            watch: None,
         })
+    }
+
+    /// Logs `migration.progress` while a step's statements run, read on the lease's
+    /// connection every `interval` for the migration connection (backend `pid`); `None`
+    /// (`MIGRATE_PROGRESS_INTERVAL=0`) leaves it off.
+    pub fn with_progress(
+        mut self,
+        flavour: crate::connect::Flavour,
+        pid: i32,
+        interval: Option<std::time::Duration>,
+    ) -> Applier<'a> {
+        self.watch = interval.map(|interval| crate::progress::Watch {
+            client: self.lease.client().clone(),
+            flavour,
+            pid,
+            interval,
+        });
+        self
     }
 
     /// Stop before the next piece of work: a stop was asked for, or the heartbeat lost the lease.

@@ -125,11 +125,16 @@ impl Applier<'_> {
                     m.version
                 )
             })?;
-            let result = if st.repeat_until_zero {
-                self.repeat_until_zero(m, i, st).await?
-            } else {
-                self.autocommit(m, &st.text).await.map(|_| ())
+            let work = async {
+                if st.repeat_until_zero {
+                    self.repeat_until_zero(m, i, st).await
+                } else {
+                    Ok(self.autocommit(m, &st.text).await.map(|_| ()))
+                }
             };
+            let in_flight = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(i + 1));
+            let result =
+                crate::progress::watched(self.watch.as_ref(), m.version, in_flight, work).await?;
             if let Err(e) = result {
                 return Err(self.statement_failed(step, i, first, e, mark(i)).await);
             }

@@ -5,8 +5,12 @@
 //! whole flight is replayed on 40001; XXA00 or 40003 at COMMIT leaves the outcome unknown, so
 //! the migration is marked dirty instead.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::error::{Error, Result};
 use crate::plan::Step;
+use crate::progress;
 use crate::sqlstate;
 use crate::store::fence::{FenceCheck, FencedWrite};
 
@@ -47,6 +51,18 @@ fn flight(n: usize) -> Vec<Part> {
     parts
 }
 
+/// The 1-based statement in flight once `done`'s reply is in, for a flight of `n` statements
+/// (replies come in order, so the next part is the one the server works on); 0 once the
+/// statements are done (fence check, ledger write, COMMIT — where CockroachDB runs the
+/// schema-change jobs of the transaction).
+fn in_flight_after(done: Part, n: usize) -> usize {
+    match done {
+        Part::Begin if n > 0 => 1,
+        Part::Statement(i) if i + 1 < n => i + 2,
+        _ => 0,
+    }
+}
+
 impl Applier<'_> {
     pub(super) async fn step_transaction(&self, step: &Step<'_>) -> Result<()> {
         let m = step.migration;
@@ -79,21 +95,27 @@ impl Applier<'_> {
         let c = self.client;
         let (check_params, finish_params, finish) = (&check_params, &finish_params, &finish);
         let parts = flight(sqls.len());
-        let replies = pipeline::in_order(
+        let n = sqls.len();
+        let in_flight = Arc::new(AtomicUsize::new(in_flight_after(Part::Begin, n)));
+        let now = &in_flight;
+        let flight = pipeline::in_order(
             parts
                 .iter()
                 .map(|part| async move {
-                    match *part {
+                    let reply = match *part {
                         Part::Begin => c.batch_execute("BEGIN").await.map(|()| 0),
                         Part::Statement(i) => c.batch_execute(&sqls[i].text).await.map(|()| 0),
                         Part::FenceCheck => c.execute(&self.fence_check, check_params).await,
                         Part::LedgerWrite => c.execute(finish.statement(self), finish_params).await,
                         Part::Commit => c.batch_execute("COMMIT").await.map(|()| 0),
-                    }
+                    };
+                    now.store(in_flight_after(*part, n), Ordering::SeqCst);
+                    reply
                 })
                 .collect(),
-        )
-        .await;
+        );
+        let replies =
+            progress::watched(self.watch.as_ref(), m.version, in_flight.clone(), flight).await;
         // The first failure is the cause; the ones after it are its echo (25P02, "current
         // transaction is aborted"), and the COMMIT after a failure is a rollback.
         let failed = parts
@@ -135,6 +157,17 @@ impl Applier<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_statement_in_flight_follows_the_replies() {
+        assert_eq!(in_flight_after(Part::Begin, 3), 1);
+        assert_eq!(in_flight_after(Part::Statement(0), 3), 2);
+        assert_eq!(in_flight_after(Part::Statement(1), 3), 3);
+        assert_eq!(in_flight_after(Part::Statement(2), 3), 0);
+        assert_eq!(in_flight_after(Part::Begin, 0), 0);
+        assert_eq!(in_flight_after(Part::FenceCheck, 3), 0);
+        assert_eq!(in_flight_after(Part::Commit, 3), 0);
+    }
 
     #[test]
     fn a_flight_is_begin_statements_fence_write_commit() {

@@ -49,6 +49,13 @@ pub(crate) fn status_text(s: &Status) -> String {
         }
     }
     out.push_str(&format!("lease: {}\n", lease_text(s.lease.as_ref(), false)));
+    for j in &s.jobs {
+        out.push_str(&format!(
+            "schema-change {} (inspect: SHOW JOB {})\n",
+            j.text(),
+            j.id
+        ));
+    }
     out
 }
 

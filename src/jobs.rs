@@ -1,0 +1,489 @@
+//! CockroachDB schema-change jobs that outlive their client: found at start (after the lease,
+//! before the first migration), waited for while they run, and turned into exit 32 when one
+//! is stuck on a table the migration in flight touches. Never called on PostgreSQL.
+//!
+//! Decisions (documented in the README):
+//! - **Which jobs:** `SCHEMA CHANGE` and `NEW SCHEMA CHANGE` jobs (not `SCHEMA CHANGE GC`:
+//!   those wait out the GC TTL, 25 hours by default, and block nothing) whose descriptors
+//!   include a table of the current database, in a non-terminal status: `pending`, `running`,
+//!   `retry-running` (moving forward), `reverting`, `retry-reverting`, `cancel-requested`
+//!   (moving back), `paused`, `pause-requested` (stopped until someone resumes them) and
+//!   `revert-failed` (stopped for good: needs manual cleanup). `failed`, `canceled` and
+//!   `succeeded` jobs are over: a failed schema change was rolled back by CockroachDB, and
+//!   the ledger (journal, dirty mark) already says what to rerun.
+//! - **Waiting:** jobs moving forward or back finish by themselves, so we wait for them,
+//!   polling with backoff, up to `MIGRATE_JOB_WAIT_TIMEOUT` (then exit 11, as for the lease:
+//!   a retried pod waits again).
+//! - **Exit 32:** a job that stays put (paused, pause-requested, revert-failed), or one still
+//!   reverting or failed after the wait, on a table the migration in flight names: running it
+//!   would fight the job or build on a half-made change. The message names the job and the
+//!   command to inspect it (`SHOW JOB <id>`). Jobs on other tables are reported
+//!   (`job.found`) and left alone.
+
+use std::time::{Duration, Instant};
+
+use tokio_postgres::Client;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::log::events;
+
+/// A CockroachDB schema-change job on a table of our database.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Job {
+    /// The job id (`SHOW JOB <id>`).
+    pub id: i64,
+    /// `running`, `paused`, `reverting`, ... as CockroachDB names it.
+    pub status: String,
+    /// The statement that started it, as CockroachDB rewrote it.
+    pub description: String,
+    /// `fraction_completed`, 0 to 1.
+    pub fraction: Option<f64>,
+    /// The job's detailed running status, when it has one.
+    pub running_status: Option<String>,
+    /// The tables of our database the job works on (bare names).
+    pub tables: Vec<String>,
+    /// The job's error, when it recorded one.
+    pub error: Option<String>,
+}
+
+/// What a job's status means for us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Motion {
+    /// Moving forward: wait for it.
+    Forward,
+    /// Being reverted: it ends by itself; wait for it.
+    Back,
+    /// Stopped until someone acts (paused, revert-failed).
+    Stopped,
+    /// Over (failed, canceled, succeeded, or a status we do not know).
+    Over,
+}
+
+impl Job {
+    /// What the job's status means for us.
+    pub(crate) fn motion(&self) -> Motion {
+        motion(&self.status)
+    }
+
+    /// The job works on one of `tables` (bare or qualified names, compared without
+    /// schema and database, case-insensitively).
+    pub(crate) fn touches(&self, tables: &[String]) -> bool {
+        let bare = |n: &str| {
+            n.rsplit('.')
+                .next()
+                .unwrap_or(n)
+                .trim_matches('"')
+                .to_lowercase()
+        };
+        tables
+            .iter()
+            .any(|t| self.tables.iter().any(|j| bare(j) == bare(t)))
+    }
+
+    /// The short line for `status` and logs: `job 42 running 41% on users: ALTER TABLE ...`.
+    pub fn text(&self) -> String {
+        let mut s = format!("job {} {}", self.id, self.status);
+        if let Some(f) = self.fraction.filter(|f| *f > 0.0) {
+            s.push_str(&format!(" {}%", (f.clamp(0.0, 1.0) * 100.0).floor() as u32));
+        }
+        if !self.tables.is_empty() {
+            s.push_str(&format!(" on {}", self.tables.join(", ")));
+        }
+        s.push_str(&format!(": {}", self.description));
+        s
+    }
+}
+
+/// The meaning of a CockroachDB job status.
+pub(crate) fn motion(status: &str) -> Motion {
+    match status {
+        "pending" | "running" | "retry-running" => Motion::Forward,
+        "reverting" | "retry-reverting" | "cancel-requested" => Motion::Back,
+        "paused" | "pause-requested" | "revert-failed" => Motion::Stopped,
+        _ => Motion::Over,
+    }
+}
+
+/// The live schema-change jobs on tables of the current database, oldest first: id, status,
+/// description, fraction_completed, running_status, error, and the names of the tables of
+/// this database among the job's descriptors.
+pub(crate) fn find_sql() -> &'static str {
+    "SELECT j.job_id, j.status, j.description, j.fraction_completed, j.running_status, j.error, \
+            ARRAY(SELECT t.name FROM crdb_internal.tables AS t \
+                   WHERE t.database_name = current_database() AND t.table_id = ANY (j.descriptor_ids) \
+                   ORDER BY t.name) AS tables \
+       FROM crdb_internal.jobs AS j \
+      WHERE j.job_type IN ('SCHEMA CHANGE', 'NEW SCHEMA CHANGE') \
+        AND j.status IN ('pending', 'running', 'retry-running', 'reverting', 'retry-reverting', \
+                         'cancel-requested', 'paused', 'pause-requested', 'revert-failed') \
+        AND EXISTS (SELECT 1 FROM crdb_internal.tables AS t \
+                     WHERE t.database_name = current_database() AND t.table_id = ANY (j.descriptor_ids)) \
+      ORDER BY j.created, j.job_id"
+}
+
+/// A job from its row's plain values (the order of [`find_sql`]'s columns).
+pub(crate) fn from_values(
+    id: i64,
+    status: Option<String>,
+    description: Option<String>,
+    fraction: Option<f64>,
+    running_status: Option<String>,
+    error: Option<String>,
+    tables: Option<Vec<Option<String>>>,
+) -> Job {
+    Job {
+        id,
+        status: status.unwrap_or_default(),
+        description: description.unwrap_or_default(),
+        fraction: fraction.filter(|f| f.is_finite()),
+        running_status: running_status.filter(|s| !s.is_empty()),
+        tables: tables.unwrap_or_default().into_iter().flatten().collect(),
+        error: error.filter(|s| !s.is_empty()),
+    }
+}
+
+/// The live schema-change jobs on tables of the current database ([`find_sql`]).
+pub(crate) async fn find(client: &Client) -> Result<Vec<Job>> {
+    let rows = client
+        .query_typed(find_sql(), &[])
+        .await
+        .map_err(|e| Error::db("listing CockroachDB schema-change jobs", e))?;
+    rows.iter()
+        .map(|r| {
+            Ok(from_values(
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+                r.try_get(5)?,
+                r.try_get(6)?,
+            ))
+        })
+        .collect::<std::result::Result<_, tokio_postgres::Error>>()
+        .map_err(|e| Error::db("reading CockroachDB schema-change jobs", e))
+}
+
+/// Logs `job.found` for each job.
+pub(crate) fn report(jobs: &[Job]) {
+    for j in jobs {
+        tracing::info!(
+            event = events::JOB_FOUND,
+            job_id = j.id,
+            status = %j.status,
+            description = %j.description,
+            fraction = j.fraction,
+            running_status = j.running_status.as_deref(),
+            tables = %j.tables.join(","),
+            "schema-change {}; inspect it with `SHOW JOB {}`",
+            j.text(),
+            j.id
+        );
+    }
+}
+
+/// The jobs still moving (forward or back), which [`wait_running`] waits for.
+pub(crate) fn moving(jobs: &[Job]) -> Vec<&Job> {
+    jobs.iter()
+        .filter(|j| matches!(j.motion(), Motion::Forward | Motion::Back))
+        .collect()
+}
+
+/// Finds the jobs, then polls with backoff until none is moving (running, pending, reverting),
+/// logging `job.waiting` at each poll and `job.done` at the end. Returns the jobs left (the
+/// stopped ones), for [`check`]. Errors: [`Error::JobWaitTimeout`] (exit 11) when jobs still
+/// move after `timeout`; [`Error::Terminated`] on `cancel`.
+pub(crate) async fn wait_running(
+    client: &Client,
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<Vec<Job>> {
+    let started = Instant::now();
+    let mut delays = crate::backoff::job_poll();
+    let mut waited_for = false;
+    loop {
+        let jobs = find(client).await?;
+        let moving = moving(&jobs);
+        let Some(first) = moving.first() else {
+            if waited_for {
+                tracing::info!(
+                    event = events::JOB_DONE,
+                    waited_ms = started.elapsed().as_millis() as u64,
+                    "schema-change jobs no longer running"
+                );
+            }
+            return Ok(jobs);
+        };
+        let waited = started.elapsed();
+        let Some(delay) = next_poll(delays.next(), waited, timeout) else {
+            return Err(Error::JobWaitTimeout {
+                id: first.id,
+                status: first.status.clone(),
+                description: first.description.clone(),
+                waited_ms: waited.as_millis(),
+            });
+        };
+        waited_for = true;
+        for j in &moving {
+            tracing::info!(
+                event = events::JOB_WAITING,
+                job_id = j.id,
+                status = %j.status,
+                fraction = j.fraction,
+                running_status = j.running_status.as_deref(),
+                waited_ms = waited.as_millis() as u64,
+                delay_ms = delay.as_millis() as u64,
+                "waiting for schema-change {}",
+                j.text()
+            );
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = cancel.cancelled() => return Err(Error::Terminated),
+        }
+    }
+}
+
+/// Sleep before the next poll, never past the timeout; `None` once it has passed.
+fn next_poll(proposed: Option<Duration>, waited: Duration, timeout: Duration) -> Option<Duration> {
+    let left = timeout.checked_sub(waited).filter(|d| !d.is_zero())?;
+    Some(proposed.unwrap_or(Duration::from_secs(2)).min(left))
+}
+
+/// Exit 32 ([`Error::BackgroundJob`]) for the first job that is stopped, reverting or failed
+/// on one of `tables` (the tables the migration in flight names); `Ok` otherwise.
+pub(crate) fn check(jobs: &[Job], tables: &[String]) -> Result<()> {
+    let stuck = jobs.iter().find(|j| {
+        (j.motion() != Motion::Forward && j.status != "succeeded" && j.status != "canceled")
+            && j.touches(tables)
+    });
+    match stuck {
+        Some(j) => Err(Error::BackgroundJob {
+            id: j.id,
+            status: j.status.clone(),
+            description: j.description.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// At start, before the first migration (CockroachDB only): finds the live schema-change
+/// jobs on our database's tables, logs `job.found` for each, waits for the moving ones
+/// ([`wait_running`], bounded by `timeout`), then refuses ([`check`], exit 32) when one left
+/// stopped is on a table the pending migrations name (`tables`, from [`words_of_steps`]).
+pub(crate) async fn at_start(
+    client: &Client,
+    tables: &[String],
+    timeout: Duration,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    let found = find(client).await?;
+    if found.is_empty() {
+        return Ok(());
+    }
+    report(&found);
+    let left = if moving(&found).is_empty() {
+        found
+    } else {
+        wait_running(client, timeout, cancel).await?
+    };
+    check(&left, tables)
+}
+
+/// Every word of the statements the plan's steps will run ([`words_of`]).
+pub(crate) fn words_of_steps(plan: &crate::plan::Plan<'_>) -> Vec<String> {
+    let mut out: Vec<String> = plan
+        .steps
+        .iter()
+        .flat_map(|s| {
+            let m = s.migration;
+            match s.direction {
+                crate::plan::Direction::Up => m.up_statements.as_slice(),
+                crate::plan::Direction::Down => m.down_statements.as_deref().unwrap_or(&[]),
+            }
+        })
+        .flat_map(|st| words_of(&st.text))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The tables a migration's SQL names, as words (lower-cased, quotes removed): a superset
+/// (every identifier), which is what [`check`] needs to ask "does this job's table appear?".
+pub(crate) fn words_of(sql: &str) -> Vec<String> {
+    let mut out: Vec<String> = crate::split::tokens(sql)
+        .into_iter()
+        .filter_map(|t| match t.kind {
+            crate::split::TokenKind::Word => Some(sql[t.start..t.end].to_lowercase()),
+            crate::split::TokenKind::QuotedIdent => {
+                Some(sql[t.start..t.end].trim_matches('"').to_lowercase())
+            }
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The statuses [`find_sql`] selects (every non-terminal one).
+    const LIVE: [&str; 9] = [
+        "pending",
+        "running",
+        "retry-running",
+        "reverting",
+        "retry-reverting",
+        "cancel-requested",
+        "paused",
+        "pause-requested",
+        "revert-failed",
+    ];
+
+    fn job(id: i64, status: &str, tables: &[&str]) -> Job {
+        from_values(
+            id,
+            Some(status.into()),
+            Some(format!(
+                "CREATE INDEX ON defaultdb.public.{} (x)",
+                tables.join("")
+            )),
+            Some(0.25),
+            None,
+            None,
+            Some(tables.iter().map(|t| Some(t.to_string())).collect()),
+        )
+    }
+
+    #[test]
+    fn exact_find_sql() {
+        let one_line: String = find_sql().split_whitespace().collect::<Vec<_>>().join(" ");
+        assert_eq!(
+            one_line,
+            "SELECT j.job_id, j.status, j.description, j.fraction_completed, j.running_status, j.error, \
+             ARRAY(SELECT t.name FROM crdb_internal.tables AS t WHERE t.database_name = current_database() \
+             AND t.table_id = ANY (j.descriptor_ids) ORDER BY t.name) AS tables \
+             FROM crdb_internal.jobs AS j WHERE j.job_type IN ('SCHEMA CHANGE', 'NEW SCHEMA CHANGE') \
+             AND j.status IN ('pending', 'running', 'retry-running', 'reverting', 'retry-reverting', \
+             'cancel-requested', 'paused', 'pause-requested', 'revert-failed') \
+             AND EXISTS (SELECT 1 FROM crdb_internal.tables AS t WHERE t.database_name = current_database() \
+             AND t.table_id = ANY (j.descriptor_ids)) ORDER BY j.created, j.job_id"
+        );
+        for s in LIVE {
+            assert!(find_sql().contains(&format!("'{s}'")), "{s}");
+            assert_ne!(motion(s), Motion::Over, "{s}");
+        }
+        assert!(!find_sql().contains("GC"));
+    }
+
+    #[test]
+    fn parses_nulls_and_empty_values() {
+        let j = from_values(
+            7,
+            None,
+            None,
+            Some(f64::NAN),
+            Some(String::new()),
+            Some(String::new()),
+            None,
+        );
+        assert_eq!(
+            j,
+            Job {
+                id: 7,
+                status: String::new(),
+                description: String::new(),
+                fraction: None,
+                running_status: None,
+                tables: vec![],
+                error: None,
+            }
+        );
+        let j = from_values(
+            8,
+            Some("running".into()),
+            Some("ALTER TABLE d.public.users ADD COLUMN x INT8".into()),
+            Some(0.415),
+            Some("backfilling".into()),
+            None,
+            Some(vec![Some("users".into()), None]),
+        );
+        assert_eq!(j.tables, vec!["users".to_string()]);
+        assert_eq!(
+            j.text(),
+            "job 8 running 41% on users: ALTER TABLE d.public.users ADD COLUMN x INT8"
+        );
+    }
+
+    #[test]
+    fn statuses_mean_wait_stop_or_over() {
+        assert_eq!(motion("running"), Motion::Forward);
+        assert_eq!(motion("pending"), Motion::Forward);
+        assert_eq!(motion("reverting"), Motion::Back);
+        assert_eq!(motion("paused"), Motion::Stopped);
+        assert_eq!(motion("revert-failed"), Motion::Stopped);
+        assert_eq!(motion("failed"), Motion::Over);
+        assert_eq!(motion("succeeded"), Motion::Over);
+        let jobs = [
+            job(1, "running", &["a"]),
+            job(2, "paused", &["b"]),
+            job(3, "reverting", &["c"]),
+        ];
+        let ids: Vec<i64> = moving(&jobs).iter().map(|j| j.id).collect();
+        assert_eq!(ids, vec![1, 3]);
+    }
+
+    #[test]
+    fn a_stuck_job_on_a_table_of_the_migration_is_exit_32_naming_show_job() {
+        let tables =
+            words_of("ALTER TABLE \"Users\" ADD COLUMN email STRING; CREATE INDEX ON orders (x)");
+        let paused = job(42, "paused", &["Users"]);
+        let err = check(std::slice::from_ref(&paused), &tables).unwrap_err();
+        assert_eq!(err.exit().code(), 32);
+        let msg = err.to_string();
+        assert!(
+            msg.contains("42") && msg.contains("SHOW JOB 42") && msg.contains("paused"),
+            "{msg}"
+        );
+        for status in ["failed", "reverting", "revert-failed", "pause-requested"] {
+            assert!(
+                check(&[job(1, status, &["orders"])], &tables).is_err(),
+                "{status}"
+            );
+        }
+        // Running (waited for), over, or on another table: not ours to refuse.
+        assert!(check(&[job(1, "running", &["orders"])], &tables).is_ok());
+        assert!(check(&[job(1, "succeeded", &["orders"])], &tables).is_ok());
+        assert!(check(&[job(1, "canceled", &["orders"])], &tables).is_ok());
+        assert!(check(&[job(1, "paused", &["invoices"])], &tables).is_ok());
+    }
+
+    #[test]
+    fn table_names_compare_bare_and_case_insensitively() {
+        let j = job(1, "paused", &["users"]);
+        assert!(j.touches(&["public.users".into()]));
+        assert!(j.touches(&["db.public.\"USERS\"".into()]));
+        assert!(!j.touches(&["users2".into()]));
+        assert_eq!(
+            words_of("UPDATE t SET a = 'users' -- users\n"),
+            vec!["a", "set", "t", "update"]
+        );
+    }
+
+    #[test]
+    fn job_polls_stop_at_the_timeout() {
+        let ms = Duration::from_millis;
+        assert_eq!(next_poll(Some(ms(500)), ms(0), ms(10_000)), Some(ms(500)));
+        assert_eq!(
+            next_poll(Some(ms(5_000)), ms(9_000), ms(10_000)),
+            Some(ms(1_000))
+        );
+        assert_eq!(next_poll(Some(ms(500)), ms(10_000), ms(10_000)), None);
+        assert_eq!(next_poll(None, ms(0), ms(10_000)), Some(ms(2_000)));
+    }
+}
