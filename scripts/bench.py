@@ -21,7 +21,7 @@ verdicts: it is a report. It exits non-zero only when a step crashed. Environmen
 BENCH_N (500), BENCH_ROUNDS (3), BENCH_NET_N (100), BENCH_NET_ROUNDS (BENCH_ROUNDS),
 BENCH_NET_DELAY_MS (10), BENCH_SCALE ("1000,10000"), BENCH_BIN (target/release/crdb-migrate).
 """
-import json, os, statistics, subprocess, sys, tempfile, time
+import json, os, shutil, statistics, subprocess, sys, tempfile, time
 
 N = int(os.environ.get("BENCH_N", "500"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -107,6 +107,7 @@ def main():
         rows += scale(db, tmp)
     finally:
         subprocess.run([os.path.join(ROOT, "scripts", "throwaway-db.sh"), "stop", dbdir])
+        shutil.rmtree(tmp, ignore_errors=True)  # the generated files (10,000 of them at scale)
     print(f"\nSummary ({time.perf_counter() - started:.0f} s)")
     widths = [max(len(r.measure) for r in rows), max(len(r.result) for r in rows),
               max(len(r.target or "-") for r in rows)]
