@@ -25,6 +25,10 @@ lint:
 demo:
 	scripts/demo.sh
 
+# A report, not a gate: loopback ratios vs psql, peak RSS and size, the 20 ms RTT scenario through
+# scripts/latency_proxy.py (round trips per migration, fixed round trips), and verify/plan at 1k vs
+# 10k files, in one PASS/FAIL table. Exits 0 unless a step crashed. See scripts/bench.py for the
+# BENCH_* overrides.
 bench: release
 	python3 scripts/bench.py
 

@@ -1,18 +1,39 @@
 #!/usr/bin/env python3
 """`make bench`: crdb-migrate against its floor, as ratios taken in the same run.
 
-N trivial migrations (CREATE TABLE t_i (id INT PRIMARY KEY, v TEXT)) are applied, re-run as a
-no-op, and rolled back, interleaved round by round with the same work done by psql in one
-session (one transaction per migration plus its ledger row: the floor). Reports median ratios,
-peak RSS (/usr/bin/time -v) and the stripped release binary's size, against the targets:
-apply <= 1.05x floor, no-op <= 1.0x floor, peak RSS <= 6 MiB, binary <= 6 MiB.
+Loopback: N trivial migrations (CREATE TABLE t_i (id INT PRIMARY KEY, v TEXT)) are applied,
+re-run as a no-op, and rolled back, interleaved round by round with the same work done by psql
+in one session (one transaction per migration plus its ledger row: the floor). Reports median
+ratios, peak RSS (/usr/bin/time -v) and the stripped release binary's size.
+
+Network (issue 11 item 5): NET_N migrations through scripts/latency_proxy.py, which adds 10 ms
+each way (a 20 ms round trip), against the psql floor through the same proxy in the same run.
+The floor sends each migration as ONE simple query (`BEGIN \\; CREATE \\; INSERT \\; COMMIT` on
+one line, so psql does not split it): one round trip and one commit per migration; the proxy's
+flight count checks that. Round trips per migration come from the flights of an N and an N/2
+run, fixed round trips = flights(N) - N * per-migration (connection startup included).
+
+Scale (issue 11 item 6): `verify` and `plan` on 1,000 and 10,000 generated files, by the CPU
+time (user + system) of the crdb-migrate process (os.wait4), as the ratio 10k / 1k.
+
+Prints one summary table (measure, result, target, PASS/FAIL) and exits 0 whatever the
+verdicts: it is a report. It exits non-zero only when a step crashed. Environment overrides:
+BENCH_N (500), BENCH_ROUNDS (3), BENCH_NET_N (100), BENCH_NET_ROUNDS (BENCH_ROUNDS),
+BENCH_NET_DELAY_MS (10), BENCH_SCALE ("1000,10000"), BENCH_BIN (target/release/crdb-migrate).
 """
-import os, statistics, subprocess, sys, tempfile, time
+import json, os, shutil, statistics, subprocess, sys, tempfile, time
 
 N = int(os.environ.get("BENCH_N", "500"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+NET_N = int(os.environ.get("BENCH_NET_N", "100"))
+NET_ROUNDS = int(os.environ.get("BENCH_NET_ROUNDS", str(ROUNDS)))
+NET_DELAY_MS = float(os.environ.get("BENCH_NET_DELAY_MS", "10"))
+SCALE = [int(x) for x in os.environ.get("BENCH_SCALE", "1000,10000").split(",")]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "crdb-migrate")
+BIN = os.environ.get("BENCH_BIN") or os.path.join(ROOT, "target", "release", "crdb-migrate")
+LEDGER = ("CREATE TABLE _migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, "
+          "applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), checksum TEXT, duration_ms BIGINT, "
+          "applied_by TEXT, fence BIGINT, status TEXT NOT NULL DEFAULT 'applied', statements_done BIGINT NOT NULL DEFAULT 0);\n")
 
 
 def sh(args, **kw):
@@ -27,10 +48,49 @@ def with_db(base_url, name):
     return base_url.rsplit("/", 1)[0] + f"/{name}?sslmode=disable"
 
 
+def via(url, port):
+    """The same URL with its host:port replaced by the proxy's."""
+    scheme, rest = url.split("://", 1)
+    userhost, path = rest.split("/", 1)
+    user = userhost.rsplit("@", 1)[0] + "@" if "@" in userhost else ""
+    return f"{scheme}://{user}127.0.0.1:{port}/{path}"
+
+
 def timed(fn):
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
+
+
+def write_migrations(directory, n):
+    os.makedirs(directory)
+    for i in range(1, n + 1):
+        with open(os.path.join(directory, f"{i:05d}_t_{i}.sql"), "w") as f:
+            f.write(f"CREATE TABLE t_{i} (id INT PRIMARY KEY, v TEXT);\n-- @UNDO\nDROP TABLE t_{i};\n")
+    return directory
+
+
+class Db:
+    """Fresh databases on the throwaway server, named in sequence."""
+
+    def __init__(self, url):
+        self.url, self.n = url, 0
+
+    def fresh(self, tag):
+        self.n += 1
+        name = f"bench_{tag}_{self.n}"
+        psql(with_db(self.url, "postgres"), f"CREATE DATABASE {name};")
+        return with_db(self.url, name)
+
+
+class Row:
+    """One line of the summary table."""
+
+    def __init__(self, measure, result, target=None, ok=None):
+        self.measure, self.result, self.target, self.ok = measure, result, target, ok
+
+    def verdict(self):
+        return "-" if self.ok is None else ("PASS" if self.ok else "FAIL")
 
 
 def main():
@@ -39,22 +99,32 @@ def main():
     dbdir = os.path.join(tmp, "db")
     out = sh([os.path.join(ROOT, "scripts", "throwaway-db.sh"), "start", dbdir]).stdout
     url = out.split("'")[1]
+    started = time.perf_counter()
     try:
-        run(url, tmp)
+        db = Db(url)
+        rows = loopback(db, tmp)
+        rows += network(db, tmp)
+        rows += scale(db, tmp)
     finally:
         subprocess.run([os.path.join(ROOT, "scripts", "throwaway-db.sh"), "stop", dbdir])
+        shutil.rmtree(tmp, ignore_errors=True)  # the generated files (10,000 of them at scale)
+    print(f"\nSummary ({time.perf_counter() - started:.0f} s)")
+    widths = [max(len(r.measure) for r in rows), max(len(r.result) for r in rows),
+              max(len(r.target or "-") for r in rows)]
+    print(f"| {'measure':<{widths[0]}} | {'result':<{widths[1]}} | {'target':<{widths[2]}} | verdict |")
+    print(f"|{'-' * (widths[0] + 2)}|{'-' * (widths[1] + 2)}|{'-' * (widths[2] + 2)}|---------|")
+    for r in rows:
+        print(f"| {r.measure:<{widths[0]}} | {r.result:<{widths[1]}} | {r.target or '-':<{widths[2]}} | {r.verdict():<7} |")
+    return 0
 
 
-def run(url, tmp):
-    mig = os.path.join(tmp, "migrations")
-    os.makedirs(mig)
-    for i in range(1, N + 1):
-        with open(os.path.join(mig, f"{i:04d}_t_{i}.sql"), "w") as f:
-            f.write(f"CREATE TABLE t_{i} (id INT PRIMARY KEY, v TEXT);\n-- @UNDO\nDROP TABLE t_{i};\n")
-    ledger = ("CREATE TABLE _migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, "
-              "applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), checksum TEXT, duration_ms BIGINT, "
-              "applied_by TEXT, fence BIGINT, status TEXT NOT NULL DEFAULT 'applied', statements_done BIGINT NOT NULL DEFAULT 0);\n")
-    floor_up = ledger + "".join(
+def env_for(mig, **extra):
+    return dict(os.environ, MIGRATIONS_DIR=mig, LOG_LEVEL="warn", MIGRATE_TERMINATION_LOG="/dev/null", **extra)
+
+
+def loopback(db, tmp):
+    mig = write_migrations(os.path.join(tmp, "migrations"), N)
+    floor_up = LEDGER + "".join(
         f"BEGIN;\nCREATE TABLE t_{i} (id INT PRIMARY KEY, v TEXT);\n"
         f"INSERT INTO _migrations (version, description, checksum) VALUES ({i}, 't {i}', '{'0' * 64}');\nCOMMIT;\n"
         for i in range(1, N + 1))
@@ -62,17 +132,14 @@ def run(url, tmp):
     floor_down = "".join(
         f"BEGIN;\nDROP TABLE t_{i};\nDELETE FROM _migrations WHERE version = {i};\nCOMMIT;\n"
         for i in range(N, 0, -1))
-    env = dict(os.environ, MIGRATIONS_DIR=mig, LOG_LEVEL="warn", MIGRATE_TERMINATION_LOG="/dev/null")
+    env = env_for(mig)
 
     def ours(db_url, *args):
-        e = dict(env, DATABASE_URL=db_url)
-        sh([BIN, *args], env=e)
+        sh([BIN, *args], env=dict(env, DATABASE_URL=db_url))
 
     samples = {k: [] for k in ["floor_up", "ours_up", "floor_noop", "ours_noop", "floor_down", "ours_down"]}
     for r in range(ROUNDS):
-        for who in ("floor", "ours"):
-            psql(with_db(url, "postgres"), f"CREATE DATABASE bench_{who}_{r};")
-        f_url, o_url = with_db(url, f"bench_floor_{r}"), with_db(url, f"bench_ours_{r}")
+        f_url, o_url = db.fresh("floor"), db.fresh("ours")
         samples["floor_up"].append(timed(lambda: psql(f_url, floor_up)))
         samples["ours_up"].append(timed(lambda: ours(o_url, "migrate")))
         samples["floor_noop"].append(timed(lambda: psql(f_url, floor_noop)))
@@ -82,8 +149,7 @@ def run(url, tmp):
         print(f"round {r + 1}/{ROUNDS}: " + ", ".join(f"{k}={v[-1] * 1000:.0f}ms" for k, v in samples.items()), flush=True)
 
     # Peak RSS of a full apply, on a fresh database.
-    psql(with_db(url, "postgres"), "CREATE DATABASE bench_rss;")
-    e = dict(env, DATABASE_URL=with_db(url, "bench_rss"))
+    e = dict(env, DATABASE_URL=db.fresh("rss"))
     res = subprocess.run(["/usr/bin/time", "-v", BIN, "migrate"], env=e, capture_output=True, text=True, check=True)
     rss_kib = int(next(l for l in res.stderr.splitlines() if "Maximum resident set size" in l).split(":")[1])
     res = subprocess.run(["/usr/bin/time", "-v", BIN, "migrate"], env=e, capture_output=True, text=True, check=True)
@@ -91,19 +157,176 @@ def run(url, tmp):
     size = os.path.getsize(BIN)
 
     med = {k: statistics.median(v) for k, v in samples.items()}
-    rows = [
+    ratios = [
         ("apply all", med["ours_up"] / med["floor_up"], 1.05),
         ("no-op re-run", med["ours_noop"] / med["floor_noop"], 1.0),
         ("rollback all", med["ours_down"] / med["floor_down"], None),
     ]
     print(f"\ncrdb-migrate vs psql floor, N={N}, {ROUNDS} interleaved rounds (medians)")
-    for name, ratio, target in rows:
+    for name, ratio, target in ratios:
         verdict = "" if target is None else ("  target <= %.2fx: %s" % (target, "met" if ratio <= target else "MISSED"))
         print(f"  {name:<14} {ratio:5.2f}x{verdict}")
     for k in ("up", "noop", "down"):
         print(f"  {k:<5} ours {med['ours_' + k] * 1000:7.1f} ms   floor {med['floor_' + k] * 1000:7.1f} ms")
     print(f"  peak RSS apply {rss_kib / 1024:.1f} MiB, no-op {rss_noop_kib / 1024:.1f} MiB  target <= 6 MiB: {'met' if max(rss_kib, rss_noop_kib) <= 6 * 1024 else 'MISSED'}")
     print(f"  stripped release binary {size / 1048576:.2f} MiB  target <= 6 MiB: {'met' if size <= 6 * 1048576 else 'MISSED'}")
+    rss = max(rss_kib, rss_noop_kib)
+    return [
+        Row(f"apply N={N} loopback vs floor", f"{ratios[0][1]:.2f}x", "<= 1.05x", ratios[0][1] <= 1.05),
+        Row(f"no-op N={N} loopback vs floor", f"{ratios[1][1]:.2f}x", "<= 1.0x", ratios[1][1] <= 1.0),
+        Row(f"rollback N={N} loopback vs floor", f"{ratios[2][1]:.2f}x"),
+        Row("peak RSS (apply, no-op)", f"{rss_kib / 1024:.1f}, {rss_noop_kib / 1024:.1f} MiB", "<= 6 MiB", rss <= 6 * 1024),
+        Row("stripped release binary", f"{size / 1048576:.2f} MiB", "<= 6 MiB", size <= 6 * 1048576),
+    ]
+
+
+class LatencyProxy:
+    """scripts/latency_proxy.py as a child process, driven over its stdin/stdout."""
+
+    def __init__(self, upstream_port, delay_ms):
+        self.p = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "scripts", "latency_proxy.py"), "--upstream",
+             f"127.0.0.1:{upstream_port}", "--delay-ms", str(delay_ms), "--max-seconds", "900"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.port = json.loads(self.p.stdout.readline())["listen"]
+
+    def ask(self, cmd):
+        self.p.stdin.write(cmd + "\n")
+        self.p.stdin.flush()
+        line = self.p.stdout.readline()
+        if not line:
+            raise RuntimeError(f"latency proxy exited (rc {self.p.poll()})")
+        return json.loads(line)
+
+    def settled(self, deadline_s=10.0):
+        """Stats once every connection of the finished run has closed (bounded wait)."""
+        end = time.monotonic() + deadline_s
+        while True:
+            s = self.ask("stats")
+            if s["open"] == 0 or time.monotonic() > end:
+                return s
+            time.sleep(0.02)
+
+    def measure(self, fn):
+        """Runs fn through the proxy: (wall seconds, stats of its connections)."""
+        self.ask("reset")
+        dt = timed(fn)
+        return dt, self.settled()
+
+    def close(self):
+        try:
+            self.ask("quit")
+        except (BrokenPipeError, RuntimeError):
+            pass
+        try:
+            self.p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+
+
+def network(db, tmp):
+    if NET_N < 2:
+        raise SystemExit("BENCH_NET_N must be at least 2 (round trips come from an N and an N/2 run)")
+    half = NET_N // 2
+    migs = {n: write_migrations(os.path.join(tmp, f"net_migrations_{n}"), n) for n in (NET_N, half)}
+    upstream_port = int(db.url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+    proxy = LatencyProxy(upstream_port, NET_DELAY_MS)
+    try:
+        return network_runs(db, proxy, migs, half)
+    finally:
+        proxy.close()
+
+
+def network_runs(db, proxy, migs, half):
+    def floor_sql(n):
+        # One line per migration: psql sends it as one simple query, so one flight and one commit.
+        return LEDGER + "".join(
+            f"BEGIN \\; CREATE TABLE t_{i} (id INT PRIMARY KEY, v TEXT) \\; "
+            f"INSERT INTO _migrations (version, description, checksum) VALUES ({i}, 't {i}', '{'0' * 64}') \\; COMMIT;\n"
+            for i in range(1, n + 1))
+
+    # A long lease TTL keeps heartbeats (every TTL/3) out of the flight counts.
+    def ours(n, db_url, *args):
+        e = env_for(migs[n], DATABASE_URL=via(db_url, proxy.port), MIGRATE_LEASE_TTL="300s")
+        return lambda: sh([BIN, *args], env=e)
+
+    res = {k: [] for k in ("floor", "floor_half", "ours", "ours_half")}
+    flights = {k: [] for k in res}
+    stats = {}
+    rtt = 2 * NET_DELAY_MS
+    for r in range(NET_ROUNDS):
+        for key, n, who in (("floor", NET_N, "floor"), ("ours", NET_N, "ours"),
+                            ("floor_half", half, "floor"), ("ours_half", half, "ours")):
+            url = db.fresh(f"net_{who}")
+            fn = (lambda u=url, n=n: psql(via(u, proxy.port), floor_sql(n))) if who == "floor" else ours(n, url, "migrate")
+            dt, s = proxy.measure(fn)
+            res[key].append(dt)
+            flights[key].append(s["flights"])
+            stats[key] = s
+            if key == "ours":
+                noop_dt, noop = proxy.measure(ours(n, url, "migrate"))
+        print(f"net round {r + 1}/{NET_ROUNDS} ({rtt:g} ms RTT): " + ", ".join(
+            f"{k}={res[k][-1] * 1000:.0f}ms/{flights[k][-1]} flights" for k in res), flush=True)
+
+    med = {k: statistics.median(v) for k, v in res.items()}
+    fl = {k: statistics.median(v) for k, v in flights.items()}
+    span = NET_N - half
+    per_ours = (fl["ours"] - fl["ours_half"]) / span
+    per_floor = (fl["floor"] - fl["floor_half"]) / span
+    fixed_ours = fl["ours"] - NET_N * per_ours
+    fixed_floor = fl["floor"] - NET_N * per_floor
+    ratio = med["ours"] / med["floor"]
+    o = stats["ours"]
+    noop_after_connect = noop["flights"] - noop["connect_flights"]
+    print(f"\nthrough a {rtt:g} ms round trip, N={NET_N} (and N={half}), {NET_ROUNDS} interleaved rounds (medians)")
+    print(f"  apply ours {med['ours'] * 1000:7.0f} ms   floor {med['floor'] * 1000:7.0f} ms   ratio {ratio:.2f}x")
+    print(f"  round trips per migration: ours {per_ours:.2f}, floor {per_floor:.2f}")
+    print(f"  fixed round trips: ours {fixed_ours:.1f} over {o['connections']} connections "
+          f"({o['connect_flights']} of them connection startup), floor {fixed_floor:.1f}")
+    print(f"  per connection (ours, N={NET_N}): " + ", ".join(
+        f"#{c['id']}: {c['flights']} flights, {c['connect_flights']} to connect" for c in o["per_connection"]))
+    print(f"  no-op re-run {noop_dt * 1000:.0f} ms: {noop['flights']} flights over {noop['connections']} "
+          f"connection(s), {noop_after_connect} after connecting")
+    return [
+        Row(f"apply N={NET_N} at {rtt:g} ms RTT vs floor", f"{ratio:.2f}x", "<= 1.15x", ratio <= 1.15),
+        Row("  floor round trips per migration (check)", f"{per_floor:.2f}", "= 1", abs(per_floor - 1) < 0.05),
+        Row("round trips per transactional migration", f"{per_ours:.2f}", "<= 1", per_ours <= 1.0 + 1e-9),
+        Row("fixed round trips, run with work", f"{fixed_ours:.0f}", "<= 8", fixed_ours <= 8 + 1e-9),
+        Row("no-op round trips after connecting", f"{noop_after_connect}", "<= 3", noop_after_connect <= 3),
+    ]
+
+
+def cpu_seconds(args, env):
+    """CPU time (user + system) of one child process, from its own resource usage."""
+    p = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = p.stderr.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited {p.returncode}: {err.decode(errors='replace')[-2000:]}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def scale(db, tmp):
+    cpu = {}
+    for n in SCALE:
+        mig = write_migrations(os.path.join(tmp, f"scale_{n}"), n)
+        plan_env = env_for(mig, DATABASE_URL=db.fresh(f"plan{n}"))
+        verify_env = env_for(mig)
+        cpu[("verify", n)] = statistics.median(cpu_seconds([BIN, "verify"], verify_env) for _ in range(ROUNDS))
+        cpu[("plan", n)] = statistics.median(cpu_seconds([BIN, "plan"], plan_env) for _ in range(ROUNDS))
+    small, large = SCALE[0], SCALE[-1]
+    bound = 11.0 * large / small / 10.0  # "10k costs at most about 11x 1k", scaled to other sizes
+    print(f"\nscale: CPU seconds of the process (median of {ROUNDS})")
+    rows = []
+    for cmd in ("verify", "plan"):
+        print(f"  {cmd:<6} " + ", ".join(f"{n} files {cpu[(cmd, n)]:.3f} s" for n in SCALE))
+        ratio = cpu[(cmd, large)] / max(cpu[(cmd, small)], 1e-6)
+        rows.append(Row(f"{cmd} CPU, {large} files vs {small}",
+                        f"{ratio:.1f}x ({cpu[(cmd, small)]:.3f} -> {cpu[(cmd, large)]:.3f} s)",
+                        f"<= {bound:g}x", ratio <= bound))
+    return rows
 
 
 if __name__ == "__main__":
