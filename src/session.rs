@@ -101,13 +101,18 @@ async fn attempt(
         lease::try_acquire(client, t, holder, ttl_ms),
         client.simple_query(&read_sql)
     );
-    if let Err(e) = set_up {
-        return Err(Error::db(
-            format!("creating {} and {}", t.ledger(), t.lease()),
-            e,
-        ));
-    }
-    let token = acquired?;
+    // When the acquisition worked, the tables are there, whatever the setup met (a peer
+    // creating them at the same moment): the lease is ours and must not be taken twice.
+    let token = match (acquired, set_up) {
+        (Ok(Some(token)), _) => Some(token),
+        (_, Err(e)) => {
+            return Err(Error::db(
+                format!("creating {} and {}", t.ledger(), t.lease()),
+                e,
+            ));
+        }
+        (acquired, Ok(())) => acquired?,
+    };
     // A seed-made ledger lacks our columns: the caller adopts it and reads it again.
     let rows = match read {
         Ok(msgs) => Some(ledger::parse_rows(&msgs)?),
@@ -154,7 +159,15 @@ pub async fn acquire(
                         sleep_or_cancel(delay, cancel).await?;
                         continue;
                     }
-                    None => return Err(e),
+                    None => {
+                        tracing::warn!(
+                            event = events::SETUP_RACE,
+                            what = "creating the bookkeeping tables",
+                            sqlstate = e.sqlstate().unwrap_or(""),
+                            "the conflict outlasted every re-check: not a race with a peer"
+                        );
+                        return Err(e);
+                    }
                 }
             }
             Err(e) => return Err(e),
