@@ -169,12 +169,19 @@ impl Migrator {
             self.config.lease_ttl,
             self.config.environment.as_deref().unwrap_or(""),
         );
-        let (pid, rows) = match rows {
-            Some(rows) => (prepared.await?, rows),
+        // The session settings and the ledger statements go in one flight; a seed-made ledger
+        // is adopted first (the statements name our columns).
+        let (pid, rows, applier) = match rows {
+            Some(rows) => {
+                let statements = Applier::new(client, &self.tables, lease, &self.cancel);
+                let (pid, applier) = tokio::join!(prepared, statements);
+                (pid?, rows, applier?)
+            }
             None => {
                 let (pid, ledger) =
                     tokio::join!(prepared, ledger::read_adopted(client, &self.tables));
-                (pid?, ledger?.rows)
+                let applier = Applier::new(client, &self.tables, lease, &self.cancel).await?;
+                (pid?, ledger?.rows, applier)
             }
         };
         pid_out.set(Some(pid));
@@ -193,9 +200,7 @@ impl Migrator {
             let tables = jobs::words_of_steps(&plan);
             jobs::at_start(client, &tables, self.config.job_wait_timeout, &self.cancel).await?;
         }
-        let applier = Applier::new(client, &self.tables, lease, &self.cancel)
-            .await?
-            .with_progress(info.flavour, pid, self.config.progress_interval);
+        let applier = applier.with_progress(info.flavour, pid, self.config.progress_interval);
         let result = match applier.run(&plan, &self.progress).await {
             Err(e) if may_be_fenced_off(&e) => Err(fenced_off_or(lease, e).await),
             r => r,
