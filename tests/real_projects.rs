@@ -907,3 +907,80 @@ fn status_with_a_bad_file_shows_the_database_and_the_problem() {
         "{v:#}"
     );
 }
+
+/// Real files: CRLF line endings, a byte-order mark, non-ASCII text before the error (the
+/// server's position counts characters), in both transaction modes and both sections.
+#[test]
+fn statement_lines_survive_crlf_bom_and_non_ascii() {
+    // CRLF: the undo statement on line 7 fails.
+    let db = fresh_db("lines_crlf");
+    let dir = dir_with(&[(
+        "1_crlf.sql",
+        b"CREATE TABLE c1 (id INT);\r\n-- @UNDO\r\n-- undo comment\r\nDROP TABLE c1;\r\n\r\n-- next fails\r\nDROP TABLE no_such_table;\r\n",
+    )]);
+    crdb(&db, dir.path(), &["migrate"]).expect_code(0);
+    let out = crdb(&db, dir.path(), &["rollback"]);
+    out.expect_code(30);
+    names_statement(&out, 2, 2, "undo", 7);
+
+    // A BOM and non-ASCII text before the error position, on the statement's 4th line.
+    let db = fresh_db("lines_bom");
+    let dir = dir_with(&[(
+        "1_bom.sql",
+        "\u{feff}-- café ☕\nCREATE TABLE b1 (name TEXT);\nINSERT INTO b1 (name)\nSELECT 'crème brûlée — ünïcödé'\n  || 'ß'\n  || 'ø'\n  || no_such_column\nFROM b1;\n"
+            .as_bytes(),
+    )]);
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(30);
+    names_statement(&out, 2, 2, "forward", 7);
+
+    // The same position mapping in a no-transaction undo (second statement: dirty, 31).
+    let db = fresh_db("lines_nt_pos");
+    let dir = dir_with(&[(
+        "1_nt_pos.sql",
+        "-- @NO_TRANSACTION\nCREATE TABLE p2 (id INT);\n-- @UNDO\nDROP INDEX IF EXISTS p2_idx;\nSELECT 'é',\n  'ü',\n  no_such_column\nFROM p2;\n"
+            .as_bytes(),
+    )]);
+    crdb(&db, dir.path(), &["migrate"]).expect_code(0);
+    let out = crdb(&db, dir.path(), &["rollback"]);
+    out.expect_code(31);
+    names_statement(&out, 2, 2, "undo", 7);
+}
+
+/// A history table with nothing applied is not an existing project: goose's own version-0 row,
+/// golang-migrate's table before its first migration. `migrate` goes ahead; `baseline --from`
+/// the wrong tool (dbmate on golang-migrate's table, which shares its name) says so.
+#[test]
+fn empty_foreign_histories_do_not_block_and_the_wrong_tool_is_named() {
+    let db = fresh_db("empty_foreign");
+    psql(&db.url, CASES[2].create); // goose: only the version-0 row
+    psql(&db.url, CASES[0].create); // golang-migrate: no row yet
+    let (_keep, dir, _) = import_fixture("golang-migrate");
+    let out = crdb(&db, &dir, &["migrate"]);
+    out.expect_code(0);
+    assert_eq!(out.events_named("migration.applied").len(), 2);
+
+    let db = fresh_db("wrong_tool");
+    psql(&db.url, CASES[0].create);
+    psql(&db.url, CASES[0].applied);
+    let out = crdb(&db, &dir, &["baseline", "--from", "dbmate"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .contains("schema_migrations is golang-migrate's history")
+            && out.stderr.contains("`baseline --from golang-migrate`"),
+        "{}",
+        out.stderr
+    );
+    assert!(versions(&db).is_empty());
+    // No history at all: said plainly.
+    let db = fresh_db("no_history");
+    let out = crdb(&db, &dir, &["baseline", "--from", "flyway"]);
+    assert_ne!(out.code, 0);
+    assert!(
+        out.stderr
+            .contains("there is no flyway_schema_history table"),
+        "{}",
+        out.stderr
+    );
+}
