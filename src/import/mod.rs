@@ -149,7 +149,8 @@ impl std::str::FromStr for Tool {
 /// One migration written by [`import`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Imported {
-    /// The source file(s): the up file first, then the down file and any settings file.
+    /// The source file(s), relative to the source directory (as in the mapping file): the up
+    /// file first, then the down file and any settings file.
     pub from: Vec<PathBuf>,
     /// The file written.
     pub to: PathBuf,
@@ -160,15 +161,20 @@ pub struct Imported {
 }
 
 impl fmt::Display for Imported {
-    /// `a.up.sql + a.down.sql -> 1_a.sql` (file names only).
+    /// `a.up.sql + a.down.sql -> 1_a.sql`: the sources relative to the source directory (so
+    /// Diesel's `<ts>_<name>/up.sql` keeps its directory), the written file by name.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let name = |p: &Path| {
-            p.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        };
-        let from: Vec<String> = self.from.iter().map(|p| name(p)).collect();
-        write!(f, "{} -> {}", from.join(" + "), name(&self.to))
+        let from: Vec<String> = self
+            .from
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect();
+        let to = self
+            .to
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        write!(f, "{} -> {to}", from.join(" + "))
     }
 }
 
@@ -473,7 +479,11 @@ pub fn import(
     Ok(planned
         .into_iter()
         .map(|(to, _, f, version)| Imported {
-            from: f.from.clone(),
+            from: f
+                .from
+                .iter()
+                .map(|p| p.strip_prefix(src).unwrap_or(p).to_path_buf())
+                .collect(),
             to,
             version,
             original_version: f.original.clone(),
@@ -697,9 +707,17 @@ fn sniff(path: &Path) -> Option<Tool> {
 pub fn layout_hint(dir: &Path) -> Option<String> {
     let tool = detect(dir)?;
     let d = dir.display();
+    // sqlx and pop (without dialect variants) write golang-migrate's layout: which tool it was
+    // matters for `baseline --from`, which reads the mapping the import wrote for one tool.
+    let shared = if tool == Tool::GolangMigrate {
+        " (sqlx and pop share it: import with `--from sqlx` or `--from pop` instead when that \
+         tool manages the database, so `baseline --from` can read its history)"
+    } else {
+        ""
+    };
     Some(format!(
         "{d} is in {tool}'s layout, not crdb-migrate's; convert it with \
-         `crdb-migrate import --from {tool} {d} --into NEWDIR`"
+         `crdb-migrate import --from {tool} {d} --into NEWDIR`{shared}"
     ))
 }
 
