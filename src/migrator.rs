@@ -257,7 +257,8 @@ impl Migrator {
                     self.allow(),
                 )?;
                 if !plan.steps.is_empty() {
-                    self.check_foreign_history(&client, &ledger.rows).await?;
+                    self.check_foreign_history(&client, &ledger.rows, None)
+                        .await?;
                 }
                 Ok(plan)
             }
@@ -271,13 +272,17 @@ impl Migrator {
         &self,
         client: &Client,
         rows: &[AppliedRow],
+        present: Option<&[String]>,
     ) -> Result<()> {
         if !rows.is_empty() || self.config.ignore_foreign_history {
             return Ok(());
         }
-        let found = crate::import::history::any_foreign_history(client)
-            .await
-            .map_err(|e| Error::db("looking for another tool's history table", e))?;
+        let history = crate::import::history::any_foreign_history_among;
+        let found = match present {
+            Some(p) => history(client, p).await,
+            None => crate::import::history::any_foreign_history(client).await,
+        };
+        let found = found.map_err(|e| Error::db("looking for another tool's history table", e))?;
         match found {
             Some((tool, table, rows)) => Err(Error::Disagreement(vec![
                 crate::refusal::Disagreement::ForeignHistory {

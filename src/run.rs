@@ -34,11 +34,20 @@ impl Migrator {
         let wait = self.config.wait_timeout;
         let side = tokio::spawn(async move { connect::wait_and_connect_side(&url, wait).await });
         let side = AbortOnDrop(Some(side));
-        let ledger = ledger::read(&client, &self.tables).await?;
+        // Which other tools' history tables exist is asked in the same flight, for the check
+        // that a first run does not re-run a project another tool manages.
+        let (ledger, foreign) = tokio::join!(
+            ledger::read(&client, &self.tables),
+            crate::import::history::existing_tables(&client)
+        );
+        let ledger = ledger?;
         self.progress.at(ledger.current());
         let first = make_plan(set, &ledger.rows);
         if first.as_ref().is_ok_and(|p| !p.steps.is_empty()) {
-            self.check_foreign_history(&client, &ledger.rows).await?;
+            let present =
+                foreign.map_err(|e| Error::db("looking for other tools' history tables", e))?;
+            self.check_foreign_history(&client, &ledger.rows, Some(&present))
+                .await?;
         }
         match first {
             Ok(first) if first.steps.is_empty() => {

@@ -246,7 +246,8 @@ pub fn existing_tables_sql() -> String {
     )
 }
 
-async fn existing_tables(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
+/// Which of the tools' history tables exist in the search path (one round trip).
+pub async fn existing_tables(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
     let msgs = client.simple_query(&existing_tables_sql()).await?;
     Ok(msgs
         .iter()
@@ -267,6 +268,15 @@ pub async fn any_foreign_history(
     client: &Client,
 ) -> Result<Option<(Tool, String, usize)>, tokio_postgres::Error> {
     let present = existing_tables(client).await?;
+    any_foreign_history_among(client, &present).await
+}
+
+/// [`any_foreign_history`], given which history tables exist (from [`existing_tables`], which
+/// a caller can pipeline with its own first query).
+pub async fn any_foreign_history_among(
+    client: &Client,
+    present: &[String],
+) -> Result<Option<(Tool, String, usize)>, tokio_postgres::Error> {
     for tool in Tool::ALL {
         if !present.iter().any(|t| t == table_of(tool)) {
             continue;
