@@ -91,4 +91,3 @@ pub(super) fn parse_host(spec: &str) -> Result<Host, ConnectError> {
     }
     Ok(Host::Tcp { host, port })
 }
-

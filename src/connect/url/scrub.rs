@@ -42,4 +42,3 @@ pub(super) fn scrub_parse_error(url: &str, e: ConnectError) -> ConnectError {
         other => other,
     }
 }
-

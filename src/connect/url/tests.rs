@@ -192,9 +192,8 @@ fn empty_paths_and_fragments_refused() {
 
 #[test]
 fn redacted_hides_password() {
-    let p =
-        parse("postgresql://u:topsecret@[::1]:5432,h2/db?sslmode=require&options=-c%20x%3D1")
-            .unwrap();
+    let p = parse("postgresql://u:topsecret@[::1]:5432,h2/db?sslmode=require&options=-c%20x%3D1")
+        .unwrap();
     let r = p.redacted();
     assert!(!r.contains("topsecret"), "{r}");
     assert!(
