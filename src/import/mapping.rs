@@ -1,10 +1,10 @@
-//! The mapping file ([`super::MAPPING_FILE`]) read back: which tool, and which original version
-//! became which version here.
+//! The mapping file ([`super::MAPPING_FILE`]), written by an import and read back: which tool,
+//! and which original version became which version here.
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::{MAPPING_FILE, Tool, canonical_version};
+use super::{Foreign, MAPPING_FILE, Tool, canonical_version};
 
 /// What a mapping file says.
 pub(crate) struct Mapping {
@@ -52,4 +52,31 @@ pub(crate) fn read_mapping(dir: &Path) -> Result<Option<Mapping>, String> {
     }
     let tool = tool.ok_or_else(|| format!("{}: no `tool` line", path.display()))?;
     Ok(Some(Mapping { tool, rows }))
+}
+
+/// The mapping file's text for `rows` (each migration with the version written for it, in
+/// version order); source paths are written relative to `src`.
+pub(super) fn mapping_text(tool: Tool, src: &Path, rows: &[(&Foreign, i64)]) -> String {
+    let mut mapping = format!(
+        "# crdb-migrate import mapping, format 1\ntool\t{tool}\noriginal_version\tversion\tfrom\n"
+    );
+    for (f, version) in rows {
+        let from: Vec<String> = f
+            .from
+            .iter()
+            .map(|p| {
+                p.strip_prefix(src)
+                    .unwrap_or(p)
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        mapping.push_str(&format!(
+            "{}\t{}\t{}\n",
+            f.original,
+            version,
+            from.join(" + ")
+        ));
+    }
+    mapping
 }

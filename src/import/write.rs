@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::convert::{render, unwrap_transaction};
+use super::mapping::mapping_text;
 use super::{Foreign, ImportProblem, Imported, MAPPING_FILE, Tool, formats, problem};
 use crate::source;
 
@@ -20,6 +21,68 @@ pub fn import(
     into: &Path,
     dialect: Option<&str>,
 ) -> Result<Vec<Imported>, Vec<ImportProblem>> {
+    check_directories(src, into)?;
+    let (mut foreign, mut problems) = formats::read(tool, src, dialect)?;
+    foreign.sort_by(|a, b| a.order.cmp(&b.order).then(a.from.cmp(&b.from)));
+    duplicate_versions(tool, &foreign, &mut problems);
+    for f in foreign.iter_mut().filter(|f| !f.no_transaction) {
+        unwrap_transaction(&mut f.up);
+        if let Some(down) = &mut f.down {
+            unwrap_transaction(down);
+        }
+    }
+    let versions = assign_versions(&foreign);
+
+    // Render and check every file before writing anything.
+    let planned: Vec<Planned<'_>> = foreign
+        .iter()
+        .zip(&versions)
+        .map(|(f, &version)| plan_one(f, version, into, &mut problems))
+        .collect();
+    let mapping_path = into.join(MAPPING_FILE);
+    if std::fs::symlink_metadata(&mapping_path).is_ok() {
+        problems.push(exists(&mapping_path));
+    }
+    if !problems.is_empty() {
+        problems.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
+        problems.dedup();
+        return Err(problems);
+    }
+    if let Err(e) = std::fs::create_dir_all(into) {
+        return Err(vec![problem(
+            into,
+            None,
+            format!("cannot create the directory: {e}"),
+        )]);
+    }
+    let rows: Vec<(&Foreign, i64)> = planned.iter().map(|p| (p.foreign, p.version)).collect();
+    let mapping = mapping_text(tool, src, &rows);
+    let files = planned
+        .iter()
+        .map(|p| (p.to.clone(), p.body.as_str()))
+        .chain(std::iter::once((mapping_path, mapping.as_str())));
+    write_all(files)?;
+    Ok(planned
+        .into_iter()
+        .map(|p| Imported {
+            from: p.foreign.from.clone(),
+            to: p.to,
+            version: p.version,
+            original_version: p.foreign.original.clone(),
+        })
+        .collect())
+}
+
+/// One file to write: where, what, for which migration and version.
+struct Planned<'a> {
+    to: PathBuf,
+    body: String,
+    foreign: &'a Foreign,
+    version: i64,
+}
+
+/// `src` must be a readable directory, and `into` must not be the same directory.
+fn check_directories(src: &Path, into: &Path) -> Result<(), Vec<ImportProblem>> {
     match std::fs::metadata(src) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => return Err(vec![problem(src, None, "is not a directory")]),
@@ -40,11 +103,13 @@ pub fn import(
             "is the source directory; import into a new directory (`--into NEWDIR`)",
         )]);
     }
-    let (mut foreign, mut problems) = formats::read(tool, src, dialect)?;
-    foreign.sort_by(|a, b| a.order.cmp(&b.order).then(a.from.cmp(&b.from)));
-    // Two migrations for one version.
+    Ok(())
+}
+
+/// Two migrations for one version (`foreign` sorted in the tool's order): the later is a problem.
+fn duplicate_versions(tool: Tool, foreign: &[Foreign], problems: &mut Vec<ImportProblem>) {
     let mut seen: BTreeMap<&str, &Foreign> = BTreeMap::new();
-    for f in &foreign {
+    for f in foreign {
         if let Some(first) = seen.insert(&f.original, f) {
             problems.push(problem(
                 &f.from[0],
@@ -57,92 +122,60 @@ pub fn import(
             ));
         }
     }
-    for f in foreign.iter_mut().filter(|f| !f.no_transaction) {
-        unwrap_transaction(&mut f.up);
-        if let Some(down) = &mut f.down {
-            unwrap_transaction(down);
-        }
-    }
-    let versions = assign_versions(&foreign);
+}
 
-    // Render and check every file before writing anything.
-    let mut planned: Vec<(PathBuf, String, &Foreign, i64)> = Vec::new();
-    for (f, &version) in foreign.iter().zip(&versions) {
-        let slug = source::slugify(&f.name).unwrap_or_else(|| "imported".to_string());
-        let to = into.join(source::file_name(version, &slug));
-        let (body, origins) = render(f);
-        if let Err(found) = source::parse(&to, body.as_bytes()) {
-            for p in found {
-                // An empty forward section is a valid no-op forward (issue 10, item 1).
-                if p.message.starts_with("has no forward SQL statement") {
-                    continue;
-                }
-                let origin = p.line.and_then(|l| origins.get(l - 1).cloned().flatten());
-                problems.push(match origin {
-                    Some((path, line)) => problem(&path, Some(line), p.message),
-                    None => problem(
-                        &f.from[0],
-                        None,
-                        format!("the converted file would not load: {}", p),
-                    ),
-                });
+/// Renders `f` as `version` in `into` and checks it with the loader's parser; what would not
+/// load is reported at the source line it came from, as is a target file that already exists.
+fn plan_one<'a>(
+    f: &'a Foreign,
+    version: i64,
+    into: &Path,
+    problems: &mut Vec<ImportProblem>,
+) -> Planned<'a> {
+    let slug = source::slugify(&f.name).unwrap_or_else(|| "imported".to_string());
+    let to = into.join(source::file_name(version, &slug));
+    let (body, origins) = render(f);
+    if let Err(found) = source::parse(&to, body.as_bytes()) {
+        for p in found {
+            // An empty forward section is a valid no-op forward (issue 10, item 1).
+            if p.message.starts_with("has no forward SQL statement") {
+                continue;
             }
+            let origin = p.line.and_then(|l| origins.get(l - 1).cloned().flatten());
+            problems.push(match origin {
+                Some((path, line)) => problem(&path, Some(line), p.message),
+                None => problem(
+                    &f.from[0],
+                    None,
+                    format!("the converted file would not load: {}", p),
+                ),
+            });
         }
-        if std::fs::symlink_metadata(&to).is_ok() {
-            problems.push(problem(
-                &to,
-                None,
-                "already exists; import never overwrites, choose an empty `--into` directory",
-            ));
-        }
-        planned.push((to, body, f, version));
     }
-    let mapping_path = into.join(MAPPING_FILE);
-    if std::fs::symlink_metadata(&mapping_path).is_ok() {
-        problems.push(problem(
-            &mapping_path,
-            None,
-            "already exists; import never overwrites, choose an empty `--into` directory",
-        ));
+    if std::fs::symlink_metadata(&to).is_ok() {
+        problems.push(exists(&to));
     }
-    if !problems.is_empty() {
-        problems.sort_by(|a, b| (&a.path, a.line).cmp(&(&b.path, b.line)));
-        problems.dedup();
-        return Err(problems);
+    Planned {
+        to,
+        body,
+        foreign: f,
+        version,
     }
-    if let Err(e) = std::fs::create_dir_all(into) {
-        return Err(vec![problem(
-            into,
-            None,
-            format!("cannot create the directory: {e}"),
-        )]);
-    }
-    let mut mapping = format!(
-        "# crdb-migrate import mapping, format 1\ntool\t{tool}\noriginal_version\tversion\tfrom\n"
-    );
-    for (_, _, f, version) in &planned {
-        let from: Vec<String> = f
-            .from
-            .iter()
-            .map(|p| {
-                p.strip_prefix(src)
-                    .unwrap_or(p)
-                    .to_string_lossy()
-                    .into_owned()
-            })
-            .collect();
-        mapping.push_str(&format!(
-            "{}\t{}\t{}\n",
-            f.original,
-            version,
-            from.join(" + ")
-        ));
-    }
+}
+
+fn exists(path: &Path) -> ImportProblem {
+    problem(
+        path,
+        None,
+        "already exists; import never overwrites, choose an empty `--into` directory",
+    )
+}
+
+/// Writes every file new; on a failure removes the ones written before it.
+fn write_all<'a>(
+    files: impl Iterator<Item = (PathBuf, &'a str)>,
+) -> Result<(), Vec<ImportProblem>> {
     let mut written: Vec<PathBuf> = Vec::new();
-    let files = planned
-        .iter()
-        .map(|(to, body, _, _)| (to.clone(), body.as_str()))
-        .chain(std::iter::once((mapping_path, mapping.as_str())));
     for (to, body) in files {
         if let Err(e) = write_new(&to, body) {
             for w in &written {
@@ -156,15 +189,7 @@ pub fn import(
         }
         written.push(to);
     }
-    Ok(planned
-        .into_iter()
-        .map(|(to, _, f, version)| Imported {
-            from: f.from.clone(),
-            to,
-            version,
-            original_version: f.original.clone(),
-        })
-        .collect())
+    Ok(())
 }
 
 fn write_new(path: &Path, body: &str) -> std::io::Result<()> {

@@ -7,6 +7,9 @@ use super::pairs::{Candidate, Direction};
 use super::{file_name, read_text};
 use crate::import::{ImportProblem, Tool, canonical_version, lines_of, problem, version_key};
 
+/// What opens a Flyway placeholder (`${name}`).
+const PLACEHOLDER: &str = "${";
+
 /// What a Flyway file name is.
 pub(super) enum FlywayName<'a> {
     /// `V`/`U` + version + `__` + description.
@@ -90,7 +93,7 @@ pub(super) fn candidates(files: &[PathBuf], problems: &mut Vec<ImportProblem>) -
         };
         if let Some(text) = read_text(path, problems) {
             for l in lines_of(path, &text) {
-                if l.text.contains("${") {
+                if l.text.contains(PLACEHOLDER) {
                     problems.push(problem(
                         path,
                         Some(l.line),

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 pub(crate) use dbmate::dbmate_marker;
 pub(crate) use goose::goose_annotation;
 
-use super::{Foreign, ImportProblem, Tool, problem};
+use super::{Foreign, ImportProblem, Line, Tool, problem};
 use flyway::{FlywayName, flyway_name};
 use golang_migrate::golang_migrate_name;
 use pairs::pairs;
@@ -212,7 +212,31 @@ fn is_comment_or_blank(line: &str) -> bool {
     t.is_empty() || t.starts_with("--")
 }
 
-/// Which tool a (non-crdb-migrate) `.sql` file name belongs to, for [`super::detect`].
+/// The up and down sections of a one-file layout (goose, dbmate), filled line by line.
+#[derive(Default)]
+struct Sections {
+    up: Vec<Line>,
+    /// `Some` once the down marker was seen.
+    down: Option<Vec<Line>>,
+    /// The up marker was seen.
+    seen_up: bool,
+    no_transaction: bool,
+}
+
+impl Sections {
+    /// A line that is not a marker: into the down section once it began, else the up section.
+    /// Before the up marker only comments and blank lines may come (`before_up` otherwise).
+    fn push(&mut self, l: Line, before_up: &str, problems: &mut Vec<ImportProblem>) {
+        match (&mut self.down, self.seen_up) {
+            (Some(d), _) => d.push(l),
+            (None, true) => self.up.push(l),
+            (None, false) if is_comment_or_blank(l.content()) => self.up.push(l),
+            (None, false) => problems.push(problem(&l.path, Some(l.line), before_up)),
+        }
+    }
+}
+
+/// Which tool a (non-crdb-migrate) `.sql` file name belongs to, for [`super::detect()`].
 pub(crate) fn name_tool(name: &str) -> Option<Tool> {
     if let Some(m) = pop_name(name)
         && (m.dialect.is_some() || m.autocommit)

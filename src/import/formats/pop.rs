@@ -2,11 +2,14 @@
 //! dialect variant picked by `--dialect`; `.fizz` files and Go templates are refused.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::pairs::{Candidate, Direction};
 use super::{file_name, read_text};
 use crate::import::{ImportProblem, Tool, lines_of, problem, version_key};
+
+/// What opens a Go template action in pop's SQL files.
+const GO_TEMPLATE: &str = "{{";
 
 /// A pop file name: `^(\d+)_([^.]+)(\.[a-z0-9]+)?(\.autocommit)?\.(up|down)\.(sql|fizz)$`.
 pub(super) struct PopName<'a> {
@@ -84,53 +87,10 @@ pub(super) fn candidates(
         let Some(m) = pop_name(&file) else {
             continue;
         };
-        if m.fizz {
-            problems.push(problem(
-                path,
-                None,
-                "a fizz migration: fizz is pop's own language, translated per dialect when it \
-                 runs; write the SQL it produces as a `.sql` migration",
-            ));
+        let Some(specific) = variant(path, &m, dialect, problems) else {
             continue;
-        }
-        let file_dialect = match m.dialect.map(|d| (d, canonical_dialect(d))) {
-            None => None,
-            Some((_, Some(d))) => Some(d),
-            Some((d, None)) => {
-                problems.push(problem(
-                    path,
-                    None,
-                    format!("unsupported pop dialect `{d}`"),
-                ));
-                continue;
-            }
         };
-        let specific = match (file_dialect, dialect) {
-            (None, _) => false,
-            (Some(_), None) => {
-                problems.push(problem(
-                    path,
-                    None,
-                    "a dialect variant: pass `--dialect postgres` or `--dialect cockroach` to \
-                     pick the variants to import",
-                ));
-                continue;
-            }
-            (Some(f), Some(d)) if f == d => true,
-            (Some(_), Some(_)) => continue, // another database's variant
-        };
-        if let Some(text) = read_text(path, problems) {
-            for l in lines_of(path, &text) {
-                if l.text.contains("{{") {
-                    problems.push(problem(
-                        path,
-                        Some(l.line),
-                        "uses a Go template (`{{ ... }}`), which pop expands per dialect and \
-                         crdb-migrate does not; write the SQL for your database",
-                    ));
-                }
-            }
-        }
+        go_templates(path, problems);
         let c = Candidate {
             original: m.version.to_string(),
             order: version_key(Tool::Pop, m.version),
@@ -166,4 +126,66 @@ pub(super) fn candidates(
         }
     }
     chosen.into_values().map(|(_, c)| c).collect()
+}
+
+/// Whether `m` (the file at `path`) is imported with `--dialect` `dialect`: `Some(true)` for
+/// the dialect's own variant, `Some(false)` for a dialect-free file, `None` to leave it out
+/// (another database's variant, or a problem: fizz, an unknown dialect, no `--dialect`).
+fn variant(
+    path: &Path,
+    m: &PopName<'_>,
+    dialect: Option<&str>,
+    problems: &mut Vec<ImportProblem>,
+) -> Option<bool> {
+    if m.fizz {
+        problems.push(problem(
+            path,
+            None,
+            "a fizz migration: fizz is pop's own language, translated per dialect when it \
+             runs; write the SQL it produces as a `.sql` migration",
+        ));
+        return None;
+    }
+    let file_dialect = match m.dialect.map(|d| (d, canonical_dialect(d))) {
+        None => None,
+        Some((_, Some(d))) => Some(d),
+        Some((d, None)) => {
+            problems.push(problem(
+                path,
+                None,
+                format!("unsupported pop dialect `{d}`"),
+            ));
+            return None;
+        }
+    };
+    match (file_dialect, dialect) {
+        (None, _) => Some(false),
+        (Some(_), None) => {
+            problems.push(problem(
+                path,
+                None,
+                "a dialect variant: pass `--dialect postgres` or `--dialect cockroach` to \
+                 pick the variants to import",
+            ));
+            None
+        }
+        (Some(f), Some(d)) if f == d => Some(true),
+        (Some(_), Some(_)) => None, // another database's variant
+    }
+}
+
+/// Go template markers (`{{`) in the file at `path`: pop expands them, we cannot.
+fn go_templates(path: &Path, problems: &mut Vec<ImportProblem>) {
+    if let Some(text) = read_text(path, problems) {
+        for l in lines_of(path, &text) {
+            if l.text.contains(GO_TEMPLATE) {
+                problems.push(problem(
+                    path,
+                    Some(l.line),
+                    "uses a Go template (`{{ ... }}`), which pop expands per dialect and \
+                     crdb-migrate does not; write the SQL for your database",
+                ));
+            }
+        }
+    }
 }
