@@ -174,8 +174,12 @@ impl Migrator {
         self.progress.reset();
         let set = self.load()?;
         let target = target.or(self.config.target_version);
-        self.run_locked(&set, |set, rows| plan::up(set, rows, target, self.allow()))
-            .await?;
+        self.run_locked(&set, |set, rows| {
+            let plan = plan::up(set, rows, target, self.allow())?.in_phase(self.config.phase);
+            self.progress.waiting(plan.contract_waiting());
+            Ok(plan)
+        })
+        .await?;
         Ok(self.progress.snapshot())
     }
 
@@ -267,7 +271,8 @@ impl Migrator {
         }
         let applier = Applier::new(client, &self.tables, lease, &self.cancel)
             .await?
-            .with_progress(info.flavour, pid, self.config.progress_interval);
+            .with_progress(info.flavour, pid, self.config.progress_interval)
+            .with_settings(crate::apply::Settings::new(&self.config, info.flavour));
         let result = match applier.run(&plan, &self.progress).await {
             Err(e) if may_be_fenced_off(&e) => Err(fenced_off_or(lease, e).await),
             r => r,
@@ -348,7 +353,8 @@ impl Migrator {
                     &ledger.rows,
                     target.or(self.config.target_version),
                     self.allow(),
-                )?;
+                )?
+                .in_phase(self.config.phase);
                 if !plan.steps.is_empty() {
                     self.check_foreign_history(&client, &ledger.rows).await?;
                 }
