@@ -266,8 +266,12 @@ impl Config {
                 Duration::from_secs(600),
             )?,
             lock_timeout: optional_duration_var("MIGRATE_LOCK_TIMEOUT", env.migrate_lock_timeout)?,
-            lock_retries: var("MIGRATE_LOCK_RETRIES", env.migrate_lock_retries, parse_retries)?
-                .unwrap_or(DEFAULT_LOCK_RETRIES),
+            lock_retries: var(
+                "MIGRATE_LOCK_RETRIES",
+                env.migrate_lock_retries,
+                parse_retries,
+            )?
+            .unwrap_or(DEFAULT_LOCK_RETRIES),
             phase: var("MIGRATE_PHASE", env.migrate_phase, Phase::parse)?,
         })
     }

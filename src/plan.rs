@@ -575,7 +575,10 @@ mod tests {
         assert_eq!(Phase::parse("expand"), Ok(Phase::Expand));
         assert_eq!(Phase::parse(" Contract "), Ok(Phase::Contract));
         let e = Phase::parse("later").unwrap_err();
-        assert!(e.contains("expand or contract") && e.contains("later"), "{e}");
+        assert!(
+            e.contains("expand or contract") && e.contains("later"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -588,7 +591,8 @@ mod tests {
             contract(mig(4, true)),
             mig(5, true),
         ];
-        let p = up(&set, &[row(1)], None, Allow::default()).map(|p| p.in_phase(Some(Phase::Expand)));
+        let p =
+            up(&set, &[row(1)], None, Allow::default()).map(|p| p.in_phase(Some(Phase::Expand)));
         let p = p.ok();
         assert_eq!(p.as_ref().map(versions), Some(vec![2, 3]));
         assert_eq!(p.as_ref().map(|p| p.target), Some(3));
@@ -634,9 +638,14 @@ mod tests {
     #[test]
     fn a_rollback_is_never_cut_by_a_phase() {
         let set = vec![mig(1, true), contract(mig(2, true))];
-        let p = down(&set, &[row(1), row(2)], Rollback::Target(0), Allow::default())
-            .map(|p| p.in_phase(Some(Phase::Expand)))
-            .ok();
+        let p = down(
+            &set,
+            &[row(1), row(2)],
+            Rollback::Target(0),
+            Allow::default(),
+        )
+        .map(|p| p.in_phase(Some(Phase::Expand)))
+        .ok();
         assert_eq!(p.as_ref().map(versions), Some(vec![2, 1]));
         assert_eq!(p.as_ref().and_then(Plan::boundary), None);
     }

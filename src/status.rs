@@ -154,8 +154,14 @@ pub fn status_of(
     let b = plan::boundary(pending_files.iter().copied());
     let phase = PhaseStatus {
         boundary: b.first_contract,
-        expand: pending_files[..b.expand].iter().map(|m| m.version).collect(),
-        contract: pending_files[b.expand..].iter().map(|m| m.version).collect(),
+        expand: pending_files[..b.expand]
+            .iter()
+            .map(|m| m.version)
+            .collect(),
+        contract: pending_files[b.expand..]
+            .iter()
+            .map(|m| m.version)
+            .collect(),
     };
     Status {
         current_version: ledger.current(),

@@ -102,7 +102,8 @@ fn expand_stops_before_the_first_contract_migration_and_contract_finishes() {
     let text = crdb(&db, dir.path(), None, &["status"]);
     text.expect_code(0);
     assert!(
-        text.stdout.contains("phase boundary: version 3 is @CONTRACT")
+        text.stdout
+            .contains("phase boundary: version 3 is @CONTRACT")
             && text.stdout.contains("2 wait for MIGRATE_PHASE=contract"),
         "{}",
         text.stdout
@@ -143,7 +144,11 @@ fn plan_shows_the_boundary_and_unset_phase_applies_everything() {
         .iter()
         .position(|l| l.starts_with("--- phase boundary: 3 is @CONTRACT"))
         .unwrap_or_else(|| panic!("no boundary line\n{}", plan.stdout));
-    assert!(lines[boundary - 1].starts_with("apply 2 "), "{}", plan.stdout);
+    assert!(
+        lines[boundary - 1].starts_with("apply 2 "),
+        "{}",
+        plan.stdout
+    );
     assert!(
         lines[boundary + 1].starts_with("apply 3 ") && lines[boundary + 1].contains("[contract]"),
         "{}",
@@ -153,8 +158,12 @@ fn plan_shows_the_boundary_and_unset_phase_applies_everything() {
     let expand = crdb(&db, dir.path(), Some("expand"), &["plan"]);
     expand.expect_code(0);
     assert!(
-        expand.stdout.contains("target 2, 2 step(s) (MIGRATE_PHASE=expand)")
-            && expand.stdout.contains("2 migration(s) wait for MIGRATE_PHASE=contract"),
+        expand
+            .stdout
+            .contains("target 2, 2 step(s) (MIGRATE_PHASE=expand)")
+            && expand
+                .stdout
+                .contains("2 migration(s) wait for MIGRATE_PHASE=contract"),
         "{}",
         expand.stdout
     );

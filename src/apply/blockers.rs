@@ -18,20 +18,21 @@ pub(super) const MAX_BLOCKERS: i64 = 5;
 
 /// Granted locks of other sessions on relations named `$1` (lower-case names) in this
 /// database, one row per session (its strongest-looking lock first), oldest query first.
-pub(super) const BLOCKERS_SQL: &str = "\
-SELECT pid, application_name, state, query_start, query, relation, mode FROM (\
- SELECT DISTINCT ON (a.pid) a.pid, coalesce(a.application_name, '') AS application_name,\
- coalesce(a.state, '') AS state,\
- to_char(a.query_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS query_start,\
- coalesce(a.query, '') AS query, c.relname::text AS relation, l.mode, a.query_start AS started\
- FROM pg_locks l\
- JOIN pg_class c ON c.oid = l.relation\
- JOIN pg_stat_activity a ON a.pid = l.pid\
- WHERE l.granted AND l.pid <> pg_backend_pid()\
- AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())\
- AND lower(c.relname::text) = ANY($1::text[])\
- ORDER BY a.pid, l.mode = 'AccessShareLock', l.mode\
-) b ORDER BY started NULLS LAST, pid LIMIT $2";
+pub(super) const BLOCKERS_SQL: &str = concat!(
+    "SELECT pid, application_name, state, query_start, query, relation, mode FROM (",
+    " SELECT DISTINCT ON (a.pid) a.pid, coalesce(a.application_name, '') AS application_name,",
+    " coalesce(a.state, '') AS state,",
+    " to_char(a.query_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS query_start,",
+    " coalesce(a.query, '') AS query, c.relname::text AS relation, l.mode, a.query_start AS started",
+    " FROM pg_locks l",
+    " JOIN pg_class c ON c.oid = l.relation",
+    " JOIN pg_stat_activity a ON a.pid = l.pid",
+    " WHERE l.granted AND l.pid <> pg_backend_pid()",
+    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    " AND lower(c.relname::text) = ANY($1::text[])",
+    " ORDER BY a.pid, l.mode = 'AccessShareLock', l.mode",
+    ") b ORDER BY started NULLS LAST, pid LIMIT $2"
+);
 
 /// A session holding a lock the migration waited for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +80,11 @@ pub(super) fn describe(blockers: &[Blocker]) -> String {
 
 /// The sessions holding locks on `relations`; empty on CockroachDB, when nothing is named, or
 /// when the lookup fails or takes longer than [`LOOKUP_TIMEOUT`].
-pub(super) async fn find(client: &Client, flavour: Flavour, relations: Vec<String>) -> Vec<Blocker> {
+pub(super) async fn find(
+    client: &Client,
+    flavour: Flavour,
+    relations: Vec<String>,
+) -> Vec<Blocker> {
     if flavour != Flavour::PostgreSQL || relations.is_empty() {
         return Vec::new();
     }
@@ -88,7 +93,7 @@ pub(super) async fn find(client: &Client, flavour: Flavour, relations: Vec<Strin
     let rows = match tokio::time::timeout(LOOKUP_TIMEOUT, query).await {
         Ok(Ok(rows)) => rows,
         Ok(Err(e)) => {
-            tracing::debug!(error = %e, "looking up the lock's holders failed");
+            tracing::warn!(error = %e, "could not look up which session held the lock");
             return Vec::new();
         }
         Err(_) => return Vec::new(),
@@ -117,6 +122,10 @@ mod tests {
         assert!(BLOCKERS_SQL.contains("ANY($1::text[])"));
         assert!(BLOCKERS_SQL.ends_with("LIMIT $2"));
         assert!(BLOCKERS_SQL.contains("l.pid <> pg_backend_pid()"));
+        // Every piece is separated from the next (no `lJOIN`).
+        assert!(
+            BLOCKERS_SQL.contains("FROM pg_locks l JOIN pg_class c ON c.oid = l.relation JOIN")
+        );
         assert_eq!(LOOKUP_TIMEOUT, Duration::from_secs(2));
     }
 

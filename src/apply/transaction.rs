@@ -93,7 +93,9 @@ impl Applier<'_> {
                 Err((Fail::LockTimeout(e, part), _)) => (e, part),
             };
             let Some(delay) = lock_delays.next() else {
-                return Err(self.lock_timeout_exhausted(step, e, part, lock_attempt).await);
+                return Err(self
+                    .lock_timeout_exhausted(step, e, part, lock_attempt)
+                    .await);
             };
             tracing::warn!(
                 event = events::MIGRATION_RETRY,
