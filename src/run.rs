@@ -209,7 +209,9 @@ impl Migrator {
             let tables = jobs::words_of_steps(&plan);
             jobs::at_start(client, &tables, self.config.job_wait_timeout, &self.cancel).await?;
         }
-        let applier = applier.with_progress(info.flavour, pid, self.config.progress_interval);
+        let applier = applier
+            .with_progress(info.flavour, pid, self.config.progress_interval)
+            .with_settings(crate::apply::Settings::new(&self.config, info.flavour));
         let result = match applier.run(&plan, &self.progress).await {
             Err(e) if may_be_fenced_off(&e) => Err(fenced_off_or(lease, e).await),
             r => r,

@@ -1,6 +1,6 @@
 //! `status`: the state of every migration (applied, dirty, pending, missing its file), what
 //! `migrate` would refuse, and the lease. [`status_of`] is pure: files and ledger rows in, the
-//! report out.
+//! report out. It shows the expand/contract phase boundary of the pending files too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -52,6 +52,19 @@ pub struct StatusRow {
     pub applied_by: Option<String>,
     /// The file, when this image has one.
     pub file: Option<PathBuf>,
+    /// The file says `-- @CONTRACT` (deliberately incompatible with the previous release).
+    pub contract: bool,
+}
+
+/// Where the pending files split into the expand and the contract phase (`MIGRATE_PHASE`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PhaseStatus {
+    /// The first pending `@CONTRACT` migration: `MIGRATE_PHASE=expand` stops before it.
+    pub boundary: Option<i64>,
+    /// Pending versions `MIGRATE_PHASE=expand` applies.
+    pub expand: Vec<i64>,
+    /// Pending versions that wait for `MIGRATE_PHASE=contract` (the boundary and after it).
+    pub contract: Vec<i64>,
 }
 
 /// The `status` report (the stable JSON of `status --json`).
@@ -78,6 +91,8 @@ pub struct Status {
     /// reverting or paused (always empty on PostgreSQL). A paused or reverting one on a table
     /// a pending migration names makes `migrate` exit 32.
     pub jobs: Vec<Job>,
+    /// The expand/contract phase boundary among the pending files.
+    pub phase: PhaseStatus,
 }
 
 fn rfc3339(t: Option<time::OffsetDateTime>) -> Option<String> {
@@ -129,8 +144,25 @@ pub fn status_of(
             },
             applied_by: row.and_then(|r| r.applied_by.clone()),
             file: file.map(|m| m.path.clone()),
+            contract: file.is_some_and(|m| m.contract),
         });
     }
+    let pending_files: Vec<&Migration> = pending
+        .iter()
+        .filter_map(|v| files.get(v).copied())
+        .collect();
+    let b = plan::boundary(pending_files.iter().copied());
+    let phase = PhaseStatus {
+        boundary: b.first_contract,
+        expand: pending_files[..b.expand]
+            .iter()
+            .map(|m| m.version)
+            .collect(),
+        contract: pending_files[b.expand..]
+            .iter()
+            .map(|m| m.version)
+            .collect(),
+    };
     Status {
         current_version: ledger.current(),
         migrations,
@@ -141,6 +173,7 @@ pub fn status_of(
         lease,
         file_problems: Vec::new(),
         jobs: Vec::new(),
+        phase,
     }
 }
 
@@ -287,6 +320,35 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_phase_boundary_splits_the_pending_files() {
+        let mut set = vec![mig(1), mig(2), mig(3), mig(4)];
+        set[2].contract = true;
+        let s = status_of(&set, &ledger(vec![row(1)]), Allow::default(), None);
+        assert_eq!(
+            s.phase,
+            PhaseStatus {
+                boundary: Some(3),
+                expand: vec![2],
+                contract: vec![3, 4],
+            }
+        );
+        let flags: Vec<bool> = s.migrations.iter().map(|m| m.contract).collect();
+        assert_eq!(flags, vec![false, false, true, false]);
+        let json = serde_json::to_value(&s).unwrap_or_default();
+        assert_eq!(json["phase"]["boundary"], 3);
+        assert_eq!(json["phase"]["contract"], serde_json::json!([3, 4]));
+        // Once the contract migration is applied, there is no boundary left.
+        let s = status_of(
+            &set,
+            &ledger(vec![row(1), row(2), row(3)]),
+            Allow::default(),
+            None,
+        );
+        assert_eq!(s.phase.boundary, None);
+        assert_eq!(s.phase.expand, vec![4]);
+    }
+
+    #[test]
     fn current_after_counts_only_finished_steps() {
         let set = [mig(1), mig(2), mig(3)];
         let plan = Plan {
@@ -304,6 +366,8 @@ pub(crate) mod tests {
                     resume_from: 0,
                 },
             ],
+            phase: None,
+            held_back: Vec::new(),
         };
         let rows = [row(1)];
         assert_eq!(current_after(&rows, &plan, &[]), 1);
@@ -317,6 +381,8 @@ pub(crate) mod tests {
                 direction: Direction::Down,
                 resume_from: 0,
             }],
+            phase: None,
+            held_back: Vec::new(),
         };
         assert_eq!(current_after(&[row(1), row(2), row(3)], &down, &[3]), 2);
         let mut d = row(3);

@@ -231,6 +231,152 @@ fn helm_pod_failure_policy_matches_exit_codes() {
 }
 
 #[test]
+fn helm_contract_job_runs_the_contract_phase_after_the_rollout_and_is_off_by_default() {
+    let dir = repo().join("deploy/helm/crdb-migrate");
+    let job = dir.join("templates/contract-job.yaml");
+    let text = read(&job);
+    let trimmed: Vec<&str> = text.lines().map(str::trim).collect();
+    // Disabled unless asked for: the whole Job is inside the switch.
+    let pos = |needle: &str| trimmed.iter().position(|l| *l == needle);
+    let switch = pos("{{- if .Values.contractJob.enabled }}");
+    let api = pos("apiVersion: batch/v1");
+    assert!(
+        switch.is_some() && switch < api,
+        "{}: the Job must be inside `if .Values.contractJob.enabled`",
+        job.display()
+    );
+    assert_eq!(
+        trimmed.iter().rev().find(|l| !l.is_empty()).copied(),
+        Some("{{- end }}")
+    );
+    for needle in [
+        "helm.sh/hook: post-install,post-upgrade",
+        "helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded",
+        "helm.sh/hook-weight: {{ .Values.contractJob.hookWeight | quote }}",
+        "include \"crdb-migrate.podFailurePolicy\"",
+        "include \"crdb-migrate.databaseEnv\"",
+        "include \"crdb-migrate.runEnv\"",
+        "restartPolicy: Never",
+        "terminationMessagePolicy: FallbackToLogsOnError",
+        "fieldPath: metadata.name",
+        "-contract",
+    ] {
+        assert!(
+            text.contains(needle),
+            "{}: missing {needle:?}",
+            job.display()
+        );
+    }
+    assert!(
+        !text.contains("onExitCodes"),
+        "exit codes belong in _helpers.tpl only"
+    );
+    let phase: Vec<&&str> = trimmed
+        .iter()
+        .skip_while(|l| **l != "- name: MIGRATE_PHASE")
+        .take(2)
+        .collect();
+    assert_eq!(
+        phase,
+        [&"- name: MIGRATE_PHASE", &"value: contract"],
+        "{}",
+        job.display()
+    );
+
+    // The main hook Job takes MIGRATE_PHASE from `phase`; the values default to "all" and off.
+    let main = read(&dir.join("templates/migrate-job.yaml"));
+    assert!(
+        main.contains("include \"crdb-migrate.phase\""),
+        "migrate-job.yaml sets MIGRATE_PHASE"
+    );
+    assert!(main.contains("- name: MIGRATE_PHASE"));
+    let helpers = read(&dir.join("templates/_helpers.tpl"));
+    assert!(helpers.contains("define \"crdb-migrate.phase\"") && helpers.contains("fail"));
+    let values = read(&dir.join("values.yaml"));
+    assert!(
+        values.lines().any(|l| l == "phase: \"\""),
+        "phase defaults to all"
+    );
+    let enabled: Vec<&str> = values
+        .lines()
+        .skip_while(|l| *l != "contractJob:")
+        .take(3)
+        .map(str::trim)
+        .collect();
+    assert!(
+        enabled.contains(&"enabled: false"),
+        "contractJob is off by default: {enabled:?}"
+    );
+}
+
+/// The `value:` following `- name: NAME` in a manifest, when there is one.
+fn env_value(text: &str, name: &str) -> Option<String> {
+    let mut lines = text.lines().map(str::trim);
+    lines.find(|l| *l == format!("- name: {name}"))?;
+    lines
+        .next()
+        .and_then(|l| l.strip_prefix("value:"))
+        .map(|v| v.trim().trim_matches('"').to_string())
+}
+
+#[test]
+fn kustomize_overlays_run_the_phases() {
+    let k = repo().join("deploy/kustomize/overlays");
+    let expand = [
+        k.join("canary/migrate-job-expand.yaml"),
+        k.join("blue-green/migrate-job-green.yaml"),
+    ];
+    for f in &expand {
+        assert_eq!(
+            env_value(&read(f), "MIGRATE_PHASE").as_deref(),
+            Some("expand"),
+            "{}",
+            f.display()
+        );
+    }
+    let canary = read(&k.join("canary/migrate-job-expand.yaml"));
+    assert!(
+        env_value(&canary, "MIGRATE_TARGET_VERSION").is_none(),
+        "the phase, not a pinned target, decides where expand stops"
+    );
+    let contract = k.join("contract/migrate-job-contract.yaml");
+    assert_eq!(
+        env_value(&read(&contract), "MIGRATE_PHASE").as_deref(),
+        Some("contract")
+    );
+    let kust = read(&k.join("contract/kustomization.yaml"));
+    for needle in [
+        "../../base",
+        "nameSuffix: -contract",
+        "$patch: delete",
+        "kind: Deployment",
+    ] {
+        assert!(
+            kust.contains(needle),
+            "overlays/contract: missing {needle:?}"
+        );
+    }
+    let green = read(&k.join("blue-green-contract/kustomization.yaml"));
+    assert!(green.contains("../contract") && green.contains("nameSuffix: -green"));
+    assert!(
+        read(&k.join("blue-green-contract/migrate-job-green.yaml"))
+            .contains("crdb-migrate-database-green")
+    );
+    // deploy-check renders and validates both contract overlays.
+    let check = read(&repo().join("scripts/deploy-check.sh"));
+    for dir in ["overlays/contract", "overlays/blue-green-contract"] {
+        assert!(
+            check.contains(dir),
+            "scripts/deploy-check.sh does not render {dir}"
+        );
+    }
+    assert!(
+        check.contains("phase=expand,contractJob.enabled=true"),
+        "the chart is linted with the contract Job on"
+    );
+}
+
+#[test]
 fn helm_deadline_is_below_helm_default_timeout() {
     let values = repo().join("deploy/helm/crdb-migrate/values.yaml");
     let text = read(&values);

@@ -3,8 +3,13 @@
 //! when the commit's outcome is unknown (XXA00, 40003); `@NO_TRANSACTION` steps run statement
 //! by statement with a journal in `statements_done` (`no_transaction`), so a rerun resumes
 //! after the last one done. Knows nothing of files: it runs the migrations a plan hands it.
+//! Per-file `statement_timeout` / `lock_timeout` are set for each step (`timeouts`); a lock
+//! timeout (55P03) rolls back and retries with backoff, and when the retries run out the error
+//! names the sessions holding the lock (`blockers`).
 
+mod blockers;
 mod no_transaction;
+mod timeouts;
 
 mod replay;
 mod transaction;
@@ -42,6 +47,43 @@ pub struct Applier<'a> {
     checked_up: Prepared,
     checked_down: Prepared,
     watch: Option<crate::progress::Watch>,
+    settings: Settings,
+}
+
+/// Defaults and limits for the steps' per-file settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// `MIGRATE_STATEMENT_TIMEOUT`: used when a file has no `-- @STATEMENT_TIMEOUT`.
+    pub statement_timeout: Option<std::time::Duration>,
+    /// `MIGRATE_LOCK_TIMEOUT`: used when a file has no `-- @LOCK_TIMEOUT`.
+    pub lock_timeout: Option<std::time::Duration>,
+    /// `MIGRATE_LOCK_RETRIES`: retries of a transactional step after a lock timeout.
+    pub lock_retries: u32,
+    /// The server, for the blocker lookup (PostgreSQL's `pg_locks`).
+    pub flavour: crate::connect::Flavour,
+}
+
+impl Settings {
+    /// The settings `config` asks for, on a `flavour` server.
+    pub fn new(config: &crate::config::Config, flavour: crate::connect::Flavour) -> Settings {
+        Settings {
+            statement_timeout: config.statement_timeout,
+            lock_timeout: config.lock_timeout,
+            lock_retries: config.lock_retries,
+            flavour,
+        }
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            statement_timeout: None,
+            lock_timeout: None,
+            lock_retries: crate::config::DEFAULT_LOCK_RETRIES,
+            flavour: crate::connect::Flavour::PostgreSQL,
+        }
+    }
 }
 
 /// A prepared statement (tokio-postgres' `Statement`, named apart from the file's statements).
@@ -176,6 +218,7 @@ impl<'a> Applier<'a> {
             checked_up: next()?,
             checked_down: next()?,
             watch: None,
+            settings: Settings::default(),
         })
     }
 
@@ -194,6 +237,12 @@ impl<'a> Applier<'a> {
             pid,
             interval,
         });
+        self
+    }
+
+    /// Per-file settings' defaults and the lock-retry budget (else: none, and 5 retries).
+    pub fn with_settings(mut self, settings: Settings) -> Applier<'a> {
+        self.settings = settings;
         self
     }
 

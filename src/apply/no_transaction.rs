@@ -1,7 +1,8 @@
 //! One `@NO_TRANSACTION` step: its statements run one at a time, each autocommitted (and
 //! replayed on 40001), with the journal (`statements_done`, status dirty) written after each,
 //! so a rerun resumes after the last one done. `@REPEAT_UNTIL_ZERO` statements re-run until
-//! they affect no row.
+//! they affect no row. The file's `statement_timeout` / `lock_timeout` are set for the session
+//! around the step and put back after it.
 
 use std::time::Instant;
 
@@ -98,6 +99,17 @@ impl Applier<'_> {
     }
 
     pub(super) async fn step_no_transaction(&self, step: &Step<'_>) -> Result<()> {
+        let m = step.migration;
+        let saved = self
+            .set_session_limits(m)
+            .await
+            .map_err(|e| sql_failed(m, e, None, false))?;
+        let result = self.no_transaction_statements(step).await;
+        self.restore_session_limits(saved).await;
+        result
+    }
+
+    async fn no_transaction_statements(&self, step: &Step<'_>) -> Result<()> {
         let started = Instant::now();
         let m = step.migration;
         let up = step.direction == Direction::Up;

@@ -49,6 +49,7 @@ where
             description = %m.description,
             checksum = %m.checksum,
             attempt,
+            reason = "serialization failure",
             sqlstate = "40001",
             delay_ms = delay.as_millis() as u64,
             "serialization failure; replaying {what}"

@@ -1,14 +1,19 @@
-//! One transactional step, sent as one pipelined flight: `BEGIN`, each statement of the
-//! migration as its own query, the fence check (which raises when the lease is not ours), the
+//! One transactional step, sent as one pipelined flight: `BEGIN`, the migration's
+//! `SET LOCAL statement_timeout` / `lock_timeout` (its directives, else the defaults), each
+//! statement of the migration as its own query, the fence check (which raises when the lease is not ours), the
 //! ledger write and `COMMIT` — one round trip and one commit per migration. A failure anywhere
 //! leaves the transaction aborted, so the `COMMIT` at the end of the flight rolls it back. The
 //! whole flight is replayed on 40001; XXA00 or 40003 at COMMIT leaves the outcome unknown, so
-//! the migration is marked dirty instead.
+//! the migration is marked dirty instead. A lock timeout (55P03) rolls the flight back and
+//! tries again with `backoff::lock_retry` up to `MIGRATE_LOCK_RETRIES` times (a budget apart
+//! from the 40001 replays); when they run out, the error names the lock's holders.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::backoff;
 use crate::error::{Error, Result};
+use crate::log::events;
 use crate::plan::Direction;
 use crate::plan::Step;
 use crate::progress;
@@ -16,13 +21,15 @@ use crate::sqlstate;
 use crate::store::fence::{Checked, FenceCheck, FencedWrite};
 
 use super::replay::{Replayable, replay};
-use super::{Applier, sql_failed, statements};
+use super::{Applier, blockers, sql_failed, statements, timeouts};
 use crate::pipeline;
 
 /// How one attempt at a transactional step ended, when it did not succeed.
 enum Fail {
     /// SQLSTATE 40001: rolled back, replay.
     Retry,
+    /// SQLSTATE 55P03 (lock timeout) at this part: rolled back, try again after a pause.
+    LockTimeout(tokio_postgres::Error, Part),
     /// Anything else: stop.
     Stop(Error),
 }
@@ -37,16 +44,20 @@ impl Replayable for Fail {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Part {
     Begin,
+    /// The `i`-th `SET LOCAL` of the migration's limits.
+    Limit(usize),
     Statement(usize),
     FenceCheck,
     LedgerWrite,
     Commit,
 }
 
-/// The parts of a flight for `n` statements, in the order they are sent.
-fn flight(n: usize) -> Vec<Part> {
-    let mut parts = Vec::with_capacity(n + 4);
+/// The parts of a flight for `limits` `SET LOCAL`s and `n` statements, in the order they are
+/// sent.
+fn flight(limits: usize, n: usize) -> Vec<Part> {
+    let mut parts = Vec::with_capacity(limits + n + 4);
     parts.push(Part::Begin);
+    parts.extend((0..limits).map(Part::Limit));
     parts.extend((0..n).map(Part::Statement));
     parts.extend([Part::FenceCheck, Part::LedgerWrite, Part::Commit]);
     parts
@@ -58,7 +69,7 @@ fn flight(n: usize) -> Vec<Part> {
 /// schema-change jobs of the transaction).
 fn in_flight_after(done: Part, n: usize) -> usize {
     match done {
-        Part::Begin if n > 0 => 1,
+        Part::Begin | Part::Limit(_) if n > 0 => 1,
         Part::Statement(i) if i + 1 < n => i + 2,
         _ => 0,
     }
@@ -67,15 +78,87 @@ fn in_flight_after(done: Part, n: usize) -> usize {
 impl Applier<'_> {
     pub(super) async fn step_transaction(&self, step: &Step<'_>) -> Result<()> {
         let m = step.migration;
-        replay(m, "the migration's transaction", || self.attempt(step))
-            .await
-            .map_err(|(fail, attempts)| match fail {
-                Fail::Stop(e) => e,
-                Fail::Retry => Error::RetriesExhausted {
-                    version: m.version,
-                    attempts,
-                },
-            })
+        let mut lock_delays = backoff::lock_retry(self.settings.lock_retries);
+        let mut lock_attempt = 1u32;
+        loop {
+            let outcome = replay(m, "the migration's transaction", || self.attempt(step)).await;
+            let (e, part) = match outcome {
+                Ok(()) => return Ok(()),
+                Err((Fail::Stop(e), _)) => return Err(e),
+                Err((Fail::Retry, attempts)) => {
+                    return Err(Error::RetriesExhausted {
+                        version: m.version,
+                        attempts,
+                    });
+                }
+                Err((Fail::LockTimeout(e, part), _)) => (e, part),
+            };
+            let Some(delay) = lock_delays.next() else {
+                return Err(self
+                    .lock_timeout_exhausted(step, e, part, lock_attempt)
+                    .await);
+            };
+            tracing::warn!(
+                event = events::MIGRATION_RETRY,
+                version = m.version,
+                description = %m.description,
+                checksum = %m.checksum,
+                attempt = lock_attempt,
+                reason = "lock timeout",
+                sqlstate = "55P03",
+                delay_ms = delay.as_millis() as u64,
+                "lock timeout; rolled back, trying the migration again"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = self.cancel.cancelled() => return Err(Error::Terminated),
+            }
+            self.check_go_on(|| "the heartbeat found the lease expired or taken".into())?;
+            lock_attempt += 1;
+        }
+    }
+
+    /// The error once every lock-timeout retry is spent (exit 30): the server's words, how
+    /// many attempts, and who held the lock, looked up right away on this connection.
+    async fn lock_timeout_exhausted(
+        &self,
+        step: &Step<'_>,
+        e: tokio_postgres::Error,
+        part: Part,
+        attempts: u32,
+    ) -> Error {
+        let m = step.migration;
+        let sqls = statements(step);
+        let relations = match part {
+            Part::Statement(i) => crate::jobs::words_of(&sqls[i].text),
+            _ => crate::jobs::words_of_steps(&crate::plan::Plan {
+                current: 0,
+                target: 0,
+                steps: vec![step.clone()],
+                phase: None,
+                held_back: Vec::new(),
+            }),
+        };
+        let held = blockers::find(self.client, self.settings.flavour, relations).await;
+        let statement = match part {
+            Part::Statement(i) => Some((step, i)),
+            _ => None,
+        };
+        let mut err = sql_failed(m, e, statement, true);
+        if let Error::MigrationFailed(f) = &mut err {
+            f.message = format!(
+                "{} (on each of {attempts} attempt(s)); {}",
+                f.message,
+                blockers::describe(&held)
+            );
+            if f.hint.is_none() {
+                f.hint = Some(
+                    "end or wait out the session holding the lock, or raise -- @LOCK_TIMEOUT / MIGRATE_LOCK_RETRIES"
+                        .into(),
+                );
+            }
+        }
+        err
     }
 
     async fn rollback(&self) {
@@ -105,9 +188,11 @@ impl Applier<'_> {
             Direction::Up => &self.checked_up,
             Direction::Down => &self.checked_down,
         };
+        let limit_sqls = timeouts::set_local(&timeouts::limits(m, &self.settings));
+        let limit_sqls = &limit_sqls;
         let c = self.client;
         let (check_params, finish_params) = (&check_params, &finish_params);
-        let parts = flight(sqls.len());
+        let parts = flight(limit_sqls.len(), sqls.len());
         let n = sqls.len();
         let in_flight = Arc::new(AtomicUsize::new(in_flight_after(Part::Begin, n)));
         let now = &in_flight;
@@ -117,6 +202,7 @@ impl Applier<'_> {
                 .map(|part| async move {
                     let reply = match *part {
                         Part::Begin => c.batch_execute("BEGIN").await.map(|()| 0),
+                        Part::Limit(i) => c.batch_execute(&limit_sqls[i]).await.map(|()| 0),
                         Part::Statement(i) => c.batch_execute(&sqls[i].text).await.map(|()| 0),
                         Part::FenceCheck => c.execute(&self.fence_check, check_params).await,
                         Part::LedgerWrite => c.execute(finish_statement, finish_params).await,
@@ -142,6 +228,9 @@ impl Applier<'_> {
         if sqlstate::is_retry(&e) {
             return Err(Fail::Retry);
         }
+        if sqlstate::is_lock_timeout(&e) && part != Part::Commit {
+            return Err(Fail::LockTimeout(e, part));
+        }
         Err(Fail::Stop(match part {
             Part::FenceCheck if !sqlstate::is_connection_lost(&e) => {
                 self.lease.lost_error(format!(
@@ -162,7 +251,7 @@ impl Applier<'_> {
                 self.dirty(m, 0, why).await
             }
             Part::Statement(i) => sql_failed(m, e, Some((step, i)), true),
-            Part::Begin | Part::Commit => sql_failed(m, e, None, true),
+            Part::Begin | Part::Limit(_) | Part::Commit => sql_failed(m, e, None, true),
         }))
     }
 }
@@ -178,6 +267,8 @@ mod tests {
         assert_eq!(in_flight_after(Part::Statement(1), 3), 3);
         assert_eq!(in_flight_after(Part::Statement(2), 3), 0);
         assert_eq!(in_flight_after(Part::Begin, 0), 0);
+        assert_eq!(in_flight_after(Part::Limit(1), 3), 1);
+        assert_eq!(in_flight_after(Part::Limit(0), 0), 0);
         assert_eq!(in_flight_after(Part::FenceCheck, 3), 0);
         assert_eq!(in_flight_after(Part::Commit, 3), 0);
     }
@@ -185,7 +276,7 @@ mod tests {
     #[test]
     fn a_flight_is_begin_statements_fence_write_commit() {
         assert_eq!(
-            flight(2),
+            flight(0, 2),
             vec![
                 Part::Begin,
                 Part::Statement(0),
@@ -197,9 +288,25 @@ mod tests {
         );
         // A down-only migration's no-op forward still records its row in one flight.
         assert_eq!(
-            flight(0),
+            flight(0, 0),
             vec![
                 Part::Begin,
+                Part::FenceCheck,
+                Part::LedgerWrite,
+                Part::Commit
+            ]
+        );
+    }
+
+    #[test]
+    fn the_limits_go_right_after_begin_in_the_same_flight() {
+        assert_eq!(
+            flight(2, 1),
+            vec![
+                Part::Begin,
+                Part::Limit(0),
+                Part::Limit(1),
+                Part::Statement(0),
                 Part::FenceCheck,
                 Part::LedgerWrite,
                 Part::Commit

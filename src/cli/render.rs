@@ -1,7 +1,7 @@
 //! Human and JSON renderings of status, plan, verify and lease results, kept apart from the
 //! operations that compute them.
 
-use crdb_migrate::{Direction, LeaseInfo, Migration, Plan, State, Status, Warning};
+use crdb_migrate::{Direction, LeaseInfo, Migration, Plan, State, Status, Step, Warning};
 
 /// `status` as text.
 pub(crate) fn status_text(s: &Status) -> String {
@@ -21,6 +21,7 @@ pub(crate) fn status_text(s: &Status) -> String {
         let state = match (no_file, m.state) {
             (true, State::Dirty) => "dirty, no file",
             (true, _) => "no file here",
+            (false, State::Pending) if m.contract => "pending, contract",
             (false, state) => state.as_str(),
         };
         out.push_str(&format!(
@@ -50,6 +51,13 @@ pub(crate) fn status_text(s: &Status) -> String {
             out.push_str(&format!("file problem: {p}\n"));
         }
     }
+    if let Some(b) = s.phase.boundary {
+        out.push_str(&format!(
+            "phase boundary: version {b} is @CONTRACT; MIGRATE_PHASE=expand applies {} pending, {} wait for MIGRATE_PHASE=contract\n",
+            s.phase.expand.len(),
+            s.phase.contract.len()
+        ));
+    }
     out.push_str(&format!("lease: {}\n", lease_text(s.lease.as_ref(), false)));
     for j in &s.jobs {
         out.push_str(&format!(
@@ -77,60 +85,103 @@ pub(crate) fn lease_text(l: Option<&LeaseInfo>, forced: bool) -> String {
 }
 
 /// `plan` as text.
-/// `warnings` are the set's (`lint_all`), shown under the steps they belong to.
+/// `warnings` are the set's (`lint_all`), shown under the steps they belong to. The phase
+/// boundary (the first `@CONTRACT` migration) is a line of its own before that step, or, with
+/// `MIGRATE_PHASE=expand`, before the list of migrations held back for the contract phase.
 pub(crate) fn plan_text(p: &Plan, warnings: &[Warning]) -> String {
     let mut out = format!(
-        "current version {}, target {}, {} step(s)\n",
+        "current version {}, target {}, {} step(s){}\n",
         p.current,
         p.target,
-        p.steps.len()
+        p.steps.len(),
+        p.phase
+            .map(|ph| format!(" (MIGRATE_PHASE={})", ph.as_str()))
+            .unwrap_or_default()
     );
+    let boundary = p.boundary();
     for s in &p.steps {
-        let m = s.migration;
-        let arrow = match s.direction {
-            Direction::Up => "apply",
-            Direction::Down => "undo ",
-        };
-        let mut notes = Vec::new();
-        if m.no_transaction {
-            notes.push("no transaction".to_string());
+        if boundary == Some(s.migration.version) {
+            out.push_str(&boundary_line(s.migration.version));
         }
-        if s.resume_from > 0 {
-            notes.push(format!("resume after statement {}", s.resume_from));
-        }
+        out.push_str(&step_line(s, warnings));
+    }
+    if !p.held_back.is_empty() {
+        out.push_str(&boundary_line(p.held_back[0].migration.version));
         out.push_str(&format!(
-            "{arrow} {} {} ({}){}\n",
-            m.version,
-            m.description,
-            m.path.display(),
-            if notes.is_empty() {
-                String::new()
-            } else {
-                format!(" [{}]", notes.join(", "))
-            }
+            "{} migration(s) wait for MIGRATE_PHASE=contract:\n",
+            p.held_back.len()
         ));
-        for w in warnings.iter().filter(|w| w.version == m.version) {
-            out.push_str(&format!("      warning: {}\n", w.message));
+        for s in &p.held_back {
+            out.push_str(&format!("  {}", step_line(s, warnings)));
         }
     }
     out
 }
 
-/// `plan --json`: stable keys `current`, `target`, `steps[]` with `version`, `description`,
-/// `direction`, `file`, `no_transaction`, `resume_from`, `warnings[]`.
+fn boundary_line(version: i64) -> String {
+    format!(
+        "--- phase boundary: {version} is @CONTRACT; MIGRATE_PHASE=expand stops here, contract applies the rest ---\n"
+    )
+}
+
+fn step_line(s: &Step, warnings: &[Warning]) -> String {
+    let m = s.migration;
+    let arrow = match s.direction {
+        Direction::Up => "apply",
+        Direction::Down => "undo ",
+    };
+    let mut notes = Vec::new();
+    if m.no_transaction {
+        notes.push("no transaction".to_string());
+    }
+    if m.contract {
+        notes.push("contract".to_string());
+    }
+    if s.resume_from > 0 {
+        notes.push(format!("resume after statement {}", s.resume_from));
+    }
+    let mut out = format!(
+        "{arrow} {} {} ({}){}\n",
+        m.version,
+        m.description,
+        m.path.display(),
+        if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", notes.join(", "))
+        }
+    );
+    for w in warnings.iter().filter(|w| w.version == m.version) {
+        out.push_str(&format!("      warning: {}\n", w.message));
+    }
+    out
+}
+
+fn step_json(s: &Step, warnings: &[Warning]) -> serde_json::Value {
+    serde_json::json!({
+        "version": s.migration.version,
+        "description": s.migration.description,
+        "direction": s.direction,
+        "file": s.migration.path,
+        "no_transaction": s.migration.no_transaction,
+        "contract": s.migration.contract,
+        "resume_from": s.resume_from,
+        "warnings": warnings.iter().filter(|w| w.version == s.migration.version).collect::<Vec<_>>(),
+    })
+}
+
+/// `plan --json`: stable keys `current`, `target`, `phase` (`expand`, `contract` or null),
+/// `boundary` (the first `@CONTRACT` version, or null), `steps[]` and `held_back[]` (what waits
+/// for the contract phase) with `version`, `description`, `direction`, `file`,
+/// `no_transaction`, `contract`, `resume_from`, `warnings[]`.
 pub(crate) fn plan_json(p: &Plan, warnings: &[Warning]) -> serde_json::Value {
     serde_json::json!({
         "current": p.current,
         "target": p.target,
-        "steps": p.steps.iter().map(|s| serde_json::json!({
-            "version": s.migration.version,
-            "description": s.migration.description,
-            "direction": s.direction,
-            "file": s.migration.path,
-            "no_transaction": s.migration.no_transaction,
-            "resume_from": s.resume_from,
-            "warnings": warnings.iter().filter(|w| w.version == s.migration.version).collect::<Vec<_>>(),
-        })).collect::<Vec<_>>(),
+        "phase": p.phase,
+        "boundary": p.boundary(),
+        "steps": p.steps.iter().map(|s| step_json(s, warnings)).collect::<Vec<_>>(),
+        "held_back": p.held_back.iter().map(|s| step_json(s, warnings)).collect::<Vec<_>>(),
     })
 }
 

@@ -40,6 +40,7 @@ pub(crate) fn finish(
             reason = exit.name(),
             applied = report.count(),
             version = report.current,
+            contract_waiting = report.contract_waiting,
             duration_ms,
             "run finished"
         ),
@@ -50,6 +51,7 @@ pub(crate) fn finish(
                 reason = exit.name(),
                 applied = report.count(),
                 version = report.current,
+                contract_waiting = report.contract_waiting,
                 duration_ms,
                 error = %e,
                 "run failed"

@@ -23,6 +23,18 @@ pub fn is_retry(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
 }
 
+/// SQLSTATE 55P03 (lock_not_available): a statement gave up waiting for a lock after
+/// `lock_timeout` (PostgreSQL and CockroachDB) or `NOWAIT`. The transaction was rolled back;
+/// trying it again later is safe, and separate from the 40001 replay budget.
+pub fn is_lock_timeout(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|c| is_lock_timeout_code(c.code()))
+}
+
+/// [`is_lock_timeout`] on the code alone.
+pub fn is_lock_timeout_code(code: &str) -> bool {
+    code == SqlState::LOCK_NOT_AVAILABLE.code()
+}
+
 /// A code meaning the connection or the server went away: class 08, 57P01..57P03 (CockroachDB's
 /// draining "server is not accepting clients" is 57P01).
 pub fn is_connection_class(code: &str) -> bool {
@@ -138,6 +150,14 @@ mod tests {
         }
         for c in ["57014", "40001", "XXA00", "42P01"] {
             assert!(!is_connection_class(c), "{c}");
+        }
+    }
+
+    #[test]
+    fn lock_timeout_is_55p03_only() {
+        assert!(is_lock_timeout_code("55P03"));
+        for c in ["55000", "55006", "40001", "40P01", "57014"] {
+            assert!(!is_lock_timeout_code(c), "{c}");
         }
     }
 

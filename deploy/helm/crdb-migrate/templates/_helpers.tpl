@@ -115,3 +115,41 @@ volumes:
       defaultMode: {{ .Values.database.tlsSecret.defaultMode }}
 {{- end }}
 {{- end }}
+
+{{- /*
+The run settings both migration Jobs share (target, timeouts, environment, switches), as env
+entries; MIGRATE_PHASE is set by each Job.
+*/ -}}
+{{- define "crdb-migrate.runEnv" -}}
+{{- with .Values.targetVersion }}
+- name: MIGRATE_TARGET_VERSION
+  value: {{ include "crdb-migrate.version" . | quote }}
+{{- end }}
+- name: MIGRATE_WAIT_TIMEOUT
+  value: {{ .Values.waitTimeout | quote }}
+- name: MIGRATE_LEASE_TTL
+  value: {{ .Values.leaseTtl | quote }}
+- name: MIGRATE_LEASE_TIMEOUT
+  value: {{ .Values.leaseTimeout | quote }}
+{{- with .Values.environment }}
+- name: ENVIRONMENT
+  value: {{ . | quote }}
+{{- end }}
+- name: MIGRATE_ALLOW_NEWER_SCHEMA
+  value: {{ .Values.allowNewerSchema | quote }}
+- name: MIGRATE_CREATE_DATABASE
+  value: {{ .Values.createDatabase | quote }}
+- name: LOG_FORMAT
+  value: {{ .Values.logFormat | quote }}
+{{- end }}
+
+{{- /*
+MIGRATE_PHASE of the main hook Job: `phase` validated ("" applies everything).
+*/ -}}
+{{- define "crdb-migrate.phase" -}}
+{{- $phase := .Values.phase | default "" -}}
+{{- if not (has $phase (list "" "expand" "contract")) -}}
+{{- fail (printf "phase must be \"\", \"expand\" or \"contract\", got %q" $phase) -}}
+{{- end -}}
+{{- $phase -}}
+{{- end }}
