@@ -27,6 +27,45 @@ impl Migrator {
     where
         F: Fn(&'s [Migration], &[AppliedRow]) -> Result<Plan<'s>>,
     {
+        // Nothing is held before the lease: a connection lost until then starts over (bounded),
+        // each attempt waiting for the database within MIGRATE_WAIT_TIMEOUT as at the start.
+        let mut attempt = 0u32;
+        let (client, info, lease, rows) = loop {
+            match self.up_to_the_lease(set, &make_plan).await {
+                Ok(Some(ready)) => break ready,
+                Ok(None) => return Ok(()),
+                Err(e)
+                    if e.is_connection_lost()
+                        && attempt < MAX_RECONNECTS
+                        && !self.cancel.is_cancelled() =>
+                {
+                    attempt += 1;
+                    tracing::warn!(
+                        event = events::DB_WAIT,
+                        attempt,
+                        reason = %e,
+                        "a connection dropped before the lease was taken; starting over"
+                    );
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        self.guard.hold(&lease);
+        self.work_under_lease(client, info, set, &lease, rows, &make_plan)
+            .await
+    }
+
+    /// Connects, plans without the lease and, when there is work, takes it: the migration
+    /// connection, the lease and the ledger's rows under it. `None`: nothing to do.
+    #[allow(clippy::type_complexity)]
+    async fn up_to_the_lease<'s, F>(
+        &self,
+        set: &'s [Migration],
+        make_plan: &F,
+    ) -> Result<Option<(Client, ServerInfo, Lease, Option<Vec<AppliedRow>>)>>
+    where
+        F: Fn(&'s [Migration], &[AppliedRow]) -> Result<Plan<'s>>,
+    {
         let (client, info) = self.connect().await?;
         // The lease's connection opens while the ledger is read: it is needed whenever there
         // is work, and dropped unused when there is none.
@@ -57,7 +96,7 @@ impl Migrator {
                     target = first.target,
                     "nothing to do"
                 );
-                return Ok(());
+                return Ok(None);
             }
             Ok(_) => {}
             // A dirty row seen without the lease may be a peer's no-transaction migration in
@@ -67,9 +106,7 @@ impl Migrator {
         }
         let side = side.join().await?;
         let (lease, rows) = self.acquire_on(side, true).await?;
-        self.guard.hold(&lease);
-        self.work_under_lease(client, info, set, &lease, rows, &make_plan)
-            .await
+        Ok(Some((client, info, lease, rows)))
     }
 
     /// Applies under `lease`; when the migration connection drops, reconnects within

@@ -12,6 +12,7 @@ mod no_transaction;
 mod timeouts;
 
 mod replay;
+mod stall;
 mod transaction;
 
 use std::time::Instant;
@@ -47,6 +48,7 @@ pub struct Applier<'a> {
     checked_up: Prepared,
     checked_down: Prepared,
     watch: Option<crate::progress::Watch>,
+    stall: Option<stall::StallCheck>,
     settings: Settings,
 }
 
@@ -218,6 +220,7 @@ impl<'a> Applier<'a> {
             checked_up: next()?,
             checked_down: next()?,
             watch: None,
+            stall: None,
             settings: Settings::default(),
         })
     }
@@ -237,6 +240,15 @@ impl<'a> Applier<'a> {
             pid,
             interval,
         });
+        // PostgreSQL shows our backend's state: a server idle on us past the lease's TTL while
+        // a step is outstanding means the connection is gone without an error.
+        if flavour == crate::connect::Flavour::PostgreSQL {
+            self.stall = Some(stall::StallCheck {
+                client: self.lease.client(),
+                pid,
+                limit: std::time::Duration::from_millis(self.lease.fence.ttl_ms.max(1000) as u64),
+            });
+        }
         self
     }
 
@@ -273,10 +285,16 @@ impl<'a> Applier<'a> {
                 "migration started"
             );
             let started = Instant::now();
-            let result = if m.no_transaction {
-                self.step_no_transaction(step).await
-            } else {
-                self.step_transaction(step).await
+            let work = async {
+                if m.no_transaction {
+                    self.step_no_transaction(step).await
+                } else {
+                    self.step_transaction(step).await
+                }
+            };
+            let result = match &self.stall {
+                Some(check) => check.guard(work).await,
+                None => work.await,
             };
             let duration_ms = started.elapsed().as_millis() as u64;
             if let Err(e) = result {

@@ -45,6 +45,7 @@ pub(super) async fn heartbeat(
     lost: Arc<AtomicBool>,
 ) {
     let period = heartbeat_period(ttl);
+    let mut reconnects = 0u32;
     loop {
         tokio::time::sleep(period).await;
         let mut client = conn.get();
@@ -57,9 +58,11 @@ pub(super) async fn heartbeat(
             let down = Instant::now();
             match conn.reconnect(ttl.saturating_sub(period)).await {
                 Ok(fresh) => {
+                    reconnects += 1;
                     tracing::warn!(
                         event = events::DB_RECONNECTED,
                         connection = "lease",
+                        attempt = reconnects,
                         downtime_ms = down.elapsed().as_millis() as u64,
                         "lease connection re-established"
                     );
