@@ -103,6 +103,48 @@ pub async fn prepare_session(
     Ok(pid)
 }
 
+/// Ends the session of a migration connection that dropped (from our side), so that nothing
+/// it was running can still commit: first a cancel request (its running statement fails and
+/// its transaction aborts), then on PostgreSQL `pg_terminate_backend` of its backend and a
+/// bounded wait until it is gone. CockroachDB has no backend pids to terminate: the cancel
+/// request, and the server noticing the closed connection, end it. Best effort, bounded.
+pub async fn end_session(
+    client: &Client,
+    flavour: Flavour,
+    url: &crate::connect::DbUrl,
+    old: &tokio_postgres::CancelToken,
+    old_pid: Option<i32>,
+) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), crate::connect::cancel(url, old)).await;
+    let Some(pid) = old_pid.filter(|_| flavour == Flavour::PostgreSQL) else {
+        return;
+    };
+    let gone = async {
+        let _ = client.query_opt(TERMINATE_BACKEND, &[&pid]).await;
+        for _ in 0..200 {
+            match client.query_opt(BACKEND_ALIVE, &[&pid]).await {
+                Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(25)).await,
+                _ => return,
+            }
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(10), gone)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            event = crate::log::events::DB_RECONNECTED,
+            pid,
+            "the old session did not end within 10 s; going on"
+        );
+    }
+}
+
+/// Terminates a backend of ours (PostgreSQL allows it for backends of the same role).
+pub const TERMINATE_BACKEND: &str = "SELECT pg_terminate_backend($1::INT4)";
+/// A row while that backend is still there.
+pub const BACKEND_ALIVE: &str = "SELECT 1 FROM pg_stat_activity WHERE pid = $1::INT4";
+
 #[cfg(test)]
 mod tests {
     use super::*;

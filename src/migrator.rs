@@ -23,9 +23,9 @@ use crate::report::{Progress, Report};
 use crate::session::{self, Guard, Lease};
 use crate::source::{self, Migration};
 use crate::status::{self, Status};
+use crate::store::Tables;
 use crate::store::lease::{self, LeaseInfo};
 use crate::store::ledger::{self, AppliedRow};
-use crate::store::{self, Tables};
 
 /// Runs migration operations with one configuration.
 pub struct Migrator {
@@ -184,18 +184,42 @@ impl Migrator {
     pub async fn rollback_report(&self, how: Rollback) -> Result<Report> {
         self.progress.reset();
         let set = self.load()?;
-        self.run_locked(&set, |set, rows| plan::down(set, rows, how, self.allow()))
-            .await?;
+        // After a reconnect the plan is made again from the ledger: a count is what is left.
+        self.run_locked(&set, |set, rows| {
+            let done = self.progress.snapshot().count();
+            match how {
+                Rollback::Count(n) if done > 0 && done >= n => {
+                    let current = ledger::current(rows);
+                    Ok(Plan {
+                        current,
+                        target: current,
+                        steps: Vec::new(),
+                    })
+                }
+                Rollback::Count(n) if done > 0 => {
+                    plan::down(set, rows, Rollback::Count(n - done), self.allow())
+                }
+                how => plan::down(set, rows, how, self.allow()),
+            }
+        })
+        .await?;
         Ok(self.progress.snapshot())
     }
 
-    /// Plans from the ledger without the lease; when there is work, takes the lease, re-reads
-    /// the ledger (a peer may have done it), re-plans and applies.
+    /// Plans from the ledger without the lease; when there is work, takes the lease (the same
+    /// flight re-reads the ledger: a peer may have done the work), re-plans and applies,
+    /// reconnecting when the connection drops.
     async fn run_locked<'s, F>(&self, set: &'s [Migration], make_plan: F) -> Result<()>
     where
         F: Fn(&'s [Migration], &[AppliedRow]) -> Result<Plan<'s>>,
     {
         let (client, info) = self.connect().await?;
+        // The lease's connection opens while the ledger is read: it is needed whenever there
+        // is work, and dropped unused when there is none.
+        let url = self.url()?.clone();
+        let wait = self.config.wait_timeout;
+        let side = tokio::spawn(async move { connect::wait_and_connect_side(&url, wait).await });
+        let side = AbortOnDrop(Some(side));
         let ledger = ledger::read(&client, &self.tables).await?;
         self.progress.at(ledger.current());
         let first = make_plan(set, &ledger.rows);
@@ -218,32 +242,130 @@ impl Migrator {
             Err(Error::Disagreement(_)) if ledger.rows.iter().any(|r| r.dirty) => {}
             Err(e) => return Err(e),
         }
-        let lease = self.take_lease(&client).await?;
+        let side = side.join().await?;
+        let (lease, rows) = self.acquire_on(side, true).await?;
         self.guard.hold(&lease);
-        self.guard.working(Some(client.cancel_token()));
-        let result = self
-            .apply_under_lease(&client, &info, set, &lease, &make_plan)
-            .await;
-        drop(client);
-        drop(lease);
-        self.guard.release().await;
+        self.work_under_lease(client, info, set, &lease, rows, &make_plan)
+            .await
+    }
+
+    /// Applies under `lease`; when the migration connection drops, reconnects within
+    /// `MIGRATE_WAIT_TIMEOUT`, ends the old session, checks the lease is still ours and goes on
+    /// from what the ledger says (a step's row commits with it). Releases the lease at the end.
+    async fn work_under_lease<'s, F>(
+        &self,
+        mut client: Client,
+        mut info: ServerInfo,
+        set: &'s [Migration],
+        lease: &Lease,
+        mut rows: Option<Vec<AppliedRow>>,
+        make_plan: &F,
+    ) -> Result<()>
+    where
+        F: Fn(&'s [Migration], &[AppliedRow]) -> Result<Plan<'s>>,
+    {
+        let mut reconnects = 0u32;
+        let result = loop {
+            self.guard.working(Some(client.cancel_token()));
+            let pid = std::cell::Cell::new(None);
+            let result = self
+                .apply_under_lease(&client, &info, set, lease, rows.take(), &pid, make_plan)
+                .await;
+            match result {
+                Err(e)
+                    if e.is_connection_lost()
+                        && reconnects < MAX_RECONNECTS
+                        && !self.cancel.is_cancelled() =>
+                {
+                    reconnects += 1;
+                    let old = (client.cancel_token(), pid.get());
+                    match self.reconnect(lease, old, reconnects, e).await {
+                        Ok((c, i)) => (client, info) = (c, i),
+                        Err(e) => break Err(e),
+                    }
+                }
+                r => break r,
+            }
+        };
+        self.guard.release(Some(&client)).await;
         result
     }
 
+    /// A new migration connection after the old one dropped, once the old session is gone and
+    /// the lease is known to be still ours.
+    async fn reconnect(
+        &self,
+        lease: &Lease,
+        (old_token, old_pid): (tokio_postgres::CancelToken, Option<i32>),
+        attempt: u32,
+        cause: Error,
+    ) -> Result<(Client, ServerInfo)> {
+        let down = std::time::Instant::now();
+        tracing::warn!(
+            event = events::DB_WAIT,
+            attempt,
+            reason = %cause,
+            "the migration connection dropped; reconnecting"
+        );
+        let url = self.url()?;
+        let (client, info) =
+            connect::wait_and_connect(url, self.config.wait_timeout, false).await?;
+        // The old session may still be running our last flight: end it, so the ledger says
+        // for certain whether that step committed.
+        flavour::end_session(&client, info.flavour, url, &old_token, old_pid).await;
+        match lease::is_ours(&client, &self.tables, &lease.fence).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(
+                    lease.lost_error("after reconnecting, the lease was expired or taken".into())
+                );
+            }
+            Err(e) => return Err(Error::db("checking the lease after reconnecting", e)),
+        }
+        tracing::warn!(
+            event = events::DB_RECONNECTED,
+            connection = "migration",
+            attempt,
+            downtime_ms = down.elapsed().as_millis() as u64,
+            holder = %lease.fence.holder,
+            fence = lease.fence.token,
+            "reconnected; the lease is still ours, carrying on from the ledger"
+        );
+        Ok((client, info))
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn apply_under_lease<'s, F>(
         &self,
         client: &Client,
         info: &ServerInfo,
         set: &'s [Migration],
         lease: &Lease,
+        rows: Option<Vec<AppliedRow>>,
+        pid_out: &std::cell::Cell<Option<i32>>,
         make_plan: &F,
     ) -> Result<()>
     where
         F: Fn(&'s [Migration], &[AppliedRow]) -> Result<Plan<'s>>,
     {
-        let ledger = ledger::read_adopted(client, &self.tables).await?;
-        let plan = make_plan(set, &ledger.rows)?;
-        self.progress.at(ledger.current());
+        let prepared = flavour::prepare_session(
+            client,
+            info.flavour,
+            self.config.statement_timeout,
+            self.config.lease_ttl,
+            self.config.environment.as_deref().unwrap_or(""),
+        );
+        let (pid, rows) = match rows {
+            Some(rows) => (prepared.await?, rows),
+            None => {
+                let (pid, ledger) =
+                    tokio::join!(prepared, ledger::read_adopted(client, &self.tables));
+                (pid?, ledger?.rows)
+            }
+        };
+        pid_out.set(Some(pid));
+        let plan = make_plan(set, &rows)?;
+        self.progress.at(ledger::current(&rows));
         if plan.steps.is_empty() {
             tracing::info!(
                 event = events::RUN_NOTHING_TO_DO,
@@ -253,14 +375,6 @@ impl Migrator {
             );
             return Ok(());
         }
-        let pid = flavour::prepare_session(
-            client,
-            info.flavour,
-            self.config.statement_timeout,
-            self.config.lease_ttl,
-            self.config.environment.as_deref().unwrap_or(""),
-        )
-        .await?;
         if info.flavour == Flavour::CockroachDB {
             let tables = jobs::words_of_steps(&plan);
             jobs::at_start(client, &tables, self.config.job_wait_timeout, &self.cancel).await?;
@@ -274,27 +388,35 @@ impl Migrator {
         };
         self.progress.at(match result {
             Ok(()) => plan.target,
-            Err(_) => {
-                status::current_after(&ledger.rows, &plan, &self.progress.snapshot().versions)
-            }
+            Err(_) => status::current_after(&rows, &plan, &self.progress.snapshot().versions),
         });
         result
     }
 
-    /// Creates the tables if needed, then takes the lease on a connection of its own (the
-    /// heartbeat must not land inside a migration's transaction).
-    async fn take_lease(&self, client: &Client) -> Result<Lease> {
-        store::ensure(client, &self.tables).await?;
-        let (lease_client, _) = self.connect().await?;
+    /// Takes the lease on `side` (a connection of its own: the heartbeat must not land inside
+    /// a migration's transaction), creating the bookkeeping first when `set_up`.
+    async fn acquire_on(
+        &self,
+        side: Client,
+        set_up: bool,
+    ) -> Result<(Lease, Option<Vec<AppliedRow>>)> {
+        let conn = session::LeaseConn::new(side, self.url()?.clone(), self.config.wait_timeout);
         session::acquire(
-            lease_client,
+            conn,
             &self.tables,
             &self.config.holder,
             self.config.lease_ttl,
             self.config.lease_timeout,
+            set_up,
             &self.cancel,
         )
         .await
+    }
+
+    /// Opens the lease's connection and takes the lease (tables created first if needed).
+    async fn take_lease(&self) -> Result<Lease> {
+        let side = connect::wait_and_connect_side(self.url()?, self.config.wait_timeout).await?;
+        Ok(self.acquire_on(side, true).await?.0)
     }
 
     /// Releases a lease left held when the work was abandoned (SIGTERM past the grace
@@ -384,7 +506,7 @@ impl Migrator {
     pub async fn baseline(&self, how: crate::Baseline) -> Result<Vec<i64>> {
         let set = self.load()?;
         let (client, _) = self.connect().await?;
-        let lease = self.take_lease(&client).await?;
+        let lease = self.take_lease().await?;
         self.guard.hold(&lease);
         self.guard.working(Some(client.cancel_token()));
         let result = crate::baseline::baseline(
@@ -397,7 +519,7 @@ impl Migrator {
         )
         .await;
         drop(lease);
-        self.guard.release().await;
+        self.guard.release(Some(&client)).await;
         result
     }
 
@@ -421,13 +543,13 @@ impl Migrator {
     pub async fn repair(&self, version: i64, action: Repair) -> Result<()> {
         let set = self.load()?;
         let (client, _) = self.connect().await?;
-        let lease = self.take_lease(&client).await?;
+        let lease = self.take_lease().await?;
         self.guard.hold(&lease);
         self.guard.working(Some(client.cancel_token()));
         let result =
             crate::repair::repair(&client, &self.tables, &set, version, action, &lease).await;
         drop(lease);
-        self.guard.release().await;
+        self.guard.release(Some(&client)).await;
         result
     }
 
@@ -457,6 +579,35 @@ fn foreign_layout(dir: &std::path::Path) -> Result<()> {
     match crate::import::layout_hint(dir) {
         Some(hint) => Err(Error::ForeignLayout(hint)),
         None => Ok(()),
+    }
+}
+
+/// How many times one run reconnects before it gives up (exit 10).
+const MAX_RECONNECTS: u32 = 20;
+
+/// The lease connection's opening, run ahead of need, aborted when dropped unused.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<Result<Client>>>);
+
+impl AbortOnDrop {
+    async fn join(mut self) -> Result<Client> {
+        match self.0.take() {
+            Some(handle) => handle.await.unwrap_or_else(|e| {
+                Err(Error::ConnectionLost {
+                    context: "opening the lease's connection".into(),
+                    message: e.to_string(),
+                    source: None,
+                })
+            }),
+            None => Err(Error::Terminated),
+        }
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = &self.0 {
+            h.abort();
+        }
     }
 }
 

@@ -1,6 +1,8 @@
-//! A held lease: taken by polling with backoff, kept by a heartbeat on its own connection
-//! (every TTL/3), watched for loss, and released on every path — including after SIGTERM, when
-//! the work holding it was abandoned ([`Guard::abandon`]).
+//! A held lease: taken by polling with backoff (setup, acquisition and the ledger re-read in
+//! one flight), kept by a heartbeat on its own connection (every TTL/3) that reconnects when
+//! that connection drops, watched for loss, and released on every path — falling back to the
+//! migration connection when the lease's is gone, and after SIGTERM, when the work holding it
+//! was abandoned ([`Guard::abandon`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,14 +12,51 @@ use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff;
+use crate::connect::{DbUrl, wait_and_connect_side};
 use crate::error::{Error, Result};
 use crate::log::events;
 use crate::store::fence::Fence;
-use crate::store::{Tables, lease};
+use crate::store::ledger::{self, AppliedRow};
+use crate::store::{Tables, lease, setup};
+
+/// The lease's own connection, replaced when it drops.
+pub struct LeaseConn {
+    client: std::sync::Mutex<Arc<Client>>,
+    url: DbUrl,
+    wait: Duration,
+}
+
+impl LeaseConn {
+    /// Wraps `client`, reconnecting to `url` within `wait` when it drops.
+    pub fn new(client: Client, url: DbUrl, wait: Duration) -> LeaseConn {
+        LeaseConn {
+            client: std::sync::Mutex::new(Arc::new(client)),
+            url,
+            wait,
+        }
+    }
+
+    /// The current connection.
+    pub fn get(&self) -> Arc<Client> {
+        match self.client.lock() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// A new connection in place of a dropped one (bounded by `budget`, and by the wait timeout).
+    async fn reconnect(&self, budget: Duration) -> Result<Arc<Client>> {
+        let fresh = Arc::new(wait_and_connect_side(&self.url, budget.min(self.wait)).await?);
+        if let Ok(mut c) = self.client.lock() {
+            *c = fresh.clone();
+        }
+        Ok(fresh)
+    }
+}
 
 /// A lease we hold. Dropping it stops the heartbeat; [`Lease::releaser`] frees it.
 pub struct Lease {
-    client: Arc<Client>,
+    conn: Arc<LeaseConn>,
     tables: Tables,
     /// Our identity for fenced statements.
     pub fence: Fence,
@@ -41,22 +80,100 @@ fn next_poll(proposed: Option<Duration>, waited: Duration, timeout: Duration) ->
     Some(proposed.unwrap_or(Duration::from_secs(1)).min(left))
 }
 
-/// Takes the lease, polling with jittered backoff until `timeout` (exit 11) or `cancel`.
-/// `client` becomes the lease's own connection (heartbeat and release): the heartbeat must
-/// never land inside a migration's transaction.
+/// One acquisition attempt: the bookkeeping setup (when asked), the conditional UPDATE and a
+/// ledger read, pipelined in one flight. The read runs after the UPDATE, so when the lease was
+/// taken it sees every commit of earlier holders: the ledger as it is under our lease.
+async fn attempt(
+    client: &Client,
+    t: &Tables,
+    holder: &str,
+    ttl_ms: i64,
+    setup_sql: Option<&str>,
+) -> Result<(Option<i64>, Option<Vec<AppliedRow>>)> {
+    let read_sql = ledger::read_sql(t);
+    let (set_up, acquired, read) = tokio::join!(
+        async {
+            match setup_sql {
+                Some(sql) => client.batch_execute(sql).await,
+                None => Ok(()),
+            }
+        },
+        lease::try_acquire(client, t, holder, ttl_ms),
+        client.simple_query(&read_sql)
+    );
+    // When the acquisition worked, the tables are there, whatever the setup met (a peer
+    // creating them at the same moment): the lease is ours and must not be taken twice.
+    let token = match (acquired, set_up) {
+        (Ok(Some(token)), _) => Some(token),
+        (_, Err(e)) => {
+            return Err(Error::db(
+                format!("creating {} and {}", t.ledger(), t.lease()),
+                e,
+            ));
+        }
+        (acquired, Ok(())) => acquired?,
+    };
+    // A seed-made ledger lacks our columns: the caller adopts it and reads it again.
+    let rows = match read {
+        Ok(msgs) => Some(ledger::parse_rows(&msgs)?),
+        Err(_) => None,
+    };
+    Ok((token, rows))
+}
+
+/// Takes the lease, polling with jittered backoff until `timeout` (exit 11) or `cancel`;
+/// creates the bookkeeping tables first when `set_up` (tolerating races with peers). `conn`
+/// becomes the lease's own connection (heartbeat and release): the heartbeat must never land
+/// inside a migration's transaction. Also returns the ledger's rows read right after taking
+/// it (`None`: read them again, a seed-made ledger needs adopting).
 pub async fn acquire(
-    client: Client,
+    conn: LeaseConn,
     t: &Tables,
     holder: &str,
     ttl: Duration,
     timeout: Duration,
+    set_up: bool,
     cancel: &CancellationToken,
-) -> Result<Lease> {
+) -> Result<(Lease, Option<Vec<AppliedRow>>)> {
     let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let started = Instant::now();
     let mut delays = backoff::lease();
+    let setup_sql = setup::create_sql(t);
+    let mut races = backoff::setup_race();
+    let mut pending_setup = set_up;
+    let client = conn.get();
     loop {
-        if let Some(token) = lease::try_acquire(&client, t, holder, ttl_ms).await? {
+        let sql = pending_setup.then_some(setup_sql.as_str());
+        let (token, rows) = match attempt(&client, t, holder, ttl_ms, sql).await {
+            Ok(r) => r,
+            Err(e) if pending_setup && e.sqlstate().is_some_and(crate::sqlstate::is_setup_race) => {
+                match races.next() {
+                    Some(delay) => {
+                        tracing::info!(
+                            event = events::SETUP_RACE,
+                            what = "creating the bookkeeping tables",
+                            sqlstate = e.sqlstate().unwrap_or(""),
+                            delay_ms = delay.as_millis() as u64,
+                            "another runner set this up at the same moment; re-checking"
+                        );
+                        sleep_or_cancel(delay, cancel).await?;
+                        continue;
+                    }
+                    None => {
+                        tracing::warn!(
+                            event = events::SETUP_RACE,
+                            what = "creating the bookkeeping tables",
+                            sqlstate = e.sqlstate().unwrap_or(""),
+                            "the conflict outlasted every re-check: not a race with a peer"
+                        );
+                        return Err(e);
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        pending_setup = false;
+        if let Some(token) = token {
             tracing::info!(
                 event = events::LEASE_ACQUIRED,
                 holder,
@@ -64,7 +181,7 @@ pub async fn acquire(
                 ttl_ms,
                 "lease acquired"
             );
-            let client = Arc::new(client);
+            let conn = Arc::new(conn);
             let lost = Arc::new(AtomicBool::new(false));
             let fence = Fence {
                 holder: holder.to_string(),
@@ -72,19 +189,20 @@ pub async fn acquire(
                 ttl_ms,
             };
             let heartbeat = tokio::spawn(heartbeat(
-                client.clone(),
+                conn.clone(),
                 t.clone(),
                 fence.clone(),
                 ttl,
                 lost.clone(),
             ));
-            return Ok(Lease {
-                client,
+            let lease = Lease {
+                conn,
                 tables: t.clone(),
                 fence,
                 lost,
                 heartbeat,
-            });
+            };
+            return Ok((lease, rows));
         }
         let info = lease::show(&client, t).await?;
         if cancel.is_cancelled() {
@@ -147,7 +265,7 @@ impl Beat {
 }
 
 async fn heartbeat(
-    client: Arc<Client>,
+    conn: Arc<LeaseConn>,
     t: Tables,
     fence: Fence,
     ttl: Duration,
@@ -156,7 +274,30 @@ async fn heartbeat(
     let period = heartbeat_period(ttl);
     loop {
         tokio::time::sleep(period).await;
-        let renewed = lease::renew(&client, &t, &fence).await;
+        let mut client = conn.get();
+        let mut renewed = lease::renew(&client, &t, &fence).await;
+        if let Err(e) = &renewed
+            && crate::sqlstate::is_connection_lost(e)
+        {
+            // The lease's connection dropped (a node restart, a load balancer): reconnect
+            // within what is left of the lease, and renew at once.
+            let down = Instant::now();
+            match conn.reconnect(ttl.saturating_sub(period)).await {
+                Ok(fresh) => {
+                    tracing::warn!(
+                        event = events::DB_RECONNECTED,
+                        connection = "lease",
+                        downtime_ms = down.elapsed().as_millis() as u64,
+                        "lease connection re-established"
+                    );
+                    client = fresh;
+                    renewed = lease::renew(&client, &t, &fence).await;
+                }
+                Err(e) => {
+                    tracing::warn!(event = events::LEASE_RENEW_FAILED, holder = %fence.holder, fence = fence.token, error = %e, "lease connection lost and not re-established yet; retrying");
+                }
+            }
+        }
         match Beat::of(&renewed) {
             Beat::Renewed => {
                 tracing::info!(event = events::LEASE_RENEWED, holder = %fence.holder, fence = fence.token, "lease renewed");
@@ -178,8 +319,8 @@ async fn heartbeat(
 impl Lease {
     /// The lease's own connection: a side connection for short reads while the migration
     /// connection is busy (progress of a long statement). Never used inside a transaction.
-    pub(crate) fn client(&self) -> &Arc<Client> {
-        &self.client
+    pub(crate) fn client(&self) -> Arc<Client> {
+        self.conn.get()
     }
 
     /// The heartbeat saw the lease expire or change hands.
@@ -198,7 +339,8 @@ impl Lease {
     /// Asks the database, on the lease's own connection, whether the lease is still ours.
     /// `None` when it cannot tell (the query failed or took longer than a few seconds).
     pub async fn still_ours(&self) -> Option<bool> {
-        let q = lease::is_ours(&self.client, &self.tables, &self.fence);
+        let client = self.conn.get();
+        let q = lease::is_ours(&client, &self.tables, &self.fence);
         match tokio::time::timeout(Duration::from_secs(5), q).await {
             Ok(Ok(ours)) => Some(ours),
             _ => None,
@@ -209,7 +351,7 @@ impl Lease {
     /// work that held it.
     pub fn releaser(&self) -> Releaser {
         Releaser {
-            client: self.client.clone(),
+            conn: self.conn.clone(),
             tables: self.tables.clone(),
             fence: self.fence.clone(),
             heartbeat: self.heartbeat.abort_handle(),
@@ -225,29 +367,41 @@ impl Drop for Lease {
 
 /// Frees a lease (see [`Lease::releaser`]).
 pub struct Releaser {
-    client: Arc<Client>,
+    conn: Arc<LeaseConn>,
     tables: Tables,
     fence: Fence,
     heartbeat: tokio::task::AbortHandle,
 }
 
 impl Releaser {
-    /// Frees the lease if it is still ours. Bounded in time: a release that cannot complete
-    /// leaves the lease to expire by itself (logged, not an error: the work is over).
-    pub async fn release(self) {
+    /// Frees the lease if it is still ours, on the lease's connection, or on `fallback` (the
+    /// migration connection) when that one is gone, so a finished run never leaves its lease
+    /// to expire. Bounded in time: a release that cannot complete leaves the lease to expire by
+    /// itself (logged, not an error: the work is over).
+    pub async fn release(self, fallback: Option<&Client>) {
         self.heartbeat.abort();
-        let q = lease::release(&self.client, &self.tables, &self.fence);
         let (holder, fence) = (&self.fence.holder, self.fence.token);
-        match tokio::time::timeout(Duration::from_secs(5), q).await {
-            Ok(Ok(_)) => {
+        let own = self.conn.get();
+        let mut result = self.release_on(&own).await;
+        if let (Err(_), Some(other)) = (&result, fallback) {
+            result = self.release_on(other).await;
+        }
+        match result {
+            Ok(()) => {
                 tracing::info!(event = events::LEASE_RELEASED, holder = %holder, fence, "lease released");
             }
-            Ok(Err(e)) => {
+            Err(e) => {
                 tracing::warn!(event = events::LEASE_RELEASE_FAILED, holder = %holder, fence, error = %e, "lease release failed; it will expire by itself");
             }
-            Err(_) => {
-                tracing::warn!(event = events::LEASE_RELEASE_FAILED, holder = %holder, fence, "lease release timed out; it will expire by itself");
-            }
+        }
+    }
+
+    async fn release_on(&self, client: &Client) -> std::result::Result<(), String> {
+        let q = lease::release(client, &self.tables, &self.fence);
+        match tokio::time::timeout(Duration::from_secs(5), q).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("timed out".into()),
         }
     }
 }
@@ -280,12 +434,13 @@ impl Guard {
         self.in_flight.lock().map(|t| t.is_some()).unwrap_or(false)
     }
 
-    /// Releases the held lease at the end of the work (normal path).
-    pub async fn release(&self) {
+    /// Releases the held lease at the end of the work (normal path); `fallback` is a live
+    /// connection to release on when the lease's own is gone.
+    pub async fn release(&self, fallback: Option<&Client>) {
         self.working(None);
         let releaser = self.held.lock().ok().and_then(|mut h| h.take());
         if let Some(r) = releaser {
-            r.release().await;
+            r.release(fallback).await;
         }
     }
 
@@ -321,7 +476,7 @@ impl Guard {
                 ),
             }
         }
-        self.release().await;
+        self.release(None).await;
     }
 }
 

@@ -25,6 +25,7 @@ pub(super) enum Failure {
 async fn connect_and_probe<T>(
     config: tokio_postgres::Config,
     tls: T,
+    probe: bool,
 ) -> Result<(Client, ServerInfo), tokio_postgres::Error>
 where
     T: MakeTlsConnect<Socket> + 'static + Send,
@@ -38,6 +39,14 @@ where
             tracing::debug!(event = events::DB_CONNECTION_CLOSED, error = %e, "database connection ended");
         }
     });
+    if !probe {
+        // A side connection (the lease's): the migration connection asked the version already.
+        let unprobed = ServerInfo {
+            flavour: Flavour::PostgreSQL,
+            version: String::new(),
+        };
+        return Ok((client, unprobed));
+    }
     // Simple protocol: one round trip (an extended-protocol query would prepare first).
     let version = client
         .simple_query("SELECT version()")
@@ -54,6 +63,7 @@ where
 
 /// One connection to one host and database, bounded by `budget`.
 async fn connect_host(
+    probe: bool,
     url: &DbUrl,
     host: &Host,
     dbname: Option<&str>,
@@ -63,11 +73,11 @@ async fn connect_host(
     let mut tls_started = None;
     let fut = async {
         match &url.tls {
-            None => connect_and_probe(config, NoTls).await,
+            None => connect_and_probe(config, NoTls, probe).await,
             Some(tls_config) => {
                 let (tls, started) = tls::TrackedTls::new(tls_config);
                 tls_started = Some(started);
-                connect_and_probe(config, tls).await
+                connect_and_probe(config, tls, probe).await
             }
         }
     };
@@ -146,7 +156,7 @@ async fn create_database(
         Flavour::CockroachDB.default_database(),
         Flavour::PostgreSQL.default_database(),
     ] {
-        match connect_host(url, host, Some(db), budget).await {
+        match connect_host(true, url, host, Some(db), budget).await {
             Ok(c) => {
                 admin = Some(c);
                 break;
@@ -213,17 +223,18 @@ async fn create_database(
 
 /// One attempt: every host in turn, the first that answers wins.
 pub(super) async fn attempt(
+    probe: bool,
     url: &DbUrl,
     budget: Option<Duration>,
     create: bool,
 ) -> Result<(Client, ServerInfo), Failure> {
     let mut reasons = Vec::new();
     for host in &url.parsed.hosts {
-        match connect_host(url, host, url.dbname(), budget).await {
+        match connect_host(probe, url, host, url.dbname(), budget).await {
             Ok(ok) => return Ok(ok),
             Err(Failure::Fatal(Error::NoDatabase(name))) if create => {
                 create_database(url, host, &name, budget).await?;
-                return connect_host(url, host, url.dbname(), budget).await;
+                return connect_host(probe, url, host, url.dbname(), budget).await;
             }
             // Permanent failures (auth, TLS, missing database) are the cluster's answer, not
             // one node's mood: the next host would say the same.

@@ -22,6 +22,7 @@ use tokio_postgres::NoTls;
 
 pub use url::{Host, SslMode};
 pub use wait::wait_and_connect;
+pub(crate) use wait::wait_and_connect_side;
 
 use crate::error::Error;
 

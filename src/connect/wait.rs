@@ -22,6 +22,26 @@ pub async fn wait_and_connect(
     wait_timeout: Duration,
     create_database: bool,
 ) -> Result<(Client, ServerInfo), Error> {
+    wait_and_connect_as(true, url, wait_timeout, create_database).await
+}
+
+/// A side connection (the lease's, or a reconnect's helper): as [`wait_and_connect`] but ready
+/// once authenticated, without asking `SELECT version()`.
+pub(crate) async fn wait_and_connect_side(
+    url: &DbUrl,
+    wait_timeout: Duration,
+) -> Result<Client, Error> {
+    Ok(wait_and_connect_as(false, url, wait_timeout, false)
+        .await?
+        .0)
+}
+
+async fn wait_and_connect_as(
+    probe: bool,
+    url: &DbUrl,
+    wait_timeout: Duration,
+    create_database: bool,
+) -> Result<(Client, ServerInfo), Error> {
     let start = Instant::now();
     let deadline = start + wait_timeout;
     let mut delays = backoff::connect();
@@ -31,15 +51,17 @@ pub async fn wait_and_connect(
         let remaining = deadline.saturating_duration_since(Instant::now());
         let floor = remaining.max(Duration::from_secs(1));
         let budget = Some(url.connect_timeout().map_or(floor, |t| t.min(floor)));
-        match attempt(url, budget, create_database).await {
+        match attempt(probe, url, budget, create_database).await {
             Ok((client, info)) => {
-                tracing::info!(
-                    event = events::DB_READY,
-                    flavour = ?info.flavour,
-                    version = %info.version,
-                    attempts,
-                    "database ready"
-                );
+                if probe {
+                    tracing::info!(
+                        event = events::DB_READY,
+                        flavour = ?info.flavour,
+                        version = %info.version,
+                        attempts,
+                        "database ready"
+                    );
+                }
                 return Ok((client, info));
             }
             Err(Failure::Fatal(e)) => return Err(e),

@@ -99,7 +99,8 @@ pub async fn read_adopted(client: &Client, t: &Tables) -> Result<Ledger> {
     read(client, t).await
 }
 
-fn parse_rows(msgs: &[SimpleQueryMessage]) -> Result<Vec<AppliedRow>> {
+/// The rows of a [`read_sql`] (or seed-column) reply.
+pub(crate) fn parse_rows(msgs: &[SimpleQueryMessage]) -> Result<Vec<AppliedRow>> {
     let bad = |what: &str| Error::Database {
         context: "reading the ledger".into(),
         sqlstate: None,

@@ -6,9 +6,7 @@
 pub mod fence;
 pub mod lease;
 pub mod ledger;
-mod setup;
-
-pub use setup::ensure;
+pub(crate) mod setup;
 
 /// A validated ledger table name: an unquoted lowercase SQL identifier (so it needs no
 /// escaping), at most 63 characters. The lease table is `<name>_lease`.

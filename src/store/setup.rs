@@ -1,4 +1,5 @@
-//! Creating the bookkeeping on first use and adopting a ledger made by an older tool. Every
+//! Creating the bookkeeping on first use (the statements; `session::acquire` sends them in its
+//! first flight) and adopting a ledger made by an older tool. Every
 //! statement is idempotent (`IF NOT EXISTS`, `ON CONFLICT DO NOTHING`), and a race lost to a
 //! concurrent runner (see `sqlstate::is_setup_race`) is re-checked with backoff, never an error.
 
@@ -87,18 +88,6 @@ where
         let _ = client.batch_execute("ROLLBACK").await;
         tokio::time::sleep(delay).await;
     }
-}
-
-/// Creates the ledger and lease tables and the lease row if missing, in one round trip.
-pub async fn ensure(client: &Client, t: &Tables) -> Result<()> {
-    let sql = create_sql(t);
-    tolerating_races(client, "creating the bookkeeping tables", || async {
-        client
-            .batch_execute(&sql)
-            .await
-            .map_err(|e| Error::db(format!("creating {} and {}", t.ledger(), t.lease()), e))
-    })
-    .await
 }
 
 /// Adds our columns to a ledger made by an older tool and widens its `version` to BIGINT;
