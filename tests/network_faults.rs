@@ -60,11 +60,8 @@ fn body(v: i64, extra: &str) -> String {
 fn migrations(n: i64, extra: impl Fn(i64) -> String) -> TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     for v in 1..=n {
-        fs::write(
-            dir.path().join(format!("{v}_m{v}.sql")),
-            body(v, &extra(v)),
-        )
-        .expect("write migration");
+        fs::write(dir.path().join(format!("{v}_m{v}.sql")), body(v, &extra(v)))
+            .expect("write migration");
     }
     dir
 }
@@ -482,6 +479,10 @@ fn a_server_restarted_mid_run_is_ridden_out_and_every_migration_applies_once() {
 // A stall past the TTL
 // ---------------------------------------------------------------------------------------------
 
+/// How long a stalled run may take: a few TTLs for the server to end the session, plus the
+/// reconnect. Past it the run is killed and the test fails (a run stuck for ever).
+const STALL_DEADLINE: Duration = Duration::from_secs(30);
+
 /// Stalls the migration connection from its `k`-th message in `dir` on, with a 2 s TTL: the
 /// run ends fenced off (12) or carries on (0), and never applies a migration twice.
 fn stall_past_the_ttl(dir: Dir, k: u64) {
@@ -496,7 +497,7 @@ fn stall_past_the_ttl(dir: Dir, k: u64) {
     let t0 = Instant::now();
     let out = run_with_deadline(
         cmd(&proxy.url(&url), cut_files()).env("MIGRATE_LEASE_TTL", "2s"),
-        Duration::from_secs(60),
+        STALL_DEADLINE,
     );
     let took = t0.elapsed();
     assert_eq!(proxy.fired(id), 1, "{what}: the stall fired");
@@ -527,14 +528,23 @@ fn stall_past_the_ttl(dir: Dir, k: u64) {
 }
 
 #[test]
-fn a_stall_past_the_ttl_mid_flight_to_the_server_never_double_applies() {
-    // Message 150 to the server is inside a migration's pipelined flight.
+fn a_stall_past_the_ttl_inside_a_flight_to_the_server_never_double_applies() {
+    // Client message 152 is the third of migration 8's pipelined flight (`QQQQBESBES` per
+    // migration from message 80 on): the server holds an open transaction and hears no more.
+    stall_past_the_ttl(Dir::ClientToServer, 152);
+}
+
+#[test]
+fn a_stall_past_the_ttl_before_a_flight_reaches_the_server_never_double_applies() {
+    // Client message 150 is the first of migration 8's flight: the server never hears of it
+    // and sits idle, outside any transaction, while the client waits for its replies.
     stall_past_the_ttl(Dir::ClientToServer, 150);
 }
 
 #[test]
 fn a_stall_past_the_ttl_of_the_replies_never_double_applies() {
-    // Message 200 from the server is inside the replies to a migration's flight.
+    // Server message 200 is inside the replies to a migration's flight: the step committed
+    // (or not) on the server, the client never hears which.
     stall_past_the_ttl(Dir::ServerToClient, 200);
 }
 
