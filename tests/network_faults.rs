@@ -140,11 +140,14 @@ fn assert_exactly_once(url: &str, n: i64, out: &Output, what: &str) {
     );
 }
 
-/// Checks the fields of every `db.reconnected` event of `out`.
+/// Checks the fields of every `db.reconnected` event of `out`: which connection, the attempt
+/// count and the downtime.
 #[track_caller]
 fn assert_reconnect_events_are_complete(out: &Output, what: &str) {
     for e in out.events_named("db.reconnected") {
         assert!(field(&e, "downtime_ms").as_u64().is_some(), "{what}: {e}");
+        // Issue 11: "Log `db.reconnected` with attempt count and downtime".
+        assert!(field(&e, "attempt").as_u64().is_some(), "{what}: {e}");
         assert!(
             matches!(
                 field(&e, "connection").as_str(),
