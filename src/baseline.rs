@@ -50,15 +50,21 @@ pub fn up_to(set: &[Migration], version: i64) -> Result<Vec<i64>> {
 /// The versions another tool's history says are applied, mapped onto `dir`'s files.
 async fn from_tool(client: &Client, dir: &Path, tool: Tool) -> Result<Vec<i64>> {
     let table = history::table_of(tool);
-    let h = history::read_history(client, tool)
+    let Some(h) = history::read_history(client, tool)
         .await
         .map_err(|e| Error::db(format!("reading {table}"), e))?
-        .ok_or_else(|| {
-            Error::Refused(Refusal::NoForeignHistory {
-                tool: tool.to_string(),
-                table: table.into(),
-            })
-        })?;
+    else {
+        // Name the history that is here (golang-migrate and dbmate share a table name).
+        let other = history::any_foreign_history(client)
+            .await
+            .map_err(|e| Error::db("looking for another tool's history table", e))?
+            .map(|(t, table, _)| (t.to_string(), table));
+        return Err(Error::Refused(Refusal::NoForeignHistory {
+            tool: tool.to_string(),
+            table: table.into(),
+            other,
+        }));
+    };
     if !h.bad.is_empty() {
         return Err(Error::Disagreement(vec![Disagreement::ForeignHistoryBad {
             tool: tool.to_string(),

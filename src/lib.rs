@@ -69,6 +69,7 @@ mod plan;
 mod refusal;
 mod repair;
 mod report;
+mod run;
 mod session;
 mod source;
 mod sqlstate;

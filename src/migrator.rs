@@ -9,18 +9,16 @@ use std::sync::{Arc, OnceLock};
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
-use crate::apply::Applier;
 use crate::config::Config;
 use crate::connect::{self, DbUrl, Flavour, ServerInfo};
 use crate::error::{Error, Result};
-use crate::flavour;
 use crate::jobs;
 use crate::lint::Warning;
 use crate::log::events;
 use crate::plan::{self, Allow, Plan, Rollback};
 use crate::repair::Repair;
 use crate::report::{Progress, Report};
-use crate::session::{self, Guard, Lease};
+use crate::session::Guard;
 use crate::source::{self, Migration};
 use crate::status::{self, Status};
 use crate::store::Tables;
@@ -29,12 +27,12 @@ use crate::store::ledger::{self, AppliedRow};
 
 /// Runs migration operations with one configuration.
 pub struct Migrator {
-    config: Config,
-    tables: Tables,
+    pub(crate) config: Config,
+    pub(crate) tables: Tables,
     url: OnceLock<DbUrl>,
-    cancel: CancellationToken,
-    guard: Arc<Guard>,
-    progress: Progress,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) guard: Arc<Guard>,
+    pub(crate) progress: Progress,
 }
 
 impl Migrator {
@@ -114,7 +112,7 @@ impl Migrator {
         )
     }
 
-    fn allow(&self) -> Allow {
+    pub(crate) fn allow(&self) -> Allow {
         Allow {
             newer_schema: self.config.allow_newer_schema,
             out_of_order: self.config.allow_out_of_order,
@@ -122,7 +120,7 @@ impl Migrator {
     }
 
     /// DATABASE_URL, parsed (and its certificate files read) once per migrator.
-    fn url(&self) -> Result<&DbUrl> {
+    pub(crate) fn url(&self) -> Result<&DbUrl> {
         if let Some(u) = self.url.get() {
             return Ok(u);
         }
@@ -206,219 +204,6 @@ impl Migrator {
         Ok(self.progress.snapshot())
     }
 
-    /// Plans from the ledger without the lease; when there is work, takes the lease (the same
-    /// flight re-reads the ledger: a peer may have done the work), re-plans and applies,
-    /// reconnecting when the connection drops.
-    async fn run_locked<'s, F>(&self, set: &'s [Migration], make_plan: F) -> Result<()>
-    where
-        F: Fn(&'s [Migration], &[AppliedRow]) -> Result<Plan<'s>>,
-    {
-        let (client, info) = self.connect().await?;
-        // The lease's connection opens while the ledger is read: it is needed whenever there
-        // is work, and dropped unused when there is none.
-        let url = self.url()?.clone();
-        let wait = self.config.wait_timeout;
-        let side = tokio::spawn(async move { connect::wait_and_connect_side(&url, wait).await });
-        let side = AbortOnDrop(Some(side));
-        let ledger = ledger::read(&client, &self.tables).await?;
-        self.progress.at(ledger.current());
-        let first = make_plan(set, &ledger.rows);
-        if first.as_ref().is_ok_and(|p| !p.steps.is_empty()) {
-            self.check_foreign_history(&client, &ledger.rows).await?;
-        }
-        match first {
-            Ok(first) if first.steps.is_empty() => {
-                tracing::info!(
-                    event = events::RUN_NOTHING_TO_DO,
-                    current = first.current,
-                    target = first.target,
-                    "nothing to do"
-                );
-                return Ok(());
-            }
-            Ok(_) => {}
-            // A dirty row seen without the lease may be a peer's no-transaction migration in
-            // progress: only what the ledger says under the lease is final.
-            Err(Error::Disagreement(_)) if ledger.rows.iter().any(|r| r.dirty) => {}
-            Err(e) => return Err(e),
-        }
-        let side = side.join().await?;
-        let (lease, rows) = self.acquire_on(side, true).await?;
-        self.guard.hold(&lease);
-        self.work_under_lease(client, info, set, &lease, rows, &make_plan)
-            .await
-    }
-
-    /// Applies under `lease`; when the migration connection drops, reconnects within
-    /// `MIGRATE_WAIT_TIMEOUT`, ends the old session, checks the lease is still ours and goes on
-    /// from what the ledger says (a step's row commits with it). Releases the lease at the end.
-    async fn work_under_lease<'s, F>(
-        &self,
-        mut client: Client,
-        mut info: ServerInfo,
-        set: &'s [Migration],
-        lease: &Lease,
-        mut rows: Option<Vec<AppliedRow>>,
-        make_plan: &F,
-    ) -> Result<()>
-    where
-        F: Fn(&'s [Migration], &[AppliedRow]) -> Result<Plan<'s>>,
-    {
-        let mut reconnects = 0u32;
-        let result = loop {
-            self.guard.working(Some(client.cancel_token()));
-            let pid = std::cell::Cell::new(None);
-            let result = self
-                .apply_under_lease(&client, &info, set, lease, rows.take(), &pid, make_plan)
-                .await;
-            match result {
-                Err(e)
-                    if e.is_connection_lost()
-                        && reconnects < MAX_RECONNECTS
-                        && !self.cancel.is_cancelled() =>
-                {
-                    reconnects += 1;
-                    let old = (client.cancel_token(), pid.get());
-                    match self.reconnect(lease, old, reconnects, e).await {
-                        Ok((c, i)) => (client, info) = (c, i),
-                        Err(e) => break Err(e),
-                    }
-                }
-                r => break r,
-            }
-        };
-        self.guard.release(Some(&client)).await;
-        result
-    }
-
-    /// A new migration connection after the old one dropped, once the old session is gone and
-    /// the lease is known to be still ours.
-    async fn reconnect(
-        &self,
-        lease: &Lease,
-        (old_token, old_pid): (tokio_postgres::CancelToken, Option<i32>),
-        attempt: u32,
-        cause: Error,
-    ) -> Result<(Client, ServerInfo)> {
-        let down = std::time::Instant::now();
-        tracing::warn!(
-            event = events::DB_WAIT,
-            attempt,
-            reason = %cause,
-            "the migration connection dropped; reconnecting"
-        );
-        let url = self.url()?;
-        let (client, info) =
-            connect::wait_and_connect(url, self.config.wait_timeout, false).await?;
-        // The old session may still be running our last flight: end it, so the ledger says
-        // for certain whether that step committed.
-        flavour::end_session(&client, info.flavour, url, &old_token, old_pid).await;
-        match lease::is_ours(&client, &self.tables, &lease.fence).await {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(
-                    lease.lost_error("after reconnecting, the lease was expired or taken".into())
-                );
-            }
-            Err(e) => return Err(Error::db("checking the lease after reconnecting", e)),
-        }
-        tracing::warn!(
-            event = events::DB_RECONNECTED,
-            connection = "migration",
-            attempt,
-            downtime_ms = down.elapsed().as_millis() as u64,
-            holder = %lease.fence.holder,
-            fence = lease.fence.token,
-            "reconnected; the lease is still ours, carrying on from the ledger"
-        );
-        Ok((client, info))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn apply_under_lease<'s, F>(
-        &self,
-        client: &Client,
-        info: &ServerInfo,
-        set: &'s [Migration],
-        lease: &Lease,
-        rows: Option<Vec<AppliedRow>>,
-        pid_out: &std::cell::Cell<Option<i32>>,
-        make_plan: &F,
-    ) -> Result<()>
-    where
-        F: Fn(&'s [Migration], &[AppliedRow]) -> Result<Plan<'s>>,
-    {
-        let prepared = flavour::prepare_session(
-            client,
-            info.flavour,
-            self.config.statement_timeout,
-            self.config.lease_ttl,
-            self.config.environment.as_deref().unwrap_or(""),
-        );
-        let (pid, rows) = match rows {
-            Some(rows) => (prepared.await?, rows),
-            None => {
-                let (pid, ledger) =
-                    tokio::join!(prepared, ledger::read_adopted(client, &self.tables));
-                (pid?, ledger?.rows)
-            }
-        };
-        pid_out.set(Some(pid));
-        let plan = make_plan(set, &rows)?;
-        self.progress.at(ledger::current(&rows));
-        if plan.steps.is_empty() {
-            tracing::info!(
-                event = events::RUN_NOTHING_TO_DO,
-                current = plan.current,
-                target = plan.target,
-                "a peer finished the work; nothing to do"
-            );
-            return Ok(());
-        }
-        if info.flavour == Flavour::CockroachDB {
-            let tables = jobs::words_of_steps(&plan);
-            jobs::at_start(client, &tables, self.config.job_wait_timeout, &self.cancel).await?;
-        }
-        let applier = Applier::new(client, &self.tables, lease, &self.cancel)
-            .await?
-            .with_progress(info.flavour, pid, self.config.progress_interval);
-        let result = match applier.run(&plan, &self.progress).await {
-            Err(e) if may_be_fenced_off(&e) => Err(fenced_off_or(lease, e).await),
-            r => r,
-        };
-        self.progress.at(match result {
-            Ok(()) => plan.target,
-            Err(_) => status::current_after(&rows, &plan, &self.progress.snapshot().versions),
-        });
-        result
-    }
-
-    /// Takes the lease on `side` (a connection of its own: the heartbeat must not land inside
-    /// a migration's transaction), creating the bookkeeping first when `set_up`.
-    async fn acquire_on(
-        &self,
-        side: Client,
-        set_up: bool,
-    ) -> Result<(Lease, Option<Vec<AppliedRow>>)> {
-        let conn = session::LeaseConn::new(side, self.url()?.clone(), self.config.wait_timeout);
-        session::acquire(
-            conn,
-            &self.tables,
-            &self.config.holder,
-            self.config.lease_ttl,
-            self.config.lease_timeout,
-            set_up,
-            &self.cancel,
-        )
-        .await
-    }
-
-    /// Opens the lease's connection and takes the lease (tables created first if needed).
-    async fn take_lease(&self) -> Result<Lease> {
-        let side = connect::wait_and_connect_side(self.url()?, self.config.wait_timeout).await?;
-        Ok(self.acquire_on(side, true).await?.0)
-    }
-
     /// Releases a lease left held when the work was abandoned (SIGTERM past the grace
     /// budget), after cancelling the statement it was running. Call only after the work's
     /// future was dropped.
@@ -472,7 +257,8 @@ impl Migrator {
                     self.allow(),
                 )?;
                 if !plan.steps.is_empty() {
-                    self.check_foreign_history(&client, &ledger.rows).await?;
+                    self.check_foreign_history(&client, &ledger.rows, None)
+                        .await?;
                 }
                 Ok(plan)
             }
@@ -482,13 +268,21 @@ impl Migrator {
     /// Refuses (exit 32) to start a ledger on a database another tool manages: our ledger is
     /// empty and a known tool's history table has rows (`MIGRATE_IGNORE_FOREIGN_HISTORY` lets
     /// it pass).
-    async fn check_foreign_history(&self, client: &Client, rows: &[AppliedRow]) -> Result<()> {
+    pub(crate) async fn check_foreign_history(
+        &self,
+        client: &Client,
+        rows: &[AppliedRow],
+        present: Option<&[String]>,
+    ) -> Result<()> {
         if !rows.is_empty() || self.config.ignore_foreign_history {
             return Ok(());
         }
-        let found = crate::import::history::any_foreign_history(client)
-            .await
-            .map_err(|e| Error::db("looking for another tool's history table", e))?;
+        let history = crate::import::history::any_foreign_history_among;
+        let found = match present {
+            Some(p) => history(client, p).await,
+            None => crate::import::history::any_foreign_history(client).await,
+        };
+        let found = found.map_err(|e| Error::db("looking for another tool's history table", e))?;
         match found {
             Some((tool, table, rows)) => Err(Error::Disagreement(vec![
                 crate::refusal::Disagreement::ForeignHistory {
@@ -579,66 +373,5 @@ fn foreign_layout(dir: &std::path::Path) -> Result<()> {
     match crate::import::layout_hint(dir) {
         Some(hint) => Err(Error::ForeignLayout(hint)),
         None => Ok(()),
-    }
-}
-
-/// How many times one run reconnects before it gives up (exit 10).
-const MAX_RECONNECTS: u32 = 20;
-
-/// The lease connection's opening, run ahead of need, aborted when dropped unused.
-struct AbortOnDrop(Option<tokio::task::JoinHandle<Result<Client>>>);
-
-impl AbortOnDrop {
-    async fn join(mut self) -> Result<Client> {
-        match self.0.take() {
-            Some(handle) => handle.await.unwrap_or_else(|e| {
-                Err(Error::ConnectionLost {
-                    context: "opening the lease's connection".into(),
-                    message: e.to_string(),
-                    source: None,
-                })
-            }),
-            None => Err(Error::Terminated),
-        }
-    }
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let Some(h) = &self.0 {
-            h.abort();
-        }
-    }
-}
-
-/// Errors a step can meet because a peer took the lease while we worked (a frozen holder
-/// woken after a takeover: its connection ended by the server, its `CREATE TABLE` finding the
-/// peer's table, ...). Not a dirty mark (31): that needs an operator whatever the lease says.
-fn may_be_fenced_off(e: &Error) -> bool {
-    !matches!(
-        e,
-        Error::LeaseLost { .. } | Error::Terminated | Error::PartiallyApplied { .. }
-    )
-}
-
-/// `e`, or a lease loss (exit 12) when the lease is no longer ours: nothing of the failed step
-/// was committed (the fenced ledger write is in its transaction), and a runner fenced off must
-/// be retried (12, Count), not fail the Job (30) or blame the network (10) for what its
-/// successor did. A genuine failure shows up again, as itself, in the next holder's run.
-async fn fenced_off_or(lease: &Lease, e: Error) -> Error {
-    match lease.still_ours().await {
-        Some(false) => {
-            tracing::error!(
-                event = events::LEASE_LOST,
-                holder = %lease.fence.holder,
-                fence = lease.fence.token,
-                error = %e,
-                "lease lost while working: it expired or another runner took it"
-            );
-            lease.lost_error(format!(
-                "the lease expired or was taken while working ({e})"
-            ))
-        }
-        _ => e,
     }
 }

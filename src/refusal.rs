@@ -244,6 +244,8 @@ pub enum Refusal {
         tool: String,
         /// The table looked for.
         table: String,
+        /// Another tool whose history this database does have (with rows), and its table.
+        other: Option<(String, String)>,
     },
     /// `repair` needs a file the image does not have.
     RepairNoFile {
@@ -290,9 +292,17 @@ impl std::fmt::Display for Refusal {
                 }
                 Ok(())
             }
-            Refusal::NoForeignHistory { tool, table } => write!(
+            Refusal::NoForeignHistory {
+                tool,
+                table,
+                other: Some((other, other_table)),
+            } => write!(
                 f,
-                "baseline --from {tool}: there is no {table} table in this database (in the current search path); check DATABASE_URL, or use `baseline --version V`"
+                "baseline --from {tool}: this database has no {table} table as {tool} makes it, but {other_table} is {other}'s history: use `baseline --from {other}` (importing the files with `import --from {other}`)"
+            ),
+            Refusal::NoForeignHistory { tool, table, .. } => write!(
+                f,
+                "baseline --from {tool}: there is no {table} table as {tool} makes it in this database (in the current search path); check DATABASE_URL, or use `baseline --version V`"
             ),
             Refusal::RepairNoFile { version, action } => {
                 write!(f, "version {version} has no migration file; {action}")

@@ -24,7 +24,7 @@ use crate::split::Statement;
 use crate::sqlstate;
 use crate::store::Tables;
 use crate::store::fence::{
-    Fence, FenceCheck, FencedWrite, MarkDirty, Param, Record, Restore, Unrecord,
+    Checked, Fence, FenceCheck, FencedWrite, MarkDirty, Param, Record, Restore, Unrecord,
 };
 
 use replay::{LedgerWriteError, replay};
@@ -39,6 +39,8 @@ pub struct Applier<'a> {
     mark_dirty: Prepared,
     fence_check: Prepared,
     restore: Prepared,
+    checked_up: Prepared,
+    checked_down: Prepared,
     watch: Option<crate::progress::Watch>,
 }
 
@@ -146,6 +148,8 @@ impl<'a> Applier<'a> {
             MarkDirty::sql(tables),
             FenceCheck::sql(tables),
             Restore::sql(tables),
+            Checked::up_sql(tables),
+            Checked::down_sql(tables),
         ];
         let prepared =
             crate::pipeline::in_order(sqls.iter().map(|sql| client.prepare(sql)).collect()).await;
@@ -169,6 +173,8 @@ impl<'a> Applier<'a> {
             mark_dirty: next()?,
             fence_check: next()?,
             restore: next()?,
+            checked_up: next()?,
+            checked_down: next()?,
             watch: None,
         })
     }

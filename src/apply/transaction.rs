@@ -9,13 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::{Error, Result};
+use crate::plan::Direction;
 use crate::plan::Step;
 use crate::progress;
 use crate::sqlstate;
-use crate::store::fence::{FenceCheck, FencedWrite};
+use crate::store::fence::{Checked, FenceCheck, FencedWrite};
 
 use super::replay::{Replayable, replay};
-use super::{Applier, Finish, sql_failed, statements};
+use super::{Applier, sql_failed, statements};
 use crate::pipeline;
 
 /// How one attempt at a transactional step ended, when it did not succeed.
@@ -90,10 +91,22 @@ impl Applier<'_> {
         let f = &self.lease.fence;
         let check = FenceCheck { fence: f };
         let check_params = check.params();
-        let finish = Finish::new(step, f, None, 0);
+        let finish = match step.direction {
+            Direction::Up => Checked::Up {
+                migration: m,
+                fence: f,
+            },
+            Direction::Down => Checked::Down {
+                version: &m.version,
+            },
+        };
         let finish_params = finish.params();
+        let finish_statement = match step.direction {
+            Direction::Up => &self.checked_up,
+            Direction::Down => &self.checked_down,
+        };
         let c = self.client;
-        let (check_params, finish_params, finish) = (&check_params, &finish_params, &finish);
+        let (check_params, finish_params) = (&check_params, &finish_params);
         let parts = flight(sqls.len());
         let n = sqls.len();
         let in_flight = Arc::new(AtomicUsize::new(in_flight_after(Part::Begin, n)));
@@ -106,7 +119,7 @@ impl Applier<'_> {
                         Part::Begin => c.batch_execute("BEGIN").await.map(|()| 0),
                         Part::Statement(i) => c.batch_execute(&sqls[i].text).await.map(|()| 0),
                         Part::FenceCheck => c.execute(&self.fence_check, check_params).await,
-                        Part::LedgerWrite => c.execute(finish.statement(self), finish_params).await,
+                        Part::LedgerWrite => c.execute(finish_statement, finish_params).await,
                         Part::Commit => c.batch_execute("COMMIT").await.map(|()| 0),
                     };
                     now.store(in_flight_after(*part, n), Ordering::SeqCst);

@@ -16,7 +16,9 @@ pub(crate) fn status_text(s: &Status) -> String {
             Some(false) => "CHANGED",
             None => "-",
         };
-        let state = match (m.file.is_none(), m.state) {
+        // When the files did not load, no row has a file: that says nothing about the image.
+        let no_file = m.file.is_none() && s.file_problems.is_empty();
+        let state = match (no_file, m.state) {
             (true, State::Dirty) => "dirty, no file",
             (true, _) => "no file here",
             (false, state) => state.as_str(),

@@ -231,13 +231,56 @@ pub async fn read_history(
     Ok(Some(h))
 }
 
+/// The statement listing which of the tools' history tables exist in the search path.
+pub fn existing_tables_sql() -> String {
+    let mut names: Vec<&str> = Tool::ALL.iter().map(|t| table_of(*t)).collect();
+    names.dedup();
+    let list = names
+        .iter()
+        .map(|n| format!("'{n}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT table_name::TEXT FROM information_schema.tables \
+         WHERE table_schema::TEXT = ANY(current_schemas(false)) AND table_name::TEXT IN ({list})"
+    )
+}
+
+/// Which of the tools' history tables exist in the search path (one round trip).
+pub async fn existing_tables(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
+    let msgs = client.simple_query(&existing_tables_sql()).await?;
+    Ok(msgs
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .collect())
+}
+
 /// The first tool (in [`Tool::ALL`] order) whose history table exists here with rows that say
 /// something: `(tool, table, rows)`. For the check that `migrate` never re-runs a project
 /// another tool manages.
+///
+/// One round trip when none of the tables exists (the usual first run): which of them exist is
+/// asked first, in one simple query.
 pub async fn any_foreign_history(
     client: &Client,
 ) -> Result<Option<(Tool, String, usize)>, tokio_postgres::Error> {
+    let present = existing_tables(client).await?;
+    any_foreign_history_among(client, &present).await
+}
+
+/// [`any_foreign_history`], given which history tables exist (from [`existing_tables`], which
+/// a caller can pipeline with its own first query).
+pub async fn any_foreign_history_among(
+    client: &Client,
+    present: &[String],
+) -> Result<Option<(Tool, String, usize)>, tokio_postgres::Error> {
     for tool in Tool::ALL {
+        if !present.iter().any(|t| t == table_of(tool)) {
+            continue;
+        }
         if let Some(h) = read_history(client, tool).await?
             && h.rows > 0
         {
@@ -386,5 +429,18 @@ mod tests {
         assert!(e.iter().all(|m| m.contains("version 3")), "{e:?}");
         let h = history(Tool::Dbmate, &["5", "1"], None);
         assert_eq!(map_versions(dir.path(), &h, Tool::Dbmate), Ok(vec![1, 5]));
+    }
+}
+
+#[cfg(test)]
+mod sql_tests {
+    use super::*;
+
+    #[test]
+    fn one_query_tells_which_history_tables_exist() {
+        assert_eq!(
+            existing_tables_sql(),
+            "SELECT table_name::TEXT FROM information_schema.tables WHERE table_schema::TEXT = ANY(current_schemas(false)) AND table_name::TEXT IN ('schema_migrations', 'goose_db_version', 'flyway_schema_history', '_sqlx_migrations', '__diesel_schema_migrations', 'schema_migration')"
+        );
     }
 }

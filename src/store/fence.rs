@@ -129,6 +129,61 @@ impl FencedWrite for FenceCheck<'_> {
     }
 }
 
+/// The ledger write of a transactional step, sent after the [`FenceCheck`] in the same
+/// transaction: that check already guards the commit, so this statement does not touch the
+/// lease row again. Records the migration (`up`) or removes its row (`down`).
+pub enum Checked<'a> {
+    /// Record `migration` as applied (duration measured by the server).
+    Up {
+        /// The migration.
+        migration: &'a Migration,
+        /// Our lease identity (recorded as `applied_by` and `fence`).
+        fence: &'a Fence,
+    },
+    /// Remove the row of `version`.
+    Down {
+        /// The version.
+        version: &'a i64,
+    },
+}
+
+impl Checked<'_> {
+    /// The statement recording a migration.
+    pub fn up_sql(t: &Tables) -> String {
+        format!(
+            "INSERT INTO {l} (version, description, applied_at, checksum, duration_ms, applied_by, fence, status, statements_done)
+         VALUES ($1::INT8, $2::TEXT, now(), $3::TEXT, (EXTRACT(EPOCH FROM clock_timestamp() - now()) * 1000)::INT8,
+            $4::TEXT, $5::INT8, 'applied', 0)
+         ON CONFLICT (version) DO UPDATE SET description = excluded.description, applied_at = excluded.applied_at,
+            checksum = excluded.checksum, duration_ms = excluded.duration_ms, applied_by = excluded.applied_by,
+            fence = excluded.fence, status = excluded.status, statements_done = excluded.statements_done",
+            l = t.ledger()
+        )
+    }
+
+    /// The statement removing a row.
+    pub fn down_sql(t: &Tables) -> String {
+        format!("DELETE FROM {} WHERE version = $1::INT8", t.ledger())
+    }
+
+    /// The parameters of [`Checked::up_sql`] or [`Checked::down_sql`].
+    pub fn params(&self) -> Vec<Param<'_>> {
+        match self {
+            Checked::Up {
+                migration: m,
+                fence,
+            } => vec![
+                &m.version,
+                &m.description,
+                &m.checksum,
+                &fence.holder,
+                &fence.token,
+            ],
+            Checked::Down { version } => vec![*version],
+        }
+    }
+}
+
 /// Removes a migration's row (an undo, or `repair --mark-not-applied`), fenced.
 pub struct Unrecord<'a> {
     /// The version.
@@ -301,6 +356,11 @@ mod tests {
         assert_eq!(count(&AcceptChecksum::sql(&t)), 5);
         assert_eq!(count(&Restore::sql(&t)), 5);
         assert_eq!(count(&FenceCheck::sql(&t)), 3);
+        assert_eq!(count(&Checked::up_sql(&t)), 5);
+        assert_eq!(count(&Checked::down_sql(&t)), 1);
+        // After the fence check, the ledger write leaves the lease row alone.
+        assert!(!Checked::up_sql(&t).contains("lease"));
+        assert!(!Checked::down_sql(&t).contains("lease"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use time::OffsetDateTime;
 use tokio_postgres::Client;
+use tokio_postgres::types::{ToSql, Type};
 
 use crate::error::{Error, Result};
 use crate::sqlstate;
@@ -82,8 +83,10 @@ pub async fn try_acquire(
     holder: &str,
     ttl_ms: i64,
 ) -> Result<Option<i64>> {
-    match client.query_opt(&acquire_sql(t), &[&holder, &ttl_ms]).await {
-        Ok(row) => Ok(row.and_then(|r| r.try_get(0).ok())),
+    // Typed parameters: one round trip (no separate prepare), so it fits in a flight.
+    let params: [(&(dyn ToSql + Sync), Type); 2] = [(&holder, Type::TEXT), (&ttl_ms, Type::INT8)];
+    match client.query_typed(&acquire_sql(t), &params).await {
+        Ok(rows) => Ok(rows.first().and_then(|r| r.try_get(0).ok())),
         Err(e) if sqlstate::is_retry(&e) => Ok(None),
         Err(e) => Err(Error::db("acquiring the lease", e)),
     }
@@ -96,9 +99,15 @@ pub async fn renew(
     f: &Fence,
 ) -> std::result::Result<u64, tokio_postgres::Error> {
     let sql = fence::renewal(t, "$1", "$2", "$3");
-    client
-        .execute(&sql, &[&f.holder, &f.token, &f.ttl_ms])
-        .await
+    let params: [(&(dyn ToSql + Sync), Type); 3] = [
+        (&f.holder, Type::TEXT),
+        (&f.token, Type::INT8),
+        (&f.ttl_ms, Type::INT8),
+    ];
+    Ok(client
+        .query_typed(&format!("{sql} RETURNING 1"), &params)
+        .await?
+        .len() as u64)
 }
 
 /// Whether the lease is still ours: our holder and fence, unexpired in database time.
@@ -127,7 +136,12 @@ pub async fn release(
         "UPDATE {} SET holder = NULL, expires_at = NULL WHERE id = 1 AND holder = $1::TEXT AND fence = $2::INT8",
         t.lease()
     );
-    client.execute(&sql, &[&f.holder, &f.token]).await
+    let params: [(&(dyn ToSql + Sync), Type); 2] =
+        [(&f.holder, Type::TEXT), (&f.token, Type::INT8)];
+    Ok(client
+        .query_typed(&format!("{sql} RETURNING 1"), &params)
+        .await?
+        .len() as u64)
 }
 
 #[cfg(test)]

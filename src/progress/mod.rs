@@ -24,7 +24,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio_postgres::Client;
-use tokio_postgres::types::Type;
+
+mod cockroach;
+mod postgres;
 
 use crate::connect::Flavour;
 use crate::log::events;
@@ -107,98 +109,7 @@ pub(crate) struct Progress {
     pub age_ms: Option<i64>,
 }
 
-/// The PostgreSQL progress query: one row per command our backend (`$1`, an `int4`) runs, in
-/// one shape: command, phase, relation, then done/total pairs for blocks, tuples, bytes,
-/// lockers and partitions (`NULL` where the view has no such counter).
-pub(crate) fn postgres_sql() -> &'static str {
-    "SELECT command, phase, relid::regclass::text AS relation, \
-            blocks_done, blocks_total, tuples_done, tuples_total, \
-            NULL::int8 AS bytes_done, NULL::int8 AS bytes_total, \
-            lockers_done, lockers_total, partitions_done, partitions_total \
-       FROM pg_stat_progress_create_index WHERE pid = $1 \
-     UNION ALL \
-     SELECT command, phase, relid::regclass::text, \
-            heap_blks_scanned, heap_blks_total, heap_tuples_scanned, NULL::int8, \
-            NULL::int8, NULL::int8, NULL::int8, NULL::int8, NULL::int8, NULL::int8 \
-       FROM pg_stat_progress_cluster WHERE pid = $1 \
-     UNION ALL \
-     SELECT 'VACUUM', phase, relid::regclass::text, \
-            heap_blks_scanned, heap_blks_total, NULL::int8, NULL::int8, \
-            NULL::int8, NULL::int8, NULL::int8, NULL::int8, NULL::int8, NULL::int8 \
-       FROM pg_stat_progress_vacuum WHERE pid = $1 \
-     UNION ALL \
-     SELECT 'ANALYZE', phase, relid::regclass::text, \
-            sample_blks_scanned, sample_blks_total, NULL::int8, NULL::int8, \
-            NULL::int8, NULL::int8, NULL::int8, NULL::int8, child_tables_done, child_tables_total \
-       FROM pg_stat_progress_analyze WHERE pid = $1 \
-     UNION ALL \
-     SELECT command, 'copying', relid::regclass::text, \
-            NULL::int8, NULL::int8, tuples_processed, NULL::int8, \
-            bytes_processed, bytes_total, NULL::int8, NULL::int8, NULL::int8, NULL::int8 \
-       FROM pg_stat_progress_copy WHERE pid = $1"
-}
-
-/// The CockroachDB progress query: schema-change jobs of `current_user` still pending or
-/// running, newest first, with their age in milliseconds by the server's clock.
-pub(crate) fn cockroach_sql() -> &'static str {
-    "SELECT job_id, job_type, status, running_status, fraction_completed, \
-            ((EXTRACT(EPOCH FROM now()) - EXTRACT(EPOCH FROM created::TIMESTAMPTZ)) * 1000)::INT8 AS age_ms \
-       FROM crdb_internal.jobs \
-      WHERE job_type IN ('SCHEMA CHANGE', 'NEW SCHEMA CHANGE') \
-        AND status IN ('pending', 'running', 'retry-running') \
-        AND user_name = current_user \
-      ORDER BY created DESC, job_id DESC"
-}
-
-/// How much later than our flight's start a job may be created and still count as ours.
-const JOB_SLACK_MS: i64 = 1_000;
-
 impl Progress {
-    /// A PostgreSQL row, from its plain values (the order of [`postgres_sql`]'s columns).
-    pub(crate) fn from_pg(
-        command: &str,
-        phase: &str,
-        relation: Option<String>,
-        [blocks, tuples, bytes, lockers, partitions]: [Counter; 5],
-    ) -> Progress {
-        let mut p = Progress {
-            command: command.to_string(),
-            phase: phase.to_string(),
-            relation,
-            blocks,
-            tuples,
-            bytes,
-            lockers,
-            partitions,
-            ..Progress::default()
-        };
-        p.fraction = p.headline().and_then(|(c, _)| fraction(c));
-        p
-    }
-
-    /// A CockroachDB job row, from its plain values.
-    pub(crate) fn from_job(
-        job_id: i64,
-        job_type: &str,
-        status: &str,
-        running_status: Option<&str>,
-        fraction: Option<f64>,
-        age_ms: Option<i64>,
-    ) -> Progress {
-        let phase = running_status
-            .filter(|s| !s.is_empty())
-            .unwrap_or(status)
-            .to_string();
-        Progress {
-            command: job_type.to_string(),
-            phase,
-            fraction: fraction.filter(|f| f.is_finite()),
-            job_id: Some(job_id),
-            age_ms,
-            ..Progress::default()
-        }
-    }
-
     /// The counter the text line shows: the first with a known total among tuples, blocks,
     /// bytes, lockers and partitions (CREATE INDEX reports blocks while scanning the table
     /// and tuples while loading the tree), else the first with a count at all.
@@ -274,17 +185,6 @@ pub(crate) fn compact(n: i64) -> String {
     n.to_string()
 }
 
-/// Keeps the CockroachDB jobs created since our flight started `elapsed` ago (with slack).
-pub(crate) fn ours(samples: Vec<Progress>, elapsed: Duration) -> Vec<Progress> {
-    let window = i64::try_from(elapsed.as_millis())
-        .unwrap_or(i64::MAX)
-        .saturating_add(JOB_SLACK_MS);
-    samples
-        .into_iter()
-        .filter(|p| p.job_id.is_none() || p.age_ms.is_some_and(|a| a <= window))
-        .collect()
-}
-
 /// Reads the progress of our busy connection (backend `pid`, PostgreSQL) or of our user's
 /// running schema-change jobs (CockroachDB; `pid` unused, see the module docs) on `client`,
 /// a side connection.
@@ -294,44 +194,8 @@ pub(crate) async fn sample(
     pid: i32,
 ) -> Result<Vec<Progress>, tokio_postgres::Error> {
     match flavour {
-        Flavour::PostgreSQL => {
-            let rows = client
-                .query_typed(postgres_sql(), &[(&pid, Type::INT4)])
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    let c = |i: usize| -> Result<Counter, tokio_postgres::Error> {
-                        Ok(Counter::new(r.try_get(i)?, r.try_get(i + 1)?))
-                    };
-                    let command: Option<String> = r.try_get(0)?;
-                    let phase: Option<String> = r.try_get(1)?;
-                    Ok(Progress::from_pg(
-                        command.as_deref().unwrap_or(""),
-                        phase.as_deref().unwrap_or(""),
-                        r.try_get(2)?,
-                        [c(3)?, c(5)?, c(7)?, c(9)?, c(11)?],
-                    ))
-                })
-                .collect()
-        }
-        Flavour::CockroachDB => {
-            let rows = client.query_typed(cockroach_sql(), &[]).await?;
-            rows.iter()
-                .map(|r| {
-                    let job_type: Option<String> = r.try_get(1)?;
-                    let status: Option<String> = r.try_get(2)?;
-                    let running: Option<String> = r.try_get(3)?;
-                    Ok(Progress::from_job(
-                        r.try_get(0)?,
-                        job_type.as_deref().unwrap_or(""),
-                        status.as_deref().unwrap_or(""),
-                        running.as_deref(),
-                        r.try_get(4)?,
-                        r.try_get(5)?,
-                    ))
-                })
-                .collect()
-        }
+        Flavour::PostgreSQL => postgres::sample(client, pid).await,
+        Flavour::CockroachDB => cockroach::sample(client).await,
     }
 }
 
@@ -388,7 +252,7 @@ pub(crate) async fn watch(
     loop {
         tokio::time::sleep(interval).await;
         let sampled = match tokio::time::timeout(bound, sample(client, flavour, pid)).await {
-            Ok(Ok(s)) => ours(s, started.elapsed()),
+            Ok(Ok(s)) => cockroach::ours(s, started.elapsed()),
             Ok(Err(e)) => {
                 if !warned {
                     tracing::debug!(event = events::MIGRATION_PROGRESS, version, error = %e, "progress not readable; logging elapsed time only");
@@ -447,143 +311,4 @@ fn log(version: i64, statement: usize, elapsed_ms: u64, p: &Progress) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn c(done: i64, total: i64) -> Counter {
-        Counter::new(Some(done), Some(total))
-    }
-
-    const NONE: Counter = Counter {
-        done: None,
-        total: None,
-    };
-
-    #[test]
-    fn postgres_query_reads_every_progress_view_for_one_pid() {
-        let sql = postgres_sql();
-        for view in [
-            "pg_stat_progress_create_index",
-            "pg_stat_progress_cluster",
-            "pg_stat_progress_vacuum",
-            "pg_stat_progress_analyze",
-            "pg_stat_progress_copy",
-        ] {
-            assert!(
-                sql.contains(&format!("FROM {view} WHERE pid = $1")),
-                "{view}"
-            );
-        }
-        assert_eq!(sql.matches("UNION ALL").count(), 4);
-        // The vacuum columns PostgreSQL 17 renamed are not named.
-        assert!(!sql.contains("dead_tuples"));
-        assert!(sql.starts_with(
-            "SELECT command, phase, relid::regclass::text AS relation, blocks_done, blocks_total, tuples_done, tuples_total,"
-        ));
-    }
-
-    #[test]
-    fn cockroach_query_is_our_users_live_schema_change_jobs() {
-        assert_eq!(
-            cockroach_sql(),
-            "SELECT job_id, job_type, status, running_status, fraction_completed, \
-             ((EXTRACT(EPOCH FROM now()) - EXTRACT(EPOCH FROM created::TIMESTAMPTZ)) * 1000)::INT8 AS age_ms \
-             FROM crdb_internal.jobs \
-             WHERE job_type IN ('SCHEMA CHANGE', 'NEW SCHEMA CHANGE') \
-             AND status IN ('pending', 'running', 'retry-running') \
-             AND user_name = current_user \
-             ORDER BY created DESC, job_id DESC"
-        );
-    }
-
-    #[test]
-    fn create_index_line_shows_the_phase_percent_and_counts() {
-        let p = Progress::from_pg(
-            "CREATE INDEX",
-            "building index: loading tuples in tree",
-            Some("big".into()),
-            [c(100, 100), c(2_100_000, 5_000_000), NONE, c(0, 0), c(0, 0)],
-        );
-        assert_eq!(
-            p.text(),
-            "building index: loading tuples in tree: 42% (2.1M of 5.0M tuples)"
-        );
-        assert_eq!(p.fraction, Some(0.42));
-        // Scanning the table: tuples_total is 0 (unknown), blocks carry the progress.
-        let p = Progress::from_pg(
-            "CREATE INDEX",
-            "building index: scanning table",
-            None,
-            [c(41_000, 100_000), c(0, 0), NONE, c(0, 0), c(0, 0)],
-        );
-        assert_eq!(
-            p.text(),
-            "building index: scanning table: 41% (41.0K of 100.0K blocks)"
-        );
-        assert_eq!(p.headline(), Some((c(41_000, 100_000), Unit::Blocks)));
-    }
-
-    #[test]
-    fn counts_without_a_total_and_nothing_at_all() {
-        let copy = Progress::from_pg(
-            "COPY FROM",
-            "copying",
-            None,
-            [
-                NONE,
-                Counter::new(Some(1234), None),
-                c(5_000_000, 0),
-                NONE,
-                NONE,
-            ],
-        );
-        assert_eq!(copy.fraction, None);
-        assert_eq!(copy.text(), "copying: (1.2K tuples)");
-        let init = Progress::from_pg(
-            "CREATE INDEX",
-            "initializing",
-            None,
-            [c(0, 0), c(0, 0), NONE, c(0, 0), c(0, 0)],
-        );
-        assert_eq!(init.text(), "initializing");
-        assert_eq!(init.headline(), None);
-    }
-
-    #[test]
-    fn cockroach_job_line_uses_running_status_and_fraction() {
-        let j = Progress::from_job(
-            42,
-            "NEW SCHEMA CHANGE",
-            "running",
-            Some("backfilling"),
-            Some(0.415),
-            Some(900),
-        );
-        assert_eq!(j.text(), "new schema change job 42 (backfilling): 41%");
-        let j = Progress::from_job(7, "SCHEMA CHANGE", "running", Some(""), None, Some(1));
-        assert_eq!(j.text(), "schema change job 7 (running)");
-    }
-
-    #[test]
-    fn only_jobs_created_since_our_flight_started_are_ours() {
-        let job = |id, age| Progress::from_job(id, "SCHEMA CHANGE", "running", None, None, age);
-        let pg = Progress::from_pg("VACUUM", "scanning heap", None, [NONE; 5]);
-        let kept = ours(
-            vec![job(1, Some(5_000)), job(2, Some(12_000)), job(3, None), pg],
-            Duration::from_secs(10),
-        );
-        let ids: Vec<_> = kept.iter().map(|p| p.job_id).collect();
-        assert_eq!(ids, vec![Some(1), None]);
-    }
-
-    #[test]
-    fn compact_numbers() {
-        assert_eq!(compact(950), "950");
-        assert_eq!(compact(12_345), "12.3K");
-        assert_eq!(compact(2_100_000), "2.1M");
-        assert_eq!(compact(5_000_000_000), "5.0G");
-        assert_eq!(compact(-1500), "-1.5K");
-        assert_eq!(percent(0.999), 99);
-        assert_eq!(percent(1.5), 100);
-    }
-}
+mod tests;
