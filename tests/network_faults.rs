@@ -35,13 +35,17 @@ use tempfile::TempDir;
 /// Migrations in the cut runs.
 const N: i64 = 20;
 /// Messages of a clean 20-migration run on the migration connection, client to server.
-const MIGRATION_C2S: u64 = 289;
+const MIGRATION_C2S: u64 = 244;
 /// The same, server to client.
-const MIGRATION_S2C: u64 = 422;
+const MIGRATION_S2C: u64 = 374;
 /// Messages of a clean run on the lease connection, client to server.
-const LEASE_C2S: u64 = 17;
+const LEASE_C2S: u64 = 13;
 /// The same, server to client.
-const LEASE_S2C: u64 = 40;
+const LEASE_S2C: u64 = 37;
+
+/// The first client message of migration 10's pipelined flight in a clean run (the stalls
+/// aim at it; the measuring test checks it).
+const FLIGHT_10: u64 = 120;
 
 /// The migration connection's number on a fresh proxy.
 const MIGRATION_CONN: u64 = 1;
@@ -197,6 +201,13 @@ fn a_clean_run_through_the_proxy_has_the_measured_shape() {
         sql(mig) >= 2 * N as usize && sql(lease) < N as usize,
         "connection 1 is the migration connection: {stats:?}"
     );
+    let tags = mig.tags(Dir::ClientToServer);
+    let at = FLIGHT_10 as usize - 1;
+    assert_eq!(
+        tags.get(at..at + 10),
+        Some("QQQQBESBES"),
+        "migration 10's flight starts at client message {FLIGHT_10}: {tags}"
+    );
     let measured = [
         mig.messages(Dir::ClientToServer),
         mig.messages(Dir::ServerToClient),
@@ -341,20 +352,14 @@ cut_tests! { migration_connection, super::MIGRATION_CONN, super::MIGRATION_C2S, 
     at_349 349 at_350 350 at_351 351 at_352 352 at_353 353 at_354 354 at_355 355 at_356 356
     at_357 357 at_358 358 at_359 359 at_360 360 at_361 361 at_362 362 at_363 363 at_364 364
     at_365 365 at_366 366 at_367 367 at_368 368 at_369 369 at_370 370 at_371 371 at_372 372
-    at_373 373 at_374 374 at_375 375 at_376 376 at_377 377 at_378 378 at_379 379 at_380 380
-    at_381 381 at_382 382 at_383 383 at_384 384 at_385 385 at_386 386 at_387 387 at_388 388
-    at_389 389 at_390 390 at_391 391 at_392 392 at_393 393 at_394 394 at_395 395 at_396 396
-    at_397 397 at_398 398 at_399 399 at_400 400 at_401 401 at_402 402 at_403 403 at_404 404
-    at_405 405 at_406 406 at_407 407 at_408 408 at_409 409 at_410 410 at_411 411 at_412 412
-    at_413 413 at_414 414 at_415 415 at_416 416 at_417 417 at_418 418 at_419 419 at_420 420
-    at_421 421 at_422 422
+    at_373 373 at_374 374
 }
 
 cut_tests! { lease_connection, super::LEASE_CONN, super::LEASE_C2S, super::LEASE_S2C;
     at_01 1 at_02 2 at_03 3 at_04 4 at_05 5 at_06 6 at_07 7 at_08 8 at_09 9 at_10 10 at_11 11
     at_12 12 at_13 13 at_14 14 at_15 15 at_16 16 at_17 17 at_18 18 at_19 19 at_20 20 at_21 21
     at_22 22 at_23 23 at_24 24 at_25 25 at_26 26 at_27 27 at_28 28 at_29 29 at_30 30 at_31 31
-    at_32 32 at_33 33 at_34 34 at_35 35 at_36 36 at_37 37 at_38 38 at_39 39 at_40 40
+    at_32 32 at_33 33 at_34 34 at_35 35 at_36 36 at_37 37
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -532,16 +537,16 @@ fn stall_past_the_ttl(dir: Dir, k: u64) {
 
 #[test]
 fn a_stall_past_the_ttl_inside_a_flight_to_the_server_never_double_applies() {
-    // Client message 152 is the third of migration 8's pipelined flight (`QQQQBESBES` per
-    // migration from message 80 on): the server holds an open transaction and hears no more.
-    stall_past_the_ttl(Dir::ClientToServer, 152);
+    // Client message 122 is the third of migration 10's pipelined flight (`QQQQBESBES`, from
+    // message 120 on: [`FLIGHT_10`]): the server holds an open transaction and hears no more.
+    stall_past_the_ttl(Dir::ClientToServer, FLIGHT_10 + 2);
 }
 
 #[test]
 fn a_stall_past_the_ttl_before_a_flight_reaches_the_server_never_double_applies() {
-    // Client message 150 is the first of migration 8's flight: the server never hears of it
+    // Client message 120 is the first of migration 10's flight: the server never hears of it
     // and sits idle, outside any transaction, while the client waits for its replies.
-    stall_past_the_ttl(Dir::ClientToServer, 150);
+    stall_past_the_ttl(Dir::ClientToServer, FLIGHT_10);
 }
 
 #[test]
