@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::database::{psql, quote_ident, quote_literal};
 use super::server::{Flavour, Server};
 use super::supervisor::{Supervised, is_port_clash, wait_ready};
-use super::{START_ATTEMPTS, free_port, is_executable};
+use super::{READY_DEADLINE, START_ATTEMPTS, free_port, is_executable};
 
 /// Name of the unprivileged account PostgreSQL runs as when we are root.
 const PG_OS_USER: &str = "postgres";
@@ -355,6 +355,53 @@ impl CustomServer {
     /// The last lines of the server's log, for assertion messages.
     pub fn log_tail(&self) -> String {
         self.cluster.sup.log_tail()
+    }
+
+    /// Restarts the server as `pg_ctl restart -m immediate` would, and waits until it accepts
+    /// connections again (panicking with the log after the readiness deadline): `pg_ctl stop
+    /// -m immediate` (run as the server's OS user, like initdb) kills every session without a
+    /// checkpoint, then the supervisor starts the same postmaster again on the same port and
+    /// data directory, which recovers from its WAL. (`pg_ctl restart` itself would start the
+    /// new postmaster outside the supervisor, which would then remove its directory.)
+    pub fn restart_immediate(&mut self) {
+        let dir = self.cluster.sup.dir.clone();
+        let pid_file = self.data_dir().join("postmaster.pid");
+        let pid = || {
+            fs::read_to_string(&pid_file)
+                .ok()
+                .and_then(|t| t.lines().next().map(str::to_owned))
+        };
+        let old = pid();
+        fs::write(dir.join(".restart"), b"").expect("write the supervisor's restart marker");
+        // `-W`: pg_ctl would wait for postmaster.pid to go, and the supervisor's new
+        // postmaster writes it again at once; the wait is on the new pid below instead.
+        let mut argv = as_server_user(&require_pg_bindir().join("pg_ctl"));
+        argv.extend(
+            ["stop", "-m", "immediate", "-W", "-D"]
+                .map(String::from)
+                .into_iter()
+                .chain([self.data_dir().display().to_string()]),
+        );
+        let out = Command::new(&argv[0])
+            .args(&argv[1..])
+            .current_dir(&dir)
+            .output()
+            .expect("run pg_ctl stop -m immediate");
+        assert!(
+            out.status.success(),
+            "pg_ctl stop -m immediate failed ({}):\n{}{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log_tail()
+        );
+        super::wait_until(READY_DEADLINE, "a new postmaster after the restart", || {
+            pid().is_some_and(|p| Some(&p) != old.as_ref())
+        });
+        let url = self.admin_url("postgres");
+        if let Err(log) = wait_ready(&mut self.cluster.sup, &url) {
+            panic!("PostgreSQL in {dir:?} did not come back after the restart:\n{log}");
+        }
     }
 }
 

@@ -31,14 +31,26 @@ pub(super) struct Supervised {
 /// (a failed start is noticed at once). A background reader waits for EOF on our pipe and then
 /// signals the server. The pipe is duplicated to fd 3 first because POSIX gives background
 /// jobs `/dev/null` as stdin; the server itself gets neither.
+///
+/// Restarts: when the server exits while the file `.restart` exists in the temp dir (and no
+/// stop was asked), the file is removed and the server started again with the same command
+/// line, keeping the directory ([`super::CustomServer::restart_immediate`]). The server's pid
+/// is kept in `.server.pid` for the reader; `.stop` (written by the reader before it reads
+/// that pid) tells a server started meanwhile to stop at once.
 const SUPERVISOR: &str = r#"dir=$1; log=$2; sig=$3; shift 3
 exec 3<&0
-"$@" >>"$log" 2>&1 </dev/null 3<&- &
-pid=$!
-{ read _ <&3; kill -"$sig" "$pid" 2>/dev/null; } &
+{ read _ <&3; : >"$dir/.stop"; kill -"$sig" "$(cat "$dir/.server.pid" 2>/dev/null)" 2>/dev/null; } &
 reader=$!
 exec 3<&-
-wait "$pid"
+while :; do
+  "$@" >>"$log" 2>&1 </dev/null &
+  pid=$!
+  echo "$pid" >"$dir/.server.pid"
+  [ -e "$dir/.stop" ] && kill -"$sig" "$pid" 2>/dev/null
+  wait "$pid"
+  [ -e "$dir/.restart" ] && [ ! -e "$dir/.stop" ] || break
+  rm -f "$dir/.restart"
+done
 kill "$reader" 2>/dev/null
 rm -rf "$dir"
 "#;

@@ -1,0 +1,609 @@
+//! Issue 11 through the real binary: a run that survives a dropped connection. A proxy
+//! ([`support::Proxy`]) cuts the migration connection, then the lease connection, once, at
+//! every protocol message of a 20-migration run, in both directions; the server is restarted
+//! (`pg_ctl stop -m immediate` and start) in the middle of a 200-migration run; the migration
+//! connection stalls past the lease TTL; and a pipelined step refuses to commit once another
+//! session took the lease mid-flight. (The pipelined step's 40001 replay and its XXA00 dirty
+//! mark at COMMIT are in `cockroach_semantics.rs`.)
+//!
+//! Every migration inserts its version into a side-effect table `effects` in its own
+//! transaction, so a double apply shows as two rows and a lost one as none: "exactly once" is
+//! read from the database, not from the tool's ledger.
+//!
+//! Which connection is which: the binary opens the migration connection first and the lease
+//! connection after it (`ConnMatch::Nth(1)` and `Nth(2)` on the case's own proxy); both send
+//! the same `application_name`. [`a_clean_run_through_the_proxy_has_the_measured_shape`] pins
+//! that order and the message counts the generated cut tests cover.
+//!
+//! Speed: the cut tests are several hundred runs, and `CREATE DATABASE` costs about 0.4 s, so
+//! each case gets a schema of its own in one shared database instead (`search_path` set through
+//! the URL's `options`, which the binary sends at every connection and reconnection), and both
+//! directions of one message index run at once.
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use support::*;
+use tempfile::TempDir;
+
+/// Migrations in the cut runs.
+const N: i64 = 20;
+/// Messages of a clean 20-migration run on the migration connection, client to server.
+const MIGRATION_C2S: u64 = 244;
+/// The same, server to client.
+const MIGRATION_S2C: u64 = 374;
+/// Messages of a clean run on the lease connection, client to server.
+const LEASE_C2S: u64 = 13;
+/// The same, server to client.
+const LEASE_S2C: u64 = 37;
+
+/// The first client message of migration 10's pipelined flight in a clean run (the stalls
+/// aim at it; the measuring test checks it).
+const FLIGHT_10: u64 = 120;
+
+/// The migration connection's number on a fresh proxy.
+const MIGRATION_CONN: u64 = 1;
+/// The lease connection's number on a fresh proxy.
+const LEASE_CONN: u64 = 2;
+
+/// The body of migration `v`: a table of its own and its side-effect row, then `extra`.
+fn body(v: i64, extra: &str) -> String {
+    format!(
+        "CREATE TABLE t_{v} (id INT);\nINSERT INTO effects (version) VALUES ({v});\n{extra}\n\
+         -- @UNDO\nDROP TABLE t_{v};\nDELETE FROM effects WHERE version = {v};\n"
+    )
+}
+
+/// A migrations directory with versions `1..=n`; `extra(v)` is appended to each body.
+fn migrations(n: i64, extra: impl Fn(i64) -> String) -> TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for v in 1..=n {
+        fs::write(dir.path().join(format!("{v}_m{v}.sql")), body(v, &extra(v)))
+            .expect("write migration");
+    }
+    dir
+}
+
+/// The 20 migrations of the cut runs, written once.
+fn cut_files() -> &'static Path {
+    static DIR: OnceLock<TempDir> = OnceLock::new();
+    DIR.get_or_init(|| migrations(N, |_| String::new())).path()
+}
+
+/// The database every case's schema lives in.
+fn shared_db() -> &'static TestDb {
+    static DB: OnceLock<TestDb> = OnceLock::new();
+    DB.get_or_init(|| fresh_db("netfault"))
+}
+
+/// A schema of its own in the shared database, holding the side-effect table; returns the
+/// shared database's URL with `search_path` set to it. `tag` goes into the schema's name.
+fn case_url(tag: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let schema = format!("{tag}_{n}");
+    let db = shared_db();
+    let url = format!("{}&options=-csearch_path%3D{schema}", db.url);
+    psql(
+        &db.url,
+        &format!("CREATE SCHEMA {schema}; CREATE TABLE {schema}.effects (version INT8 NOT NULL);"),
+    );
+    url
+}
+
+/// The binary against `url` with `dir`, a holder name and a wait timeout long enough for a
+/// reconnect.
+fn cmd(url: &str, dir: &Path) -> Command {
+    let mut c = bin_at(url, dir);
+    c.env("MIGRATE_HOLDER", "netfault")
+        .env("MIGRATE_WAIT_TIMEOUT", "30s");
+    c
+}
+
+/// One query for the whole outcome of a run:
+/// `applied|dirty|effect rows|distinct effect versions|lease free|inconsistencies`, where the
+/// inconsistencies are versions whose side effect and ledger row disagree or repeat.
+fn outcome(url: &str) -> String {
+    psql(
+        url,
+        "SELECT (SELECT count(*) FROM _migrations WHERE status = 'applied') || '|' ||
+                (SELECT count(*) FROM _migrations WHERE status = 'dirty') || '|' ||
+                (SELECT count(*) FROM effects) || '|' ||
+                (SELECT count(DISTINCT version) FROM effects) || '|' ||
+                (SELECT count(*) FROM _migrations_lease WHERE holder IS NULL) || '|' ||
+                (SELECT coalesce(string_agg(format('%s:%s/%s', v, e, l), ',' ORDER BY v), '') FROM (
+                   SELECT coalesce(e.version, l.version) AS v, coalesce(e.n, 0) AS e,
+                          coalesce(l.n, 0) AS l
+                   FROM (SELECT version, count(*) AS n FROM effects GROUP BY version) e
+                   FULL JOIN (SELECT version, count(*) AS n FROM _migrations GROUP BY version) l
+                     ON e.version = l.version) x
+                 WHERE e <> l OR e > 1)",
+    )
+}
+
+/// Asserts the run `out` exited 0 with every one of `n` migrations applied exactly once,
+/// nothing dirty and the lease released; `what` names the case.
+#[track_caller]
+fn assert_exactly_once(url: &str, n: i64, out: &Output, what: &str) {
+    assert_eq!(
+        out.code, 0,
+        "{what}: expected exit 0\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.stdout, out.stderr
+    );
+    assert_eq!(
+        outcome(url),
+        format!("{n}|0|{n}|{n}|1|"),
+        "{what}: applied|dirty|effects|distinct|lease free|inconsistencies\n--- stdout ---\n{}",
+        out.stdout
+    );
+}
+
+/// Checks the fields of every `db.reconnected` event of `out`: which connection, the attempt
+/// count and the downtime.
+#[track_caller]
+fn assert_reconnect_events_are_complete(out: &Output, what: &str) {
+    for e in out.events_named("db.reconnected") {
+        assert!(field(&e, "downtime_ms").as_u64().is_some(), "{what}: {e}");
+        // Issue 11: "Log `db.reconnected` with attempt count and downtime".
+        assert!(field(&e, "attempt").as_u64().is_some(), "{what}: {e}");
+        assert!(
+            matches!(
+                field(&e, "connection").as_str(),
+                Some("migration" | "lease")
+            ),
+            "{what}: {e}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measuring the clean run
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_clean_run_through_the_proxy_has_the_measured_shape() {
+    let url = case_url("measure");
+    let proxy = Proxy::to_server();
+    let out = run(&mut cmd(&proxy.url(&url), cut_files()));
+    assert_exactly_once(&url, N, &out, "clean run");
+    assert!(!out.has_event("db.reconnected"), "{}", out.stdout);
+    wait_until(Duration::from_secs(10), "every connection closed", || {
+        proxy.stats().conns.iter().all(|c| !c.open)
+    });
+    let stats = proxy.stats();
+    for c in &stats.conns {
+        eprintln!(
+            "conn {}: c2s {} messages ({}), s2c {} messages, {} flights",
+            c.n,
+            c.messages(Dir::ClientToServer),
+            c.tags(Dir::ClientToServer),
+            c.messages(Dir::ServerToClient),
+            c.flights
+        );
+    }
+    assert_eq!(
+        proxy.accepted(),
+        2,
+        "two connections, migration then lease: {stats:?}"
+    );
+    let mig = stats.conn(MIGRATION_CONN).expect("migration connection");
+    let lease = stats.conn(LEASE_CONN).expect("lease connection");
+    // The migration connection carries the migrations' SQL; the lease connection ends with the
+    // release, a prepared statement (Bind, Execute, Sync).
+    let sql = |c: &ConnStats| c.tags(Dir::ClientToServer).matches('Q').count();
+    assert!(
+        sql(mig) >= 2 * N as usize && sql(lease) < N as usize,
+        "connection 1 is the migration connection: {stats:?}"
+    );
+    let tags = mig.tags(Dir::ClientToServer);
+    let at = FLIGHT_10 as usize - 1;
+    assert_eq!(
+        tags.get(at..at + 10),
+        Some("QQQQBESBES"),
+        "migration 10's flight starts at client message {FLIGHT_10}: {tags}"
+    );
+    let measured = [
+        mig.messages(Dir::ClientToServer),
+        mig.messages(Dir::ServerToClient),
+        lease.messages(Dir::ClientToServer),
+        lease.messages(Dir::ServerToClient),
+    ];
+    assert_eq!(
+        measured,
+        [MIGRATION_C2S, MIGRATION_S2C, LEASE_C2S, LEASE_S2C],
+        "messages per direction (migration c2s, s2c, lease c2s, s2c) changed: update the \
+         constants and the generated cut tests' index lists"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cut at every message, on the migration connection and on the lease connection
+// ---------------------------------------------------------------------------------------------
+
+/// One run of the 20 migrations through a proxy that cuts connection `conn` once, instead of
+/// forwarding its `k`-th message in `dir`; asserts the cut fired, exactly-once, nothing dirty,
+/// the lease released and exit 0.
+fn cut_once(conn: u64, dir: Dir, k: u64) {
+    let what = format!("cut of connection {conn} at message {k} {dir:?}");
+    let arrow = match dir {
+        Dir::ClientToServer => "c2s",
+        Dir::ServerToClient => "s2c",
+    };
+    let url = case_url(&format!("cut{conn}_{arrow}_{k}"));
+    let proxy = Proxy::to_server();
+    let id = proxy.arm_once(Fault::CutAt {
+        dir,
+        message: k,
+        conn: ConnMatch::Nth(conn),
+    });
+    let t0 = Instant::now();
+    let out = run_with_deadline(
+        &mut cmd(&proxy.url(&url), cut_files()),
+        Duration::from_secs(60),
+    );
+    let took = t0.elapsed();
+    assert_eq!(
+        proxy.fired(id),
+        1,
+        "{what}: the cut fired\n--- stdout ---\n{}",
+        out.stdout
+    );
+    assert_exactly_once(&url, N, &out, &what);
+    assert_reconnect_events_are_complete(&out, &what);
+    eprintln!(
+        "{what}: exit 0 in {took:?}, {} reconnect(s)",
+        out.events_named("db.reconnected").len()
+    );
+}
+
+/// Cuts connection `conn` at message `k`, in each direction that has a `k`-th message in a
+/// clean run (`c2s` and `s2c` messages), both runs at once.
+fn cut_both_ways(conn: u64, k: u64, c2s: u64, s2c: u64) {
+    assert!(
+        (1..=c2s.max(s2c)).contains(&k),
+        "message {k} is not in a clean run"
+    );
+    std::thread::scope(|s| {
+        let runs: Vec<_> = [(Dir::ClientToServer, c2s), (Dir::ServerToClient, s2c)]
+            .into_iter()
+            .filter(|(_, count)| k <= *count)
+            .map(|(dir, _)| s.spawn(move || cut_once(conn, dir, k)))
+            .collect();
+        for r in runs {
+            if let Err(panic) = r.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    });
+}
+
+/// One `#[test]` per message index `k` listed: [`cut_both_ways`] on connection `$conn`.
+/// Also a test that the list is exactly `1..=max(c2s, s2c)`.
+macro_rules! cut_tests {
+    ($module:ident, $conn:expr, $c2s:expr, $s2c:expr; $($name:ident $k:literal)*) => {
+        /// Generated by `cut_tests!`: one test per message index.
+        mod $module {
+            $(
+                #[test]
+                fn $name() {
+                    super::cut_both_ways($conn, $k, $c2s, $s2c);
+                }
+            )*
+
+            #[test]
+            fn the_list_covers_every_message_of_a_clean_run() {
+                let listed: Vec<u64> = vec![$($k),*];
+                let all: Vec<u64> = (1..=u64::max($c2s, $s2c)).collect();
+                assert_eq!(listed, all);
+            }
+        }
+    };
+}
+
+cut_tests! { migration_connection, super::MIGRATION_CONN, super::MIGRATION_C2S, super::MIGRATION_S2C;
+    at_001 1 at_002 2 at_003 3 at_004 4 at_005 5 at_006 6 at_007 7 at_008 8 at_009 9 at_010 10
+    at_011 11 at_012 12 at_013 13 at_014 14 at_015 15 at_016 16 at_017 17 at_018 18 at_019 19
+    at_020 20 at_021 21 at_022 22 at_023 23 at_024 24 at_025 25 at_026 26 at_027 27 at_028 28
+    at_029 29 at_030 30 at_031 31 at_032 32 at_033 33 at_034 34 at_035 35 at_036 36 at_037 37
+    at_038 38 at_039 39 at_040 40 at_041 41 at_042 42 at_043 43 at_044 44 at_045 45 at_046 46
+    at_047 47 at_048 48 at_049 49 at_050 50 at_051 51 at_052 52 at_053 53 at_054 54 at_055 55
+    at_056 56 at_057 57 at_058 58 at_059 59 at_060 60 at_061 61 at_062 62 at_063 63 at_064 64
+    at_065 65 at_066 66 at_067 67 at_068 68 at_069 69 at_070 70 at_071 71 at_072 72 at_073 73
+    at_074 74 at_075 75 at_076 76 at_077 77 at_078 78 at_079 79 at_080 80 at_081 81 at_082 82
+    at_083 83 at_084 84 at_085 85 at_086 86 at_087 87 at_088 88 at_089 89 at_090 90 at_091 91
+    at_092 92 at_093 93 at_094 94 at_095 95 at_096 96 at_097 97 at_098 98 at_099 99 at_100 100
+    at_101 101 at_102 102 at_103 103 at_104 104 at_105 105 at_106 106 at_107 107 at_108 108
+    at_109 109 at_110 110 at_111 111 at_112 112 at_113 113 at_114 114 at_115 115 at_116 116
+    at_117 117 at_118 118 at_119 119 at_120 120 at_121 121 at_122 122 at_123 123 at_124 124
+    at_125 125 at_126 126 at_127 127 at_128 128 at_129 129 at_130 130 at_131 131 at_132 132
+    at_133 133 at_134 134 at_135 135 at_136 136 at_137 137 at_138 138 at_139 139 at_140 140
+    at_141 141 at_142 142 at_143 143 at_144 144 at_145 145 at_146 146 at_147 147 at_148 148
+    at_149 149 at_150 150 at_151 151 at_152 152 at_153 153 at_154 154 at_155 155 at_156 156
+    at_157 157 at_158 158 at_159 159 at_160 160 at_161 161 at_162 162 at_163 163 at_164 164
+    at_165 165 at_166 166 at_167 167 at_168 168 at_169 169 at_170 170 at_171 171 at_172 172
+    at_173 173 at_174 174 at_175 175 at_176 176 at_177 177 at_178 178 at_179 179 at_180 180
+    at_181 181 at_182 182 at_183 183 at_184 184 at_185 185 at_186 186 at_187 187 at_188 188
+    at_189 189 at_190 190 at_191 191 at_192 192 at_193 193 at_194 194 at_195 195 at_196 196
+    at_197 197 at_198 198 at_199 199 at_200 200 at_201 201 at_202 202 at_203 203 at_204 204
+    at_205 205 at_206 206 at_207 207 at_208 208 at_209 209 at_210 210 at_211 211 at_212 212
+    at_213 213 at_214 214 at_215 215 at_216 216 at_217 217 at_218 218 at_219 219 at_220 220
+    at_221 221 at_222 222 at_223 223 at_224 224 at_225 225 at_226 226 at_227 227 at_228 228
+    at_229 229 at_230 230 at_231 231 at_232 232 at_233 233 at_234 234 at_235 235 at_236 236
+    at_237 237 at_238 238 at_239 239 at_240 240 at_241 241 at_242 242 at_243 243 at_244 244
+    at_245 245 at_246 246 at_247 247 at_248 248 at_249 249 at_250 250 at_251 251 at_252 252
+    at_253 253 at_254 254 at_255 255 at_256 256 at_257 257 at_258 258 at_259 259 at_260 260
+    at_261 261 at_262 262 at_263 263 at_264 264 at_265 265 at_266 266 at_267 267 at_268 268
+    at_269 269 at_270 270 at_271 271 at_272 272 at_273 273 at_274 274 at_275 275 at_276 276
+    at_277 277 at_278 278 at_279 279 at_280 280 at_281 281 at_282 282 at_283 283 at_284 284
+    at_285 285 at_286 286 at_287 287 at_288 288 at_289 289 at_290 290 at_291 291 at_292 292
+    at_293 293 at_294 294 at_295 295 at_296 296 at_297 297 at_298 298 at_299 299 at_300 300
+    at_301 301 at_302 302 at_303 303 at_304 304 at_305 305 at_306 306 at_307 307 at_308 308
+    at_309 309 at_310 310 at_311 311 at_312 312 at_313 313 at_314 314 at_315 315 at_316 316
+    at_317 317 at_318 318 at_319 319 at_320 320 at_321 321 at_322 322 at_323 323 at_324 324
+    at_325 325 at_326 326 at_327 327 at_328 328 at_329 329 at_330 330 at_331 331 at_332 332
+    at_333 333 at_334 334 at_335 335 at_336 336 at_337 337 at_338 338 at_339 339 at_340 340
+    at_341 341 at_342 342 at_343 343 at_344 344 at_345 345 at_346 346 at_347 347 at_348 348
+    at_349 349 at_350 350 at_351 351 at_352 352 at_353 353 at_354 354 at_355 355 at_356 356
+    at_357 357 at_358 358 at_359 359 at_360 360 at_361 361 at_362 362 at_363 363 at_364 364
+    at_365 365 at_366 366 at_367 367 at_368 368 at_369 369 at_370 370 at_371 371 at_372 372
+    at_373 373 at_374 374
+}
+
+cut_tests! { lease_connection, super::LEASE_CONN, super::LEASE_C2S, super::LEASE_S2C;
+    at_01 1 at_02 2 at_03 3 at_04 4 at_05 5 at_06 6 at_07 7 at_08 8 at_09 9 at_10 10 at_11 11
+    at_12 12 at_13 13 at_14 14 at_15 15 at_16 16 at_17 17 at_18 18 at_19 19 at_20 20 at_21 21
+    at_22 22 at_23 23 at_24 24 at_25 25 at_26 26 at_27 27 at_28 28 at_29 29 at_30 30 at_31 31
+    at_32 32 at_33 33 at_34 34 at_35 35 at_36 36 at_37 37
+}
+
+// ---------------------------------------------------------------------------------------------
+// A run in the background
+// ---------------------------------------------------------------------------------------------
+
+/// The binary running in the background, its output going to files.
+struct Bg {
+    child: Child,
+    out: std::path::PathBuf,
+    err: std::path::PathBuf,
+    _dir: TempDir,
+}
+
+impl Bg {
+    fn spawn(c: &mut Command) -> Bg {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("stdout");
+        let err = dir.path().join("stderr");
+        let child = c
+            .stdout(Stdio::from(fs::File::create(&out).expect("stdout file")))
+            .stderr(Stdio::from(fs::File::create(&err).expect("stderr file")))
+            .spawn()
+            .expect("spawn crdb-migrate");
+        Bg {
+            child,
+            out,
+            err,
+            _dir: dir,
+        }
+    }
+
+    /// Waits for the exit, killing it and panicking after `deadline`.
+    fn wait(mut self, deadline: Duration) -> Output {
+        let t0 = Instant::now();
+        let code = loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                use std::os::unix::process::ExitStatusExt;
+                break status
+                    .code()
+                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+            }
+            if t0.elapsed() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break -1;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let out = Output {
+            code,
+            stdout: fs::read_to_string(&self.out).unwrap_or_default(),
+            stderr: fs::read_to_string(&self.err).unwrap_or_default(),
+        };
+        assert_ne!(
+            code, -1,
+            "still running after {deadline:?}; killed\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            out.stdout, out.stderr
+        );
+        out
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server restarted mid-run
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_server_restarted_mid_run_is_ridden_out_and_every_migration_applies_once() {
+    const MANY: i64 = 200;
+    // Commits survive an immediate shutdown only once in the WAL: synchronous_commit back on.
+    let mut custom = start_custom(CustomOpts {
+        conf: vec!["synchronous_commit = on".into()],
+        ..CustomOpts::default()
+    });
+    psql(&custom.admin_url("postgres"), "CREATE DATABASE restarted");
+    let admin = custom.admin_url("restarted");
+    psql(&admin, "CREATE TABLE effects (version INT8 NOT NULL)");
+    let url = format!(
+        "{}?sslmode=disable",
+        custom.url("postgres", None, "restarted")
+    );
+    let files = migrations(MANY, |_| String::new());
+    let run = Bg::spawn(&mut cmd(&url, files.path()));
+    let applied = || {
+        try_psql(&admin, "SELECT count(*) FROM _migrations")
+            .ok()
+            .and_then(|n| n.parse::<i64>().ok())
+            .unwrap_or(0)
+    };
+    wait_until(Duration::from_secs(60), "20 migrations applied", || {
+        applied() >= 20
+    });
+    let t0 = Instant::now();
+    custom.restart_immediate();
+    let down = t0.elapsed();
+    let at_restart = applied();
+    let out = run.wait(Duration::from_secs(90));
+    assert!(
+        at_restart < MANY,
+        "the restart came after the run's end ({at_restart} applied): not mid-run"
+    );
+    assert_exactly_once(&admin, MANY, &out, "server restarted mid-run");
+    let reconnects = out.events_named("db.reconnected");
+    assert!(
+        !reconnects.is_empty(),
+        "the run saw the restart\n{}",
+        out.stdout
+    );
+    assert_reconnect_events_are_complete(&out, "restart");
+    eprintln!(
+        "restart after {at_restart}/{MANY} applied, server down {down:?}, {} reconnect event(s): {reconnects:?}",
+        reconnects.len()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A stall past the TTL
+// ---------------------------------------------------------------------------------------------
+
+/// How long a stalled run may take: a few TTLs for the server to end the session, plus the
+/// reconnect. Past it the run is killed and the test fails (a run stuck for ever).
+const STALL_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Stalls the migration connection from its `k`-th message in `dir` on, with a 2 s TTL: the
+/// run ends fenced off (12) or carries on (0), and never applies a migration twice.
+fn stall_past_the_ttl(dir: Dir, k: u64) {
+    let what = format!("stall of the migration connection at message {k} {dir:?}");
+    let url = case_url("stall");
+    let proxy = Proxy::to_server();
+    let id = proxy.arm_once(Fault::StallAt {
+        dir,
+        message: k,
+        conn: ConnMatch::Nth(MIGRATION_CONN),
+    });
+    let t0 = Instant::now();
+    let out = run_with_deadline(
+        cmd(&proxy.url(&url), cut_files()).env("MIGRATE_LEASE_TTL", "2s"),
+        STALL_DEADLINE,
+    );
+    let took = t0.elapsed();
+    assert_eq!(proxy.fired(id), 1, "{what}: the stall fired");
+    let state = outcome(&url);
+    let fields: Vec<&str> = state.split('|').collect();
+    assert_eq!(fields.len(), 6, "{state}");
+    let (applied, dirty, effects, distinct, inconsistent) =
+        (fields[0], fields[1], fields[2], fields[3], fields[5]);
+    assert_eq!(
+        (dirty, inconsistent),
+        ("0", ""),
+        "{what}: nothing dirty, ledger and effects agree: {state}"
+    );
+    assert_eq!(
+        effects, distinct,
+        "{what}: no migration applied twice: {state}"
+    );
+    assert_eq!(applied, effects, "{what}: {state}");
+    match out.code {
+        0 => assert_exactly_once(&url, N, &out, &what),
+        12 => assert!(out.stderr.contains("lease"), "{what}: {}", out.stderr),
+        other => panic!(
+            "{what}: exit {other}, expected 0 or 12\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            out.stdout, out.stderr
+        ),
+    }
+    eprintln!("{what}: exit {} after {took:?}; {state}", out.code);
+}
+
+#[test]
+fn a_stall_past_the_ttl_inside_a_flight_to_the_server_never_double_applies() {
+    // Client message 122 is the third of migration 10's pipelined flight (`QQQQBESBES`, from
+    // message 120 on: [`FLIGHT_10`]): the server holds an open transaction and hears no more.
+    stall_past_the_ttl(Dir::ClientToServer, FLIGHT_10 + 2);
+}
+
+#[test]
+fn a_stall_past_the_ttl_before_a_flight_reaches_the_server_never_double_applies() {
+    // Client message 120 is the first of migration 10's flight: the server never hears of it
+    // and sits idle, outside any transaction, while the client waits for its replies.
+    stall_past_the_ttl(Dir::ClientToServer, FLIGHT_10);
+}
+
+#[test]
+fn a_stall_past_the_ttl_of_the_replies_never_double_applies() {
+    // Server message 200 is inside the replies to a migration's flight: the step committed
+    // (or not) on the server, the client never hears which.
+    stall_past_the_ttl(Dir::ServerToClient, 200);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The fence taken over mid-flight
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_lease_taken_over_mid_flight_is_not_committed_and_the_run_exits_12() {
+    let url = case_url("takeover");
+    let files = migrations(3, |v| {
+        if v == 2 {
+            "SELECT pg_sleep(2);".into()
+        } else {
+            String::new()
+        }
+    });
+    let run = Bg::spawn(&mut cmd(&url, files.path()));
+    wait_until(
+        Duration::from_secs(30),
+        "migration 2's pipelined flight sleeping on the server",
+        || {
+            psql(
+                &url,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND state = 'active' AND query LIKE '%pg_sleep(2)%' AND pid <> pg_backend_pid()",
+            ) != "0"
+        },
+    );
+    // Another session takes the lease by force while the flight is on the server.
+    psql(
+        &url,
+        "UPDATE _migrations_lease SET holder = 'intruder', fence = fence + 1, \
+         expires_at = now() + INTERVAL '5 minutes'",
+    );
+    let out = run.wait(Duration::from_secs(60));
+    out.expect_code(12);
+    assert_eq!(
+        outcome(&url),
+        "1|0|1|1|0|",
+        "only migration 1 committed, the lease left to the intruder\n{}",
+        out.stdout
+    );
+    assert_eq!(
+        psql(&url, "SELECT to_regclass('t_2') IS NULL"),
+        "t",
+        "migration 2's table rolled back"
+    );
+    assert_eq!(
+        psql(&url, "SELECT holder FROM _migrations_lease"),
+        "intruder",
+        "a fenced-off run does not release a lease that is not its own"
+    );
+}
