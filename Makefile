@@ -12,7 +12,10 @@ release:
 # The whole suite: unit, property, doc and integration tests against a real throwaway
 # database (PostgreSQL here, CockroachDB when `cockroach` is on PATH), plus the deploy checks.
 test:
-	cargo test --locked
+	cargo test --locked -- --skip migration_connection::at_ --skip lease_connection::at_
+	@# One test per protocol message of a run (network_faults.rs): hundreds of short runs that
+	@# mostly wait on the network, so they get more threads than there are cores.
+	cargo test --locked --test network_faults -- --test-threads 6 migration_connection::at_ lease_connection::at_
 	$(MAKE) deploy-check
 
 unit:
