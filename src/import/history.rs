@@ -102,133 +102,168 @@ pub async fn read_history(
         bad: Vec::new(),
         rows: 0,
     };
-    let canon = |v: &str| canonical_version(tool, v).unwrap_or_else(|| v.to_string());
     match tool {
-        Tool::GolangMigrate => {
-            let rows = client
-                .query("SELECT version::TEXT, dirty FROM schema_migrations", &[])
-                .await?;
-            h.rows = rows.len();
-            if rows.len() > 1 {
-                h.bad.push(format!(
-                    "schema_migrations has {} rows; golang-migrate keeps exactly one",
-                    rows.len()
-                ));
-            }
-            for r in &rows {
-                let v: String = r.try_get(0)?;
-                let dirty: bool = r.try_get(1)?;
-                let v = canon(&v);
-                if dirty {
-                    h.bad.push(format!(
-                        "version {v} is dirty (golang-migrate's mark of a migration that failed \
-                         part way); fix the database and clear the mark with golang-migrate's \
-                         `force` first"
-                    ));
-                }
-                h.applied.push(v.clone());
-                h.applied_through = Some(v);
-            }
-        }
-        Tool::Dbmate | Tool::Diesel | Tool::Pop => {
-            let rows = client
-                .query(
-                    &format!("SELECT version::TEXT FROM {table} ORDER BY version"),
-                    &[],
-                )
-                .await?;
-            h.rows = rows.len();
-            for r in &rows {
-                let v: String = r.try_get(0)?;
-                h.applied.push(canon(&v));
-            }
-        }
-        Tool::Sqlx => {
-            let rows = client
-                .query(
-                    "SELECT version::TEXT, success FROM _sqlx_migrations ORDER BY version",
-                    &[],
-                )
-                .await?;
-            h.rows = rows.len();
-            for r in &rows {
-                let v = canon(&r.try_get::<_, String>(0)?);
-                if r.try_get::<_, bool>(1)? {
-                    h.applied.push(v);
-                } else {
-                    h.bad.push(format!(
-                        "version {v} has success = false (sqlx: a failed or partly applied \
-                         migration, \"dirty\")"
-                    ));
-                }
-            }
-        }
-        Tool::Goose => {
-            let rows = client
-                .query(
-                    "SELECT id::INT8, version_id::TEXT, is_applied FROM goose_db_version \
-                     ORDER BY id",
-                    &[],
-                )
-                .await?;
-            // version -> (deciding row id, applied)
-            let mut latest: std::collections::BTreeMap<String, (i64, bool)> =
-                std::collections::BTreeMap::new();
-            for r in &rows {
-                let id: i64 = r.try_get(0)?;
-                let v = canon(&r.try_get::<_, String>(1)?);
-                if v == "0" {
-                    continue;
-                }
-                h.rows += 1;
-                latest.insert(v, (id, r.try_get::<_, bool>(2)?));
-            }
-            let mut applied: Vec<(i64, String)> = latest
-                .into_iter()
-                .filter(|(_, (_, a))| *a)
-                .map(|(v, (id, _))| (id, v))
-                .collect();
-            applied.sort();
-            h.applied = applied.into_iter().map(|(_, v)| v).collect();
-        }
-        Tool::Flyway => {
-            let rows = client
-                .query(
-                    "SELECT installed_rank::INT8, version::TEXT, type::TEXT, script::TEXT, success \
-                     FROM flyway_schema_history ORDER BY installed_rank",
-                    &[],
-                )
-                .await?;
-            for r in &rows {
-                let rank: i64 = r.try_get(0)?;
-                let version: Option<String> = r.try_get(1)?;
-                let kind: String = r.try_get::<_, Option<String>>(2)?.unwrap_or_default();
-                let script: String = r.try_get::<_, Option<String>>(3)?.unwrap_or_default();
-                let success: bool = r.try_get(4)?;
-                let Some(version) = version.filter(|v| !v.trim().is_empty()) else {
-                    continue; // the schema marker, repeatable migrations
-                };
-                h.rows += 1;
-                let v = canon(&version);
-                if !success {
-                    h.bad.push(format!(
-                        "installed_rank {rank}: version {v} ({script}) has success = false (a \
-                         failed migration); fix it and run Flyway's `repair` first"
-                    ));
-                    continue;
-                }
-                let upper = kind.to_ascii_uppercase();
-                if upper == "BASELINE" {
-                    h.applied_through = Some(v);
-                } else if upper.starts_with("UNDO") || upper == "DELETE" {
-                    h.applied.retain(|a| a != &v);
-                } else if !h.applied.contains(&v) {
-                    h.applied.push(v);
-                }
-            }
-        }
+        Tool::GolangMigrate => golang_migrate(client, &mut h).await?,
+        Tool::Dbmate | Tool::Diesel | Tool::Pop => version_rows(client, &mut h).await?,
+        Tool::Sqlx => sqlx(client, &mut h).await?,
+        Tool::Goose => goose(client, &mut h).await?,
+        Tool::Flyway => flyway(client, &mut h).await?,
     }
     Ok(Some(h))
+}
+
+/// Fills `h` from GolangMigrate's table.
+async fn golang_migrate(
+    client: &Client,
+    h: &mut ForeignHistory,
+) -> Result<(), tokio_postgres::Error> {
+    let tool = h.tool;
+    let canon = |v: &str| canonical_version(tool, v).unwrap_or_else(|| v.to_string());
+    let rows = client
+        .query("SELECT version::TEXT, dirty FROM schema_migrations", &[])
+        .await?;
+    h.rows = rows.len();
+    if rows.len() > 1 {
+        h.bad.push(format!(
+            "schema_migrations has {} rows; golang-migrate keeps exactly one",
+            rows.len()
+        ));
+    }
+    for r in &rows {
+        let v: String = r.try_get(0)?;
+        let dirty: bool = r.try_get(1)?;
+        let v = canon(&v);
+        if dirty {
+            h.bad.push(format!(
+                "version {v} is dirty (golang-migrate's mark of a migration that failed \
+                 part way); fix the database and clear the mark with golang-migrate's \
+                 `force` first"
+            ));
+        }
+        h.applied.push(v.clone());
+        h.applied_through = Some(v);
+    }
+    Ok(())
+}
+
+/// Fills `h` from Dbmate, Diesel, Pop's table.
+async fn version_rows(
+    client: &Client,
+    h: &mut ForeignHistory,
+) -> Result<(), tokio_postgres::Error> {
+    let tool = h.tool;
+    let canon = |v: &str| canonical_version(tool, v).unwrap_or_else(|| v.to_string());
+    let rows = client
+        .query(
+            &format!("SELECT version::TEXT FROM {} ORDER BY version", h.table),
+            &[],
+        )
+        .await?;
+    h.rows = rows.len();
+    for r in &rows {
+        let v: String = r.try_get(0)?;
+        h.applied.push(canon(&v));
+    }
+    Ok(())
+}
+
+/// Fills `h` from Sqlx's table.
+async fn sqlx(client: &Client, h: &mut ForeignHistory) -> Result<(), tokio_postgres::Error> {
+    let tool = h.tool;
+    let canon = |v: &str| canonical_version(tool, v).unwrap_or_else(|| v.to_string());
+    let rows = client
+        .query(
+            "SELECT version::TEXT, success FROM _sqlx_migrations ORDER BY version",
+            &[],
+        )
+        .await?;
+    h.rows = rows.len();
+    for r in &rows {
+        let v = canon(&r.try_get::<_, String>(0)?);
+        if r.try_get::<_, bool>(1)? {
+            h.applied.push(v);
+        } else {
+            h.bad.push(format!(
+                "version {v} has success = false (sqlx: a failed or partly applied \
+                 migration, \"dirty\")"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Fills `h` from Goose's table.
+async fn goose(client: &Client, h: &mut ForeignHistory) -> Result<(), tokio_postgres::Error> {
+    let tool = h.tool;
+    let canon = |v: &str| canonical_version(tool, v).unwrap_or_else(|| v.to_string());
+    let rows = client
+        .query(
+            "SELECT id::INT8, version_id::TEXT, is_applied FROM goose_db_version \
+             ORDER BY id",
+            &[],
+        )
+        .await?;
+    // version -> (deciding row id, applied)
+    let mut latest: std::collections::BTreeMap<String, (i64, bool)> =
+        std::collections::BTreeMap::new();
+    for r in &rows {
+        let id: i64 = r.try_get(0)?;
+        let v = canon(&r.try_get::<_, String>(1)?);
+        if v == "0" {
+            continue;
+        }
+        h.rows += 1;
+        latest.insert(v, (id, r.try_get::<_, bool>(2)?));
+    }
+    let mut applied: Vec<(i64, String)> = latest
+        .into_iter()
+        .filter(|(_, (_, a))| *a)
+        .map(|(v, (id, _))| (id, v))
+        .collect();
+    applied.sort();
+    h.applied = applied.into_iter().map(|(_, v)| v).collect();
+    Ok(())
+}
+
+/// Fills `h` from Flyway's table.
+async fn flyway(client: &Client, h: &mut ForeignHistory) -> Result<(), tokio_postgres::Error> {
+    let tool = h.tool;
+    let canon = |v: &str| canonical_version(tool, v).unwrap_or_else(|| v.to_string());
+    let rows = client
+        .query(
+            "SELECT installed_rank::INT8, version::TEXT, type::TEXT, script::TEXT, success \
+             FROM flyway_schema_history ORDER BY installed_rank",
+            &[],
+        )
+        .await?;
+    for r in &rows {
+        let rank: i64 = r.try_get(0)?;
+        let version: Option<String> = r.try_get(1)?;
+        let kind: String = r.try_get::<_, Option<String>>(2)?.unwrap_or_default();
+        let script: String = r.try_get::<_, Option<String>>(3)?.unwrap_or_default();
+        let success: bool = r.try_get(4)?;
+        let Some(version) = version.filter(|v| !v.trim().is_empty()) else {
+            continue; // the schema marker, repeatable migrations
+        };
+        h.rows += 1;
+        let v = canon(&version);
+        if !success {
+            h.bad.push(format!(
+                "installed_rank {rank}: version {v} ({script}) has success = false (a \
+                 failed migration); fix it and run Flyway's `repair` first"
+            ));
+            continue;
+        }
+        let upper = kind.to_ascii_uppercase();
+        if upper == "BASELINE" {
+            h.applied_through = Some(v);
+        } else if upper.starts_with("UNDO") || upper == "DELETE" {
+            h.applied.retain(|a| a != &v);
+        } else if !h.applied.contains(&v) {
+            h.applied.push(v);
+        }
+    }
+    Ok(())
 }
 
 /// The statement listing which of the tools' history tables exist in the search path.

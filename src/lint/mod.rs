@@ -311,7 +311,7 @@ pub fn lint(m: &Migration) -> Vec<Warning> {
     lint_in(m, &mut Schema::default())
 }
 
-/// Lints a set in version order (as [`crate::source::load`] returns it), remembering the
+/// Lints a set in version order (as the loader returns it), remembering the
 /// column types earlier files create, so that widening type changes stay quiet. Linear in
 /// the number of statements.
 pub fn lint_all(set: &[Migration]) -> Vec<Warning> {
