@@ -127,6 +127,36 @@ async fn attempt(
     Ok((token, rows))
 }
 
+/// A setup statement lost a race to a peer: wait the next re-check's delay, or give the error
+/// back when the conflict outlasted every re-check (then it is not a race).
+async fn lost_setup_race(
+    races: &mut impl Iterator<Item = Duration>,
+    e: Error,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    match races.next() {
+        Some(delay) => {
+            tracing::info!(
+                event = events::SETUP_RACE,
+                what = "creating the bookkeeping tables",
+                sqlstate = e.sqlstate().unwrap_or(""),
+                delay_ms = delay.as_millis() as u64,
+                "another runner set this up at the same moment; re-checking"
+            );
+            sleep_or_cancel(delay, cancel).await
+        }
+        None => {
+            tracing::warn!(
+                event = events::SETUP_RACE,
+                what = "creating the bookkeeping tables",
+                sqlstate = e.sqlstate().unwrap_or(""),
+                "the conflict outlasted every re-check: not a race with a peer"
+            );
+            Err(e)
+        }
+    }
+}
+
 /// Takes the lease, polling with jittered backoff until `timeout` (exit 11) or `cancel`;
 /// creates the bookkeeping tables first when `set_up` (tolerating races with peers). `conn`
 /// becomes the lease's own connection (heartbeat and release): the heartbeat must never land
@@ -153,62 +183,19 @@ pub async fn acquire(
         let (token, rows) = match attempt(&client, t, holder, ttl_ms, sql).await {
             Ok(r) => r,
             Err(e) if pending_setup && e.sqlstate().is_some_and(crate::sqlstate::is_setup_race) => {
-                match races.next() {
-                    Some(delay) => {
-                        tracing::info!(
-                            event = events::SETUP_RACE,
-                            what = "creating the bookkeeping tables",
-                            sqlstate = e.sqlstate().unwrap_or(""),
-                            delay_ms = delay.as_millis() as u64,
-                            "another runner set this up at the same moment; re-checking"
-                        );
-                        sleep_or_cancel(delay, cancel).await?;
-                        continue;
-                    }
-                    None => {
-                        tracing::warn!(
-                            event = events::SETUP_RACE,
-                            what = "creating the bookkeeping tables",
-                            sqlstate = e.sqlstate().unwrap_or(""),
-                            "the conflict outlasted every re-check: not a race with a peer"
-                        );
-                        return Err(e);
-                    }
-                }
+                lost_setup_race(&mut races, e, cancel).await?;
+                continue;
             }
             Err(e) => return Err(e),
         };
         pending_setup = false;
         if let Some(token) = token {
-            tracing::info!(
-                event = events::LEASE_ACQUIRED,
-                holder,
-                fence = token,
-                ttl_ms,
-                "lease acquired"
-            );
-            let conn = Arc::new(conn);
-            let lost = Arc::new(AtomicBool::new(false));
             let fence = Fence {
                 holder: holder.to_string(),
                 token,
                 ttl_ms,
             };
-            let heartbeat = tokio::spawn(heartbeat(
-                conn.clone(),
-                t.clone(),
-                fence.clone(),
-                ttl,
-                lost.clone(),
-            ));
-            let lease = Lease {
-                conn,
-                tables: t.clone(),
-                fence,
-                lost,
-                heartbeat,
-            };
-            return Ok((lease, rows));
+            return Ok((Lease::start(conn, t, fence, ttl), rows));
         }
         let info = lease::show(&client, t).await?;
         if cancel.is_cancelled() {
@@ -244,6 +231,33 @@ pub async fn acquire(
 }
 
 impl Lease {
+    /// The lease just taken with `fence`: logs it and starts the heartbeat on `conn`.
+    fn start(conn: LeaseConn, t: &Tables, fence: Fence, ttl: Duration) -> Lease {
+        tracing::info!(
+            event = events::LEASE_ACQUIRED,
+            holder = %fence.holder,
+            fence = fence.token,
+            ttl_ms = fence.ttl_ms,
+            "lease acquired"
+        );
+        let conn = Arc::new(conn);
+        let lost = Arc::new(AtomicBool::new(false));
+        let heartbeat = tokio::spawn(heartbeat(
+            conn.clone(),
+            t.clone(),
+            fence.clone(),
+            ttl,
+            lost.clone(),
+        ));
+        Lease {
+            conn,
+            tables: t.clone(),
+            fence,
+            lost,
+            heartbeat,
+        }
+    }
+
     /// The lease's own connection: a side connection for short reads while the migration
     /// connection is busy (progress of a long statement). Never used inside a transaction.
     pub(crate) fn client(&self) -> Arc<Client> {
