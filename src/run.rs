@@ -67,12 +67,6 @@ impl Migrator {
         F: Fn(&'s [Migration], &[AppliedRow]) -> Result<Plan<'s>>,
     {
         let (client, info) = self.connect().await?;
-        // The lease's connection opens while the ledger is read: it is needed whenever there
-        // is work, and dropped unused when there is none.
-        let url = self.url()?.clone();
-        let wait = self.config.wait_timeout;
-        let side = tokio::spawn(async move { connect::wait_and_connect_side(&url, wait).await });
-        let side = AbortOnDrop(Some(side));
         // Which other tools' history tables exist is asked in the same flight, for the check
         // that a first run does not re-run a project another tool manages.
         let (ledger, foreign) = tokio::join!(
@@ -104,7 +98,10 @@ impl Migrator {
             Err(Error::Disagreement(_)) if ledger.rows.iter().any(|r| r.dirty) => {}
             Err(e) => return Err(e),
         }
-        let side = side.join().await?;
+        // The lease's connection opens only now that there is work: a run with nothing to do
+        // stays one connection (opening a backend costs the server more than the round trip
+        // it would save).
+        let side = connect::wait_and_connect_side(self.url()?, self.config.wait_timeout).await?;
         let (lease, rows) = self.acquire_on(side, true).await?;
         Ok(Some((client, info, lease, rows)))
     }
@@ -289,32 +286,6 @@ impl Migrator {
 
 /// How many times one run reconnects before it gives up (exit 10).
 const MAX_RECONNECTS: u32 = 20;
-
-/// The lease connection's opening, run ahead of need, aborted when dropped unused.
-struct AbortOnDrop(Option<tokio::task::JoinHandle<Result<Client>>>);
-
-impl AbortOnDrop {
-    async fn join(mut self) -> Result<Client> {
-        match self.0.take() {
-            Some(handle) => handle.await.unwrap_or_else(|e| {
-                Err(Error::ConnectionLost {
-                    context: "opening the lease's connection".into(),
-                    message: e.to_string(),
-                    source: None,
-                })
-            }),
-            None => Err(Error::Terminated),
-        }
-    }
-}
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        if let Some(h) = &self.0 {
-            h.abort();
-        }
-    }
-}
 
 /// Errors a step can meet because a peer took the lease while we worked (a frozen holder
 /// woken after a takeover: its connection ended by the server, its `CREATE TABLE` finding the
