@@ -275,9 +275,13 @@ pub fn existing_tables_sql() -> String {
         .map(|n| format!("'{n}'"))
         .collect::<Vec<_>>()
         .join(", ");
+    // pg_catalog rather than information_schema: the same answer, a fraction of the work on
+    // PostgreSQL (this runs in every migrate's first flight).
     format!(
-        "SELECT table_name::TEXT FROM information_schema.tables \
-         WHERE table_schema::TEXT = ANY(current_schemas(false)) AND table_name::TEXT IN ({list})"
+        "SELECT c.relname::TEXT FROM pg_catalog.pg_class c \
+         JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname::TEXT = ANY(current_schemas(false)) AND c.relkind IN ('r', 'p', 'v') \
+         AND c.relname::TEXT IN ({list})"
     )
 }
 
@@ -475,7 +479,7 @@ mod sql_tests {
     fn one_query_tells_which_history_tables_exist() {
         assert_eq!(
             existing_tables_sql(),
-            "SELECT table_name::TEXT FROM information_schema.tables WHERE table_schema::TEXT = ANY(current_schemas(false)) AND table_name::TEXT IN ('schema_migrations', 'goose_db_version', 'flyway_schema_history', '_sqlx_migrations', '__diesel_schema_migrations', 'schema_migration')"
+            "SELECT c.relname::TEXT FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname::TEXT = ANY(current_schemas(false)) AND c.relkind IN ('r', 'p', 'v') AND c.relname::TEXT IN ('schema_migrations', 'goose_db_version', 'flyway_schema_history', '_sqlx_migrations', '__diesel_schema_migrations', 'schema_migration')"
         );
     }
 }
