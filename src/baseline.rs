@@ -157,12 +157,17 @@ pub async fn baseline(
     flight.push(Box::pin(async {
         client.batch_execute("COMMIT").await.map(|()| 0)
     }));
+    // The fence check is the reply before COMMIT's: its failure (and nothing else's) means
+    // the lease is not ours, decided by position in the flight, never by message text.
+    let fence_check = flight.len() - 2;
     let replies = pipeline::in_order(flight).await;
-    if let Some(e) = replies.into_iter().find_map(|r| r.err()) {
+    let failed = replies
+        .into_iter()
+        .enumerate()
+        .find_map(|(i, r)| r.err().map(|e| (i, e)));
+    if let Some((i, e)) = failed {
         let _ = client.batch_execute("ROLLBACK").await;
-        if e.as_db_error()
-            .is_some_and(|d| d.message().contains(FenceCheck::MARKER))
-        {
+        if i == fence_check && !crate::sqlstate::is_connection_lost(&e) {
             return Err(lease.lost_error("the fence check ending the baseline failed".into()));
         }
         return Err(Error::db("recording the baseline", e));

@@ -12,8 +12,8 @@
 mod support;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -56,96 +56,6 @@ fn cmd(db: &TestDb, dir: &Path, holder: &str) -> Command {
     c.env("MIGRATE_HOLDER", holder)
         .env("MIGRATE_WAIT_TIMEOUT", "20s");
     c
-}
-
-/// A process of the binary running in the background, its stdout and stderr going to files
-/// so the test can watch its progress.
-struct Bg {
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-    _dir: TempDir,
-}
-
-impl Bg {
-    fn spawn(c: &mut Command) -> Bg {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let out = dir.path().join("stdout");
-        let err = dir.path().join("stderr");
-        let child = c
-            .stdout(Stdio::from(fs::File::create(&out).expect("stdout file")))
-            .stderr(Stdio::from(fs::File::create(&err).expect("stderr file")))
-            .spawn()
-            .expect("spawn crdb-migrate");
-        Bg {
-            child,
-            out,
-            err,
-            _dir: dir,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// What it has written so far (exit code -1 while running).
-    fn output(&self, code: i32) -> Output {
-        Output {
-            code,
-            stdout: fs::read_to_string(&self.out).unwrap_or_default(),
-            stderr: fs::read_to_string(&self.err).unwrap_or_default(),
-        }
-    }
-
-    fn has_logged(&self, event: &str) -> bool {
-        self.output(-1).has_event(event)
-    }
-
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{sig} {} failed", self.pid());
-    }
-
-    /// Waits for the exit (killing it and panicking after `deadline`).
-    fn wait(mut self, deadline: Duration) -> Output {
-        let t0 = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                use std::os::unix::process::ExitStatusExt;
-                let code = status
-                    .code()
-                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-                return self.output(code);
-            }
-            if t0.elapsed() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                let o = self.output(-1);
-                panic!(
-                    "still running after {deadline:?}; killed\n--- stdout ---\n{}\n--- stderr ---\n{}",
-                    o.stdout, o.stderr
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Bg {
-    fn drop(&mut self) {
-        // A panicking test must not leave a stopped or running migrator behind.
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.child.id().to_string()])
-            .stderr(Stdio::null())
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn ledger_rows(db: &TestDb) -> i64 {
@@ -278,7 +188,7 @@ fn a_killed_holder_is_taken_over_once_its_ttl_passes() {
     const N: i64 = 20;
     let db = db_with_effects("kill9");
     let dir = migrations(N, |_| "SELECT pg_sleep(0.2);".into());
-    let first = Bg::spawn(
+    let first = Background::spawn(
         cmd(&db, dir.path(), "first")
             .env("MIGRATE_LEASE_TTL", "2s")
             .env("ENVIRONMENT", "first"),
@@ -368,7 +278,7 @@ const FIRST_SLEEPS_PAST_THE_TTL: &str =
 fn frozen_holder(tag: &str, extra: &str) {
     let db = db_with_effects(tag);
     let dir = migrations(3, |v| if v == 2 { extra.into() } else { String::new() });
-    let first = Bg::spawn(
+    let first = Background::spawn(
         cmd(&db, dir.path(), "first")
             .env("MIGRATE_LEASE_TTL", "2s")
             .env("ENVIRONMENT", "first"),
@@ -449,7 +359,7 @@ fn sigterm_past_the_grace_budget_abandons_the_migration_and_releases_the_lease()
     });
     let tmp = tempfile::tempdir().expect("tempdir");
     let term_log = tmp.path().join("termination-log");
-    let run = Bg::spawn(
+    let run = Background::spawn(
         cmd(&db, dir.path(), "terminated")
             .env("MIGRATE_SHUTDOWN_GRACE", "1s")
             .env("MIGRATE_TERMINATION_LOG", &term_log),
@@ -507,7 +417,7 @@ fn sigterm_lets_the_in_flight_migration_finish_within_the_grace_budget() {
     });
     let tmp = tempfile::tempdir().expect("tempdir");
     let term_log = tmp.path().join("termination-log");
-    let run = Bg::spawn(
+    let run = Background::spawn(
         cmd(&db, dir.path(), "terminated")
             .env("MIGRATE_SHUTDOWN_GRACE", "10s")
             .env("MIGRATE_TERMINATION_LOG", &term_log),
@@ -542,7 +452,8 @@ fn sigterm_lets_the_in_flight_migration_finish_within_the_grace_budget() {
 fn sigterm_during_the_last_migration_that_then_finishes_is_success() {
     let db = db_with_effects("sigterm_last");
     let dir = migrations(1, |_| "SELECT pg_sleep(1);".into());
-    let run = Bg::spawn(cmd(&db, dir.path(), "finishing").env("MIGRATE_SHUTDOWN_GRACE", "10s"));
+    let run =
+        Background::spawn(cmd(&db, dir.path(), "finishing").env("MIGRATE_SHUTDOWN_GRACE", "10s"));
     wait_until(Duration::from_secs(30), "the migration running", || {
         sleeping(&db)
     });
@@ -568,7 +479,7 @@ fn sigterm_while_waiting_for_the_database_stops_at_once() {
     .env("MIGRATIONS_DIR", dir.path())
     .env("MIGRATE_WAIT_TIMEOUT", "60s")
     .env("MIGRATE_SHUTDOWN_GRACE", "20s");
-    let run = Bg::spawn(&mut c);
+    let run = Background::spawn(&mut c);
     wait_until(Duration::from_secs(20), "a failed attempt logged", || {
         run.has_logged("db.wait")
     });
@@ -587,7 +498,8 @@ fn sigterm_while_waiting_for_the_database_stops_at_once() {
 fn a_second_signal_abandons_the_migration_without_waiting_out_the_grace() {
     let db = db_with_effects("second_signal");
     let dir = migrations(1, |_| "SELECT pg_sleep(60);".into());
-    let run = Bg::spawn(cmd(&db, dir.path(), "impatient").env("MIGRATE_SHUTDOWN_GRACE", "30s"));
+    let run =
+        Background::spawn(cmd(&db, dir.path(), "impatient").env("MIGRATE_SHUTDOWN_GRACE", "30s"));
     wait_until(Duration::from_secs(30), "the migration running", || {
         sleeping(&db)
     });
@@ -608,7 +520,7 @@ fn a_second_signal_abandons_the_migration_without_waiting_out_the_grace() {
 fn wait_rides_out_a_dropped_connection() {
     let db = db_with_effects("wait_reconnect");
     let dir = migrations(1, |_| String::new());
-    let waiter = Bg::spawn(cmd(&db, dir.path(), "waiter").args(["wait", "--version", "1"]));
+    let waiter = Background::spawn(cmd(&db, dir.path(), "waiter").args(["wait", "--version", "1"]));
     wait_until(Duration::from_secs(20), "the waiter polling", || {
         waiter.has_logged("wait.polling")
     });
@@ -639,7 +551,7 @@ fn wait_polls_until_a_database_that_does_not_exist_yet_is_created_and_migrated()
         .env("MIGRATIONS_DIR", dir.path())
         .env("MIGRATE_WAIT_TIMEOUT", "30s")
         .args(["wait", "--version", "1"]);
-    let waiter = Bg::spawn(&mut waiter_cmd);
+    let waiter = Background::spawn(&mut waiter_cmd);
     wait_until(Duration::from_secs(20), "the waiter polling", || {
         waiter.has_logged("wait.polling")
     });
@@ -665,7 +577,7 @@ fn wait_polls_until_a_database_that_does_not_exist_yet_is_created_and_migrated()
 fn wait_returns_once_another_process_applies_the_version_and_11_at_its_timeout() {
     let db = db_with_effects("wait_version");
     let dir = migrations(3, |_| String::new());
-    let waiter = Bg::spawn(cmd(&db, dir.path(), "waiter").args(["wait", "--version", "2"]));
+    let waiter = Background::spawn(cmd(&db, dir.path(), "waiter").args(["wait", "--version", "2"]));
     wait_until(Duration::from_secs(20), "the waiter polling", || {
         waiter.has_logged("wait.polling")
     });

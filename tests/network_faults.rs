@@ -24,7 +24,7 @@ mod support;
 
 use std::fs;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -366,70 +366,6 @@ cut_tests! { lease_connection, super::LEASE_CONN, super::LEASE_C2S, super::LEASE
 // A run in the background
 // ---------------------------------------------------------------------------------------------
 
-/// The binary running in the background, its output going to files.
-struct Bg {
-    child: Child,
-    out: std::path::PathBuf,
-    err: std::path::PathBuf,
-    _dir: TempDir,
-}
-
-impl Bg {
-    fn spawn(c: &mut Command) -> Bg {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let out = dir.path().join("stdout");
-        let err = dir.path().join("stderr");
-        let child = c
-            .stdout(Stdio::from(fs::File::create(&out).expect("stdout file")))
-            .stderr(Stdio::from(fs::File::create(&err).expect("stderr file")))
-            .spawn()
-            .expect("spawn crdb-migrate");
-        Bg {
-            child,
-            out,
-            err,
-            _dir: dir,
-        }
-    }
-
-    /// Waits for the exit, killing it and panicking after `deadline`.
-    fn wait(mut self, deadline: Duration) -> Output {
-        let t0 = Instant::now();
-        let code = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                use std::os::unix::process::ExitStatusExt;
-                break status
-                    .code()
-                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
-            }
-            if t0.elapsed() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                break -1;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let out = Output {
-            code,
-            stdout: fs::read_to_string(&self.out).unwrap_or_default(),
-            stderr: fs::read_to_string(&self.err).unwrap_or_default(),
-        };
-        assert_ne!(
-            code, -1,
-            "still running after {deadline:?}; killed\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            out.stdout, out.stderr
-        );
-        out
-    }
-}
-
-impl Drop for Bg {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // The server restarted mid-run
 // ---------------------------------------------------------------------------------------------
@@ -450,7 +386,7 @@ fn a_server_restarted_mid_run_is_ridden_out_and_every_migration_applies_once() {
         custom.url("postgres", None, "restarted")
     );
     let files = migrations(MANY, |_| String::new());
-    let run = Bg::spawn(&mut cmd(&url, files.path()));
+    let run = Background::spawn(&mut cmd(&url, files.path()));
     let applied = || {
         try_psql(&admin, "SELECT count(*) FROM _migrations")
             .ok()
@@ -570,7 +506,7 @@ fn a_lease_taken_over_mid_flight_is_not_committed_and_the_run_exits_12() {
             String::new()
         }
     });
-    let run = Bg::spawn(&mut cmd(&url, files.path()));
+    let run = Background::spawn(&mut cmd(&url, files.path()));
     wait_until(
         Duration::from_secs(30),
         "migration 2's pipelined flight sleeping on the server",

@@ -187,75 +187,9 @@ impl Drop for Held {
     }
 }
 
-/// The binary running in the background, its output going to files.
-struct Bg {
-    child: Child,
-    out: PathBuf,
-    err: PathBuf,
-    _files: TempDir,
-}
-
-impl Bg {
-    fn spawn(c: &mut Command) -> Bg {
-        let files = tempfile::tempdir().expect("tempdir");
-        let out = files.path().join("stdout");
-        let err = files.path().join("stderr");
-        let child = c
-            .stdout(Stdio::from(fs::File::create(&out).expect("stdout file")))
-            .stderr(Stdio::from(fs::File::create(&err).expect("stderr file")))
-            .spawn()
-            .expect("spawn crdb-migrate");
-        Bg {
-            child,
-            out,
-            err,
-            _files: files,
-        }
-    }
-
-    fn exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
-    }
-
-    fn output_so_far(&self) -> (String, String) {
-        (
-            fs::read_to_string(&self.out).unwrap_or_default(),
-            fs::read_to_string(&self.err).unwrap_or_default(),
-        )
-    }
-
-    fn wait(mut self) -> Output {
-        let t0 = Instant::now();
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("wait for crdb-migrate") {
-                break s;
-            }
-            if t0.elapsed() >= DEADLINE {
-                let _ = self.child.kill();
-                let (o, e) = self.output_so_far();
-                panic!("crdb-migrate still running after {DEADLINE:?}\n{o}\n{e}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let (stdout, stderr) = self.output_so_far();
-        Output {
-            code: status.code().unwrap_or(128),
-            stdout,
-            stderr,
-        }
-    }
-}
-
-impl Drop for Bg {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Waits until a `crdb-migrate` backend in `db` waits on a lock; panics with the run's output
 /// when it exits first.
-fn wait_blocked(db: &TestDb, run: &mut Bg, what: &str) {
+fn wait_blocked(db: &TestDb, run: &mut Background, what: &str) {
     let probe = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
                  AND application_name = 'crdb-migrate' AND wait_event_type = 'Lock'";
     let mut exited = false;
@@ -264,7 +198,8 @@ fn wait_blocked(db: &TestDb, run: &mut Bg, what: &str) {
         exited || count(db, probe) > 0
     });
     if exited {
-        let (o, e) = run.output_so_far();
+        let o = run.output(-1);
+        let (o, e) = (o.stdout, o.stderr);
         panic!(
             "migrate ended before it blocked ({what})\n--- stdout ---\n{o}\n--- stderr ---\n{e}"
         );
@@ -281,10 +216,10 @@ fn race_behind(tag: &str, prepare: &str, held: &str) -> (TestDb, Output) {
     }
     let dir = migrations();
     let holder = Held::begin(&db, tag, held);
-    let mut run = Bg::spawn(&mut migrate(&db.url, dir.path(), tag));
+    let mut run = Background::spawn(&mut migrate(&db.url, dir.path(), tag));
     wait_blocked(&db, &mut run, &format!("migrate to block behind `{held}`"));
     holder.commit();
-    let out = run.wait();
+    let out = run.wait(DEADLINE);
     out.expect_code(0);
     (db, out)
 }

@@ -107,11 +107,6 @@ pub struct FenceCheck<'a> {
     pub fence: &'a Fence,
 }
 
-impl FenceCheck<'_> {
-    /// The text every failed check's error carries.
-    pub const MARKER: &'static str = "crdb-migrate fence check failed";
-}
-
 impl FencedWrite for FenceCheck<'_> {
     fn sql(t: &Tables) -> String {
         format!(
@@ -120,7 +115,7 @@ impl FencedWrite for FenceCheck<'_> {
             ELSE ('{marker}: the lease is not ours any more (holder ' || $1::TEXT || ', fence ' || $2::TEXT || ', ' || count(*)::TEXT || ' rows)')::INT8 END
          FROM lease_ok",
             lease_ok = lease_ok(t, "$1", "$2", "$3"),
-            marker = Self::MARKER,
+            marker = "crdb-migrate fence check failed",
         )
     }
 

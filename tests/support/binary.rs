@@ -154,3 +154,105 @@ pub fn run_with_deadline(cmd: &mut Command, deadline: Duration) -> Output {
         stderr: err_t.join().unwrap_or_default(),
     }
 }
+
+/// The binary running in the background, its stdout and stderr going to files, so a test can
+/// watch its progress, signal it and wait for it with a deadline. Dropping it (a panicking
+/// test) continues and kills it, so no stopped or running migrator is left behind.
+pub struct Background {
+    child: std::process::Child,
+    out: std::path::PathBuf,
+    err: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Background {
+    /// Starts `c` in the background.
+    pub fn spawn(c: &mut Command) -> Background {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("stdout");
+        let err = dir.path().join("stderr");
+        let child = c
+            .stdout(Stdio::from(
+                std::fs::File::create(&out).expect("stdout file"),
+            ))
+            .stderr(Stdio::from(
+                std::fs::File::create(&err).expect("stderr file"),
+            ))
+            .spawn()
+            .expect("spawn crdb-migrate");
+        Background {
+            child,
+            out,
+            err,
+            _dir: dir,
+        }
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it has exited.
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// What it has written so far (exit code -1 while running).
+    pub fn output(&self, code: i32) -> Output {
+        Output {
+            code,
+            stdout: std::fs::read_to_string(&self.out).unwrap_or_default(),
+            stderr: std::fs::read_to_string(&self.err).unwrap_or_default(),
+        }
+    }
+
+    /// It has logged `event` so far.
+    pub fn has_logged(&self, event: &str) -> bool {
+        self.output(-1).has_event(event)
+    }
+
+    /// Sends `kill -SIG`.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{sig} {} failed", self.pid());
+    }
+
+    /// Waits for the exit (killing it and panicking after `deadline`).
+    pub fn wait(mut self, deadline: Duration) -> Output {
+        let t0 = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                let code = status
+                    .code()
+                    .unwrap_or_else(|| 128 + status.signal().unwrap_or(0));
+                return self.output(code);
+            }
+            if t0.elapsed() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                let o = self.output(-1);
+                panic!(
+                    "still running after {deadline:?}; killed\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                    o.stdout, o.stderr
+                );
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
