@@ -83,22 +83,45 @@ mod progress;
 
 use source::split;
 
+// The public API: what a library caller names to drive a run, flat at the top; the parts of
+// those values, grouped by what they describe, in the namespaces below. Everything else is
+// private to the crate.
 pub use baseline::Baseline;
 pub use config::{Config, LogFormat, Overrides, parse_version};
-pub use connect::{DbUrl, Flavour, ServerInfo, wait_and_connect};
-pub use error::{Error, FailedStatement, Result, SqlFailure};
-pub use exit::{Exit, PodFailureAction};
-
-pub use jobs::Job;
-pub use lint::{Severity, Warning, has_risk, lint_all};
+pub use error::{Error, Result};
+pub use exit::Exit;
+pub use lint::Warning;
 pub use log::events;
 pub use migrator::Migrator;
-pub use plan::{Direction, Phase, Plan, Rollback, Step};
-pub use refusal::{Disagreement, MissingUndo, Refusal};
+pub use plan::{Plan, Rollback};
 pub use repair::Repair;
 pub use report::Report;
-pub use source::{Migration, Problem};
-pub use status::{PhaseStatus, State, Status, StatusRow};
+pub use source::Migration;
+pub use status::Status;
 pub use store::TableName;
-pub use store::lease::LeaseInfo;
-pub use store::ledger::AppliedRow;
+
+/// What can be wrong: the payloads of [`Error`]'s variants.
+pub mod problems {
+    pub use crate::error::{FailedStatement, SqlFailure};
+    pub use crate::refusal::{Disagreement, MissingUndo, Refusal};
+    pub use crate::source::Problem;
+}
+
+/// The parts of the values a [`Migrator`] returns: a [`Plan`]'s
+/// steps, a [`Status`]'s rows, the ledger's and the lease's rows, a
+/// [`Warning`]'s severity and an [`Exit`]'s pod failure action.
+pub mod parts {
+    pub use crate::exit::PodFailureAction;
+    pub use crate::jobs::Job;
+    pub use crate::lint::Severity;
+    pub use crate::plan::{Direction, Phase, Step};
+    pub use crate::status::{PhaseStatus, State, StatusRow};
+    pub use crate::store::lease::LeaseInfo;
+    pub use crate::store::ledger::AppliedRow;
+}
+
+/// Reaching the database on its own, without a [`Migrator`]: the parsed URL
+/// and the wait-and-connect loop every run starts with.
+pub mod connection {
+    pub use crate::connect::{DbUrl, Flavour, ServerInfo, wait_and_connect};
+}

@@ -112,6 +112,12 @@ impl Migrator {
         )
     }
 
+    /// The lint's warnings for `set` (as [`Migrator::load`] returns it), in the order
+    /// `verify` gives them.
+    pub fn lint(set: &[Migration]) -> Vec<Warning> {
+        crate::lint::lint_all(set)
+    }
+
     pub(crate) fn allow(&self) -> Allow {
         Allow {
             newer_schema: self.config.allow_newer_schema,

@@ -15,7 +15,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crdb_migrate::{DbUrl, Error as ConnectError, Flavour, wait_and_connect};
+use crdb_migrate::Error as ConnectError;
+use crdb_migrate::connection::{DbUrl, Flavour, wait_and_connect};
 use support::{CustomOpts, CustomServer, free_port, psql, server, start_custom};
 
 const SCRAM_PASSWORD: &str = "c0rrect-H0rse:b@ttery%";
@@ -207,7 +208,9 @@ fn tls_server() -> &'static CustomServer {
 // ---------------------------------------------------------------------------------------------
 
 /// The exit code SPEC §6 gives each outcome.
-fn exit_code(r: &Result<(tokio_postgres::Client, crdb_migrate::ServerInfo), ConnectError>) -> u8 {
+fn exit_code(
+    r: &Result<(tokio_postgres::Client, crdb_migrate::connection::ServerInfo), ConnectError>,
+) -> u8 {
     match r {
         Ok(_) => 0,
         Err(e) => {
@@ -221,7 +224,7 @@ async fn connect(
     url: &str,
     wait: Duration,
     create: bool,
-) -> Result<(tokio_postgres::Client, crdb_migrate::ServerInfo), ConnectError> {
+) -> Result<(tokio_postgres::Client, crdb_migrate::connection::ServerInfo), ConnectError> {
     let url = DbUrl::parse(url).unwrap_or_else(|e| panic!("parse {url}: {e}"));
     wait_and_connect(&url, wait, create).await
 }
@@ -245,7 +248,7 @@ fn client_cert_query(mode: &str, key: &str) -> String {
 }
 
 async fn assert_current_user(
-    r: Result<(tokio_postgres::Client, crdb_migrate::ServerInfo), ConnectError>,
+    r: Result<(tokio_postgres::Client, crdb_migrate::connection::ServerInfo), ConnectError>,
     user: &str,
 ) {
     let (client, info) = r.unwrap_or_else(|e| panic!("expected success, got {e} ({e:?})"));

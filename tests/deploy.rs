@@ -17,7 +17,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crdb_migrate::{Exit, PodFailureAction};
+use crdb_migrate::Exit;
+use crdb_migrate::parts::PodFailureAction;
 
 mod support;
 

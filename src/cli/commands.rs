@@ -1,7 +1,7 @@
 //! Each command run against the library, printing its product on stdout.
 
 use crdb_migrate::import::Tool;
-use crdb_migrate::{Baseline, Error, Migrator, Repair, Rollback, events, lint_all};
+use crdb_migrate::{Baseline, Error, Migrator, Repair, Rollback, Warning, events};
 
 use super::args::Command;
 use super::render;
@@ -46,7 +46,7 @@ pub(crate) async fn run(migrator: &Migrator, command: Command) -> Result<Option<
         Command::Verify { strict } => {
             let (set, warnings) = migrator.verify()?;
             print!("{}", render::verify_text(&set, &warnings));
-            if strict && crdb_migrate::has_risk(&warnings) {
+            if strict && warnings.iter().any(Warning::is_risk) {
                 return Err(Error::Config {
                     name: "verify --strict".into(),
                     message: "a warning of severity risk was found (see above): fix the file, or mark a deliberate breaking change `-- @CONTRACT`".into(),
@@ -57,7 +57,7 @@ pub(crate) async fn run(migrator: &Migrator, command: Command) -> Result<Option<
         Command::Plan { json, .. } => {
             let set = migrator.load()?;
             let plan = migrator.plan_with(&set, None, None).await?;
-            let warnings = lint_all(&set);
+            let warnings = Migrator::lint(&set);
             if json {
                 println!(
                     "{}",

@@ -1,7 +1,8 @@
 //! Human and JSON renderings of status, plan, verify and lease results, kept apart from the
 //! operations that compute them.
 
-use crdb_migrate::{Direction, LeaseInfo, Migration, Plan, State, Status, Step, Warning};
+use crdb_migrate::parts::{Direction, LeaseInfo, State, Step};
+use crdb_migrate::{Migration, Plan, Status, Warning};
 
 /// `status` as text.
 pub(crate) fn status_text(s: &Status) -> String {

@@ -76,9 +76,17 @@ pub struct Warning {
     pub message: String,
 }
 
-/// Is any of `warnings` a [`Severity::Risk`]? (`verify --strict` exits 20 then.)
-pub fn has_risk(warnings: &[Warning]) -> bool {
-    warnings.iter().any(|w| w.severity == Severity::Risk)
+impl Warning {
+    /// Is it a [`Severity::Risk`]? (`verify --strict` exits 20 on any.)
+    pub fn is_risk(&self) -> bool {
+        self.severity == Severity::Risk
+    }
+}
+
+/// Is any of `warnings` a [`Severity::Risk`]?
+#[cfg(test)]
+pub(crate) fn has_risk(warnings: &[Warning]) -> bool {
+    warnings.iter().any(Warning::is_risk)
 }
 
 /// The fix suggested for the transactional rules.
