@@ -20,42 +20,14 @@ fn main() -> ExitCode {
     let started = Instant::now();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                    ExitCode::SUCCESS
-                }
-                _ => {
-                    logging::init(LogFormat::Auto, "info", Sink::Stdout);
-                    let usage = Error::Config {
-                        name: "command line".into(),
-                        message: e.kind().to_string(),
-                    };
-                    finish(
-                        Err(usage),
-                        &Report::default(),
-                        started,
-                        env_termination_log().as_deref(),
-                    )
-                }
-            };
-        }
+        Err(e) => return bad_command_line(e, started),
     };
     let command = cli.command.unwrap_or(Command::Migrate { target: None });
     let target = match &command {
         Command::Migrate { target } | Command::Plan { target, .. } => target.clone(),
         _ => None,
     };
-    let sink = match command {
-        Command::Status { .. }
-        | Command::Plan { .. }
-        | Command::Verify { .. }
-        | Command::Create { .. }
-        | Command::Import { .. }
-        | Command::Unlock { .. } => Sink::Stderr,
-        _ => Sink::Stdout,
-    };
+    let sink = sink_of(&command);
     let config = match Config::from_env(cli.global.overrides(target)) {
         Ok(c) => c,
         Err(e) => {
@@ -88,6 +60,54 @@ fn main() -> ExitCode {
             return finish(Err(e), &Report::default(), started, termination.as_deref());
         }
     };
+    run(runtime, config, command, started, termination.as_deref())
+}
+
+/// Help and version go to stdout with exit 0; any other parse error is a usage error ending
+/// like every failed run (log line, termination message, exit code).
+fn bad_command_line(e: clap::Error, started: Instant) -> ExitCode {
+    let _ = e.print();
+    match e.kind() {
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+            ExitCode::SUCCESS
+        }
+        _ => {
+            logging::init(LogFormat::Auto, "info", Sink::Stdout);
+            let usage = Error::Config {
+                name: "command line".into(),
+                message: e.kind().to_string(),
+            };
+            finish(
+                Err(usage),
+                &Report::default(),
+                started,
+                env_termination_log().as_deref(),
+            )
+        }
+    }
+}
+
+/// Where `command` logs: on stderr for the commands whose product is on stdout.
+fn sink_of(command: &Command) -> Sink {
+    match command {
+        Command::Status { .. }
+        | Command::Plan { .. }
+        | Command::Verify { .. }
+        | Command::Create { .. }
+        | Command::Import { .. }
+        | Command::Unlock { .. } => Sink::Stderr,
+        _ => Sink::Stdout,
+    }
+}
+
+/// Runs `command` on `runtime` under the signal handlers and ends the run with its report.
+fn run(
+    runtime: tokio::runtime::Runtime,
+    config: Config,
+    command: Command,
+    started: Instant,
+    termination: Option<&std::path::Path>,
+) -> ExitCode {
     let migrator = Migrator::new(config);
     let mut current = None;
     let result = runtime.block_on(cli::signals::with_signals(&migrator, async {
@@ -98,5 +118,5 @@ fn main() -> ExitCode {
     if current.is_some() {
         report.current = current;
     }
-    finish(result, &report, started, termination.as_deref())
+    finish(result, &report, started, termination)
 }

@@ -5,9 +5,11 @@
 //! after the last one done. Knows nothing of files: it runs the migrations a plan hands it.
 //! Per-file `statement_timeout` / `lock_timeout` are set for each step (`timeouts`); a lock
 //! timeout (55P03) rolls back and retries with backoff, and when the retries run out the error
-//! names the sessions holding the lock (`blockers`).
+//! names the sessions holding the lock (`blockers`). A failed step's error names the statement
+//! and line of the file it stopped at (`failure`).
 
 mod blockers;
+mod failure;
 mod no_transaction;
 mod timeouts;
 
@@ -20,20 +22,22 @@ use std::time::Instant;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{Error, FailedStatement, Result, SqlFailure};
+use crate::error::{Error, Result};
 use crate::log::events;
 use crate::plan::{Direction, Plan, Step};
 use crate::report::Progress;
 use crate::session::Lease;
 use crate::source::Migration;
-use crate::split::Statement;
 use crate::sqlstate;
 use crate::store::Tables;
 use crate::store::fence::{
     Checked, Fence, FenceCheck, FencedWrite, MarkDirty, Param, Record, Restore, Unrecord,
 };
 
+use failure::{failed_statement, sql_failed, statements};
 use replay::{LedgerWriteError, replay};
+
+pub(crate) use failure::excerpt;
 
 /// Runs plans on one connection under a lease.
 pub struct Applier<'a> {
@@ -90,92 +94,6 @@ impl Default for Settings {
 
 /// A prepared statement (tokio-postgres' `Statement`, named apart from the file's statements).
 type Prepared = tokio_postgres::Statement;
-
-/// The migration's SQL failed: an error carrying the server's words and where in the file (or
-/// a lost connection).
-fn sql_failed(
-    m: &Migration,
-    e: tokio_postgres::Error,
-    statement: Option<(&Step<'_>, usize)>,
-    transactional: bool,
-) -> Error {
-    if sqlstate::is_connection_lost(&e) {
-        return Error::db(format!("migration {} ({})", m.version, m.path.display()), e);
-    }
-    let statement = statement.map(|(step, i)| failed_statement(step, i, e.as_db_error()));
-    let failure = match e.as_db_error() {
-        Some(db) => SqlFailure {
-            version: m.version,
-            file: m.path.clone(),
-            sqlstate: db.code().code().to_string(),
-            message: db.message().to_string(),
-            detail: db.detail().map(str::to_string),
-            hint: db.hint().map(str::to_string),
-            statement,
-            transactional,
-        },
-        None => SqlFailure {
-            version: m.version,
-            file: m.path.clone(),
-            sqlstate: "-".into(),
-            message: e.to_string(),
-            detail: None,
-            hint: None,
-            statement,
-            transactional,
-        },
-    };
-    Error::MigrationFailed(Box::new(failure))
-}
-
-/// The statements a step runs.
-fn statements<'s>(step: &Step<'s>) -> &'s [Statement] {
-    let m = step.migration;
-    match step.direction {
-        Direction::Up => &m.up_statements,
-        Direction::Down => m.down_statements.as_deref().unwrap_or(&[]),
-    }
-}
-
-/// Statement `i` (0-based) of `step`, described for an error; the server's error position,
-/// when it sent one, moves the line to where it points.
-fn failed_statement(
-    step: &Step<'_>,
-    i: usize,
-    db: Option<&tokio_postgres::error::DbError>,
-) -> FailedStatement {
-    let all = statements(step);
-    let st = &all[i.min(all.len().saturating_sub(1))];
-    let extra = match db.and_then(|d| d.position()) {
-        Some(tokio_postgres::error::ErrorPosition::Original(p)) => st
-            .text
-            .chars()
-            .take((*p as usize).saturating_sub(1))
-            .filter(|c| *c == '\n')
-            .count(),
-        _ => 0,
-    };
-    FailedStatement {
-        index: i + 1,
-        total: all.len(),
-        section: match step.direction {
-            Direction::Up => "forward",
-            Direction::Down => "undo",
-        },
-        line: st.line + extra,
-        excerpt: excerpt(&st.text),
-    }
-}
-
-/// A statement on one line, at most 80 characters.
-pub(crate) fn excerpt(s: &str) -> String {
-    let one_line: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() > 80 {
-        format!("{}...", one_line.chars().take(77).collect::<String>())
-    } else {
-        one_line
-    }
-}
 
 impl<'a> Applier<'a> {
     /// Prepares the fenced ledger statements on `client` (the migration connection), all in

@@ -169,6 +169,23 @@ impl Applier<'_> {
 
     /// Sends the whole step at once and reads the replies in order.
     async fn attempt(&self, step: &Step<'_>) -> std::result::Result<(), Fail> {
+        let (parts, replies) = self.send_flight(step).await;
+        // The first failure is the cause; the ones after it are its echo (25P02, "current
+        // transaction is aborted"), and the COMMIT after a failure is a rollback.
+        let failed = parts
+            .iter()
+            .zip(replies)
+            .find_map(|(part, r)| r.err().map(|e| (*part, e)));
+        let Some((part, e)) = failed else {
+            return Ok(());
+        };
+        self.rollback().await;
+        Err(self.failure(step, part, e).await)
+    }
+
+    /// Sends every part of the step's flight at once, watched for `migration.progress`; the
+    /// parts and the server's reply to each, in order.
+    async fn send_flight(&self, step: &Step<'_>) -> (Vec<Part>, Vec<Reply>) {
         let m = step.migration;
         let sqls = statements(step);
         let f = &self.lease.fence;
@@ -215,23 +232,21 @@ impl Applier<'_> {
         );
         let replies =
             progress::watched(self.watch.as_ref(), m.version, in_flight.clone(), flight).await;
-        // The first failure is the cause; the ones after it are its echo (25P02, "current
-        // transaction is aborted"), and the COMMIT after a failure is a rollback.
-        let failed = parts
-            .iter()
-            .zip(replies)
-            .find_map(|(part, r)| r.err().map(|e| (*part, e)));
-        let Some((part, e)) = failed else {
-            return Ok(());
-        };
-        self.rollback().await;
+        (parts, replies)
+    }
+
+    /// What the flight's first failure `e`, at `part`, means (the transaction already rolled
+    /// back): replay on 40001, try again after a lock timeout, else stop — with the migration
+    /// marked dirty when the COMMIT's outcome is unknown.
+    async fn failure(&self, step: &Step<'_>, part: Part, e: tokio_postgres::Error) -> Fail {
+        let m = step.migration;
         if sqlstate::is_retry(&e) {
-            return Err(Fail::Retry);
+            return Fail::Retry;
         }
         if sqlstate::is_lock_timeout(&e) && part != Part::Commit {
-            return Err(Fail::LockTimeout(e, part));
+            return Fail::LockTimeout(e, part);
         }
-        Err(Fail::Stop(match part {
+        Fail::Stop(match part {
             Part::FenceCheck if !sqlstate::is_connection_lost(&e) => {
                 self.lease.lost_error(format!(
                     "the fence check before recording version {} failed",
@@ -242,17 +257,22 @@ impl Applier<'_> {
                 Error::db("recording the migration in the ledger", e)
             }
             Part::Commit if sqlstate::is_commit_outcome_unknown(&e) => {
-                let why = match e.as_db_error() {
-                    Some(db) => {
-                        format!("SQLSTATE {} at COMMIT: {}", db.code().code(), db.message())
-                    }
-                    None => e.to_string(),
-                };
-                self.dirty(m, 0, why).await
+                self.dirty(m, 0, commit_unknown(&e)).await
             }
             Part::Statement(i) => sql_failed(m, e, Some((step, i)), true),
             Part::Begin | Part::Limit(_) | Part::Commit => sql_failed(m, e, None, true),
-        }))
+        })
+    }
+}
+
+/// The server's reply to one part of a flight (rows affected; 0 for a simple query).
+type Reply = std::result::Result<u64, tokio_postgres::Error>;
+
+/// Why a COMMIT's outcome is unknown, for the dirty mark: its SQLSTATE and the server's words.
+fn commit_unknown(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("SQLSTATE {} at COMMIT: {}", db.code().code(), db.message()),
+        None => e.to_string(),
     }
 }
 

@@ -18,23 +18,8 @@ pub(crate) fn parse_version(name: &str, v: &str) -> Result<i64, Error> {
 pub(crate) async fn run(migrator: &Migrator, command: Command) -> Result<Option<i64>, Error> {
     match command {
         Command::Migrate { .. } => migrator.migrate_report(None).await.map(|_| None),
-        Command::Rollback { count, target } => {
-            let how = match (count, target) {
-                (_, Some(t)) => Rollback::Target(parse_version("--target", &t)?),
-                (Some(n), None) => Rollback::Count(n),
-                (None, None) => Rollback::Count(1),
-            };
-            migrator.rollback_report(how).await.map(|_| None)
-        }
-        Command::Status { json } => {
-            let s = migrator.status().await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
-            } else {
-                print!("{}", render::status_text(&s));
-            }
-            Ok(Some(s.current_version))
-        }
+        Command::Rollback { count, target } => rollback(migrator, count, target).await,
+        Command::Status { json } => status(migrator, json).await,
         Command::Create {
             description,
             up,
@@ -43,32 +28,8 @@ pub(crate) async fn run(migrator: &Migrator, command: Command) -> Result<Option<
             create(migrator, &description, up.as_deref(), undo.as_deref())?;
             Ok(None)
         }
-        Command::Verify { strict } => {
-            let (set, warnings) = migrator.verify()?;
-            print!("{}", render::verify_text(&set, &warnings));
-            if strict && warnings.iter().any(Warning::is_risk) {
-                return Err(Error::Config {
-                    name: "verify --strict".into(),
-                    message: "a warning of severity risk was found (see above): fix the file, or mark a deliberate breaking change `-- @CONTRACT`".into(),
-                });
-            }
-            Ok(None)
-        }
-        Command::Plan { json, .. } => {
-            let set = migrator.load()?;
-            let plan = migrator.plan_with(&set, None, None).await?;
-            let warnings = Migrator::lint(&set);
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&render::plan_json(&plan, &warnings))
-                        .unwrap_or_default()
-                );
-            } else {
-                print!("{}", render::plan_text(&plan, &warnings));
-            }
-            Ok(Some(plan.current))
-        }
+        Command::Verify { strict } => verify(migrator, strict),
+        Command::Plan { json, .. } => plan(migrator, json).await,
         Command::Wait { version } => {
             let v = parse_version("--version", &version)?;
             migrator.wait_for(v).await?;
@@ -96,26 +57,87 @@ pub(crate) async fn run(migrator: &Migrator, command: Command) -> Result<Option<
             }
             Ok(None)
         }
-        Command::Baseline { version, from } => {
-            let how = match (version, from) {
-                (Some(v), _) => Baseline::Version(parse_version("--version", &v)?),
-                (None, Some(t)) => Baseline::From(tool(&t)?),
-                (None, None) => {
-                    return Err(Error::Config {
-                        name: "baseline".into(),
-                        message: "give --version V or --from TOOL".into(),
-                    });
-                }
-            };
-            let recorded = migrator.baseline(how).await?;
-            Ok(Some(recorded.last().copied().unwrap_or(0)))
-        }
+        Command::Baseline { version, from } => baseline(migrator, version, from).await,
         Command::Unlock { force } => {
             let info = migrator.unlock(force).await?;
             println!("{}", render::lease_text(info.as_ref(), force));
             Ok(None)
         }
     }
+}
+
+/// `rollback [--count N | --target V]`: the newest one when neither is given.
+async fn rollback(
+    migrator: &Migrator,
+    count: Option<usize>,
+    target: Option<String>,
+) -> Result<Option<i64>, Error> {
+    let how = match (count, target) {
+        (_, Some(t)) => Rollback::Target(parse_version("--target", &t)?),
+        (Some(n), None) => Rollback::Count(n),
+        (None, None) => Rollback::Count(1),
+    };
+    migrator.rollback_report(how).await.map(|_| None)
+}
+
+/// `status [--json]`: prints the status and learns the current version.
+async fn status(migrator: &Migrator, json: bool) -> Result<Option<i64>, Error> {
+    let s = migrator.status().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+    } else {
+        print!("{}", render::status_text(&s));
+    }
+    Ok(Some(s.current_version))
+}
+
+/// `verify [--strict]`: prints the set and its warnings; `--strict` fails on a risk.
+fn verify(migrator: &Migrator, strict: bool) -> Result<Option<i64>, Error> {
+    let (set, warnings) = migrator.verify()?;
+    print!("{}", render::verify_text(&set, &warnings));
+    if strict && warnings.iter().any(Warning::is_risk) {
+        return Err(Error::Config {
+            name: "verify --strict".into(),
+            message: "a warning of severity risk was found (see above): fix the file, or mark a deliberate breaking change `-- @CONTRACT`".into(),
+        });
+    }
+    Ok(None)
+}
+
+/// `plan [--json]`: prints what `migrate` would do, with the files' warnings.
+async fn plan(migrator: &Migrator, json: bool) -> Result<Option<i64>, Error> {
+    let set = migrator.load()?;
+    let plan = migrator.plan_with(&set, None, None).await?;
+    let warnings = Migrator::lint(&set);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&render::plan_json(&plan, &warnings)).unwrap_or_default()
+        );
+    } else {
+        print!("{}", render::plan_text(&plan, &warnings));
+    }
+    Ok(Some(plan.current))
+}
+
+/// `baseline --version V | --from TOOL`: returns the newest version recorded (0: none).
+async fn baseline(
+    migrator: &Migrator,
+    version: Option<String>,
+    from: Option<String>,
+) -> Result<Option<i64>, Error> {
+    let how = match (version, from) {
+        (Some(v), _) => Baseline::Version(parse_version("--version", &v)?),
+        (None, Some(t)) => Baseline::From(tool(&t)?),
+        (None, None) => {
+            return Err(Error::Config {
+                name: "baseline".into(),
+                message: "give --version V or --from TOOL".into(),
+            });
+        }
+    };
+    let recorded = migrator.baseline(how).await?;
+    Ok(Some(recorded.last().copied().unwrap_or(0)))
 }
 
 fn create(

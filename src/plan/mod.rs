@@ -10,6 +10,13 @@ use crate::refusal::{Disagreement, MissingUndo, Refusal};
 use crate::source::Migration;
 use crate::store::ledger::AppliedRow;
 
+mod phase;
+
+pub use phase::{Phase, boundary};
+// Named by the unit tests; the rest of the crate reads it off `boundary`'s result.
+#[cfg(test)]
+use phase::Boundary;
+
 /// Which way a step goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -55,110 +62,6 @@ pub struct Plan<'a> {
     /// Steps held back for the contract phase: with `MIGRATE_PHASE=expand`, the first pending
     /// `@CONTRACT` migration and every one after it (empty otherwise).
     pub held_back: Vec<Step<'a>>,
-}
-
-/// A rollout phase (`MIGRATE_PHASE`), for rollouts where old pods run against the new schema.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    /// Before (or during) the rollout: apply pending migrations up to, not including, the first
-    /// `@CONTRACT` one.
-    Expand,
-    /// After the rollout: apply the rest (every pending migration).
-    Contract,
-}
-
-impl Phase {
-    /// `expand` or `contract`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Phase::Expand => "expand",
-            Phase::Contract => "contract",
-        }
-    }
-
-    /// Parses `expand` or `contract` (any case); the error says what is accepted.
-    pub fn parse(s: &str) -> std::result::Result<Phase, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "expand" => Ok(Phase::Expand),
-            "contract" => Ok(Phase::Contract),
-            _ => Err(format!(
-                "expected expand or contract (leave it unset to apply everything), got {s:?}"
-            )),
-        }
-    }
-}
-
-/// Pending forward migrations split at the phase boundary: the first `@CONTRACT` one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Boundary {
-    /// How many come before the boundary (what `MIGRATE_PHASE=expand` applies).
-    pub expand: usize,
-    /// The version of the first `@CONTRACT` migration, when one is pending.
-    pub first_contract: Option<i64>,
-}
-
-/// Where `MIGRATE_PHASE=expand` stops in `pending` (forward migrations in the order they would
-/// be applied): before the first `@CONTRACT` one.
-pub fn boundary<'m>(pending: impl IntoIterator<Item = &'m Migration>) -> Boundary {
-    let mut expand = 0;
-    for m in pending {
-        if m.contract {
-            return Boundary {
-                expand,
-                first_contract: Some(m.version),
-            };
-        }
-        expand += 1;
-    }
-    Boundary {
-        expand,
-        first_contract: None,
-    }
-}
-
-impl<'a> Plan<'a> {
-    /// The plan cut for `phase`: `expand` keeps the steps before the first `@CONTRACT`
-    /// migration and holds back the rest ([`Plan::held_back`]), moving the target down to the
-    /// last step kept; `contract` and `None` keep every step. A rollback plan is not cut.
-    pub fn in_phase(mut self, phase: Option<Phase>) -> Plan<'a> {
-        self.phase = phase;
-        if phase != Some(Phase::Expand) || self.steps.iter().any(|s| s.direction == Direction::Down)
-        {
-            return self;
-        }
-        let b = boundary(self.steps.iter().map(|s| s.migration));
-        self.held_back = self.steps.split_off(b.expand);
-        if !self.held_back.is_empty() {
-            self.target = self
-                .steps
-                .last()
-                .map(|s| s.migration.version)
-                .unwrap_or(self.current)
-                .max(self.current);
-        }
-        self
-    }
-
-    /// The first `@CONTRACT` migration among the steps and the held-back ones: where
-    /// `MIGRATE_PHASE=expand` stops.
-    pub fn boundary(&self) -> Option<i64> {
-        if self.steps.iter().any(|s| s.direction == Direction::Down) {
-            return None;
-        }
-        boundary(
-            self.steps
-                .iter()
-                .chain(&self.held_back)
-                .map(|s| s.migration),
-        )
-        .first_contract
-    }
-
-    /// How many migrations wait for the contract phase (held back by `MIGRATE_PHASE=expand`).
-    pub fn contract_waiting(&self) -> usize {
-        self.held_back.len()
-    }
 }
 
 /// Switches that relax the checks.
@@ -321,9 +224,41 @@ pub fn down<'a>(
     };
     check(set, rows, allow)?;
     let cur = rows.iter().map(|r| r.version).max().unwrap_or(0);
+    let chosen = to_undo(set, rows, how)?;
+    // A half-applied forward migration would be undone by SQL written for a whole one.
+    if let Some(r) = rows.iter().find(|r| r.dirty) {
+        return Err(Error::Disagreement(vec![Disagreement::PartlyApplied {
+            version: r.version,
+            description: r.description.clone(),
+            statements_done: r.statements_done,
+        }]));
+    }
+    let steps = undo_steps(set, &chosen)?;
+    let target = rows
+        .iter()
+        .map(|r| r.version)
+        .filter(|v| !chosen.iter().any(|c| c.version == *v))
+        .max()
+        .unwrap_or(0);
+    Ok(Plan {
+        current: cur,
+        target,
+        steps,
+        phase: None,
+        held_back: Vec::new(),
+    })
+}
+
+/// The applied rows `how` picks to undo, newest first; a count or target that does not fit
+/// what is applied is refused.
+fn to_undo<'r>(
+    set: &[Migration],
+    rows: &'r [AppliedRow],
+    how: Rollback,
+) -> Result<Vec<&'r AppliedRow>> {
     let mut applied: Vec<&AppliedRow> = rows.iter().collect();
     applied.sort_by_key(|r| std::cmp::Reverse(r.version));
-    let chosen: Vec<&AppliedRow> = match how {
+    match how {
         Rollback::Count(n) => {
             // A typo here would undo everything: --count must match what is applied.
             if n == 0 || n > applied.len() {
@@ -332,7 +267,7 @@ pub fn down<'a>(
                     applied: applied.len(),
                 }));
             }
-            applied.into_iter().take(n).collect()
+            Ok(applied.into_iter().take(n).collect())
         }
         Rollback::Target(t) => {
             if t < 0 {
@@ -342,20 +277,17 @@ pub fn down<'a>(
             {
                 return Err(Error::Refused(Refusal::UnknownRollbackTarget { target: t }));
             }
-            applied.into_iter().filter(|r| r.version > t).collect()
+            Ok(applied.into_iter().filter(|r| r.version > t).collect())
         }
-    };
+    }
+}
+
+/// A down step for each of `chosen`, in order; refused, naming every one, when any has no
+/// file or no undo SQL.
+fn undo_steps<'a>(set: &'a [Migration], chosen: &[&AppliedRow]) -> Result<Vec<Step<'a>>> {
     let mut steps = Vec::new();
     let mut missing = Vec::new();
-    // A half-applied forward migration would be undone by SQL written for a whole one.
-    if let Some(r) = rows.iter().find(|r| r.dirty) {
-        return Err(Error::Disagreement(vec![Disagreement::PartlyApplied {
-            version: r.version,
-            description: r.description.clone(),
-            statements_done: r.statements_done,
-        }]));
-    }
-    for r in &chosen {
+    for r in chosen {
         match set.iter().find(|m| m.version == r.version) {
             None => missing.push(MissingUndo::NoFile {
                 version: r.version,
@@ -375,19 +307,7 @@ pub fn down<'a>(
     if !missing.is_empty() {
         return Err(Error::Refused(Refusal::MissingUndo(missing)));
     }
-    let target = rows
-        .iter()
-        .map(|r| r.version)
-        .filter(|v| !chosen.iter().any(|c| c.version == *v))
-        .max()
-        .unwrap_or(0);
-    Ok(Plan {
-        current: cur,
-        target,
-        steps,
-        phase: None,
-        held_back: Vec::new(),
-    })
+    Ok(steps)
 }
 
 fn dir_of(set: &[Migration]) -> String {
