@@ -66,6 +66,7 @@ mod log;
 mod migrator;
 mod pipeline;
 mod plan;
+mod preload;
 mod refusal;
 mod repair;
 mod report;

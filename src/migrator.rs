@@ -74,9 +74,10 @@ impl Migrator {
     /// Loads the migration set; every problem is reported at once. A directory in another
     /// tool's layout is one error naming the tool and the `import` command.
     pub fn load(&self) -> Result<Vec<Migration>> {
-        let dir = &self.config.migrations_dir;
-        foreign_layout(dir)?;
-        source::load(dir, self.config.environment.as_deref()).map_err(Error::Source)
+        load_dir(
+            &self.config.migrations_dir,
+            self.config.environment.as_deref(),
+        )
     }
 
     /// Converts another tool's migration directory `src` into this format in `into` (default:
@@ -176,9 +177,9 @@ impl Migrator {
     /// applied before it.
     pub async fn migrate_report(&self, target: Option<i64>) -> Result<Report> {
         self.progress.reset();
-        let set = self.load()?;
+        let (set, connected) = self.load_connected().await?;
         let target = target.or(self.config.target_version);
-        self.run_locked(&set, |set, rows| {
+        self.run_locked(&set, connected, |set, rows| {
             let plan = plan::up(set, rows, target, self.allow())?.in_phase(self.config.phase);
             self.progress.waiting(plan.contract_waiting());
             Ok(plan)
@@ -191,9 +192,9 @@ impl Migrator {
     /// undone before it.
     pub async fn rollback_report(&self, how: Rollback) -> Result<Report> {
         self.progress.reset();
-        let set = self.load()?;
+        let (set, connected) = self.load_connected().await?;
         // After a reconnect the plan is made again from the ledger: a count is what is left.
-        self.run_locked(&set, |set, rows| {
+        self.run_locked(&set, connected, |set, rows| {
             let done = self.progress.snapshot().count();
             match how {
                 Rollback::Count(n) if done > 0 && done >= n => {
@@ -382,6 +383,12 @@ impl Migrator {
 /// The error for a migrations directory in another tool's layout, whether its files failed to
 /// load (golang-migrate, Flyway, pop), loaded as nothing (Diesel's sub-directories) or loaded
 /// with another tool's markers in them (goose, dbmate).
+/// [`Migrator::load`] of `dir` for `environment`.
+pub(crate) fn load_dir(dir: &std::path::Path, environment: Option<&str>) -> Result<Vec<Migration>> {
+    foreign_layout(dir)?;
+    source::load(dir, environment).map_err(Error::Source)
+}
+
 fn foreign_layout(dir: &std::path::Path) -> Result<()> {
     match crate::import::layout_hint(dir) {
         Some(hint) => Err(Error::ForeignLayout(hint)),

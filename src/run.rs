@@ -13,6 +13,7 @@ use crate::jobs;
 use crate::log::events;
 use crate::migrator::Migrator;
 use crate::plan::Plan;
+use crate::preload::Connected;
 use crate::session::{self, Lease};
 use crate::source::Migration;
 use crate::status;
@@ -23,7 +24,12 @@ impl Migrator {
     /// Plans from the ledger without the lease; when there is work, takes the lease (the same
     /// flight re-reads the ledger: a peer may have done the work), re-plans and applies,
     /// reconnecting when the connection drops.
-    pub(crate) async fn run_locked<'s, F>(&self, set: &'s [Migration], make_plan: F) -> Result<()>
+    pub(crate) async fn run_locked<'s, F>(
+        &self,
+        set: &'s [Migration],
+        mut connected: Connected,
+        make_plan: F,
+    ) -> Result<()>
     where
         F: Fn(&'s [Migration], &[AppliedRow]) -> Result<Plan<'s>>,
     {
@@ -31,7 +37,10 @@ impl Migrator {
         // each attempt waiting for the database within MIGRATE_WAIT_TIMEOUT as at the start.
         let mut attempt = 0u32;
         let (client, info, lease, rows) = loop {
-            match self.up_to_the_lease(set, &make_plan).await {
+            match self
+                .up_to_the_lease(set, connected.take(), &make_plan)
+                .await
+            {
                 Ok(Some(ready)) => break ready,
                 Ok(None) => return Ok(()),
                 Err(e)
@@ -61,12 +70,16 @@ impl Migrator {
     async fn up_to_the_lease<'s, F>(
         &self,
         set: &'s [Migration],
+        connected: Connected,
         make_plan: &F,
     ) -> Result<Option<(Client, ServerInfo, Lease, Option<Vec<AppliedRow>>)>>
     where
         F: Fn(&'s [Migration], &[AppliedRow]) -> Result<Plan<'s>>,
     {
-        let (client, info) = self.connect().await?;
+        let (client, info) = match connected {
+            Some(made) => made,
+            None => self.connect().await?,
+        };
         // Which other tools' history tables exist is asked in the same flight, for the check
         // that a first run does not re-run a project another tool manages.
         let (ledger, foreign) = tokio::join!(
