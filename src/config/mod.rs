@@ -15,8 +15,6 @@ mod parse;
 mod vars;
 
 use env::Env;
-#[cfg(test)]
-use parse::MAX_DURATION;
 pub use parse::{DEFAULT_LOCK_RETRIES, parse_duration, parse_version};
 use vars::{environment_var, log_settings, termination_log, var};
 
