@@ -3,7 +3,9 @@
 //! anything. Under the lease, in one transaction ended by the fence check, logged with who and
 //! when. The other tool's table is only read, so switching back stays possible.
 
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 
 use tokio_postgres::Client;
 
@@ -86,6 +88,10 @@ fn insert_sql(t: &Tables) -> String {
     )
 }
 
+/// One reply of the baseline's flight: rows affected, or the statement's error.
+type Reply<'a> =
+    Pin<Box<dyn Future<Output = std::result::Result<u64, tokio_postgres::Error>> + 'a>>;
+
 /// Records the baseline under `lease`; returns the versions recorded.
 pub async fn baseline(
     client: &Client,
@@ -95,12 +101,7 @@ pub async fn baseline(
     how: Baseline,
     lease: &Lease,
 ) -> Result<Vec<i64>> {
-    let existing = ledger::read_adopted(client, tables).await?;
-    if !existing.rows.is_empty() {
-        return Err(Error::Disagreement(vec![Disagreement::LedgerNotEmpty {
-            rows: existing.rows.len(),
-        }]));
-    }
+    refuse_unless_ledger_empty(client, tables).await?;
     let versions = match how {
         Baseline::Version(v) => up_to(set, v)?,
         Baseline::From(tool) => from_tool(client, dir, tool).await?,
@@ -109,6 +110,42 @@ pub async fn baseline(
         .iter()
         .filter(|m| versions.binary_search(&m.version).is_ok())
         .collect();
+    record(client, tables, &chosen, lease).await?;
+    let f = &lease.fence;
+    tracing::warn!(
+        event = events::BASELINE,
+        holder = %f.holder,
+        fence = f.token,
+        from = match how {
+            Baseline::Version(_) => "version".to_string(),
+            Baseline::From(t) => t.to_string(),
+        },
+        recorded = chosen.len(),
+        through = versions.last().copied().unwrap_or(0),
+        "baseline recorded: these files count as applied without having run"
+    );
+    Ok(chosen.iter().map(|m| m.version).collect())
+}
+
+/// A baseline only starts a ledger: refused when it has rows.
+async fn refuse_unless_ledger_empty(client: &Client, tables: &Tables) -> Result<()> {
+    let existing = ledger::read_adopted(client, tables).await?;
+    if !existing.rows.is_empty() {
+        return Err(Error::Disagreement(vec![Disagreement::LedgerNotEmpty {
+            rows: existing.rows.len(),
+        }]));
+    }
+    Ok(())
+}
+
+/// Writes one row per `chosen` file in one transaction, sent as one flight and ended by the
+/// fence check.
+async fn record(
+    client: &Client,
+    tables: &Tables,
+    chosen: &[&Migration],
+    lease: &Lease,
+) -> Result<()> {
     let f = &lease.fence;
     let applied_by = format!("baseline:{}", f.holder);
     let insert = client
@@ -118,20 +155,10 @@ pub async fn baseline(
     let check_sql = FenceCheck::sql(tables);
     let check = FenceCheck { fence: f };
     let check_params = check.params();
-    let done: Vec<i64> = chosen
-        .iter()
-        .map(|m| {
-            if m.no_transaction {
-                m.up_statements.len() as i64
-            } else {
-                0
-            }
-        })
-        .collect();
-    let mut flight: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = _> + '_>>> =
-        vec![Box::pin(async {
-            client.batch_execute("BEGIN").await.map(|()| 0)
-        })];
+    let done = statements_done(chosen);
+    let mut flight: Vec<Reply<'_>> = vec![Box::pin(async {
+        client.batch_execute("BEGIN").await.map(|()| 0)
+    })];
     for (m, statements_done) in chosen.iter().zip(&done) {
         let insert = &insert;
         let applied_by = &applied_by;
@@ -161,6 +188,32 @@ pub async fn baseline(
     // the lease is not ours, decided by position in the flight, never by message text.
     let fence_check = flight.len() - 2;
     let replies = pipeline::in_order(flight).await;
+    settle(client, lease, replies, fence_check).await
+}
+
+/// Each file's `statements_done`: all of its statements for a file run without a
+/// transaction, else 0.
+fn statements_done(chosen: &[&Migration]) -> Vec<i64> {
+    chosen
+        .iter()
+        .map(|m| {
+            if m.no_transaction {
+                m.up_statements.len() as i64
+            } else {
+                0
+            }
+        })
+        .collect()
+}
+
+/// Rolls back after the first failed reply, if any: the fence check's failure is a lost lease,
+/// any other a database error.
+async fn settle(
+    client: &Client,
+    lease: &Lease,
+    replies: Vec<std::result::Result<u64, tokio_postgres::Error>>,
+    fence_check: usize,
+) -> Result<()> {
     let failed = replies
         .into_iter()
         .enumerate()
@@ -172,19 +225,7 @@ pub async fn baseline(
         }
         return Err(Error::db("recording the baseline", e));
     }
-    tracing::warn!(
-        event = events::BASELINE,
-        holder = %f.holder,
-        fence = f.token,
-        from = match how {
-            Baseline::Version(_) => "version".to_string(),
-            Baseline::From(t) => t.to_string(),
-        },
-        recorded = chosen.len(),
-        through = versions.last().copied().unwrap_or(0),
-        "baseline recorded: these files count as applied without having run"
-    );
-    Ok(chosen.iter().map(|m| m.version).collect())
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,43 +5,18 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use crate::connect::DbUrl;
 use crate::error::{Error, Result};
 use crate::plan::Phase;
 use crate::store::TableName;
 
-/// The raw environment, every value a string so that we, not serde, word the errors.
-#[derive(Deserialize, Default)]
-struct Env {
-    database_url: Option<String>,
-    migrations_dir: Option<String>,
-    environment: Option<String>,
-    migrate_target_version: Option<String>,
-    migrate_table: Option<String>,
-    migrate_wait_timeout: Option<String>,
-    migrate_lease_ttl: Option<String>,
-    migrate_lease_timeout: Option<String>,
-    migrate_holder: Option<String>,
-    pod_name: Option<String>,
-    hostname: Option<String>,
-    migrate_statement_timeout: Option<String>,
-    migrate_allow_newer_schema: Option<String>,
-    migrate_allow_out_of_order: Option<String>,
-    migrate_create_database: Option<String>,
-    migrate_ignore_foreign_history: Option<String>,
-    log_format: Option<String>,
-    log_level: Option<String>,
-    rust_log: Option<String>,
-    migrate_termination_log: Option<String>,
-    migrate_shutdown_grace: Option<String>,
-    migrate_progress_interval: Option<String>,
-    migrate_job_wait_timeout: Option<String>,
-    migrate_lock_timeout: Option<String>,
-    migrate_lock_retries: Option<String>,
-    migrate_phase: Option<String>,
-}
+mod env;
+mod parse;
+mod vars;
+
+use env::Env;
+pub use parse::{DEFAULT_LOCK_RETRIES, parse_duration, parse_version};
+use vars::{environment_var, log_settings, termination_log, var};
 
 /// Values given on the command line; each overrides the environment variable of the same meaning.
 #[derive(Debug, Default, Clone)]
@@ -163,116 +138,49 @@ impl Config {
         vars: impl IntoIterator<Item = (String, String)>,
         o: Overrides,
     ) -> Result<Config> {
-        // Empty values count as unset, as in a pod spec that leaves a value blank.
-        let vars = vars.into_iter().filter(|(_, v)| !v.is_empty());
-        let env: Env = envy::from_iter(vars).map_err(|e| Error::Config {
-            name: "environment".into(),
-            message: e.to_string(),
-        })?;
-
-        let target_version = var(
-            "MIGRATE_TARGET_VERSION (--target)",
-            o.target_version.or(env.migrate_target_version),
-            parse_version,
-        )?;
-        let table = var(
-            "MIGRATE_TABLE",
-            o.table.or(env.migrate_table),
-            TableName::new,
-        )?
-        .unwrap_or_default();
-        let wait_timeout = duration_var(
-            "MIGRATE_WAIT_TIMEOUT",
-            o.wait_timeout.or(env.migrate_wait_timeout),
-            Duration::from_secs(300),
-        )?;
-        let lease_ttl = duration_var(
-            "MIGRATE_LEASE_TTL",
-            o.lease_ttl.or(env.migrate_lease_ttl),
-            Duration::from_secs(30),
-        )?;
-        if lease_ttl < Duration::from_secs(1) {
-            return Err(Error::Config {
-                name: "MIGRATE_LEASE_TTL".into(),
-                message: "must be at least 1s".into(),
-            });
-        }
-        let (log_format, log_level) = log_settings(
-            o.log_format.or(env.log_format),
-            o.log_level.or(env.log_level).or(env.rust_log),
-        )?;
-        let holder = o
-            .holder
-            .or(env.migrate_holder)
-            .or(env.pod_name)
-            .unwrap_or_else(|| default_holder(env.hostname));
-        let environment = environment_var(o.environment.or(env.environment))?;
-        // Kubernetes creates the default path in every container; elsewhere we do not.
-        let termination_log = env.migrate_termination_log.map(PathBuf::from).or_else(|| {
-            let default = PathBuf::from("/dev/termination-log");
-            default.exists().then_some(default)
-        });
+        let mut env = Env::read(vars)?;
+        let migrations_dir = env.apply(o);
+        // Checked in this order: of several malformed values, the first is the one reported.
+        let (target_version, table) = env.target()?;
+        let (wait_timeout, lease_ttl) = env.waits()?;
+        let (log_format, log_level) = log_settings(env.log_format.take(), env.log_level.take())?;
+        let holder = env.holder();
+        let environment = environment_var(env.environment.take())?;
+        let termination_log = termination_log(env.migrate_termination_log.take());
+        let (shutdown_grace, lease_timeout, statement_timeout) = env.timeouts()?;
+        let [
+            allow_newer_schema,
+            allow_out_of_order,
+            create_database,
+            ignore_foreign_history,
+        ] = env.flags()?;
+        let (progress_interval, job_wait_timeout) = env.progress()?;
+        let (lock_timeout, lock_retries) = env.locks()?;
+        let phase = var("MIGRATE_PHASE", env.migrate_phase.take(), Phase::parse)?;
         Ok(Config {
-            shutdown_grace: duration_var(
-                "MIGRATE_SHUTDOWN_GRACE",
-                env.migrate_shutdown_grace,
-                Duration::from_secs(20),
-            )?,
-            database_url: o.database_url.or(env.database_url),
-            migrations_dir: o
-                .migrations_dir
-                .or(env.migrations_dir.map(PathBuf::from))
-                .unwrap_or_else(|| PathBuf::from("./migrations")),
+            database_url: env.database_url.take(),
+            migrations_dir,
             environment,
             target_version,
             table,
             wait_timeout,
             lease_ttl,
-            lease_timeout: duration_var(
-                "MIGRATE_LEASE_TIMEOUT",
-                o.lease_timeout.or(env.migrate_lease_timeout),
-                Duration::from_secs(600),
-            )?,
+            lease_timeout,
             holder,
-            statement_timeout: optional_duration_var(
-                "MIGRATE_STATEMENT_TIMEOUT",
-                env.migrate_statement_timeout,
-            )?,
-            allow_newer_schema: flag_var(
-                "MIGRATE_ALLOW_NEWER_SCHEMA",
-                env.migrate_allow_newer_schema,
-            )?,
-            allow_out_of_order: flag_var(
-                "MIGRATE_ALLOW_OUT_OF_ORDER",
-                env.migrate_allow_out_of_order,
-            )?,
-            create_database: flag_var("MIGRATE_CREATE_DATABASE", env.migrate_create_database)?,
-            ignore_foreign_history: flag_var(
-                "MIGRATE_IGNORE_FOREIGN_HISTORY",
-                env.migrate_ignore_foreign_history,
-            )?,
+            statement_timeout,
+            allow_newer_schema,
+            allow_out_of_order,
+            create_database,
+            ignore_foreign_history,
             log_format,
             log_level,
             termination_log,
-            progress_interval: Some(duration_var(
-                "MIGRATE_PROGRESS_INTERVAL",
-                env.migrate_progress_interval,
-                Duration::from_secs(30),
-            )?)
-            .filter(|d| !d.is_zero()),
-            job_wait_timeout: duration_var(
-                "MIGRATE_JOB_WAIT_TIMEOUT",
-                env.migrate_job_wait_timeout,
-                Duration::from_secs(600),
-            )?,
-            lock_timeout: optional_duration_var("MIGRATE_LOCK_TIMEOUT", env.migrate_lock_timeout)?,
-            lock_retries: var(
-                "MIGRATE_LOCK_RETRIES",
-                env.migrate_lock_retries,
-                parse_retries,
-            )?
-            .unwrap_or(DEFAULT_LOCK_RETRIES),
-            phase: var("MIGRATE_PHASE", env.migrate_phase, Phase::parse)?,
+            shutdown_grace,
+            progress_interval,
+            job_wait_timeout,
+            lock_timeout,
+            lock_retries,
+            phase,
         })
     }
 
@@ -296,152 +204,6 @@ impl Config {
         c.termination_log = None;
         c
     }
-}
-
-/// `ENVIRONMENT`: a plain directory name.
-fn environment_var(value: Option<String>) -> Result<Option<String>> {
-    if let Some(e) = &value
-        && (e.contains('/') || e.contains("..") || e.starts_with('.'))
-    {
-        return Err(Error::Config {
-            name: "ENVIRONMENT".into(),
-            message: format!("{e:?} must be a plain directory name"),
-        });
-    }
-    Ok(value)
-}
-
-/// A duration variable, `default` when unset; a malformed value names the variable.
-fn duration_var(name: &str, value: Option<String>, default: Duration) -> Result<Duration> {
-    Ok(optional_duration_var(name, value)?.unwrap_or(default))
-}
-
-/// A duration variable without a default.
-fn optional_duration_var(name: &str, value: Option<String>) -> Result<Option<Duration>> {
-    var(name, value, parse_duration)
-}
-
-/// A variable parsed by `parse`; its error names the variable.
-fn var<T>(
-    name: &str,
-    value: Option<String>,
-    parse: impl Fn(&str) -> std::result::Result<T, String>,
-) -> Result<Option<T>> {
-    value
-        .map(|v| {
-            parse(&v).map_err(|m| Error::Config {
-                name: name.into(),
-                message: m,
-            })
-        })
-        .transpose()
-}
-
-/// A boolean variable, false when unset.
-fn flag_var(name: &str, value: Option<String>) -> Result<bool> {
-    match value {
-        None => Ok(false),
-        Some(v) => parse_bool(&v).ok_or_else(|| Error::Config {
-            name: name.into(),
-            message: format!("expected true or false, got {v:?}"),
-        }),
-    }
-}
-
-/// `LOG_FORMAT` and the log filter, validated.
-fn log_settings(
-    format: Option<String>,
-    level: Option<String>,
-) -> Result<(LogFormat, Option<String>)> {
-    let format = match format.as_deref() {
-        None => LogFormat::Auto,
-        Some("json") => LogFormat::Json,
-        Some("text") => LogFormat::Text,
-        Some(other) => {
-            return Err(Error::Config {
-                name: "LOG_FORMAT".into(),
-                message: format!("expected json or text, got {other:?}"),
-            });
-        }
-    };
-    if let Some(level) = &level {
-        tracing_subscriber::EnvFilter::try_new(level).map_err(|e| Error::Config {
-            name: "LOG_LEVEL".into(),
-            message: e.to_string(),
-        })?;
-    }
-    Ok((format, level))
-}
-
-/// Parses a migration version: a positive integer that fits INT8.
-pub fn parse_version(s: &str) -> std::result::Result<i64, String> {
-    match s.trim().parse::<i64>() {
-        Ok(v) if v >= 0 => Ok(v),
-        _ => Err(format!(
-            "{s:?} is not a version (a non-negative integer up to 9223372036854775807)"
-        )),
-    }
-}
-
-/// Parses `500ms`, `30s`, `5m`, `1h`; a bare integer means seconds.
-pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    let t = s.trim();
-    let err = || format!("{s:?} is not a duration (examples: 500ms, 30s, 5m, 1h)");
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| err())?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(err)?),
-        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(err)?),
-        _ => return Err(err()),
-    };
-    // Server settings take int32 milliseconds, and deadlines must not overflow: a week is
-    // more than any wait, lease or statement here needs.
-    if d > MAX_DURATION {
-        return Err(format!("{s:?} is longer than the maximum of 168h (7 days)"));
-    }
-    Ok(d)
-}
-
-/// `MIGRATE_LOCK_RETRIES` when unset.
-pub const DEFAULT_LOCK_RETRIES: u32 = 5;
-
-/// The most lock-timeout retries accepted: each retry waits up to a few seconds, so more than
-/// this is a typo, not a plan.
-pub const MAX_LOCK_RETRIES: u32 = 100;
-
-/// A retry count: a non-negative integer up to [`MAX_LOCK_RETRIES`].
-fn parse_retries(s: &str) -> std::result::Result<u32, String> {
-    match s.trim().parse::<u32>() {
-        Ok(n) if n <= MAX_LOCK_RETRIES => Ok(n),
-        _ => Err(format!(
-            "{s:?} is not a retry count (an integer from 0 to {MAX_LOCK_RETRIES})"
-        )),
-    }
-}
-
-/// The longest duration any setting accepts.
-pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
-
-fn parse_bool(s: &str) -> Option<bool> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Some(true),
-        "false" | "0" | "no" | "off" => Some(false),
-        _ => None,
-    }
-}
-
-fn default_holder(hostname: Option<String>) -> String {
-    let host = hostname
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown-host".into());
-    format!("{host}-{}", std::process::id())
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
 //! Unit tests of the configuration: durations, variables named in errors, overrides.
+use super::parse::MAX_DURATION;
 use super::*;
 
 fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
