@@ -25,7 +25,14 @@ pub fn detect(dir: &Path) -> Option<Tool> {
             continue;
         }
         let path = entry.path();
-        if path.is_dir() {
+        // The entry's type comes with the directory listing: no stat per file, except for a
+        // symbolic link, which is followed.
+        let is_dir = match entry.file_type() {
+            Ok(t) if t.is_symlink() => path.is_dir(),
+            Ok(t) => t.is_dir(),
+            Err(_) => path.is_dir(),
+        };
+        if is_dir {
             if path.join("up.sql").is_file() {
                 *counts.entry(Tool::Diesel).or_default() += 1;
                 sql_files += 1;

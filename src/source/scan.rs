@@ -62,26 +62,20 @@ pub(super) fn scan(dir: &Path, files: &mut Vec<PathBuf>, problems: &mut Vec<Prob
         if lossy.starts_with('.') || !lossy.to_ascii_lowercase().ends_with(".sql") {
             continue;
         }
-        match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() => continue,
+        // The entry's type comes with the directory listing; only a symbolic link is followed
+        // with a stat. The size is checked on the opened file (`read_capped`).
+        let kind = match entry.file_type() {
+            Ok(t) if t.is_symlink() => std::fs::metadata(&path).map(|m| m.file_type()),
+            other => other,
+        };
+        match kind {
+            Ok(t) if t.is_dir() => continue,
             // A FIFO would block the read forever and a device never end: regular files only.
-            Ok(meta) if !meta.is_file() => {
+            Ok(t) if !t.is_file() => {
                 problems.push(problem(
                     &path,
                     None,
                     "is not a regular file (a FIFO, socket or device?); migrations must be files",
-                ));
-                continue;
-            }
-            Ok(meta) if meta.len() > MAX_FILE_BYTES => {
-                problems.push(problem(
-                    &path,
-                    None,
-                    format!(
-                        "is {} bytes, more than the {} MiB a migration file may have; split it",
-                        meta.len(),
-                        MAX_FILE_BYTES >> 20
-                    ),
                 ));
                 continue;
             }
@@ -126,8 +120,19 @@ pub(super) fn read(
 ) {
     migrations.reserve(files.len());
     for path in files {
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
+        let bytes = match read_capped(path) {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(len)) => {
+                problems.push(problem(
+                    path,
+                    None,
+                    format!(
+                        "is {len} bytes, more than the {} MiB a migration file may have; split it",
+                        MAX_FILE_BYTES >> 20
+                    ),
+                ));
+                continue;
+            }
             Err(e) => {
                 problems.push(problem(path, None, format!("cannot read the file: {e}")));
                 continue;
@@ -138,6 +143,26 @@ pub(super) fn read(
             Err(p) => problems.extend(p),
         }
     }
+}
+
+/// The whole file, or its length when it is over [`MAX_FILE_BYTES`]: one open, one stat of the
+/// open file, the reads.
+fn read_capped(path: &Path) -> std::io::Result<Result<Vec<u8>, u64>> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len > MAX_FILE_BYTES {
+        return Ok(Err(len));
+    }
+    let mut bytes = Vec::with_capacity(len as usize + 1);
+    // Never more than the cap, whatever the file grew to since the stat.
+    (&mut file)
+        .take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Ok(Err(bytes.len() as u64));
+    }
+    Ok(Ok(bytes))
 }
 
 /// The files of `files` whose names parse, by version.

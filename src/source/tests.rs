@@ -172,6 +172,47 @@ fn unreadable_file() {
     assert!(p[0].message.contains("cannot read the file"), "{p:?}");
 }
 
+#[cfg(unix)]
+#[test]
+fn links_are_followed_and_only_regular_files_are_read() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let target = write(
+        elsewhere.path(),
+        "real.sql",
+        b"SELECT 1;\n-- @UNDO\nSELECT 2;\n",
+    );
+    symlink(&target, dir.path().join("1_linked.sql")).expect("symlink");
+    let set = load(dir.path(), None).expect("a link to a file loads");
+    assert_eq!(set[0].version, 1);
+    symlink("/dev/zero", dir.path().join("2_zero.sql")).expect("symlink");
+    fs::create_dir(dir.path().join("3_dir.sql")).expect("mkdir");
+    let p = load(dir.path(), None).expect_err("a device");
+    assert_eq!(p.len(), 1, "the directory is skipped: {p:?}");
+    assert!(p[0].path.ends_with("2_zero.sql"), "{p:?}");
+    assert!(p[0].message.contains("not a regular file"), "{p:?}");
+}
+
+#[test]
+fn a_file_over_the_cap_is_a_problem_and_is_not_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), "1_huge.sql", b"");
+    // Sparse: the length is what is checked, before anything is read.
+    fs::File::options()
+        .write(true)
+        .open(&path)
+        .and_then(|f| f.set_len(MAX_FILE_BYTES + 1))
+        .expect("set_len");
+    let p = load(dir.path(), None).expect_err("too big");
+    assert!(
+        p[0].message
+            .contains(&format!("is {} bytes", MAX_FILE_BYTES + 1)),
+        "{p:?}"
+    );
+    assert!(p[0].message.contains("16 MiB"), "{p:?}");
+}
+
 proptest! {
     #[test]
     fn version_order_is_numeric_order(
