@@ -389,7 +389,7 @@ pub(crate) fn load_dir(dir: &std::path::Path, environment: Option<&str>) -> Resu
     source::load(dir, environment).map_err(Error::Source)
 }
 
-fn foreign_layout(dir: &std::path::Path) -> Result<()> {
+pub(crate) fn foreign_layout(dir: &std::path::Path) -> Result<()> {
     match crate::import::layout_hint(dir) {
         Some(hint) => Err(Error::ForeignLayout(hint)),
         None => Ok(()),

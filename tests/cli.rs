@@ -971,3 +971,64 @@ fn create_picks_a_version_free_in_every_environment_directory() {
         .arg("verify"));
     verify.expect_code(0);
 }
+
+/// The files are read while the connection is made: bad files still exit 20 at once, naming
+/// the file, whatever the database does (here: nothing listens, and the wait would be 2 min),
+/// and with a wrong password too (20, not 21).
+#[test]
+fn bad_files_win_over_a_database_being_waited_for() {
+    let mut files: Vec<(String, Vec<u8>)> = (1..=299)
+        .map(|i| {
+            (
+                format!("{i}_t{i}.sql"),
+                format!("CREATE TABLE t{i} (id INT);\n-- @UNDO\nDROP TABLE t{i};\n").into_bytes(),
+            )
+        })
+        .collect();
+    files.push((
+        "300_bad.sql".into(),
+        b"SELECT 1;\n-- @UNDO\nSELECT 2;\n-- @UNDO\nSELECT 3;\n".to_vec(),
+    ));
+    let named: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    let dir = dir_with(&named);
+    let port = free_port();
+    let started = std::time::Instant::now();
+    let out = run_with_deadline(
+        bin()
+            .env(
+                "DATABASE_URL",
+                format!("postgresql://u@127.0.0.1:{port}/db?sslmode=disable"),
+            )
+            .env("MIGRATIONS_DIR", dir.path())
+            .env("MIGRATE_WAIT_TIMEOUT", "120s"),
+        std::time::Duration::from_secs(60),
+    );
+    out.expect_code(20);
+    assert!(out.stderr.contains("300_bad.sql"), "{}", out.stderr);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "bad files must not wait for the database"
+    );
+
+    let db = fresh_db("bad_files_wrong_password");
+    // A role that does not exist: the server refuses it (exit 21 with good files).
+    let (scheme, rest) = db.url.split_once("://").expect("url");
+    let host = rest.split_once('@').map_or(rest, |(_, h)| h);
+    let wrong = format!("{scheme}://nobody_here:wrong@{host}");
+    let out = run(bin_at(&wrong, dir.path()).env("MIGRATE_WAIT_TIMEOUT", "10s"));
+    out.expect_code(20);
+    assert!(out.stderr.contains("300_bad.sql"), "{}", out.stderr);
+    assert_eq!(
+        psql(
+            &db.url,
+            "SELECT count(*) FROM pg_tables WHERE tablename = '_migrations'"
+        ),
+        "0"
+    );
+    // Once the files are good, the connection's own error is the one reported.
+    std::fs::remove_file(dir.path().join("300_bad.sql")).expect("rm");
+    run(bin_at(&wrong, dir.path()).env("MIGRATE_WAIT_TIMEOUT", "10s")).expect_code(21);
+}

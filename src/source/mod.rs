@@ -167,27 +167,65 @@ fn sorted(mut problems: Vec<Problem>) -> Vec<Problem> {
 /// Every problem of every file is collected, sorted by file and line, and returned together.
 /// A missing `dir` is one problem; an empty `dir` is an empty set.
 pub fn load(dir: &Path, environment: Option<&str>) -> Result<Vec<Migration>, Vec<Problem>> {
-    scan::check_dir(dir).map_err(|p| vec![p])?;
-    let mut files = Vec::new();
-    let mut problems = Vec::new();
-    scan::scan(dir, &mut files, &mut problems);
-    if let Some(env) = environment.filter(|e| !e.is_empty()) {
-        let env_dir = dir.join(env);
-        if env_dir.is_dir() {
-            scan::scan(&env_dir, &mut files, &mut problems);
+    let mut loading = Loading::new(dir, environment)?;
+    while !loading.read_some(usize::MAX) {}
+    loading.finish()
+}
+
+/// [`load`] a few files at a time, so a caller can do other work between them (the run
+/// connects to the database meanwhile).
+pub(crate) struct Loading {
+    files: Vec<PathBuf>,
+    next: usize,
+    migrations: Vec<Migration>,
+    problems: Vec<Problem>,
+}
+
+impl Loading {
+    /// Lists the files (and their problems) of `dir` plus `dir/<environment>/`.
+    pub(crate) fn new(dir: &Path, environment: Option<&str>) -> Result<Loading, Vec<Problem>> {
+        scan::check_dir(dir).map_err(|p| vec![p])?;
+        let mut files = Vec::new();
+        let mut problems = Vec::new();
+        scan::scan(dir, &mut files, &mut problems);
+        if let Some(env) = environment.filter(|e| !e.is_empty()) {
+            let env_dir = dir.join(env);
+            if env_dir.is_dir() {
+                scan::scan(&env_dir, &mut files, &mut problems);
+            }
         }
+        files.sort();
+        Ok(Loading {
+            migrations: Vec::with_capacity(files.len()),
+            files,
+            next: 0,
+            problems,
+        })
     }
-    files.sort();
-    let mut migrations = Vec::new();
-    scan::read(&files, &mut migrations, &mut problems);
-    for (version, mut paths) in scan::by_version(&files) {
-        scan::duplicates(version, &mut paths, &mut problems);
+
+    /// Reads and parses up to `n` more files; `true` once every file is read.
+    pub(crate) fn read_some(&mut self, n: usize) -> bool {
+        let end = self.files.len().min(self.next.saturating_add(n));
+        scan::read(
+            &self.files[self.next..end],
+            &mut self.migrations,
+            &mut self.problems,
+        );
+        self.next = end;
+        end == self.files.len()
     }
-    if !problems.is_empty() {
-        return Err(sorted(problems));
+
+    /// The set sorted by version, or every problem found.
+    pub(crate) fn finish(mut self) -> Result<Vec<Migration>, Vec<Problem>> {
+        for (version, mut paths) in scan::by_version(&self.files) {
+            scan::duplicates(version, &mut paths, &mut self.problems);
+        }
+        if !self.problems.is_empty() {
+            return Err(sorted(self.problems));
+        }
+        self.migrations.sort_by_key(|m| m.version);
+        Ok(self.migrations)
     }
-    migrations.sort_by_key(|m| m.version);
-    Ok(migrations)
 }
 
 /// What `verify` checks: with `environment`, [`load`]`(dir, environment)`; without, the
