@@ -31,7 +31,7 @@
 //! [`Warning::line`] is the statement's line in the file.
 //!
 //! [`lint_all`] reads a whole set in version order and remembers the column types the files
-//! create, so a type change can be told widening or not; [`lint`] sees one file alone. Both
+//! create, so a type change can be told widening or not; `lint` sees one file alone. Both
 //! are linear in the number of statements.
 
 mod atomic;

@@ -106,9 +106,9 @@ pub(crate) fn certificate_version(cert: &[u8]) -> Result<u8, DerError> {
 }
 
 /// The SubjectPublicKeyInfo of a DER X.509 certificate of any version, as its whole DER
-/// encoding (the form [`SigningKey::public_key`] returns).
+/// encoding (the form `SigningKey::public_key` returns).
 ///
-/// TBSCertificate ::= SEQUENCE { [0] version OPTIONAL, serialNumber INTEGER, signature
+/// TBSCertificate ::= SEQUENCE { \[0\] version OPTIONAL, serialNumber INTEGER, signature
 /// AlgorithmIdentifier, issuer Name, validity Validity, subject Name, subjectPublicKeyInfo, ... }
 pub(crate) fn certificate_spki(cert: &[u8]) -> Result<&[u8], DerError> {
     let mut tbs = tbs_contents(cert)?;
