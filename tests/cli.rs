@@ -1032,3 +1032,30 @@ fn bad_files_win_over_a_database_being_waited_for() {
     std::fs::remove_file(dir.path().join("300_bad.sql")).expect("rm");
     run(bin_at(&wrong, dir.path()).env("MIGRATE_WAIT_TIMEOUT", "10s")).expect_code(21);
 }
+
+/// `LOG_LEVEL` is a level or `target=level` directives, applied to every log line.
+#[test]
+fn log_level_filters_by_level_and_by_target() {
+    let db = fresh_db("log_level");
+    let dir = dir_with(&[("1_users.sql", USERS.as_bytes())]);
+    let with = |level: &str| run(bin_at(&db.url, dir.path()).env("LOG_LEVEL", level));
+    let quiet = with("warn");
+    quiet.expect_code(0);
+    assert!(!quiet.stdout.contains("run.finished"), "{}", quiet.stdout);
+    assert_eq!(versions(&db), "1");
+    let by_target = with("warn,crdb_migrate=info");
+    by_target.expect_code(0);
+    assert!(
+        by_target.stdout.contains("\"event\":\"run.finished\""),
+        "{}",
+        by_target.stdout
+    );
+    let elsewhere = with("warn,tokio_postgres=info");
+    elsewhere.expect_code(0);
+    assert!(
+        !elsewhere.stdout.contains("run.finished"),
+        "{}",
+        elsewhere.stdout
+    );
+    with("crdb_migrate=loud").expect_code(20);
+}

@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 
 use crdb_migrate::LogFormat;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 
 /// Where log lines go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,10 +18,14 @@ pub(crate) enum Sink {
 /// Installs the global subscriber. Later calls do nothing. `LogFormat::Auto` is text when
 /// stderr is a terminal, JSON otherwise.
 pub(crate) fn init(format: LogFormat, filter: &str, sink: Sink) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::layer::SubscriberExt;
+    // `target=level` directives (the config check refused any other); the filter is the
+    // layer's, so the builder itself lets everything through.
+    let filter: Targets = filter
+        .parse()
+        .unwrap_or_else(|_| Targets::new().with_default(LevelFilter::INFO));
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(LevelFilter::TRACE)
         .with_target(false);
     let writer = move || -> Box<dyn std::io::Write> {
         match sink {
@@ -34,14 +39,23 @@ pub(crate) fn init(format: LogFormat, filter: &str, sink: Sink) {
         f => f,
     };
     let result = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .with_writer(writer)
-            .try_init(),
-        _ => builder.with_ansi(false).with_writer(writer).try_init(),
+        LogFormat::Json => tracing::subscriber::set_global_default(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .with_writer(writer)
+                .finish()
+                .with(filter),
+        ),
+        _ => tracing::subscriber::set_global_default(
+            builder
+                .with_ansi(false)
+                .with_writer(writer)
+                .finish()
+                .with(filter),
+        ),
     };
     // Already installed: keep the first.
     let _ = result;

@@ -89,7 +89,8 @@ pub struct Config {
     pub ignore_foreign_history: bool,
     /// Log format.
     pub log_format: LogFormat,
-    /// Log filter (tracing-subscriber `EnvFilter` syntax); `None`: the default, `info` (the
+    /// Log filter: a level, or comma-separated `target=level` directives (tracing-subscriber's
+    /// `Targets`); `None`: the default, `info` (the
     /// binary uses `warn` for commands whose product is their output).
     pub log_level: Option<String>,
     /// Where to write the termination message, if anywhere.

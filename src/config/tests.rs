@@ -121,3 +121,26 @@ fn debug_hides_the_url() {
     let c = Config::new(Some("postgresql://u:hunter2@h/db".into()), "m");
     assert!(!format!("{c:?}").contains("hunter2"));
 }
+
+#[test]
+fn log_level_takes_levels_and_target_directives_and_names_itself_when_bad() {
+    for good in [
+        "debug",
+        "WARN",
+        "info,tokio_postgres=warn",
+        "crdb_migrate=trace",
+        "off",
+    ] {
+        let c = Config::from_vars(vars(&[("LOG_LEVEL", good)]), Overrides::default());
+        assert_eq!(c.expect(good).log_level.as_deref(), Some(good));
+    }
+    for bad in ["crdb_migrate=loud", "info,=warn=x"] {
+        let e = Config::from_vars(vars(&[("LOG_LEVEL", bad)]), Overrides::default())
+            .expect_err(bad)
+            .to_string();
+        assert!(
+            e.contains("LOG_LEVEL") && e.contains("target=level"),
+            "{bad}: {e}"
+        );
+    }
+}

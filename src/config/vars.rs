@@ -79,10 +79,15 @@ pub(super) fn log_settings(
         }
     };
     if let Some(level) = &level {
-        tracing_subscriber::EnvFilter::try_new(level).map_err(|e| Error::Config {
-            name: "LOG_LEVEL".into(),
-            message: e.to_string(),
-        })?;
+        level
+            .parse::<tracing_subscriber::filter::Targets>()
+            .map_err(|e| Error::Config {
+                name: "LOG_LEVEL".into(),
+                message: format!(
+                    "{e}: expected a level or comma-separated `target=level` directives, e.g. \
+                     `info,tokio_postgres=warn`"
+                ),
+            })?;
     }
     Ok((format, level))
 }
