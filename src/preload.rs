@@ -1,27 +1,47 @@
-//! Loading the migration files while the migration connection is made: a run costs about the
-//! slower of the two instead of their sum. The files are read a few at a time on the run's own
-//! thread, yielding between them, so the connection's handshake goes on meanwhile (no thread,
-//! no second allocator arena). Bad files still win: their error is returned whatever the
-//! connection did, and connecting never writes (a run that may create the database loads
-//! first, so bad files never leave a new database behind).
+//! Loading the migration files while the migration connection is made and the run's first
+//! read (the ledger, and which other tools' history tables exist) is in flight: a run costs
+//! about the slower of the two instead of their sum. The files are read a few at a time on the
+//! run's own thread, yielding between them, so the handshake and the read go on meanwhile (no
+//! thread, no second allocator arena). Bad files still win: their error is returned whatever
+//! the database did, and nothing here writes (a run that may create the database loads first,
+//! so bad files never leave a new database behind).
+
+use std::future::Future;
 
 use tokio_postgres::Client;
 
 use crate::connect::ServerInfo;
 use crate::error::{Error, Result};
+use crate::import::history::existing_tables;
 use crate::migrator::{Migrator, foreign_layout};
-use crate::source::{self, Migration};
-
-/// The connection [`Migrator::load_connected`] made, for the run's first attempt.
-pub(crate) type Connected = Option<(Client, ServerInfo)>;
+use crate::source::{Loading, Migration};
+use crate::store::Tables;
+use crate::store::ledger::{self, Ledger};
 
 /// Files read between two yields: about half a millisecond of work for small files.
 const FILES_PER_TURN: usize = 32;
 
+/// The run's first read: the ledger, and which other tools' history tables exist (asked in
+/// the same flight, for the check that a first run does not re-run a project another tool
+/// manages).
+pub(crate) type FirstRead = (Result<Ledger>, Result<Vec<String>, tokio_postgres::Error>);
+
+/// Sends the first read as one flight.
+pub(crate) async fn first_read(client: &Client, tables: &Tables) -> FirstRead {
+    tokio::join!(ledger::read(client, tables), existing_tables(client))
+}
+
+/// A migration connection made, and its first read, for the run's first attempt.
+pub(crate) struct Ready {
+    pub(crate) client: Client,
+    pub(crate) info: ServerInfo,
+    pub(crate) first: FirstRead,
+}
+
 impl Migrator {
-    /// The migration set, and the migration connection made while it loaded (`None` when the
+    /// The migration set, and the connection made and read while it loaded (`None` when the
     /// run may create the database: then nothing connects before the files are known good).
-    pub(crate) async fn load_connected(&self) -> Result<(Vec<Migration>, Connected)> {
+    pub(crate) async fn load_connected(&self) -> Result<(Vec<Migration>, Option<Ready>)> {
         if self.config.create_database {
             return Ok((self.load()?, None));
         }
@@ -30,39 +50,78 @@ impl Migrator {
         let mut connected = None;
         look(&mut connecting, &mut connected).await;
         let mut loading = self.start_loading()?;
-        loop {
+        let mut loaded = false;
+        while connected.is_none() && !loaded {
+            loaded = loading.read_some(FILES_PER_TURN);
             look(&mut connecting, &mut connected).await;
-            if loading.read_some(FILES_PER_TURN) {
-                break;
-            }
         }
-        // The files' problems come first, as when they were loaded before connecting.
-        let set = loading.finish().map_err(Error::Source)?;
-        let connection = match connected {
-            Some(c) => c?,
-            None => connecting.await?,
+        let (client, info) = match connected {
+            Some(Ok(made)) => made,
+            // The files' problems come first, as when they were loaded before connecting.
+            Some(Err(e)) => {
+                finish(loading)?;
+                return Err(e);
+            }
+            None => {
+                let set = finish(loading)?;
+                let (client, info) = connecting.await?;
+                let first = first_read(&client, &self.tables).await;
+                return Ok((
+                    set,
+                    Some(Ready {
+                        client,
+                        info,
+                        first,
+                    }),
+                ));
+            }
         };
-        Ok((set, Some(connection)))
+        let (set, first) = {
+            let reading = first_read(&client, &self.tables);
+            tokio::pin!(reading);
+            let mut read = None;
+            while !loaded {
+                look(&mut reading, &mut read).await;
+                loaded = loading.read_some(FILES_PER_TURN);
+            }
+            let set = finish(loading)?;
+            let first = match read {
+                Some(r) => r,
+                None => reading.await,
+            };
+            (set, first)
+        };
+        Ok((
+            set,
+            Some(Ready {
+                client,
+                info,
+                first,
+            }),
+        ))
     }
 
     /// The layout check and the directory listing (the files are read by the caller).
-    fn start_loading(&self) -> Result<source::Loading> {
+    fn start_loading(&self) -> Result<Loading> {
         let dir = &self.config.migrations_dir;
         foreign_layout(dir)?;
-        source::Loading::new(dir, self.config.environment.as_deref()).map_err(Error::Source)
+        Loading::new(dir, self.config.environment.as_deref()).map_err(Error::Source)
     }
 }
 
-/// One look at the connection, unless it is made: its next handshake step when the reply is
-/// in, then back to the files (a yield lets the runtime poll the socket).
-async fn look<F: std::future::Future + Unpin>(
-    connecting: &mut F,
-    connected: &mut Option<F::Output>,
-) {
-    if connected.is_none() {
+/// Reads what is left of `loading`; the set, or every problem of its files.
+fn finish(mut loading: Loading) -> Result<Vec<Migration>> {
+    while !loading.read_some(usize::MAX) {}
+    loading.finish().map_err(Error::Source)
+}
+
+/// One look at `pending`, unless it is done: its next step when the reply is in, then back to
+/// the files (a yield lets the runtime poll the socket).
+async fn look<F: Future + Unpin>(pending: &mut F, done: &mut Option<F::Output>) {
+    if done.is_none() {
         tokio::select! {
             biased;
-            c = connecting => *connected = Some(c),
+            out = pending => *done = Some(out),
             _ = tokio::task::yield_now() => {}
         }
     }

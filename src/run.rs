@@ -13,7 +13,7 @@ use crate::jobs;
 use crate::log::events;
 use crate::migrator::Migrator;
 use crate::plan::Plan;
-use crate::preload::Connected;
+use crate::preload::{Ready, first_read};
 use crate::session::{self, Lease};
 use crate::source::Migration;
 use crate::status;
@@ -27,7 +27,7 @@ impl Migrator {
     pub(crate) async fn run_locked<'s, F>(
         &self,
         set: &'s [Migration],
-        mut connected: Connected,
+        mut connected: Option<Ready>,
         make_plan: F,
     ) -> Result<()>
     where
@@ -70,22 +70,20 @@ impl Migrator {
     async fn up_to_the_lease<'s, F>(
         &self,
         set: &'s [Migration],
-        connected: Connected,
+        connected: Option<Ready>,
         make_plan: &F,
     ) -> Result<Option<(Client, ServerInfo, Lease, Option<Vec<AppliedRow>>)>>
     where
         F: Fn(&'s [Migration], &[AppliedRow]) -> Result<Plan<'s>>,
     {
-        let (client, info) = match connected {
-            Some(made) => made,
-            None => self.connect().await?,
+        let (client, info, (ledger, foreign)) = match connected {
+            Some(ready) => (ready.client, ready.info, ready.first),
+            None => {
+                let (client, info) = self.connect().await?;
+                let first = first_read(&client, &self.tables).await;
+                (client, info, first)
+            }
         };
-        // Which other tools' history tables exist is asked in the same flight, for the check
-        // that a first run does not re-run a project another tool manages.
-        let (ledger, foreign) = tokio::join!(
-            ledger::read(&client, &self.tables),
-            crate::import::history::existing_tables(&client)
-        );
         let ledger = ledger?;
         self.progress.at(ledger.current());
         let first = make_plan(set, &ledger.rows);
