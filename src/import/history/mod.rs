@@ -57,7 +57,7 @@ pub struct ForeignHistory {
 }
 
 /// The table `tool` keeps its history in.
-pub fn table_of(tool: Tool) -> &'static str {
+pub(crate) fn table_of(tool: Tool) -> &'static str {
     match tool {
         Tool::GolangMigrate | Tool::Dbmate => "schema_migrations",
         Tool::Goose => "goose_db_version",
@@ -116,7 +116,7 @@ pub async fn read_history(
 }
 
 /// The statement listing which of the tools' history tables exist in the search path.
-pub fn existing_tables_sql() -> String {
+pub(crate) fn existing_tables_sql() -> String {
     let mut names: Vec<&str> = Tool::ALL.iter().map(|t| table_of(*t)).collect();
     names.dedup();
     let list = names
@@ -135,7 +135,7 @@ pub fn existing_tables_sql() -> String {
 }
 
 /// Which of the tools' history tables exist in the search path (one round trip).
-pub async fn existing_tables(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
+pub(crate) async fn existing_tables(client: &Client) -> Result<Vec<String>, tokio_postgres::Error> {
     let msgs = client.simple_query(&existing_tables_sql()).await?;
     Ok(msgs
         .iter()
@@ -161,7 +161,7 @@ pub async fn any_foreign_history(
 
 /// [`any_foreign_history`], given which history tables exist (from [`existing_tables`], which
 /// a caller can pipeline with its own first query).
-pub async fn any_foreign_history_among(
+pub(crate) async fn any_foreign_history_among(
     client: &Client,
     present: &[String],
 ) -> Result<Option<(Tool, String, usize)>, tokio_postgres::Error> {
