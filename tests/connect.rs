@@ -10,13 +10,13 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crdb_migrate::Error as ConnectError;
 use crdb_migrate::connection::{DbUrl, Flavour, wait_and_connect};
+use support::tls::{self, Certs, openssl};
 use support::{CustomOpts, CustomServer, free_port, psql, server, start_custom};
 
 const SCRAM_PASSWORD: &str = "c0rrect-H0rse:b@ttery%";
@@ -24,32 +24,6 @@ const SCRAM_PASSWORD: &str = "c0rrect-H0rse:b@ttery%";
 // ---------------------------------------------------------------------------------------------
 // Certificates
 // ---------------------------------------------------------------------------------------------
-
-struct Certs {
-    dir: PathBuf,
-}
-
-impl Certs {
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-    fn read(&self, name: &str) -> Vec<u8> {
-        std::fs::read(self.dir.join(name)).unwrap()
-    }
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl CLI is needed to make test certificates");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn make_ca(dir: &Path, name: &str) {
     openssl(
@@ -78,7 +52,6 @@ fn make_ca(dir: &Path, name: &str) {
 
 /// Signs `<name>.key` into `<name>.crt` with CA `ca`, with the extensions in `ext`.
 fn sign(dir: &Path, name: &str, cn: &str, ca: &str, ext: &str) {
-    std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
     openssl(
         dir,
         &[
@@ -92,26 +65,7 @@ fn sign(dir: &Path, name: &str, cn: &str, ca: &str, ext: &str) {
             &format!("{name}.csr"),
         ],
     );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{ca}.crt"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            &format!("{name}.ext"),
-            "-out",
-            &format!("{name}.crt"),
-        ],
-    );
+    tls::sign(dir, name, ca, Some(ext), 2);
 }
 
 const CLIENT_EXT: &str = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n";
@@ -119,17 +73,15 @@ const CLIENT_EXT: &str = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSi
 fn certs() -> &'static Certs {
     static CERTS: OnceLock<Certs> = OnceLock::new();
     CERTS.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("connect-certs-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        make_ca(&dir, "ca");
-        make_ca(&dir, "other-ca");
+        let c = Certs::fresh("connect");
+        let dir = c.dir();
+        make_ca(dir, "ca");
+        make_ca(dir, "other-ca");
         // The server certificate names only DNS:localhost, so connecting by 127.0.0.1 is a
         // host name mismatch (verify-full refuses, verify-ca accepts).
-        openssl(&dir, &["genrsa", "-out", "server.key", "2048"]);
+        openssl(dir, &["genrsa", "-out", "server.key", "2048"]);
         sign(
-            &dir,
+            dir,
             "server",
             "localhost",
             "ca",
@@ -138,14 +90,14 @@ fn certs() -> &'static Certs {
         );
         // Client keys in each PEM format, all for role certuser.
         openssl(
-            &dir,
+            dir,
             &["genrsa", "-traditional", "-out", "pkcs1.key", "2048"],
         );
-        openssl(&dir, &["genpkey", "-algorithm", "RSA", "-out", "pkcs8.key"]);
+        openssl(dir, &["genpkey", "-algorithm", "RSA", "-out", "pkcs8.key"]);
         // `ecparam -genkey` writes an EC PARAMETERS block before the EC PRIVATE KEY, as found in
         // the wild; the loader must skip it.
         openssl(
-            &dir,
+            dir,
             &[
                 "ecparam",
                 "-name",
@@ -156,13 +108,12 @@ fn certs() -> &'static Certs {
             ],
         );
         for k in ["pkcs1", "pkcs8", "sec1"] {
-            sign(&dir, k, "certuser", "ca", CLIENT_EXT);
+            sign(dir, k, "certuser", "ca", CLIENT_EXT);
         }
         // A client certificate from a CA the server does not trust.
-        openssl(&dir, &["genpkey", "-algorithm", "RSA", "-out", "rogue.key"]);
-        sign(&dir, "rogue", "certuser", "other-ca", CLIENT_EXT);
+        openssl(dir, &["genpkey", "-algorithm", "RSA", "-out", "rogue.key"]);
+        sign(dir, "rogue", "certuser", "other-ca", CLIENT_EXT);
 
-        let c = Certs { dir };
         let pem = |n: &str| String::from_utf8(c.read(n)).unwrap();
         assert!(pem("pkcs1.key").contains("BEGIN RSA PRIVATE KEY"));
         assert!(pem("pkcs8.key").contains("BEGIN PRIVATE KEY"));
@@ -176,30 +127,12 @@ fn tls_server() -> &'static CustomServer {
     static SERVER: OnceLock<CustomServer> = OnceLock::new();
     SERVER.get_or_init(|| {
         let c = certs();
-        start_custom(CustomOpts {
-            conf: vec![
-                "ssl = on".into(),
-                "ssl_cert_file = 'server.crt'".into(),
-                "ssl_key_file = 'server.key'".into(),
-                "ssl_ca_file = 'ca.crt'".into(),
-                "password_encryption = 'scram-sha-256'".into(),
-            ],
-            hba: Some(
-                "hostssl all certuser 127.0.0.1/32 cert\n\
-                 hostssl all scramuser 127.0.0.1/32 scram-sha-256\n\
-                 hostnossl all all 0.0.0.0/0 reject\n"
-                    .into(),
-            ),
-            roles: vec![
-                ("certuser".into(), "unused-password".into()),
-                ("scramuser".into(), SCRAM_PASSWORD.into()),
-            ],
-            files: vec![
-                ("server.crt".into(), c.read("server.crt")),
-                ("server.key".into(), c.read("server.key")),
-                ("ca.crt".into(), c.read("ca.crt")),
-            ],
-        })
+        tls::start_tls_server(
+            c,
+            "server",
+            c.read("ca.crt"),
+            Some(("scramuser", SCRAM_PASSWORD)),
+        )
     })
 }
 
@@ -232,19 +165,11 @@ async fn connect(
 /// A URL to the TLS server as `user`, by `host` (`localhost` matches the certificate,
 /// `127.0.0.1` does not), with the given query.
 fn tls_url(user: &str, password: Option<&str>, host: &str, query: &str) -> String {
-    let s = tls_server();
-    let url = s.url(user, password, "postgres").replace("127.0.0.1", host);
-    format!("{url}?{query}")
+    tls::url(tls_server(), user, password, host, "postgres", query)
 }
 
 fn client_cert_query(mode: &str, key: &str) -> String {
-    let c = certs();
-    format!(
-        "sslmode={mode}&sslrootcert={}&sslcert={}&sslkey={}",
-        c.path("ca.crt"),
-        c.path(&format!("{key}.crt")),
-        c.path(&format!("{key}.key"))
-    )
+    tls::client_query(certs(), mode, "ca", key, key)
 }
 
 async fn assert_current_user(
@@ -724,16 +649,6 @@ async fn unix_socket_host() {
 // The same outcomes through the binary: exit codes, and nothing secret in any output
 // ---------------------------------------------------------------------------------------------
 
-fn one_migration() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("1_t.sql"),
-        "CREATE TABLE connect_t (id INT);\n-- @UNDO\nDROP TABLE connect_t;\n",
-    )
-    .expect("write");
-    dir
-}
-
 fn run_binary(url: &str, dir: &Path, extra: &[(&str, &str)]) -> (support::Output, String) {
     let term = tempfile::NamedTempFile::new().expect("tmp");
     let mut cmd = support::bin_at(url, dir);
@@ -753,7 +668,7 @@ fn binary_wrong_password_is_21_and_the_password_appears_nowhere() {
     let wrong = "Wr0ng-Pa55word-XYZ";
     let q = format!("sslmode=verify-full&sslrootcert={}", c.path("ca.crt"));
     let url = tls_url("scramuser", Some(wrong), "localhost", &q);
-    let dir = one_migration();
+    let dir = tls::one_migration("connect_t");
     let (out, message) = run_binary(&url, dir.path(), &[]);
     out.expect_code(21);
     for text in [&out.stdout, &out.stderr, &message] {
@@ -771,7 +686,7 @@ fn binary_verify_full_with_a_client_certificate_migrates() {
         "localhost",
         &client_cert_query("verify-full", "pkcs1"),
     );
-    let dir = one_migration();
+    let dir = tls::one_migration("connect_t");
     // certuser may not create tables in `postgres` on PostgreSQL 15: give it its own schema.
     psql(
         &tls_server().admin_url("postgres"),
@@ -788,7 +703,7 @@ fn binary_missing_database_is_20_and_created_and_migrated_on_request() {
     let s = server();
     let name = format!("bluegreen_{}", std::process::id());
     let url = s.admin_url(&name);
-    let dir = one_migration();
+    let dir = tls::one_migration("connect_t");
     let (out, _) = run_binary(&url, dir.path(), &[]);
     out.expect_code(20);
     assert!(out.stderr.contains(&name), "{}", out.stderr);

@@ -13,29 +13,17 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use support::{CustomOpts, CustomServer, Output, TestDb, bin, fresh_db, psql, run, start_custom};
+use support::tls::{self, Certs, openssl};
+use support::{CustomServer, Output, TestDb, bin, fresh_db, psql, run};
 
 // ---------------------------------------------------------------------------------------------
 // Certificates, the PostgreSQL documentation's way
 // ---------------------------------------------------------------------------------------------
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("the openssl CLI is needed to make test certificates");
-    assert!(
-        out.status.success(),
-        "openssl {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The X.509 version openssl reads in `<name>.crt` ("1" or "3").
 fn x509_version(dir: &Path, name: &str) -> String {
@@ -71,47 +59,6 @@ fn request(dir: &Path, name: &str, cn: &str) {
     );
 }
 
-/// `openssl x509 -req -in <name>.csr -CA <ca>.crt -CAkey <ca>.key -out <name>.crt -days 365`,
-/// plus `-extfile <ext>` when given (without it OpenSSL 3 writes X.509 v1).
-fn sign(dir: &Path, name: &str, ca: &str, ext: Option<&str>) {
-    let (csr, crt) = (format!("{name}.csr"), format!("{name}.crt"));
-    let (ca_crt, ca_key) = (format!("{ca}.crt"), format!("{ca}.key"));
-    let ext_file = format!("{name}.ext");
-    let mut args = vec![
-        "x509",
-        "-req",
-        "-in",
-        &csr,
-        "-CA",
-        &ca_crt,
-        "-CAkey",
-        &ca_key,
-        "-CAcreateserial",
-        "-out",
-        &crt,
-        "-days",
-        "365",
-    ];
-    if let Some(ext) = ext {
-        std::fs::write(dir.join(&ext_file), ext).expect("write ext");
-        args.extend(["-extfile", &ext_file]);
-    }
-    openssl(dir, &args);
-}
-
-struct Certs {
-    dir: PathBuf,
-}
-
-impl Certs {
-    fn path(&self, name: &str) -> String {
-        self.dir.join(name).display().to_string()
-    }
-    fn read(&self, name: &str) -> Vec<u8> {
-        std::fs::read(self.dir.join(name)).expect("read cert")
-    }
-}
-
 const ROOT_CNF: &str = "[ v3_ca ]\nsubjectKeyIdentifier=hash\n\
     authorityKeyIdentifier=keyid:always,issuer\nbasicConstraints=critical,CA:true\n\
     keyUsage=critical,keyCertSign,cRLSign\n";
@@ -128,11 +75,8 @@ const SERVER_EXT: &str = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSi
 fn certs() -> &'static Certs {
     static CERTS: OnceLock<Certs> = OnceLock::new();
     CERTS.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("real-sessions-certs-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        let d = dir.as_path();
+        let c = Certs::fresh("real-sessions");
+        let d = c.dir();
 
         request(d, "root", "root.example.test");
         std::fs::write(d.join("root.cnf"), ROOT_CNF).expect("write cnf");
@@ -173,13 +117,13 @@ fn certs() -> &'static Certs {
             ],
         );
         request(d, "server", "localhost");
-        sign(d, "server", "root", Some(SERVER_EXT));
+        tls::sign(d, "server", "root", Some(SERVER_EXT), 365);
         request(d, "server_v1", "localhost");
-        sign(d, "server_v1", "root", None);
+        tls::sign(d, "server_v1", "root", None, 365);
         request(d, "server_of_v1root", "localhost");
-        sign(d, "server_of_v1root", "v1root", Some(SERVER_EXT));
+        tls::sign(d, "server_of_v1root", "v1root", Some(SERVER_EXT), 365);
         request(d, "client", "certuser");
-        sign(d, "client", "root", None);
+        tls::sign(d, "client", "root", None, 365);
         openssl(d, &["genpkey", "-algorithm", "RSA", "-out", "other.key"]);
 
         for (name, version) in [
@@ -192,7 +136,7 @@ fn certs() -> &'static Certs {
         ] {
             assert_eq!(x509_version(d, name), version, "{name}.crt");
         }
-        Certs { dir }
+        c
     })
 }
 
@@ -202,25 +146,7 @@ fn tls_server(server: &str) -> CustomServer {
     let c = certs();
     let mut ca = c.read("root.crt");
     ca.extend(c.read("v1root.crt"));
-    start_custom(CustomOpts {
-        conf: vec![
-            "ssl = on".into(),
-            "ssl_cert_file = 'server.crt'".into(),
-            "ssl_key_file = 'server.key'".into(),
-            "ssl_ca_file = 'ca.crt'".into(),
-        ],
-        hba: Some(
-            "hostssl all certuser 127.0.0.1/32 cert\n\
-             hostnossl all all 0.0.0.0/0 reject\n"
-                .into(),
-        ),
-        roles: vec![("certuser".into(), "unused-password".into())],
-        files: vec![
-            ("server.crt".into(), c.read(&format!("{server}.crt"))),
-            ("server.key".into(), c.read(&format!("{server}.key"))),
-            ("ca.crt".into(), ca),
-        ],
-    })
+    tls::start_tls_server(c, server, ca, None)
 }
 
 /// The server with the v3, subjectAltName certificate from `root`.
@@ -254,30 +180,11 @@ fn certuser_db(s: &CustomServer, tag: &str) -> String {
 
 /// The URL to `db` on `s` as certuser by `localhost`, with `query`.
 fn tls_url(s: &CustomServer, db: &str, query: &str) -> String {
-    let url = s
-        .url("certuser", None, db)
-        .replace("127.0.0.1", "localhost");
-    format!("{url}?{query}")
+    tls::url(s, "certuser", None, "localhost", db, query)
 }
 
 fn client_query(mode: &str, root: &str, key: &str) -> String {
-    let c = certs();
-    format!(
-        "sslmode={mode}&sslrootcert={}&sslcert={}&sslkey={}",
-        c.path(&format!("{root}.crt")),
-        c.path("client.crt"),
-        c.path(&format!("{key}.key"))
-    )
-}
-
-fn one_migration() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("1_t.sql"),
-        "CREATE TABLE tls_t (id INT);\n-- @UNDO\nDROP TABLE tls_t;\n",
-    )
-    .expect("write");
-    dir
+    tls::client_query(certs(), mode, root, "client", key)
 }
 
 fn migrate(url: &str, dir: &Path) -> Output {
@@ -304,7 +211,7 @@ fn v1_client_certificate_under_verify_full_migrates() {
     let s = v3_server();
     let db = certuser_db(s, "v1_client");
     let url = tls_url(s, &db, &client_query("verify-full", "root", "client"));
-    let dir = one_migration();
+    let dir = tls::one_migration("tls_t");
     let out = migrate(&url, dir.path());
     out.expect_code(0);
     assert!(out.has_event("migration.applied"), "{}", out.stdout);
@@ -324,7 +231,7 @@ fn v1_client_certificate_with_a_key_it_does_not_certify_is_20() {
     let s = v3_server();
     let db = certuser_db(s, "v1_mismatch");
     let url = tls_url(s, &db, &client_query("verify-full", "root", "other"));
-    let dir = one_migration();
+    let dir = tls::one_migration("tls_t");
     let out = migrate(&url, dir.path());
     out.expect_code(20);
     assert!(
@@ -352,7 +259,7 @@ fn v1_root_ca_in_sslrootcert_verifies_the_server() {
     let s = server_of_v1_root();
     let db = certuser_db(s, "v1_root");
     let url = tls_url(s, &db, &client_query("verify-full", "v1root", "client"));
-    let dir = one_migration();
+    let dir = tls::one_migration("tls_t");
     migrate(&url, dir.path()).expect_code(0);
     assert_eq!(applied(s, &db), "1");
 }
@@ -367,7 +274,7 @@ fn v1_server_certificate_is_accepted_by_require_over_tls13() {
         c.path("client.crt"),
         c.path("client.key")
     );
-    let dir = one_migration();
+    let dir = tls::one_migration("tls_t");
     migrate(&tls_url(s, &db, &q), dir.path()).expect_code(0);
     assert_eq!(applied(s, &db), "1");
 }
@@ -377,7 +284,7 @@ fn v1_server_certificate_under_verify_ca_is_21_and_says_v1() {
     let s = v1_server();
     let db = certuser_db(s, "v1_server_verify");
     let url = tls_url(s, &db, &client_query("verify-ca", "root", "client"));
-    let dir = one_migration();
+    let dir = tls::one_migration("tls_t");
     let out = migrate(&url, dir.path());
     out.expect_code(21);
     assert!(out.stderr.contains("X.509 v1"), "{}", out.stderr);

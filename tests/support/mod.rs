@@ -40,6 +40,7 @@ mod postgres;
 pub mod proxy;
 mod server;
 mod supervisor;
+pub mod tls;
 
 // Each test binary uses a different part of the harness: unused re-exports are expected.
 #[allow(unused_imports)]
