@@ -30,7 +30,8 @@
 //! - `database.rs`: [`fresh_db`], [`psql`], quoting and small queries;
 //! - `binary.rs`: [`bin()`], [`run`], [`Output`] and its events;
 //! - `proxy/`: a fault-injecting PostgreSQL wire-protocol proxy ([`Proxy`]): the API in
-//!   `mod.rs`, the tokio pumps in `runtime.rs`, the protocol framing in `framing.rs`.
+//!   `mod.rs`, the tokio pumps in `runtime.rs`, the protocol framing in `framing.rs`;
+//! - `tls.rs` (as `support::tls`): certificates made with openssl and a TLS-only PostgreSQL.
 #![allow(dead_code)]
 
 mod binary;
