@@ -36,6 +36,7 @@
 mod binary;
 mod cockroach;
 mod database;
+pub mod fixtures;
 mod postgres;
 pub mod proxy;
 mod server;
