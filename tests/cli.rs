@@ -7,19 +7,13 @@ mod support;
 
 use std::path::Path;
 
+use support::fixtures::versions;
 use support::*;
 
 fn crdb(db: &TestDb, dir: &Path, args: &[&str]) -> Output {
     run(bin_at(&db.url, dir)
         .env("MIGRATE_WAIT_TIMEOUT", "10s")
         .args(args))
-}
-
-fn versions(db: &TestDb) -> String {
-    psql(
-        &db.url,
-        "SELECT coalesce(string_agg(version::text, ',' ORDER BY version), '') FROM _migrations",
-    )
 }
 
 const USERS: &str =

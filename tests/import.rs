@@ -18,13 +18,8 @@ use crdb_migrate::{Config, Migrator, Rollback};
 fn load_set(dir: &std::path::Path) -> Result<Vec<crdb_migrate::Migration>, crdb_migrate::Error> {
     Migrator::new(Config::new(None, dir)).load()
 }
+use support::fixtures::fixture;
 use support::{fresh_db, psql};
-
-fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/import")
-        .join(rel)
-}
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -62,7 +57,7 @@ fn before_marker(path: &Path, marker: &str) -> String {
 }
 
 fn read(rel: &str) -> String {
-    fs::read_to_string(fixture(rel)).expect("read fixture")
+    fs::read_to_string(fixture("import", rel)).expect("read fixture")
 }
 
 /// The imported directory, removed when dropped.
@@ -82,7 +77,7 @@ impl std::ops::Deref for Out {
 fn round_trip(tag: &str, tool: Tool, src: &str, dialect: Option<&str>, ups: &[String]) -> Out {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("out");
-    let imported = import::import(tool, &fixture(src), &out, dialect)
+    let imported = import::import(tool, &fixture("import", src), &out, dialect)
         .unwrap_or_else(|p| panic!("import {src}: {p:#?}"));
     assert_eq!(imported.len(), ups.len(), "{imported:#?}");
     let set = load_set(&out).expect("the imported files load");
@@ -195,7 +190,8 @@ fn sqlx_round_trip_with_no_transaction() {
 fn sqlx_simple_files_import_as_irreversible() {
     let out = tempfile::tempdir().expect("tempdir");
     let into = out.path().join("x");
-    let done = import::import(Tool::Sqlx, &fixture("sqlx-simple"), &into, None).expect("import");
+    let done =
+        import::import(Tool::Sqlx, &fixture("import", "sqlx-simple"), &into, None).expect("import");
     assert_eq!(done.len(), 2);
     let set = load_set(&into).expect("load");
     assert!(set.iter().all(|m| m.down.is_none()));
@@ -214,7 +210,7 @@ fn goose_round_trip_with_statement_blocks_and_no_transaction() {
         "00003_add_owner.sql",
     ]
     .iter()
-    .map(|f| before_marker(&fixture(&format!("goose/{f}")), "-- +goose Down"))
+    .map(|f| before_marker(&fixture("import", &format!("goose/{f}")), "-- +goose Down"))
     .collect();
     let out = round_trip("goose", Tool::Goose, "goose", None, &ups);
     let set = load_set(&out).expect("load");
@@ -238,7 +234,12 @@ fn dbmate_round_trip_with_transaction_false() {
         "20240102030407_add_price.sql",
     ]
     .iter()
-    .map(|f| before_marker(&fixture(&format!("dbmate/{f}")), "-- migrate:down"))
+    .map(|f| {
+        before_marker(
+            &fixture("import", &format!("dbmate/{f}")),
+            "-- migrate:down",
+        )
+    })
     .collect();
     let out = round_trip("dbmate", Tool::Dbmate, "dbmate", None, &ups);
     let set = load_set(&out).expect("load");
@@ -332,17 +333,22 @@ fn pop_round_trip_picks_the_dialect_variant() {
     // The cockroach variant, and no dialect at all.
     let other = tempfile::tempdir().expect("tempdir");
     let into = other.path().join("crdb");
-    import::import(Tool::Pop, &fixture("pop"), &into, Some("crdb")).expect("import");
+    import::import(Tool::Pop, &fixture("import", "pop"), &into, Some("crdb")).expect("import");
     let set = load_set(&into).expect("load");
     assert!(set[1].up.contains("kind STRING"), "{}", set[1].up);
-    let p = import::import(Tool::Pop, &fixture("pop"), &other.path().join("none"), None)
-        .expect_err("variants need --dialect");
+    let p = import::import(
+        Tool::Pop,
+        &fixture("import", "pop"),
+        &other.path().join("none"),
+        None,
+    )
+    .expect_err("variants need --dialect");
     assert_eq!(p.len(), 6, "{p:#?}");
     assert!(p.iter().all(|p| p.message.contains("--dialect")));
     assert!(!other.path().join("none").exists());
     let p = import::import(
         Tool::Pop,
-        &fixture("pop"),
+        &fixture("import", "pop"),
         &other.path().join("x"),
         Some("mysql"),
     )
@@ -350,7 +356,7 @@ fn pop_round_trip_picks_the_dialect_variant() {
     assert!(p[0].message.contains("expected `postgres` or `cockroach`"));
     let p = import::import(
         Tool::Goose,
-        &fixture("goose"),
+        &fixture("import", "goose"),
         &other.path().join("y"),
         Some("postgres"),
     )
@@ -362,7 +368,7 @@ fn pop_round_trip_picks_the_dialect_variant() {
 fn refused(tool: Tool, dir: &str, want: &[(&str, &str)]) {
     let out = tempfile::tempdir().expect("tempdir");
     let into = out.path().join("out");
-    let problems = import::import(tool, &fixture(dir), &into, None).expect_err("refused");
+    let problems = import::import(tool, &fixture("import", dir), &into, None).expect_err("refused");
     let shown: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
     for (file, needle) in want {
         assert!(
@@ -428,7 +434,7 @@ fn refused_layouts_name_each_file() {
     // The line is given where one line is at fault.
     let p = import::import(
         Tool::Goose,
-        &fixture("refused/goose"),
+        &fixture("import", "refused/goose"),
         &tempfile::tempdir().expect("tempdir").path().join("o"),
         None,
     )
@@ -448,9 +454,10 @@ fn refused_layouts_name_each_file() {
 fn never_overwrites_and_refuses_the_source_dir() {
     let out = tempfile::tempdir().expect("tempdir");
     let into = out.path().join("o");
-    import::import(Tool::Goose, &fixture("goose"), &into, None).expect("first");
+    import::import(Tool::Goose, &fixture("import", "goose"), &into, None).expect("first");
     let before = fs::read(into.join("1_create_accounts.sql")).expect("read");
-    let p = import::import(Tool::Goose, &fixture("goose"), &into, None).expect_err("second");
+    let p =
+        import::import(Tool::Goose, &fixture("import", "goose"), &into, None).expect_err("second");
     assert_eq!(p.len(), 4, "three files and the mapping: {p:#?}");
     assert!(p.iter().all(|p| p.message.contains("never overwrites")));
     assert_eq!(
@@ -461,11 +468,17 @@ fn never_overwrites_and_refuses_the_source_dir() {
     let partial = out.path().join("partial");
     fs::create_dir(&partial).expect("mkdir");
     fs::write(partial.join("2_index_accounts.sql"), "SELECT 1;").expect("write");
-    let p = import::import(Tool::Goose, &fixture("goose"), &partial, None).expect_err("clash");
+    let p = import::import(Tool::Goose, &fixture("import", "goose"), &partial, None)
+        .expect_err("clash");
     assert_eq!(p.len(), 1, "{p:#?}");
     assert_eq!(fs::read_dir(&partial).expect("ls").count(), 1);
-    let p = import::import(Tool::Goose, &fixture("goose"), &fixture("goose"), None)
-        .expect_err("into the source");
+    let p = import::import(
+        Tool::Goose,
+        &fixture("import", "goose"),
+        &fixture("import", "goose"),
+        None,
+    )
+    .expect_err("into the source");
     assert!(p[0].message.contains("source directory"));
 }
 
@@ -480,9 +493,9 @@ fn detect_recognises_each_layout_and_not_ours() {
         ("diesel", Tool::Diesel),
         ("pop", Tool::Pop),
     ] {
-        assert_eq!(import::detect(&fixture(dir)), Some(tool), "{dir}");
+        assert_eq!(import::detect(&fixture("import", dir)), Some(tool), "{dir}");
     }
-    let hint = import::layout_hint(&fixture("golang-migrate")).expect("hint");
+    let hint = import::layout_hint(&fixture("import", "golang-migrate")).expect("hint");
     assert!(
         hint.contains("golang-migrate's layout")
             && hint.contains("`crdb-migrate import --from golang-migrate ")
@@ -491,10 +504,10 @@ fn detect_recognises_each_layout_and_not_ours() {
     );
     let out = tempfile::tempdir().expect("tempdir");
     let into = out.path().join("o");
-    import::import(Tool::Goose, &fixture("goose"), &into, None).expect("import");
+    import::import(Tool::Goose, &fixture("import", "goose"), &into, None).expect("import");
     assert_eq!(import::detect(&into), None, "our own layout");
     assert_eq!(import::layout_hint(&into), None);
-    assert_eq!(import::detect(&fixture("sqlx-simple")), None);
+    assert_eq!(import::detect(&fixture("import", "sqlx-simple")), None);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -514,7 +527,7 @@ async fn client(url: &str) -> tokio_postgres::Client {
 fn imported(tool: Tool, src: &str, dialect: Option<&str>) -> (tempfile::TempDir, PathBuf) {
     let out = tempfile::tempdir().expect("tempdir");
     let into = out.path().join("o");
-    import::import(tool, &fixture(src), &into, dialect).expect("import");
+    import::import(tool, &fixture("import", src), &into, dialect).expect("import");
     (out, into)
 }
 

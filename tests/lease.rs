@@ -13,34 +13,17 @@ mod support;
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use support::fixtures::{body, cmd, migrations, write_migration};
 use support::*;
-use tempfile::TempDir;
 
-/// The body of migration `v`: a table of its own, its side-effect row, then `extra`.
-fn body(v: i64, extra: &str) -> String {
-    format!(
-        "CREATE TABLE t_{v} (id INT);\nINSERT INTO effects (version) VALUES ({v});\n{extra}\n-- @UNDO\nDROP TABLE t_{v};\nDELETE FROM effects WHERE version = {v};\n"
-    )
-}
+/// `MIGRATE_WAIT_TIMEOUT` of every run here: short, so a stuck wait fails the test soon.
+const WAIT: &str = "20s";
 
-/// A migrations directory with versions `1..=n`; `extra(v)` is appended to each body.
-fn migrations(n: i64, extra: impl Fn(i64) -> String) -> TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for v in 1..=n {
-        write_migration(dir.path(), v, &extra(v));
-    }
-    dir
-}
-
-fn write_migration(dir: &Path, v: i64, extra: &str) {
-    fs::write(dir.join(format!("{v}_m{v}.sql")), body(v, extra)).expect("write migration");
-}
-
-/// A database with the side-effect table every migration writes to.
+/// A database with the side-effect table every migration writes to (with the time of each
+/// write, unlike setup_race.rs's).
 fn db_with_effects(tag: &str) -> TestDb {
     let db = fresh_db(tag);
     psql(
@@ -48,14 +31,6 @@ fn db_with_effects(tag: &str) -> TestDb {
         "CREATE TABLE effects (version INT8 NOT NULL, at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp())",
     );
     db
-}
-
-/// The binary with the database, the directory, a holder name and short waits.
-fn cmd(db: &TestDb, dir: &Path, holder: &str) -> Command {
-    let mut c = bin_at(&db.url, dir);
-    c.env("MIGRATE_HOLDER", holder)
-        .env("MIGRATE_WAIT_TIMEOUT", "20s");
-    c
 }
 
 fn ledger_rows(db: &TestDb) -> i64 {
@@ -115,7 +90,7 @@ fn twenty_runners_at_once_apply_two_hundred_migrations_exactly_once() {
     let t0 = Instant::now();
     let handles: Vec<_> = (0..RUNNERS)
         .map(|i| {
-            let mut c = cmd(&db, dir.path(), &format!("runner-{i}"));
+            let mut c = cmd(&db.url, dir.path(), &format!("runner-{i}"), WAIT);
             let barrier = barrier.clone();
             std::thread::spawn(move || {
                 barrier.wait();
@@ -189,7 +164,7 @@ fn a_killed_holder_is_taken_over_once_its_ttl_passes() {
     let db = db_with_effects("kill9");
     let dir = migrations(N, |_| "SELECT pg_sleep(0.2);".into());
     let first = Background::spawn(
-        cmd(&db, dir.path(), "first")
+        cmd(&db.url, dir.path(), "first", WAIT)
             .env("MIGRATE_LEASE_TTL", "2s")
             .env("ENVIRONMENT", "first"),
     );
@@ -205,7 +180,7 @@ fn a_killed_holder_is_taken_over_once_its_ttl_passes() {
     assert!(done_by_first < N, "killed mid-run");
     let first_fence = count(&db, "SELECT fence FROM _migrations_lease");
     let second = run_with_deadline(
-        cmd(&db, dir.path(), "second")
+        cmd(&db.url, dir.path(), "second", WAIT)
             .env("MIGRATE_LEASE_TTL", "2s")
             .env("MIGRATE_LEASE_TIMEOUT", "30s"),
         Duration::from_secs(60),
@@ -279,7 +254,7 @@ fn frozen_holder(tag: &str, extra: &str) {
     let db = db_with_effects(tag);
     let dir = migrations(3, |v| if v == 2 { extra.into() } else { String::new() });
     let first = Background::spawn(
-        cmd(&db, dir.path(), "first")
+        cmd(&db.url, dir.path(), "first", WAIT)
             .env("MIGRATE_LEASE_TTL", "2s")
             .env("ENVIRONMENT", "first"),
     );
@@ -294,7 +269,7 @@ fn frozen_holder(tag: &str, extra: &str) {
     assert_eq!(before.lines().count(), 1, "only migration 1 done: {before}");
     let first_fence = count(&db, "SELECT fence FROM _migrations_lease");
     let second = run_with_deadline(
-        cmd(&db, dir.path(), "second")
+        cmd(&db.url, dir.path(), "second", WAIT)
             .env("MIGRATE_LEASE_TTL", "2s")
             .env("MIGRATE_LEASE_TIMEOUT", "30s"),
         Duration::from_secs(60),
@@ -360,7 +335,7 @@ fn sigterm_past_the_grace_budget_abandons_the_migration_and_releases_the_lease()
     let tmp = tempfile::tempdir().expect("tempdir");
     let term_log = tmp.path().join("termination-log");
     let run = Background::spawn(
-        cmd(&db, dir.path(), "terminated")
+        cmd(&db.url, dir.path(), "terminated", WAIT)
             .env("MIGRATE_SHUTDOWN_GRACE", "1s")
             .env("MIGRATE_TERMINATION_LOG", &term_log),
     );
@@ -392,7 +367,7 @@ fn sigterm_past_the_grace_budget_abandons_the_migration_and_releases_the_lease()
     write_migration(dir.path(), 2, "");
     let t1 = Instant::now();
     let next = run_with_deadline(
-        cmd(&db, dir.path(), "next").env("MIGRATE_LEASE_TIMEOUT", "1s"),
+        cmd(&db.url, dir.path(), "next", WAIT).env("MIGRATE_LEASE_TIMEOUT", "1s"),
         Duration::from_secs(30),
     );
     next.expect_code(0);
@@ -418,7 +393,7 @@ fn sigterm_lets_the_in_flight_migration_finish_within_the_grace_budget() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let term_log = tmp.path().join("termination-log");
     let run = Background::spawn(
-        cmd(&db, dir.path(), "terminated")
+        cmd(&db.url, dir.path(), "terminated", WAIT)
             .env("MIGRATE_SHUTDOWN_GRACE", "10s")
             .env("MIGRATE_TERMINATION_LOG", &term_log),
     );
@@ -452,8 +427,9 @@ fn sigterm_lets_the_in_flight_migration_finish_within_the_grace_budget() {
 fn sigterm_during_the_last_migration_that_then_finishes_is_success() {
     let db = db_with_effects("sigterm_last");
     let dir = migrations(1, |_| "SELECT pg_sleep(1);".into());
-    let run =
-        Background::spawn(cmd(&db, dir.path(), "finishing").env("MIGRATE_SHUTDOWN_GRACE", "10s"));
+    let run = Background::spawn(
+        cmd(&db.url, dir.path(), "finishing", WAIT).env("MIGRATE_SHUTDOWN_GRACE", "10s"),
+    );
     wait_until(Duration::from_secs(30), "the migration running", || {
         sleeping(&db)
     });
@@ -498,8 +474,9 @@ fn sigterm_while_waiting_for_the_database_stops_at_once() {
 fn a_second_signal_abandons_the_migration_without_waiting_out_the_grace() {
     let db = db_with_effects("second_signal");
     let dir = migrations(1, |_| "SELECT pg_sleep(60);".into());
-    let run =
-        Background::spawn(cmd(&db, dir.path(), "impatient").env("MIGRATE_SHUTDOWN_GRACE", "30s"));
+    let run = Background::spawn(
+        cmd(&db.url, dir.path(), "impatient", WAIT).env("MIGRATE_SHUTDOWN_GRACE", "30s"),
+    );
     wait_until(Duration::from_secs(30), "the migration running", || {
         sleeping(&db)
     });
@@ -520,7 +497,11 @@ fn a_second_signal_abandons_the_migration_without_waiting_out_the_grace() {
 fn wait_rides_out_a_dropped_connection() {
     let db = db_with_effects("wait_reconnect");
     let dir = migrations(1, |_| String::new());
-    let waiter = Background::spawn(cmd(&db, dir.path(), "waiter").args(["wait", "--version", "1"]));
+    let waiter = Background::spawn(cmd(&db.url, dir.path(), "waiter", WAIT).args([
+        "wait",
+        "--version",
+        "1",
+    ]));
     wait_until(Duration::from_secs(20), "the waiter polling", || {
         waiter.has_logged("wait.polling")
     });
@@ -534,7 +515,7 @@ fn wait_rides_out_a_dropped_connection() {
         ),
     );
     assert_eq!(ended, "1");
-    run(cmd(&db, dir.path(), "migrator").arg("migrate")).expect_code(0);
+    run(cmd(&db.url, dir.path(), "migrator", WAIT).arg("migrate")).expect_code(0);
     let out = waiter.wait(Duration::from_secs(20));
     out.expect_code(0);
     assert!(out.has_event("wait.reached"), "{}", out.stdout);
@@ -577,18 +558,23 @@ fn wait_polls_until_a_database_that_does_not_exist_yet_is_created_and_migrated()
 fn wait_returns_once_another_process_applies_the_version_and_11_at_its_timeout() {
     let db = db_with_effects("wait_version");
     let dir = migrations(3, |_| String::new());
-    let waiter = Background::spawn(cmd(&db, dir.path(), "waiter").args(["wait", "--version", "2"]));
+    let waiter = Background::spawn(cmd(&db.url, dir.path(), "waiter", WAIT).args([
+        "wait",
+        "--version",
+        "2",
+    ]));
     wait_until(Duration::from_secs(20), "the waiter polling", || {
         waiter.has_logged("wait.polling")
     });
-    run(cmd(&db, dir.path(), "migrator").args(["migrate", "--target", "2"])).expect_code(0);
+    run(cmd(&db.url, dir.path(), "migrator", WAIT).args(["migrate", "--target", "2"]))
+        .expect_code(0);
     let out = waiter.wait(Duration::from_secs(20));
     out.expect_code(0);
     assert!(out.has_event("wait.reached"));
     assert!(!mentions_lease_acquired(&out), "wait takes no lease");
     // Version 3 is never applied: 11 at the timeout.
     let t0 = Instant::now();
-    let out = run(cmd(&db, dir.path(), "waiter")
+    let out = run(cmd(&db.url, dir.path(), "waiter", WAIT)
         .env("MIGRATE_WAIT_TIMEOUT", "1s")
         .args(["wait", "--version", "3"]));
     out.expect_code(11);
@@ -600,7 +586,7 @@ fn wait_returns_once_another_process_applies_the_version_and_11_at_its_timeout()
 fn a_lease_held_elsewhere_times_out_with_11_until_unlock_force() {
     let db = db_with_effects("lease_timeout");
     let dir = migrations(1, |_| String::new());
-    run(&mut cmd(&db, dir.path(), "setup")).expect_code(0);
+    run(&mut cmd(&db.url, dir.path(), "setup", WAIT)).expect_code(0);
     write_migration(dir.path(), 2, "");
     psql(
         &db.url,
@@ -608,13 +594,13 @@ fn a_lease_held_elsewhere_times_out_with_11_until_unlock_force() {
          expires_at = now() + INTERVAL '1 hour'",
     );
     let t0 = Instant::now();
-    let out = run(cmd(&db, dir.path(), "me").env("MIGRATE_LEASE_TIMEOUT", "1s"));
+    let out = run(cmd(&db.url, dir.path(), "me", WAIT).env("MIGRATE_LEASE_TIMEOUT", "1s"));
     out.expect_code(11);
     assert!(t0.elapsed() < Duration::from_secs(6), "{:?}", t0.elapsed());
     assert!(out.stderr.contains("pod-elsewhere"), "{}", out.stderr);
     assert!(out.has_event("lease.waiting"));
     assert_eq!(ledger_rows(&db), 1, "nothing applied without the lease");
-    let shown = run(cmd(&db, dir.path(), "me").arg("unlock"));
+    let shown = run(cmd(&db.url, dir.path(), "me", WAIT).arg("unlock"));
     shown.expect_code(0);
     assert!(
         shown.stdout.contains("pod-elsewhere") && shown.stdout.contains("fence 2"),
@@ -622,7 +608,7 @@ fn a_lease_held_elsewhere_times_out_with_11_until_unlock_force() {
         shown.stdout
     );
     assert!(!lease_free(&db), "unlock without --force changes nothing");
-    let forced = run(cmd(&db, dir.path(), "me").args(["unlock", "--force"]));
+    let forced = run(cmd(&db.url, dir.path(), "me", WAIT).args(["unlock", "--force"]));
     forced.expect_code(0);
     assert!(lease_free(&db));
     let logged: Vec<serde_json::Value> = forced
@@ -634,7 +620,7 @@ fn a_lease_held_elsewhere_times_out_with_11_until_unlock_force() {
     assert_eq!(logged.len(), 1, "{}", forced.stderr);
     assert_eq!(field(&logged[0], "holder"), "pod-elsewhere");
     assert_eq!(field(&logged[0], "forced"), true);
-    let out = run(cmd(&db, dir.path(), "me").env("MIGRATE_LEASE_TIMEOUT", "1s"));
+    let out = run(cmd(&db.url, dir.path(), "me", WAIT).env("MIGRATE_LEASE_TIMEOUT", "1s"));
     out.expect_code(0);
     assert_eq!(ledger_rows(&db), 2);
 }
@@ -643,7 +629,7 @@ fn a_lease_held_elsewhere_times_out_with_11_until_unlock_force() {
 fn fences_grow_per_acquisition_are_stored_and_shown_and_only_writers_take_the_lease() {
     let db = db_with_effects("fences");
     let dir = migrations(2, |_| String::new());
-    let me = |args: &[&str]| run(cmd(&db, dir.path(), "me").args(args));
+    let me = |args: &[&str]| run(cmd(&db.url, dir.path(), "me", WAIT).args(args));
     // Read-only commands take no lease (and create nothing).
     for args in [&["status", "--json"][..], &["plan"][..], &["verify"][..]] {
         let out = me(args);

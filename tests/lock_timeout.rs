@@ -13,18 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{Flavour, TestDb, bin_at, dir_with, field, fresh_db, psql, run, server, wait_until};
+use support::fixtures::on_postgres;
+use support::{TestDb, bin_at, dir_with, field, fresh_db, psql, run, wait_until};
 
 /// The holder's `application_name`, which the exit-30 message must name.
 const HOLDER_APP: &str = "lock_holder_test";
-
-fn on_postgres() -> bool {
-    let pg = server().flavour() == Flavour::Postgres;
-    if !pg {
-        eprintln!("skipped: holds the lock with LOCK TABLE, which needs a PostgreSQL server");
-    }
-    pg
-}
 
 /// Another session: `BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE;`, kept open until
 /// [`LockHolder::release`] (or drop) commits it.
@@ -174,7 +167,7 @@ fn add_column_set() -> tempfile::TempDir {
 
 #[test]
 fn a_held_lock_is_retried_and_the_migration_applies_once_it_is_released() {
-    if !on_postgres() {
+    if !on_postgres("holds the lock with LOCK TABLE") {
         return;
     }
     let db = fresh_db("lock_retry_applies");
@@ -232,7 +225,7 @@ fn a_held_lock_is_retried_and_the_migration_applies_once_it_is_released() {
 
 #[test]
 fn a_lock_held_throughout_exits_30_after_the_bounded_retries_naming_the_holder() {
-    if !on_postgres() {
+    if !on_postgres("holds the lock with LOCK TABLE") {
         return;
     }
     let db = fresh_db("lock_retry_exhausted");
@@ -277,7 +270,7 @@ fn a_lock_held_throughout_exits_30_after_the_bounded_retries_naming_the_holder()
 
 #[test]
 fn the_files_limits_and_the_default_are_what_the_sql_runs_under() {
-    if !on_postgres() {
+    if !on_postgres("holds the lock with LOCK TABLE") {
         return;
     }
     let db = fresh_db("limits_in_effect");

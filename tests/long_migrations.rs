@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
+use support::fixtures::on_postgres;
 use support::*;
 
 /// Rows of the table the index build reads. Measured by hand on this 2-core machine
@@ -23,14 +24,6 @@ const ROWS: i64 = 2_000_000;
 /// scan and the sort both take seconds.
 const INDEX: &str =
     "CREATE INDEX big_md5 ON big (md5(payload), payload);\n-- @UNDO\nDROP INDEX big_md5;\n";
-
-fn on_postgres() -> bool {
-    let pg = server().flavour() == Flavour::Postgres;
-    if !pg {
-        eprintln!("skipped: reads pg_stat_progress_create_index, which needs a PostgreSQL server");
-    }
-    pg
-}
 
 fn on_cockroach() -> bool {
     let crdb = server().flavour() == Flavour::Cockroach;
@@ -68,7 +61,7 @@ fn num(e: &Value, name: &str) -> Option<i64> {
 
 #[test]
 fn index_build_logs_progress_with_phase_and_counts_in_json_and_text() {
-    if !on_postgres() {
+    if !on_postgres("reads pg_stat_progress_create_index") {
         return;
     }
     let db = fresh_db("progress_index");
@@ -211,7 +204,7 @@ fn a_bad_progress_interval_is_exit_20_naming_the_variable() {
 
 #[test]
 fn status_json_carries_an_empty_jobs_array_on_postgres() {
-    if !on_postgres() {
+    if !on_postgres("reads pg_stat_progress_create_index") {
         return;
     }
     let db = fresh_db("jobs_status_pg");

@@ -31,13 +31,12 @@
 
 mod support;
 
-use std::fs;
 use std::path::Path;
-use std::process::Command;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use support::fixtures::{cmd, migrations};
 use support::*;
 use tempfile::TempDir;
 
@@ -61,28 +60,15 @@ const LEASE_S2C: u64 = 37;
 /// aim at it; the measuring test checks it).
 const FLIGHT_10: u64 = 120;
 
+/// The holder name every run here takes the lease as.
+const HOLDER: &str = "netfault";
+/// `MIGRATE_WAIT_TIMEOUT` of every run: long enough for a reconnect.
+const WAIT: &str = "30s";
+
 /// The migration connection's number on a fresh proxy.
 const MIGRATION_CONN: u64 = 1;
 /// The lease connection's number on a fresh proxy.
 const LEASE_CONN: u64 = 2;
-
-/// The body of migration `v`: a table of its own and its side-effect row, then `extra`.
-fn body(v: i64, extra: &str) -> String {
-    format!(
-        "CREATE TABLE t_{v} (id INT);\nINSERT INTO effects (version) VALUES ({v});\n{extra}\n\
-         -- @UNDO\nDROP TABLE t_{v};\nDELETE FROM effects WHERE version = {v};\n"
-    )
-}
-
-/// A migrations directory with versions `1..=n`; `extra(v)` is appended to each body.
-fn migrations(n: i64, extra: impl Fn(i64) -> String) -> TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for v in 1..=n {
-        fs::write(dir.path().join(format!("{v}_m{v}.sql")), body(v, &extra(v)))
-            .expect("write migration");
-    }
-    dir
-}
 
 /// The 20 migrations of the cut runs, written once.
 fn cut_files() -> &'static Path {
@@ -109,15 +95,6 @@ fn case_url(tag: &str) -> String {
         &format!("CREATE SCHEMA {schema}; CREATE TABLE {schema}.effects (version INT8 NOT NULL);"),
     );
     url
-}
-
-/// The binary against `url` with `dir`, a holder name and a wait timeout long enough for a
-/// reconnect.
-fn cmd(url: &str, dir: &Path) -> Command {
-    let mut c = bin_at(url, dir);
-    c.env("MIGRATE_HOLDER", "netfault")
-        .env("MIGRATE_WAIT_TIMEOUT", "30s");
-    c
 }
 
 /// One query for the whole outcome of a run:
@@ -204,7 +181,7 @@ fn counts(c: &ConnStats) -> (u64, u64) {
 fn measure_clean_run() -> [String; 4] {
     let url = case_url("measure");
     let proxy = Proxy::to_server();
-    let out = run(&mut cmd(&proxy.url(&url), cut_files()));
+    let out = run(&mut cmd(&proxy.url(&url), cut_files(), HOLDER, WAIT));
     // What the proxy had counted by the time the process was gone: what a cut test reads.
     let at_exit = proxy.stats();
     assert_exactly_once(&url, N, &out, "clean run");
@@ -334,7 +311,7 @@ fn cut_once(conn: u64, dir: Dir, k: u64) {
     });
     let t0 = Instant::now();
     let out = run_with_deadline(
-        &mut cmd(&proxy.url(&url), cut_files()),
+        &mut cmd(&proxy.url(&url), cut_files(), HOLDER, WAIT),
         Duration::from_secs(60),
     );
     let took = t0.elapsed();
@@ -480,7 +457,7 @@ fn a_server_restarted_mid_run_is_ridden_out_and_every_migration_applies_once() {
         custom.url("postgres", None, "restarted")
     );
     let files = migrations(MANY, |_| String::new());
-    let run = Background::spawn(&mut cmd(&url, files.path()));
+    let run = Background::spawn(&mut cmd(&url, files.path(), HOLDER, WAIT));
     let applied = || {
         try_psql(&admin, "SELECT count(*) FROM _migrations")
             .ok()
@@ -534,7 +511,7 @@ fn stall_past_the_ttl(dir: Dir, k: u64) {
     });
     let t0 = Instant::now();
     let out = run_with_deadline(
-        cmd(&proxy.url(&url), cut_files()).env("MIGRATE_LEASE_TTL", "2s"),
+        cmd(&proxy.url(&url), cut_files(), HOLDER, WAIT).env("MIGRATE_LEASE_TTL", "2s"),
         STALL_DEADLINE,
     );
     let took = t0.elapsed();
@@ -600,7 +577,7 @@ fn a_lease_taken_over_mid_flight_is_not_committed_and_the_run_exits_12() {
             String::new()
         }
     });
-    let run = Background::spawn(&mut cmd(&url, files.path()));
+    let run = Background::spawn(&mut cmd(&url, files.path(), HOLDER, WAIT));
     wait_until(
         Duration::from_secs(30),
         "migration 2's pipelined flight sleeping on the server",

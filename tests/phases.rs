@@ -5,6 +5,7 @@
 mod support;
 
 use serde_json::Value;
+use support::fixtures::versions;
 use support::{Output, TestDb, bin_at, dir_with, field, fresh_db, psql, run};
 
 /// 1, 2 expand the schema; 3 is the deliberate break; 4 comes after the boundary.
@@ -36,13 +37,6 @@ fn crdb(db: &TestDb, dir: &std::path::Path, phase: Option<&str>, args: &[&str]) 
         cmd.env("MIGRATE_PHASE", p);
     }
     run(&mut cmd)
-}
-
-fn versions(db: &TestDb) -> String {
-    psql(
-        &db.url,
-        "SELECT coalesce(string_agg(version::text, ',' ORDER BY version), '') FROM _migrations",
-    )
 }
 
 fn finished(out: &Output) -> Value {

@@ -15,13 +15,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use support::fixtures::fixture;
 use support::*;
-
-fn fixture(tool: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/real")
-        .join(tool)
-}
 
 fn crdb(db: &TestDb, dir: &Path, args: &[&str]) -> Output {
     run(bin_at(&db.url, dir)
@@ -207,7 +202,7 @@ fn import_fixture(tool: &str) -> (tempfile::TempDir, PathBuf, Output) {
     let into = tmp.path().join("migrations");
     let out = run(bin()
         .args(["import", "--from", tool])
-        .arg(fixture(tool))
+        .arg(fixture("real", tool))
         .arg("--into")
         .arg(&into));
     out.expect_code(0);
@@ -495,7 +490,7 @@ fn import_prints_one_line_per_file_and_never_overwrites() {
         // Importing again into the same directory is refused (20) and changes nothing.
         let again = run(bin()
             .args(["import", "--from", tool])
-            .arg(fixture(tool))
+            .arg(fixture("real", tool))
             .arg("--into")
             .arg(&into));
         again.expect_code(20);
@@ -516,7 +511,7 @@ fn import_prints_one_line_per_file_and_never_overwrites() {
     let out = run(bin()
         .env("MIGRATIONS_DIR", tmp.path())
         .args(["import", "--from", "pop"])
-        .arg(fixture("pop")));
+        .arg(fixture("real", "pop")));
     out.expect_code(0);
     assert_eq!(out.stdout.lines().count(), 2, "{}", out.stdout);
     assert!(tmp.path().join("20240101000002_add_name.sql").is_file());
@@ -535,7 +530,7 @@ fn a_foreign_layout_is_one_error_naming_the_import_command() {
         "pop",
     ] {
         for cmd in ["migrate", "verify", "plan"] {
-            let out = crdb(&db, &fixture(tool), &[cmd]);
+            let out = crdb(&db, &fixture("real", tool), &[cmd]);
             out.expect_code(20);
             // sqlx and pop (without dialect variants) write golang-migrate's layout: the
             // advice names golang-migrate's command and says which flag the others take, so

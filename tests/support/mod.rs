@@ -37,6 +37,7 @@
 mod binary;
 mod cockroach;
 mod database;
+pub mod fixtures;
 mod postgres;
 pub mod proxy;
 mod server;

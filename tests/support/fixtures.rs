@@ -1,0 +1,72 @@
+//! Helpers several test files share: migration directories writing into the side-effect table
+//! `effects`, the binary with a holder name and wait timeout, the ledger's versions, the
+//! PostgreSQL-only skip and the path of a checked-in fixture.
+//!
+//! Use them as `support::fixtures::name` (or `use support::fixtures::{…}`). Helpers that only
+//! look alike but run other SQL stay in their test files.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+use super::{Flavour, TestDb, bin_at, psql, server};
+
+/// The body of migration `v`: a table of its own (`t_<v>`) and its side-effect row in
+/// `effects`, then `extra`; the undo drops both.
+pub fn body(v: i64, extra: &str) -> String {
+    format!(
+        "CREATE TABLE t_{v} (id INT);\nINSERT INTO effects (version) VALUES ({v});\n{extra}\n\
+         -- @UNDO\nDROP TABLE t_{v};\nDELETE FROM effects WHERE version = {v};\n"
+    )
+}
+
+/// Writes migration `v` (`<v>_m<v>.sql`, [`body`] with `extra`) into `dir`.
+pub fn write_migration(dir: &Path, v: i64, extra: &str) {
+    fs::write(dir.join(format!("{v}_m{v}.sql")), body(v, extra)).expect("write migration");
+}
+
+/// A migrations directory with versions `1..=n`; `extra(v)` is appended to each body.
+pub fn migrations(n: i64, extra: impl Fn(i64) -> String) -> TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for v in 1..=n {
+        write_migration(dir.path(), v, &extra(v));
+    }
+    dir
+}
+
+/// The binary against `url` with `dir`, `MIGRATE_HOLDER=holder` and
+/// `MIGRATE_WAIT_TIMEOUT=wait_timeout`.
+pub fn cmd(url: &str, dir: &Path, holder: &str, wait_timeout: &str) -> Command {
+    let mut c = bin_at(url, dir);
+    c.env("MIGRATE_HOLDER", holder)
+        .env("MIGRATE_WAIT_TIMEOUT", wait_timeout);
+    c
+}
+
+/// The ledger's versions, ascending and comma-separated; empty when it has no rows.
+pub fn versions(db: &TestDb) -> String {
+    psql(
+        &db.url,
+        "SELECT coalesce(string_agg(version::text, ',' ORDER BY version), '') FROM _migrations",
+    )
+}
+
+/// Whether the shared server is PostgreSQL; otherwise prints
+/// `skipped: <what>, which needs a PostgreSQL server` and returns false.
+pub fn on_postgres(what: &str) -> bool {
+    let pg = server().flavour() == Flavour::Postgres;
+    if !pg {
+        eprintln!("skipped: {what}, which needs a PostgreSQL server");
+    }
+    pg
+}
+
+/// `tests/fixtures/<set>/<rel>` in this crate.
+pub fn fixture(set: &str, rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(set)
+        .join(rel)
+}
