@@ -22,7 +22,8 @@
 //!
 //! No fixed sleeps: every wait polls a condition against a deadline ([`wait_until`]).
 //!
-//! Files, one concern each (everything is re-exported here, so `support::xyz` works):
+//! Files, one concern each (re-exported here, so `support::xyz` works, except the two named as
+//! modules):
 //! - `server.rs`: [`Flavour`], the shared [`Server`] and [`server()`];
 //! - `postgres.rs`: initdb and start of PostgreSQL, [`start_custom`] for extra instances;
 //! - `cockroach.rs`: the external or `start-single-node` CockroachDB;
@@ -31,7 +32,9 @@
 //! - `binary.rs`: [`bin()`], [`run`], [`Output`] and its events;
 //! - `proxy/`: a fault-injecting PostgreSQL wire-protocol proxy ([`Proxy`]): the API in
 //!   `mod.rs`, the tokio pumps in `runtime.rs`, the protocol framing in `framing.rs`;
-//! - `tls.rs` (as `support::tls`): certificates made with openssl and a TLS-only PostgreSQL.
+//! - `tls.rs` (as `support::tls`): certificates made with openssl and a TLS-only PostgreSQL;
+//! - `fixtures.rs` (as `support::fixtures`): the migration sets, commands and small checks
+//!   several test files share.
 #![allow(dead_code)]
 
 mod binary;
