@@ -74,10 +74,15 @@ impl Migrator {
     /// Loads the migration set; every problem is reported at once. A directory in another
     /// tool's layout is one error naming the tool and the `import` command.
     pub fn load(&self) -> Result<Vec<Migration>> {
-        load_dir(
-            &self.config.migrations_dir,
-            self.config.environment.as_deref(),
-        )
+        self.loading()?.finish().map_err(Error::Source)
+    }
+
+    /// [`Migrator::load`] begun: the layout check and the directory listing, the files to be
+    /// read by the caller, a few at a time if it likes.
+    pub(crate) fn loading(&self) -> Result<source::Loading> {
+        let dir = &self.config.migrations_dir;
+        foreign_layout(dir)?;
+        source::Loading::new(dir, self.config.environment.as_deref()).map_err(Error::Source)
     }
 
     /// Converts another tool's migration directory `src` into this format in `into` (default:
@@ -383,13 +388,7 @@ impl Migrator {
 /// The error for a migrations directory in another tool's layout, whether its files failed to
 /// load (golang-migrate, Flyway, pop), loaded as nothing (Diesel's sub-directories) or loaded
 /// with another tool's markers in them (goose, dbmate).
-/// [`Migrator::load`] of `dir` for `environment`.
-pub(crate) fn load_dir(dir: &std::path::Path, environment: Option<&str>) -> Result<Vec<Migration>> {
-    foreign_layout(dir)?;
-    source::load(dir, environment).map_err(Error::Source)
-}
-
-pub(crate) fn foreign_layout(dir: &std::path::Path) -> Result<()> {
+fn foreign_layout(dir: &std::path::Path) -> Result<()> {
     match crate::import::layout_hint(dir) {
         Some(hint) => Err(Error::ForeignLayout(hint)),
         None => Ok(()),

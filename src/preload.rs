@@ -13,8 +13,8 @@ use tokio_postgres::Client;
 use crate::connect::ServerInfo;
 use crate::error::{Error, Result};
 use crate::import::history::existing_tables;
-use crate::migrator::{Migrator, foreign_layout};
-use crate::source::{Loading, Migration};
+use crate::migrator::Migrator;
+use crate::source::Migration;
 use crate::store::Tables;
 use crate::store::ledger::{self, Ledger};
 
@@ -49,7 +49,7 @@ impl Migrator {
         tokio::pin!(connecting);
         let mut connected = None;
         look(&mut connecting, &mut connected).await;
-        let mut loading = self.start_loading()?;
+        let mut loading = self.loading()?;
         let mut loaded = false;
         while connected.is_none() && !loaded {
             loaded = loading.read_some(FILES_PER_TURN);
@@ -59,11 +59,11 @@ impl Migrator {
             Some(Ok(made)) => made,
             // The files' problems come first, as when they were loaded before connecting.
             Some(Err(e)) => {
-                finish(loading)?;
+                loading.finish().map_err(Error::Source)?;
                 return Err(e);
             }
             None => {
-                let set = finish(loading)?;
+                let set = loading.finish().map_err(Error::Source)?;
                 let (client, info) = connecting.await?;
                 let first = first_read(&client, &self.tables).await;
                 return Ok((
@@ -84,7 +84,7 @@ impl Migrator {
                 look(&mut reading, &mut read).await;
                 loaded = loading.read_some(FILES_PER_TURN);
             }
-            let set = finish(loading)?;
+            let set = loading.finish().map_err(Error::Source)?;
             let first = match read {
                 Some(r) => r,
                 None => reading.await,
@@ -100,19 +100,6 @@ impl Migrator {
             }),
         ))
     }
-
-    /// The layout check and the directory listing (the files are read by the caller).
-    fn start_loading(&self) -> Result<Loading> {
-        let dir = &self.config.migrations_dir;
-        foreign_layout(dir)?;
-        Loading::new(dir, self.config.environment.as_deref()).map_err(Error::Source)
-    }
-}
-
-/// Reads what is left of `loading`; the set, or every problem of its files.
-fn finish(mut loading: Loading) -> Result<Vec<Migration>> {
-    while !loading.read_some(usize::MAX) {}
-    loading.finish().map_err(Error::Source)
 }
 
 /// One look at `pending`, unless it is done: its next step when the reply is in, then back to

@@ -43,7 +43,7 @@ use std::time::Duration;
 
 pub use name::{file_name, parse_name, slugify};
 pub use parse::parse;
-pub use scan::taken_versions;
+pub use scan::{read_file, taken_versions};
 use split::Statement;
 
 /// The marker line between the forward and the undo SQL.
@@ -167,9 +167,7 @@ fn sorted(mut problems: Vec<Problem>) -> Vec<Problem> {
 /// Every problem of every file is collected, sorted by file and line, and returned together.
 /// A missing `dir` is one problem; an empty `dir` is an empty set.
 pub fn load(dir: &Path, environment: Option<&str>) -> Result<Vec<Migration>, Vec<Problem>> {
-    let mut loading = Loading::new(dir, environment)?;
-    while !loading.read_some(usize::MAX) {}
-    loading.finish()
+    Loading::new(dir, environment)?.finish()
 }
 
 /// [`load`] a few files at a time, so a caller can do other work between them (the run
@@ -215,8 +213,9 @@ impl Loading {
         end == self.files.len()
     }
 
-    /// The set sorted by version, or every problem found.
+    /// Reads what is left; the set sorted by version, or every problem found.
     pub(crate) fn finish(mut self) -> Result<Vec<Migration>, Vec<Problem>> {
+        self.read_some(usize::MAX);
         for (version, mut paths) in scan::by_version(&self.files) {
             scan::duplicates(version, &mut paths, &mut self.problems);
         }
