@@ -18,7 +18,7 @@ use crdb_migrate::{Config, Migrator, Rollback};
 fn load_set(dir: &std::path::Path) -> Result<Vec<crdb_migrate::Migration>, crdb_migrate::Error> {
     Migrator::new(Config::new(None, dir)).load()
 }
-use support::fixtures::fixture;
+use support::fixtures::{FLYWAY_HISTORY_TABLE, fixture};
 use support::{fresh_db, psql};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -677,25 +677,15 @@ fn flyway_history_failed_rows_undo_and_baseline() {
     let db = fresh_db("hist_flyway");
     psql(
         &db.url,
-        "CREATE TABLE flyway_schema_history (
-             installed_rank INT NOT NULL,
-             version VARCHAR(50),
-             description VARCHAR(200) NOT NULL,
-             type VARCHAR(20) NOT NULL,
-             script VARCHAR(1000) NOT NULL,
-             checksum INT,
-             installed_by VARCHAR(100) NOT NULL,
-             installed_on TIMESTAMP NOT NULL DEFAULT now(),
-             execution_time INT NOT NULL,
-             success BOOLEAN NOT NULL,
-             CONSTRAINT flyway_schema_history_pk PRIMARY KEY (installed_rank));
-         CREATE INDEX flyway_schema_history_s_idx ON flyway_schema_history (success);
+        &format!(
+            "{FLYWAY_HISTORY_TABLE}
          INSERT INTO flyway_schema_history VALUES
              (1, '1', 'create books', 'SQL', 'V1__create_books.sql', 1, 'app', now(), 5, true),
              (2, '1.1', 'add isbn', 'SQL', 'V1_1__add_isbn.sql', 2, 'app', now(), 5, true),
              (3, '1.2.1', 'index isbn', 'SQL', 'V1.2.1__index_isbn.sql', 3, 'app', now(), 5, true),
              (4, '1.2.1', 'index isbn', 'UNDO_SQL', 'U1.2.1__index_isbn.sql', 4, 'app', now(), 5, true),
-             (5, NULL, 'views', 'SQL', 'R__views.sql', 5, 'app', now(), 5, true);",
+             (5, NULL, 'views', 'SQL', 'R__views.sql', 5, 'app', now(), 5, true);"
+        ),
     );
     let (_keep, dir) = imported(Tool::Flyway, "flyway", None);
     runtime().block_on(async {

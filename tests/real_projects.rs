@@ -15,7 +15,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::fixtures::fixture;
+use support::fixtures::{FLYWAY_HISTORY_TABLE, fixture};
 use support::*;
 
 fn crdb(db: &TestDb, dir: &Path, args: &[&str]) -> Output {
@@ -150,20 +150,7 @@ const CASES: &[Case] = &[
     Case {
         tool: "flyway",
         table: "flyway_schema_history",
-        // Flyway's createMetaDataTable.sql for PostgreSQL.
-        create: "CREATE TABLE flyway_schema_history (
-                     installed_rank INT NOT NULL,
-                     version VARCHAR(50),
-                     description VARCHAR(200) NOT NULL,
-                     type VARCHAR(20) NOT NULL,
-                     script VARCHAR(1000) NOT NULL,
-                     checksum INT,
-                     installed_by VARCHAR(100) NOT NULL,
-                     installed_on TIMESTAMP NOT NULL DEFAULT now(),
-                     execution_time INT NOT NULL,
-                     success BOOLEAN NOT NULL,
-                     CONSTRAINT flyway_schema_history_pk PRIMARY KEY (installed_rank));
-                 CREATE INDEX flyway_schema_history_s_idx ON flyway_schema_history (success);",
+        create: FLYWAY_HISTORY_TABLE,
         applied: "INSERT INTO flyway_schema_history VALUES
                      (1, '1', 'create accounts', 'SQL', 'V1__create_accounts.sql', 11, 'app', now(), 4, true),
                      (2, '1.1', 'add name', 'SQL', 'V1.1__add_name.sql', 12, 'app', now(), 3, true);",

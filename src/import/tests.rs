@@ -234,3 +234,20 @@ fn detect_sniffs_goose_and_dbmate_contents() {
     assert_eq!(detect(diesel.path()), Some(Tool::Diesel));
     assert!(layout_hint(diesel.path()).is_some_and(|h| h.contains("--from diesel")));
 }
+
+#[test]
+fn a_file_too_big_to_load_is_refused_by_import_too() {
+    let src = tempfile::tempdir().expect("tempdir");
+    write(src.path(), "00001_x.sql", "-- +goose Up\nSELECT 1;\n");
+    let big = src.path().join("00002_big.sql");
+    std::fs::File::create(&big)
+        .and_then(|f| f.set_len(crate::source::MAX_FILE_BYTES + 1))
+        .expect("sparse file");
+    let out = tempfile::tempdir().expect("tempdir");
+    let problems = import(Tool::Goose, src.path(), &out.path().join("o"), None)
+        .expect_err("over the loader's cap");
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].path, big);
+    assert!(problems[0].message.contains("16 MiB"), "{problems:?}");
+    assert!(!out.path().join("o").exists(), "nothing is written");
+}

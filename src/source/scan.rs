@@ -120,21 +120,10 @@ pub(super) fn read(
 ) {
     migrations.reserve(files.len());
     for path in files {
-        let bytes = match read_capped(path) {
-            Ok(Ok(bytes)) => bytes,
-            Ok(Err(len)) => {
-                problems.push(problem(
-                    path,
-                    None,
-                    format!(
-                        "is {len} bytes, more than the {} MiB a migration file may have; split it",
-                        MAX_FILE_BYTES >> 20
-                    ),
-                ));
-                continue;
-            }
-            Err(e) => {
-                problems.push(problem(path, None, format!("cannot read the file: {e}")));
+        let bytes = match read_file(path) {
+            Ok(bytes) => bytes,
+            Err(message) => {
+                problems.push(problem(path, None, message));
                 continue;
             }
         };
@@ -142,6 +131,19 @@ pub(super) fn read(
             Ok(m) => migrations.push(m),
             Err(p) => problems.extend(p),
         }
+    }
+}
+
+/// The whole file, or what is wrong with it (unreadable, or over [`MAX_FILE_BYTES`]), as a
+/// problem's message. The importer reads other tools' files through it too.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+    match read_capped(path) {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(len)) => Err(format!(
+            "is {len} bytes, more than the {} MiB a migration file may have; split it",
+            MAX_FILE_BYTES >> 20
+        )),
+        Err(e) => Err(format!("cannot read the file: {e}")),
     }
 }
 

@@ -70,3 +70,18 @@ pub fn fixture(set: &str, rel: &str) -> PathBuf {
         .join(set)
         .join(rel)
 }
+
+/// Flyway's history table as its `createMetaDataTable.sql` for PostgreSQL makes it.
+pub const FLYWAY_HISTORY_TABLE: &str = "CREATE TABLE flyway_schema_history (
+    installed_rank INT NOT NULL,
+    version VARCHAR(50),
+    description VARCHAR(200) NOT NULL,
+    type VARCHAR(20) NOT NULL,
+    script VARCHAR(1000) NOT NULL,
+    checksum INT,
+    installed_by VARCHAR(100) NOT NULL,
+    installed_on TIMESTAMP NOT NULL DEFAULT now(),
+    execution_time INT NOT NULL,
+    success BOOLEAN NOT NULL,
+    CONSTRAINT flyway_schema_history_pk PRIMARY KEY (installed_rank));
+CREATE INDEX flyway_schema_history_s_idx ON flyway_schema_history (success);";

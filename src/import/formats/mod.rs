@@ -177,26 +177,27 @@ fn file_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// The file as UTF-8 text (what the loader requires).
+/// The file as UTF-8 text (what the loader requires), read as the loader reads it.
 fn read_text(path: &Path, problems: &mut Vec<ImportProblem>) -> Option<String> {
-    match std::fs::read(path) {
-        Ok(bytes) => match String::from_utf8(bytes) {
-            // A byte-order mark would end up inside the file once a directive line precedes it.
-            Ok(s) => Some(s.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(s)),
-            Err(e) => {
-                problems.push(problem(
-                    path,
-                    None,
-                    format!(
-                        "is not valid UTF-8 (first bad byte at offset {}); save it as UTF-8",
-                        e.utf8_error().valid_up_to()
-                    ),
-                ));
-                None
-            }
-        },
+    let bytes = match crate::source::read_file(path) {
+        Ok(bytes) => bytes,
+        Err(message) => {
+            problems.push(problem(path, None, message));
+            return None;
+        }
+    };
+    match String::from_utf8(bytes) {
+        // A byte-order mark would end up inside the file once a directive line precedes it.
+        Ok(s) => Some(s.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(s)),
         Err(e) => {
-            problems.push(problem(path, None, format!("cannot read the file: {e}")));
+            problems.push(problem(
+                path,
+                None,
+                format!(
+                    "is not valid UTF-8 (first bad byte at offset {}); save it as UTF-8",
+                    e.utf8_error().valid_up_to()
+                ),
+            ));
             None
         }
     }
