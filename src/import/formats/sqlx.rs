@@ -1,7 +1,7 @@
 //! sqlx's layout: `<version>_<name>.up.sql` / `.down.sql` pairs or plain `<version>_<name>.sql`
 //! up-only files, `-- no-transaction` on the first line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::file_name;
 use super::pairs::{Candidate, Direction};
@@ -38,9 +38,7 @@ pub(super) fn candidates(files: &[PathBuf], problems: &mut Vec<ImportProblem>) -
         } else {
             (&rest[..rest.len() - 4], Direction::Up)
         };
-        let no_transaction = std::fs::read(path)
-            .map(|b| b.starts_with(b"-- no-transaction"))
-            .unwrap_or(false);
+        let no_transaction = starts_with(path, b"-- no-transaction");
         out.push(Candidate {
             original: strip_zeros(version),
             order: numeric_key(version),
@@ -52,4 +50,14 @@ pub(super) fn candidates(files: &[PathBuf], problems: &mut Vec<ImportProblem>) -
         });
     }
     out
+}
+
+/// Does the file start with `prefix`? Only that much is read here (the whole file is read, and
+/// checked against the loader's cap, with its sections).
+fn starts_with(path: &Path, prefix: &[u8]) -> bool {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(prefix.len());
+    std::fs::File::open(path)
+        .and_then(|f| f.take(prefix.len() as u64).read_to_end(&mut head))
+        .is_ok_and(|_| head == prefix)
 }
