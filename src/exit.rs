@@ -1,6 +1,6 @@
-//! The exit codes (docs/commands.md lists them), the one table from errors to exit codes ([`of`]), and the
-//! Kubernetes Job `podFailurePolicy` action each code calls for: what `main`, the termination
-//! message and the deploy manifests agree on.
+//! The exit codes (docs/commands.md lists them), the one table from errors to exit codes ([`of`]),
+//! and the Kubernetes Job `podFailurePolicy` action each code calls for: what `main`, the
+//! termination message and the deploy manifests agree on.
 
 use crate::error::Error;
 

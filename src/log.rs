@@ -1,5 +1,5 @@
-//! The one list of event names (docs/commands.md, "Logs"): every log line's `event` field comes from here.
-//! Setting up the subscriber (JSON or text, stdout or stderr) is the binary's business.
+//! The one list of event names (docs/commands.md, "Logs"): every log line's `event` field comes
+//! from here. Setting up the subscriber (JSON or text, stdout or stderr) is the binary's business.
 
 /// The `event` names of the JSON log lines, in one place.
 pub mod events {

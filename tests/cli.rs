@@ -1,7 +1,7 @@
-//! Integration tests through the real binary against a real server: every command,
-//! the exit codes 0/10/20/30/32, a complete create/migrate/rollback session, a failing migration in the
-//! middle of a set, adoption of a three-column ledger, a bad-input corpus, and a 320-migration set
-//! applied, rolled back to 0 and re-applied with its schema compared to plain psql.
+//! Integration tests through the real binary against a real server: every command, the exit codes
+//! 0/10/20/30/32, a complete create/migrate/rollback session, a failing migration in the middle of
+//! a set, adoption of a three-column ledger, a bad-input corpus, and a 320-migration set applied,
+//! rolled back to 0 and re-applied with its schema compared to plain psql.
 
 mod support;
 

@@ -1,6 +1,7 @@
-//! The `_migrations` ledger (docs/commands.md, "Tables"): its rows and reading them in one round trip. A missing
-//! table reads as empty; a three-column table made by an older hand-written client
-//! (`version INTEGER, description, applied_at`) reads with its three columns and is flagged for adoption (see `setup`).
+//! The `_migrations` ledger (docs/commands.md, "Tables"): its rows and reading them in one round
+//! trip. A missing table reads as empty; a three-column table made by an older hand-written client
+//! (`version INTEGER, description, applied_at`) reads with its three columns and is flagged for
+//! adoption (see `setup`).
 
 use time::OffsetDateTime;
 use tokio_postgres::{Client, SimpleQueryMessage};

@@ -101,7 +101,8 @@ pub async fn adopt(client: &Client, t: &Tables) -> Result<()> {
             .map_err(|e| Error::db(format!("adopting {}", t.ledger()), e))
     })
     .await?;
-    // A three-column ledger's `version INTEGER` is int4 on PostgreSQL: timestamp versions would not fit.
+    // A three-column ledger's `version INTEGER` is int4 on PostgreSQL: timestamp versions would not
+    // fit.
     let version_type = client
         .query_opt(
             "SELECT data_type FROM information_schema.columns
