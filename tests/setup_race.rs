@@ -312,7 +312,7 @@ fn assert_adopted(db: &TestDb) {
         9
     );
     assert_eq!(count(db, "SELECT count(*) FROM _migrations"), N);
-    // Version 1 was the seed tool's: not run again.
+    // Version 1 was the older client's: not run again.
     assert_eq!(not_once(&db.url, &[2, 3]), "");
 }
 
