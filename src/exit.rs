@@ -1,10 +1,10 @@
-//! The exit codes of SPEC §6, the one table from errors to exit codes ([`of`]), and the
-//! Kubernetes Job `podFailurePolicy` action each code calls for: what `main`, the termination
-//! message and the deploy manifests agree on.
+//! The exit codes (docs/commands.md lists them), the one table from errors to exit codes ([`of`]),
+//! and the Kubernetes Job `podFailurePolicy` action each code calls for: what `main`, the
+//! termination message and the deploy manifests agree on.
 
 use crate::error::Error;
 
-/// The exit code for an outcome: the one table from [`Error`] variants to SPEC §6.
+/// The exit code for an outcome: the one table from [`Error`] variants to exit codes.
 pub fn of(e: &Error) -> Exit {
     match e {
         Error::Config { .. }
@@ -90,7 +90,8 @@ impl Exit {
         self as u8
     }
 
-    /// What a Job's `podFailurePolicy` should do with this exit code (SPEC §6).
+    /// What a Job's `podFailurePolicy` should do with this exit code (`FailJob` when retrying
+    /// cannot help, `Count` when a retry may succeed; docs/kubernetes.md).
     pub fn pod_failure_action(self) -> PodFailureAction {
         match self {
             Exit::Ok => PodFailureAction::None,

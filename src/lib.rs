@@ -1,7 +1,7 @@
 //! crdb-migrate: applies SQL schema migrations to CockroachDB (and PostgreSQL), built to run
 //! from inside Kubernetes as an init container, a Helm hook Job or a rollout Job.
 //!
-//! The library offers the seed guide's operations on a [`Migrator`]: create a migration file,
+//! The library offers these operations on a [`Migrator`]: create a migration file,
 //! load the migrations, migrate (optionally to a target) returning how many were applied,
 //! roll back by count or to a target returning how many were undone, the current version,
 //! whether a version is applied, and the applied migrations with `applied_at`.

@@ -1,7 +1,7 @@
-//! The one list of event names (SPEC §7): every log line's `event` field comes from here.
-//! Setting up the subscriber (JSON or text, stdout or stderr) is the binary's business.
+//! The one list of event names (docs/commands.md, "Logs"): every log line's `event` field comes
+//! from here. Setting up the subscriber (JSON or text, stdout or stderr) is the binary's business.
 
-/// The `event` names of SPEC §7, in one place.
+/// The `event` names of the JSON log lines, in one place.
 pub mod events {
     /// A failed connection attempt while waiting for the database.
     pub const DB_WAIT: &str = "db.wait";

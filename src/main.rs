@@ -1,8 +1,8 @@
-//! The `crdb-migrate` binary: parses the command line, runs one operation of the library,
-//! handles SIGTERM/SIGINT, writes the termination message and maps the outcome to the exit
-//! code of SPEC §6. What only the binary needs lives beside it in `cli/`: the clap definitions
-//! (`args`), each command (`commands`), rendering (`render`), log setup (`logging`), signals
-//! (`signals`) and the end of a run (`termination`).
+//! The `crdb-migrate` binary: parses the command line, runs one operation of the library, handles
+//! SIGTERM/SIGINT, writes the termination message and maps the outcome to the exit code
+//! (docs/commands.md, "Exit codes"). What only the binary needs lives beside it in `cli/`: the clap
+//! definitions (`args`), each command (`commands`), rendering (`render`), log setup (`logging`),
+//! signals (`signals`) and the end of a run (`termination`).
 
 mod cli;
 

@@ -1,7 +1,7 @@
-//! Integration tests of issue 2 through the real binary against a real server: every command,
-//! the exit codes 0/10/20/30/32, the seed guide's complete example, a failing migration in the
-//! middle of a set, adoption of a seed-made ledger, a bad-input corpus, and a 320-migration set
-//! applied, rolled back to 0 and re-applied with its schema compared to plain psql.
+//! Integration tests through the real binary against a real server: every command, the exit codes
+//! 0/10/20/30/32, a complete create/migrate/rollback session, a failing migration in the middle of
+//! a set, adoption of a three-column ledger, a bad-input corpus, and a 320-migration set applied,
+//! rolled back to 0 and re-applied with its schema compared to plain psql.
 
 mod support;
 
@@ -27,7 +27,7 @@ const POSTS: &str =
 fn the_seed_guides_complete_example() {
     let db = fresh_db("complete_example");
     let dir = tempfile::tempdir().expect("tempdir");
-    // Create migrations, as the guide does, through `create`.
+    // Create migrations through `create`, as a user would.
     let made = crdb(
         &db,
         dir.path(),
@@ -240,7 +240,7 @@ fn wait_for_version_zero_is_reached_at_once() {
 #[test]
 fn a_seed_made_ledger_is_adopted() {
     let db = fresh_db("adopt");
-    // What the seed guide's Python client leaves behind.
+    // What a hand-written three-column client leaves behind.
     psql(
         &db.url,
         "CREATE TABLE _migrations (version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT now());
@@ -251,12 +251,12 @@ fn a_seed_made_ledger_is_adopted() {
     let dir = dir_with(&[
         ("001_users.sql", USERS.as_bytes()),
         ("002_age.sql", AGE.as_bytes()),
-        // A version in `create`'s timestamp style does not fit the seed's INTEGER column.
+        // A version in `create`'s timestamp style does not fit a three-column ledger's INTEGER column.
         ("20240101000000_posts.sql", POSTS.as_bytes()),
     ]);
     let status = crdb(&db, dir.path(), &["status", "--json"]);
     status.expect_code(0);
-    // `wait` for a version the seed already applied needs no adoption.
+    // `wait` for a version the three-column ledger already holds needs no adoption.
     crdb(&db, dir.path(), &["wait", "--version", "2"]).expect_code(0);
     let out = crdb(&db, dir.path(), &[]);
     out.expect_code(0);
@@ -509,7 +509,7 @@ fn bad_input_corpus_is_exit_20_naming_the_culprit_and_touches_nothing() {
             args: vec![],
             expect: "2_late.sql",
         },
-        // An empty forward section is a valid down-only migration (issue 10 item 1); the
+        // An empty forward section is a valid down-only migration; the
         // placeholder `create` writes is still refused.
         Broken {
             name: "forward placeholder left in",

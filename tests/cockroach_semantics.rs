@@ -1,5 +1,5 @@
-//! Issue 5 through the real binary: CockroachDB's execution model, proven on PostgreSQL made to
-//! raise CockroachDB's codes (DESIGN.md): 40001 from a `DO` block, XXA00 at COMMIT from a
+//! Through the real binary: CockroachDB's execution model, proven on PostgreSQL made to
+//! raise CockroachDB's codes (docs/cockroachdb.md): 40001 from a `DO` block, XXA00 at COMMIT from a
 //! deferred constraint trigger, and real failures for `@NO_TRANSACTION` journaling and resume.
 //! Also ordering, drift, `repair`, repeat-until-zero batches, the CockroachDB lint through
 //! `verify` and `plan --json`, and the statement timeout.
@@ -1015,7 +1015,7 @@ const LINT_CASES: &[(&str, &str, &[&str])] = &[
         "-- @NO_TRANSACTION\nINSERT INTO a (id) VALUES (2);\nALTER TABLE a ADD COLUMN u INT;\n\
          ALTER TABLE b ADD COLUMN t INT;\nUPDATE a SET u = 1;\nALTER TABLE a DROP COLUMN t2, ADD COLUMN s INT;\n\
          -- @UNDO\nSELECT 1;\n",
-        // The compatibility rules apply to every file (issue 12 item 4).
+        // The compatibility rules apply to every file, transactional or not.
         &["breaking_drop_column"],
     ),
 ];

@@ -1,4 +1,4 @@
-//! Connecting against real servers (issue 3): TLS modes and client certificates in each key
+//! Connecting against real servers: TLS modes and client certificates in each key
 //! format, authentication failures, waiting for a server that is late or silent, host lists, and
 //! the missing-database flow. Tests go through the library (`DbUrl::parse` +
 //! `wait_and_connect`) and check the exit class each error maps to.
@@ -140,7 +140,7 @@ fn tls_server() -> &'static CustomServer {
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// The exit code SPEC §6 gives each outcome.
+/// The exit code each outcome maps to (docs/commands.md, "Exit codes").
 fn exit_code(
     r: &Result<(tokio_postgres::Client, crdb_migrate::connection::ServerInfo), ConnectError>,
 ) -> u8 {

@@ -1,4 +1,4 @@
-//! Deployment tests (issue 6): the files under `deploy/` and the `Dockerfile` agree with the
+//! Deployment tests: the files under `deploy/` and the `Dockerfile` agree with the
 //! binary.
 //!
 //! - The Job `podFailurePolicy` exit codes, in the Helm chart and in every kustomize Job, equal
@@ -644,7 +644,7 @@ fn bare_root_unavailable() -> Option<String> {
     None
 }
 
-/// True when the binary implements the documented CLI (the commands of SPEC §4). While
+/// True when the binary implements the documented CLI (docs/commands.md). While
 /// `src/main.rs` is still a stub, the runs below would test nothing.
 fn cli_is_implemented(bin: &Path) -> bool {
     Command::new(bin)
@@ -695,7 +695,7 @@ fn bare_root_nonroot_readonly_verify_and_missing_url() {
 
 #[test]
 fn bare_root_nonroot_readonly_migrate_applies_to_a_test_database() {
-    // Documented interface (SPEC §4, §5): `DATABASE_URL=... MIGRATIONS_DIR=/migrations
+    // Documented interface (docs/commands.md, docs/configuration.md): `DATABASE_URL=... MIGRATIONS_DIR=/migrations
     // crdb-migrate migrate` exits 0 and records one `_migrations` row per applied file.
     if let Some(why) = bare_root_unavailable() {
         eprintln!("SKIPPED bare-root migrate: {why}");

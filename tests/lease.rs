@@ -1,4 +1,4 @@
-//! Integration tests of issue 4 (the lease) through the real binary against a real server:
+//! Integration tests of the lease through the real binary against a real server:
 //! 20 runners at once applying 200 migrations exactly once, a holder killed with SIGKILL and
 //! one frozen with SIGSTOP past its TTL, SIGTERM with and without the in-flight migration
 //! finishing inside the grace budget, `wait --version`, the lease timeout and `unlock`, and
@@ -435,7 +435,7 @@ fn sigterm_during_the_last_migration_that_then_finishes_is_success() {
     });
     run.signal("TERM");
     let out = run.wait(Duration::from_secs(30));
-    // Nothing was left undone: the database is at the target, which is exit 0 (SPEC §6).
+    // Nothing was left undone: the database is at the target, which is exit 0.
     out.expect_code(0);
     assert_eq!(ledger_rows(&db), 1);
     assert!(lease_free(&db), "lease released: {}", lease_row(&db));

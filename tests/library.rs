@@ -1,4 +1,4 @@
-//! The library API of issue 2 against a real server: the seed guide's operations on the async
+//! The library API against a real server: the documented operations on the async
 //! `Migrator` and on the blocking wrapper (create, load, migrate to a target, rollback by count
 //! and to a target, current version, is-applied, applied rows with applied_at).
 

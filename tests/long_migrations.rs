@@ -1,4 +1,4 @@
-//! Issue 12 items 1 and 2 through the real binary: `migration.progress` while a long statement
+//! Through the real binary: `migration.progress` while a long statement
 //! runs (PostgreSQL's `pg_stat_progress_create_index` read on the lease's connection), in JSON
 //! and in text, and CockroachDB schema-change jobs that outlive their client (`job.found`,
 //! exit 32 on a paused job on a table of the migration, `status --json`'s `jobs`).

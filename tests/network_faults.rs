@@ -1,4 +1,4 @@
-//! Issue 11 through the real binary: a run that survives a dropped connection. A proxy
+//! Through the real binary: a run that survives a dropped connection. A proxy
 //! ([`support::Proxy`]) cuts the migration connection, then the lease connection, once, at
 //! every protocol message of a 20-migration run, in both directions; the server is restarted
 //! (`pg_ctl stop -m immediate` and start) in the middle of a 200-migration run; the migration
@@ -141,7 +141,7 @@ fn assert_exactly_once(url: &str, n: i64, out: &Output, what: &str) {
 fn assert_reconnect_events_are_complete(out: &Output, what: &str) {
     for e in out.events_named("db.reconnected") {
         assert!(field(&e, "downtime_ms").as_u64().is_some(), "{what}: {e}");
-        // Issue 11: "Log `db.reconnected` with attempt count and downtime".
+        // `db.reconnected` carries the attempt count and the downtime.
         assert!(field(&e, "attempt").as_u64().is_some(), "{what}: {e}");
         assert!(
             matches!(

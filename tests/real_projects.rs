@@ -1,4 +1,4 @@
-//! Issue 10 end to end, through the binary against a real server: taking over a project another
+//! End to end, through the binary against a real server: taking over a project another
 //! tool manages (each tool's history table created with psql as that tool documents it, then
 //! `migrate` refusing, `baseline --from`, a no-op `migrate`, a new file applying), `import`'s
 //! output and refusals, a foreign layout as one error, down-only and placeholder files, the

@@ -1,11 +1,11 @@
-//! Sessions as real projects set them up (issue 10, items 6 and 8), through the binary:
+//! Sessions as real projects set them up, through the binary:
 //!
 //! - TLS with certificates made exactly as PostgreSQL's documentation shows (`openssl req -new
 //!   -nodes -text ...` then `openssl x509 -req ...`, which OpenSSL 3 writes as X.509 v1 unless
 //!   given extensions): a v1 client certificate under `verify-full`, a v1 client certificate
 //!   with a key that is not its own, a v1 server certificate (accepted by `require`, refused by
 //!   `verify-ca` with an error naming v1), and a v1 root CA in `sslrootcert`.
-//! - `app.environment`: the seed guide's `DO` block branching on
+//! - `app.environment`: a `DO` block branching on
 //!   `current_setting('app.environment')`, with `ENVIRONMENT` set, unset, and holding a quote.
 //!
 //! Each TLS case runs against its own PostgreSQL started with `ssl = on` and a pg_hba that
@@ -294,7 +294,8 @@ fn v1_server_certificate_under_verify_ca_is_21_and_says_v1() {
 // app.environment
 // ---------------------------------------------------------------------------------------------
 
-/// The seed guide's example, plus the value recorded for the test to read.
+/// A migration that branches on `app.environment` in a `DO` block, plus the value recorded
+/// for the test to read.
 const SEED: &str = "CREATE TABLE settings (k TEXT PRIMARY KEY, v TEXT);\n\
 CREATE TABLE seen (env TEXT);\n\
 INSERT INTO seen SELECT current_setting('app.environment');\n\

@@ -1,5 +1,5 @@
-//! Issue 13: concurrent first runs on a fresh database. Setting up the bookkeeping (creating
-//! `_migrations` and `_migrations_lease`, inserting the lease row, adopting a seed-made ledger,
+//! Concurrent first runs on a fresh database. Setting up the bookkeeping (creating
+//! `_migrations` and `_migrations_lease`, inserting the lease row, adopting a three-column ledger,
 //! `MIGRATE_CREATE_DATABASE`) must survive any number of concurrent runners: a lost race is
 //! re-checked, never exit 30; every other setup error still fails.
 //!
@@ -31,7 +31,7 @@ const LEDGER_COLUMNS: &str = "version BIGINT PRIMARY KEY, description TEXT NOT N
 /// The lease table's columns exactly as `src/store/setup.rs` creates them.
 const LEASE_COLUMNS: &str = "id INT8 PRIMARY KEY, holder TEXT, fence INT8 NOT NULL DEFAULT 0, \
      expires_at TIMESTAMPTZ, acquired_at TIMESTAMPTZ";
-/// The seed guide's three-column ledger, `version` an int4 as PostgreSQL reads `INTEGER`.
+/// A three-column ledger made by an older client, `version` an int4 as PostgreSQL reads `INTEGER`.
 const SEED_COLUMNS: &str = "version INTEGER PRIMARY KEY, description TEXT NOT NULL, \
      applied_at TIMESTAMPTZ NOT NULL DEFAULT now()";
 
@@ -294,7 +294,7 @@ fn seed_ledger() -> String {
     )
 }
 
-/// After adoption: every column ours, `version` a bigint, the seed's row kept.
+/// After adoption: every column ours, `version` a bigint, the old rows kept.
 fn assert_adopted(db: &TestDb) {
     assert_eq!(
         psql(
@@ -312,7 +312,7 @@ fn assert_adopted(db: &TestDb) {
         9
     );
     assert_eq!(count(db, "SELECT count(*) FROM _migrations"), N);
-    // Version 1 was the seed tool's: not run again.
+    // Version 1 was the older client's: not run again.
     assert_eq!(not_once(&db.url, &[2, 3]), "");
 }
 

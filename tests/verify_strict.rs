@@ -1,4 +1,4 @@
-//! `verify --strict` through the binary on the lint calibration corpus (issue 12 item 6): the
+//! `verify --strict` through the binary on the lint calibration corpus (tests/fixtures/lint): the
 //! safe CockroachDB-dialect set passes strict CI, and every unsafe file, added to it, fails it
 //! with exit 20 naming the file, while plain `verify` only warns (exit 0).
 

@@ -142,7 +142,7 @@ fn plan_one<'a>(
     let (body, origins) = render(f);
     if let Err(found) = source::parse(&to, body.as_bytes()) {
         for p in found {
-            // An empty forward section is a valid no-op forward (issue 10, item 1).
+            // An empty forward section is a valid no-op forward (a down-only migration).
             if p.message.starts_with("has no forward SQL statement") {
                 continue;
             }

@@ -2,7 +2,7 @@
 //! before the first migration), waited for while they run, and turned into exit 32 when one
 //! is stuck on a table the migration in flight touches. Never called on PostgreSQL.
 //!
-//! Decisions (documented in the README):
+//! Decisions (documented in docs/cockroachdb.md):
 //! - **Which jobs:** `SCHEMA CHANGE` and `NEW SCHEMA CHANGE` jobs (not `SCHEMA CHANGE GC`:
 //!   those wait out the GC TTL, 25 hours by default, and block nothing) whose descriptors
 //!   include a table of the current database, in a non-terminal status: `pending`, `running`,

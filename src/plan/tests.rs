@@ -66,7 +66,7 @@ fn drift_unknown_dirty_and_out_of_order_are_disagreements() {
         up(&set, &[drifted], None, Allow::default()),
         Err(Error::Disagreement(_))
     ));
-    // NULL checksum (adopted from the seed's tool) is not drift.
+    // NULL checksum (a row adopted from a three-column ledger) is not drift.
     let mut adopted = row(1);
     adopted.checksum = None;
     assert!(up(&set, &[adopted], None, Allow::default()).is_ok());

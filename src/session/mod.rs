@@ -119,7 +119,7 @@ async fn attempt(
         }
         (acquired, Ok(())) => acquired?,
     };
-    // A seed-made ledger lacks our columns: the caller adopts it and reads it again.
+    // A three-column ledger lacks our columns: the caller adopts it and reads it again.
     let rows = match read {
         Ok(msgs) => Some(ledger::parse_rows(&msgs)?),
         Err(_) => None,
@@ -161,7 +161,7 @@ async fn lost_setup_race(
 /// creates the bookkeeping tables first when `set_up` (tolerating races with peers). `conn`
 /// becomes the lease's own connection (heartbeat and release): the heartbeat must never land
 /// inside a migration's transaction. Also returns the ledger's rows read right after taking
-/// it (`None`: read them again, a seed-made ledger needs adopting).
+/// it (`None`: read them again, a three-column ledger needs adopting).
 pub async fn acquire(
     conn: LeaseConn,
     t: &Tables,

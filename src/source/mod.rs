@@ -97,7 +97,7 @@ pub struct Migration {
     pub lock_timeout: Option<Duration>,
     /// `-- @CONTRACT` was given: deliberately incompatible with the previous release.
     pub contract: bool,
-    /// SHA-256 hex of the normalised forward and undo SQL (see the README on checksums).
+    /// SHA-256 hex of the normalised forward and undo SQL (docs/file-format.md, "Checksum").
     pub checksum: String,
 }
 

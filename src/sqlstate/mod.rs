@@ -68,7 +68,7 @@ pub fn is_duplicate(code: &str) -> bool {
     .contains(&code)
 }
 
-/// During bookkeeping setup (creating our tables, inserting the lease row, adopting a seed
+/// During bookkeeping setup (creating our tables, inserting the lease row, adopting a three-column
 /// table): another runner did the same thing at the same moment and won, so re-running the
 /// idempotent statements settles it.
 ///

@@ -1,4 +1,4 @@
-//! The lease row in `_migrations_lease` (SPEC §3): one row with holder, a fence token that grows
+//! The lease row in `_migrations_lease`: one row with holder, a fence token that grows
 //! at every acquisition and an expiry in database time. Each function here is one statement;
 //! the choreography (polling, heartbeat, release on every path) is `session`'s.
 

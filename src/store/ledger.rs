@@ -1,6 +1,7 @@
-//! The `_migrations` ledger (SPEC §3): its rows and reading them in one round trip. A missing
-//! table reads as empty; a three-column table made by an older tool (the seed guide's Python
-//! client) reads with its three columns and is flagged for adoption (see `setup`).
+//! The `_migrations` ledger (docs/commands.md, "Tables"): its rows and reading them in one round
+//! trip. A missing table reads as empty; a three-column table made by an older hand-written client
+//! (`version INTEGER, description, applied_at`) reads with its three columns and is flagged for
+//! adoption (see `setup`).
 
 use time::OffsetDateTime;
 use tokio_postgres::{Client, SimpleQueryMessage};
@@ -89,7 +90,7 @@ pub async fn read(client: &Client, t: &Tables) -> Result<Ledger> {
     }
 }
 
-/// Reads the ledger under the lease, adopting a seed-made table first when needed.
+/// Reads the ledger under the lease, adopting a three-column table first when needed.
 pub async fn read_adopted(client: &Client, t: &Tables) -> Result<Ledger> {
     let ledger = read(client, t).await?;
     if !ledger.needs_adoption {
@@ -99,7 +100,7 @@ pub async fn read_adopted(client: &Client, t: &Tables) -> Result<Ledger> {
     read(client, t).await
 }
 
-/// The rows of a [`read_sql`] (or seed-column) reply.
+/// The rows of a [`read_sql`] (or three-column) reply.
 pub(crate) fn parse_rows(msgs: &[SimpleQueryMessage]) -> Result<Vec<AppliedRow>> {
     let bad = |what: &str| Error::Database {
         context: "reading the ledger".into(),

@@ -1,4 +1,4 @@
-//! The two bookkeeping tables (SPEC §3): the ledger `_migrations` and the lease
+//! The two bookkeeping tables (docs/commands.md, "Tables"): the ledger `_migrations` and the lease
 //! `_migrations_lease`. [`TableName`] is the only way a table name reaches SQL: validated once,
 //! quoted in one place. `ledger` reads, creates and adopts the ledger; `lease` holds the lease
 //! row's statements; `fence` the fenced writes that tie a ledger change to our lease.

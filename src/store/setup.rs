@@ -37,7 +37,7 @@ pub fn create_sql(t: &Tables) -> String {
     )
 }
 
-/// The statements adding our columns to a seed-made ledger.
+/// The statements adding our columns to a three-column ledger.
 pub fn adopt_sql(t: &Tables) -> String {
     format!(
         "ALTER TABLE {l} ADD COLUMN IF NOT EXISTS checksum TEXT;
@@ -101,7 +101,8 @@ pub async fn adopt(client: &Client, t: &Tables) -> Result<()> {
             .map_err(|e| Error::db(format!("adopting {}", t.ledger()), e))
     })
     .await?;
-    // The seed's `version INTEGER` is int4 on PostgreSQL: timestamp versions would not fit.
+    // A three-column ledger's `version INTEGER` is int4 on PostgreSQL: timestamp versions would not
+    // fit.
     let version_type = client
         .query_opt(
             "SELECT data_type FROM information_schema.columns

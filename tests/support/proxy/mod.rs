@@ -1,6 +1,6 @@
 //! A fault-injecting TCP proxy for the PostgreSQL wire protocol, for tests of real networks
-//! (issue 11): latency, connections cut or stalled at a chosen byte or protocol message, and
-//! statistics of messages and round trips.
+//! (reconnects, stalls, round-trip counts): latency, connections cut or stalled at a chosen byte or
+//! protocol message, and statistics of messages and round trips.
 //!
 //! [`Proxy::start`] listens on `127.0.0.1:<free port>` and forwards every accepted connection
 //! to the real server. It runs on a thread of its own with its own single-threaded tokio

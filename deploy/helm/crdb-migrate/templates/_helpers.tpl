@@ -37,7 +37,7 @@ file arrives as a float64 and would print as 2.0240101e+13, so numbers go throug
 {{- end }}
 
 {{/*
-The Job podFailurePolicy, built from SPEC §6 (src/exit.rs, Exit::pod_failure_action): the ONE
+The Job podFailurePolicy, built from the exit codes (src/exit.rs, Exit::pod_failure_action): the ONE
 place in this chart where the exit codes live. tests/deploy.rs checks these lists against the
 binary's table. Argument: the container name.
   - DisruptionTarget (eviction, preemption, node drain): Ignore, not counted against backoffLimit.
