@@ -101,7 +101,12 @@ pub async fn adopt(client: &Client, t: &Tables) -> Result<()> {
             .map_err(|e| Error::db(format!("adopting {}", t.ledger()), e))
     })
     .await?;
-    // The seed's `version INTEGER` is int4 on PostgreSQL: timestamp versions would not fit.
+    // The seed's `version INTEGER` is int4 on PostgreSQL (and on CockroachDB under
+    // `default_int_size = 4`; there `INTEGER` is INT8 by default and nothing is widened):
+    // timestamp versions would not fit. On CockroachDB widening an integer is a "trivial"
+    // conversion (`schemachange.ClassifyConversion`: the key and value encodings of INT4 and
+    // INT8 are the same), a descriptor change without a backfill, allowed on a primary key. Our
+    // own tables say BIGINT / INT8, which `default_int_size` does not touch.
     let version_type = client
         .query_opt(
             "SELECT data_type FROM information_schema.columns
