@@ -2,7 +2,10 @@
 //! real binary on PostgreSQL: a READ COMMITTED default does not weaken a migration's transaction
 //! (it runs SERIALIZABLE), a baseline whose lease is taken from it commits nothing (its fence
 //! check runs inside its transaction, before COMMIT), and CockroachDB's `schema_locked` refusal
-//! (SQLSTATE 57000, raised here by a `DO` block) names the table and the fix.
+//! (SQLSTATE 57000, raised here by a `DO` block) names the table and the fix. On a database
+//! dressed as CockroachDB (its `version()` says so), COMMIT runs without the statement timeout
+//! and a `@NO_TRANSACTION` DDL cancelled by its timeout leaves the row dirty, where PostgreSQL
+//! keeps the limit and rewinds.
 //!
 //! The SQL here is PostgreSQL's (plpgsql, triggers, role settings), so against a real
 //! CockroachDB these tests skip.
@@ -140,4 +143,111 @@ fn a_schema_locked_refusal_names_the_table_and_the_fix() {
     assert!(all.contains("schema_locked = true"), "{all}");
     assert!(!table_exists(&db, "before_it"));
     assert_eq!(count(&db, "SELECT count(*) FROM _migrations"), 0);
+}
+
+/// `db` dressed as CockroachDB v26.1 for the binary: a `version()` saying so in a schema
+/// searched before `pg_catalog`, and an empty `crdb_internal` with the job columns read. Only
+/// the flavour-dependent branches change; the server underneath stays PostgreSQL.
+fn dress_as_cockroach(db: &TestDb) {
+    psql(
+        &db.url,
+        &format!(
+            "CREATE SCHEMA crdb_dress;
+             CREATE FUNCTION crdb_dress.version() RETURNS TEXT LANGUAGE sql
+                 AS $$ SELECT 'CockroachDB CCL v26.1.0 (x86_64-pc-linux-gnu, built 2026/01/01 00:00:00, go1.23.12)'::TEXT $$;
+             CREATE SCHEMA crdb_internal;
+             CREATE TABLE crdb_internal.jobs (job_id INT8, job_type TEXT, status TEXT, description TEXT,
+                 fraction_completed FLOAT8, running_status TEXT, error TEXT, descriptor_ids INT8[],
+                 created TIMESTAMP, user_name TEXT);
+             CREATE TABLE crdb_internal.tables (name TEXT, database_name TEXT, table_id INT8);
+             ALTER DATABASE {} SET search_path = crdb_dress, pg_catalog, public;",
+            db.name
+        ),
+    );
+    assert!(psql(&db.url, "SELECT version()").starts_with("CockroachDB"));
+}
+
+/// What COMMIT runs under: a deferred trigger (run by COMMIT, as CockroachDB's wait on a
+/// schema-change job is) records the transaction's `statement_timeout`. On PostgreSQL the
+/// file's limit is still in force at COMMIT; on CockroachDB the flight lifts it right before
+/// COMMIT, so the wait for the jobs is not cut short and COMMIT's answer is their outcome.
+#[test]
+fn on_cockroachdb_commit_runs_without_the_statement_timeout() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let body = "-- @STATEMENT_TIMEOUT 5s\n\
+        CREATE TABLE at_commit (statement_timeout TEXT);\n\
+        CREATE TABLE t (id INT);\n\
+        CREATE FUNCTION note_timeout() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+        INSERT INTO at_commit VALUES (current_setting('statement_timeout')); RETURN NULL; END $$;\n\
+        CREATE CONSTRAINT TRIGGER note AFTER INSERT ON t DEFERRABLE INITIALLY DEFERRED \
+        FOR EACH ROW EXECUTE FUNCTION note_timeout();\n\
+        INSERT INTO t VALUES (1);\n";
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "1_at_commit.sql", body);
+
+    let pg = fresh_db("commit_timeout_pg");
+    crdb(&pg, dir.path(), &["migrate"]).expect_code(0);
+    assert_eq!(
+        psql(&pg.url, "SELECT statement_timeout FROM at_commit"),
+        "5s"
+    );
+
+    let crdb_db = fresh_db("commit_timeout_crdb");
+    dress_as_cockroach(&crdb_db);
+    let out = crdb(&crdb_db, dir.path(), &["migrate"]);
+    out.expect_code(0);
+    assert_eq!(
+        psql(&crdb_db.url, "SELECT statement_timeout FROM at_commit"),
+        "0",
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        psql(
+            &crdb_db.url,
+            "SELECT status FROM _migrations WHERE version = 1"
+        ),
+        "applied"
+    );
+}
+
+/// A `@NO_TRANSACTION` schema change cancelled by its statement timeout: on PostgreSQL it
+/// rolled back, so the journal is put back and the run fails plainly (exit 30, no row); on
+/// CockroachDB the DDL may have committed with its job still running, so the row stays, dirty
+/// at zero statements done (exit 31), and the message says why.
+#[test]
+fn on_cockroachdb_a_timed_out_ddl_leaves_the_row_dirty() {
+    if skip_on_cockroach() {
+        return;
+    }
+    let body = "-- @NO_TRANSACTION\n-- @STATEMENT_TIMEOUT 300ms\n\
+        CREATE TABLE slow_ddl AS SELECT 1 AS x FROM pg_sleep(1);\n\
+        CREATE INDEX IF NOT EXISTS slow_ddl_x ON slow_ddl (x);\n";
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "1_slow_ddl.sql", body);
+
+    let pg = fresh_db("ddl_timeout_pg");
+    let out = crdb(&pg, dir.path(), &["migrate"]);
+    out.expect_code(30);
+    assert!(out.stdout.contains("57014"), "{}", out.stdout);
+    assert_eq!(count(&pg, "SELECT count(*) FROM _migrations"), 0);
+
+    let crdb_db = fresh_db("ddl_timeout_crdb");
+    dress_as_cockroach(&crdb_db);
+    let out = crdb(&crdb_db, dir.path(), &["migrate"]);
+    out.expect_code(31);
+    assert_eq!(
+        psql(
+            &crdb_db.url,
+            "SELECT status || '|' || statements_done FROM _migrations WHERE version = 1"
+        ),
+        "dirty|0"
+    );
+    assert!(
+        out.stdout.contains("may have taken effect"),
+        "{}",
+        out.stdout
+    );
 }
