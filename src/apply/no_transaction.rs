@@ -195,8 +195,7 @@ impl Applier<'_> {
         if sqlstate::is_connection_lost(&e) {
             return Error::db(format!("migration {} statement {}", m.version, i + 1), e);
         }
-        if self.settings.flavour == crate::connect::Flavour::CockroachDB
-            && sqlstate::is_query_canceled(&e)
+        if sqlstate::autocommit_ddl_outcome_unknown(&e, self.cockroach())
             && may_start_a_job(&statements(step)[i].text)
         {
             return self.dirty(m, journal, timed_out_ddl(step, i, &e, up)).await;

@@ -235,8 +235,7 @@ impl Applier<'_> {
         let limit_sqls = &limit_sqls;
         let c = self.client;
         let (check_params, finish_params) = (&check_params, &finish_params);
-        let cockroach = self.settings.flavour == crate::connect::Flavour::CockroachDB;
-        let parts = flight(limit_sqls.len(), sqls.len(), cockroach);
+        let parts = flight(limit_sqls.len(), sqls.len(), self.cockroach());
         let n = sqls.len();
         let in_flight = Arc::new(AtomicUsize::new(in_flight_after(Part::Begin, n)));
         let now = &in_flight;
@@ -284,7 +283,7 @@ impl Applier<'_> {
             Part::FenceCheck | Part::LedgerWrite => {
                 Error::db("recording the migration in the ledger", e)
             }
-            Part::Commit if self.commit_outcome_unknown(&e) => {
+            Part::Commit if sqlstate::commit_outcome_unknown(&e, self.cockroach()) => {
                 self.dirty(m, 0, commit_unknown(&e)).await
             }
             Part::Statement(i) => {
@@ -294,17 +293,6 @@ impl Applier<'_> {
                 sql_failed(m, e, None, true)
             }
         })
-    }
-}
-
-impl Applier<'_> {
-    /// Did COMMIT fail in a way that leaves its outcome unknown? XXA00 and 40003 anywhere; on
-    /// CockroachDB also 57014, which there can arrive after the transaction committed, while
-    /// its schema-change jobs go on (cockroachdb/cockroach#128474).
-    fn commit_outcome_unknown(&self, e: &tokio_postgres::Error) -> bool {
-        sqlstate::is_commit_outcome_unknown(e)
-            || (self.settings.flavour == crate::connect::Flavour::CockroachDB
-                && sqlstate::is_query_canceled(e))
     }
 }
 

@@ -62,6 +62,20 @@ pub fn is_query_canceled(e: &tokio_postgres::Error) -> bool {
     e.code() == Some(&SqlState::QUERY_CANCELED)
 }
 
+/// At COMMIT on a server that is CockroachDB (`cockroach`) or not: is the outcome unknown?
+/// [`is_commit_outcome_unknown`] anywhere; on CockroachDB also 57014, which can arrive after the
+/// transaction committed, while its schema-change jobs go on (cockroachdb/cockroach#128474).
+pub fn commit_outcome_unknown(e: &tokio_postgres::Error, cockroach: bool) -> bool {
+    is_commit_outcome_unknown(e) || (cockroach && is_query_canceled(e))
+}
+
+/// An autocommitted statement that can start a schema-change job failed with `e`: may it have
+/// committed anyway? On CockroachDB a 57014 can come after the DDL committed, during the wait
+/// for its job (cockroachdb/cockroach#128474); on PostgreSQL a cancelled statement rolled back.
+pub fn autocommit_ddl_outcome_unknown(e: &tokio_postgres::Error, cockroach: bool) -> bool {
+    cockroach && is_query_canceled(e)
+}
+
 /// SQLSTATE 57000 (operator_intervention): how CockroachDB refuses a schema change on a table
 /// whose `schema_locked` storage parameter is set ("schema changes are disallowed on table
 /// ... because it is locked", `logic_test/schema_locked`): always with the legacy schema
