@@ -45,10 +45,13 @@ pub(super) fn sql_failed(
 }
 
 /// Adds the fix to a `schema_locked` refusal (SQLSTATE 57000) that came without a hint of its
-/// own. CockroachDB names the table in its message; setting or resetting `schema_locked` is only
-/// allowed as a single-statement implicit transaction (`logic_test/schema_locked`), so the
-/// migration's own transaction cannot unlock it, and a deliberate hard lock
-/// (`sql.schema.auto_unlock.enabled = false`) is not ours to lift.
+/// own. CockroachDB names the table in its message. A migration's transaction goes to the legacy
+/// schema changer, which refuses DDL on a locked table whatever `sql.schema.auto_unlock.enabled`
+/// says (cockroachdb/cockroach#166246); setting or resetting `schema_locked` is only allowed as a
+/// single-statement implicit transaction (`logic_test/schema_locked`), so the transaction cannot
+/// unlock it either, and unlocking around it would not be atomic with it and would override a
+/// deliberate hard lock. A single statement outside a transaction (`@NO_TRANSACTION`) goes to
+/// the declarative schema changer, which unlocks and re-locks by itself.
 pub(super) fn schema_locked_hint(mut err: Error) -> Error {
     if let Error::MigrationFailed(f) = &mut err
         && f.hint.is_none()
@@ -56,9 +59,12 @@ pub(super) fn schema_locked_hint(mut err: Error) -> Error {
     {
         let table = quoted(&f.message).unwrap_or("<table>");
         f.hint = Some(format!(
-            "the table is schema_locked: unlock it with `ALTER TABLE {table} SET (schema_locked = false)` \
-             run on its own (by hand, or as a -- @NO_TRANSACTION migration before this one), and \
-             lock it again with `ALTER TABLE {table} SET (schema_locked = true)` after it"
+            "the table is schema_locked (from CockroachDB v26.1 the default for tables created \
+             outside an explicit transaction): move this schema change to a -- @NO_TRANSACTION \
+             migration, where CockroachDB unlocks and re-locks the table itself unless \
+             sql.schema.auto_unlock.enabled is false; or unlock it with `ALTER TABLE {table} SET \
+             (schema_locked = false)` run on its own before this migration and lock it again \
+             with `ALTER TABLE {table} SET (schema_locked = true)` after it"
         ));
     }
     err
