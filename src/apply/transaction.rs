@@ -4,8 +4,8 @@
 //! when the lease is not ours), the ledger write, on CockroachDB `SET LOCAL statement_timeout = 0`,
 //! and `COMMIT` — one round trip and one commit per migration. A failure anywhere
 //! leaves the transaction aborted, so the `COMMIT` at the end of the flight rolls it back. The
-//! whole flight is replayed on 40001; XXA00 or 40003 at COMMIT leaves the outcome unknown, so
-//! the migration is marked dirty instead. A lock timeout (55P03) rolls the flight back and
+//! whole flight is replayed on 40001; XXA00 or 40003 at COMMIT (and 57014 on CockroachDB)
+//! leaves the outcome unknown, so the migration is marked dirty instead. A lock timeout (55P03) rolls the flight back and
 //! tries again with `backoff::lock_retry` up to `MIGRATE_LOCK_RETRIES` times (a budget apart
 //! from the 40001 replays); when they run out, the error names the lock's holders.
 
