@@ -139,7 +139,13 @@ async fn refuse_unless_ledger_empty(client: &Client, tables: &Tables) -> Result<
 }
 
 /// Writes one row per `chosen` file in one transaction, sent as one flight and ended by the
-/// fence check.
+/// fence check. Both statements are prepared first, in one round trip of their own: a statement
+/// sent as text would be prepared in the middle of the flight, and the `COMMIT` queued behind
+/// it would reach the server before the fence check did, so the rows would commit whether or
+/// not the lease was still ours. The transaction asks for SERIALIZABLE itself: a role or
+/// database defaulting to READ COMMITTED must not weaken the fenced write (CockroachDB
+/// `pkg/sql/conn_executor_ddl.go`, `maybeAdjustTxnForDDL`, only upgrades a transaction whose
+/// first statement is DDL).
 async fn record(
     client: &Client,
     tables: &Tables,
@@ -148,16 +154,12 @@ async fn record(
 ) -> Result<()> {
     let f = &lease.fence;
     let applied_by = format!("baseline:{}", f.holder);
-    let insert = client
-        .prepare(&insert_sql(tables))
-        .await
-        .map_err(|e| Error::db("preparing the baseline", e))?;
-    let check_sql = FenceCheck::sql(tables);
+    let (insert, check_statement) = prepare(client, tables).await?;
     let check = FenceCheck { fence: f };
     let check_params = check.params();
     let done = statements_done(chosen);
     let mut flight: Vec<Reply<'_>> = vec![Box::pin(async {
-        client.batch_execute("BEGIN").await.map(|()| 0)
+        client.batch_execute(BEGIN).await.map(|()| 0)
     })];
     for (m, statements_done) in chosen.iter().zip(&done) {
         let insert = &insert;
@@ -178,8 +180,9 @@ async fn record(
                 .await
         }));
     }
+    let check_statement = &check_statement;
     flight.push(Box::pin(async {
-        client.execute(check_sql.as_str(), &check_params).await
+        client.execute(check_statement, &check_params).await
     }));
     flight.push(Box::pin(async {
         client.batch_execute("COMMIT").await.map(|()| 0)
@@ -189,6 +192,31 @@ async fn record(
     let fence_check = flight.len() - 2;
     let replies = pipeline::in_order(flight).await;
     settle(client, lease, replies, fence_check).await
+}
+
+/// How a baseline's transaction begins.
+const BEGIN: &str = "BEGIN ISOLATION LEVEL SERIALIZABLE";
+
+/// The insert and the fence check, prepared in one pipelined round trip.
+async fn prepare(
+    client: &Client,
+    tables: &Tables,
+) -> Result<(tokio_postgres::Statement, tokio_postgres::Statement)> {
+    let sqls = [insert_sql(tables), FenceCheck::sql(tables)];
+    let mut prepared = pipeline::in_order(sqls.iter().map(|s| client.prepare(s)).collect())
+        .await
+        .into_iter();
+    let mut next = || match prepared.next() {
+        Some(Ok(p)) => Ok(p),
+        Some(Err(e)) => Err(Error::db("preparing the baseline", e)),
+        None => Err(Error::Database {
+            context: "preparing the baseline".into(),
+            sqlstate: None,
+            message: "a statement was not prepared".into(),
+            source: None,
+        }),
+    };
+    Ok((next()?, next()?))
 }
 
 /// Each file's `statements_done`: all of its statements for a file run without a

@@ -44,6 +44,39 @@ pub(super) fn sql_failed(
     Error::MigrationFailed(Box::new(failure))
 }
 
+/// Adds the fix to a `schema_locked` refusal (SQLSTATE 57000) that came without a hint of its
+/// own. CockroachDB names the table in its message. A migration's transaction goes to the legacy
+/// schema changer, which refuses DDL on a locked table whatever `sql.schema.auto_unlock.enabled`
+/// says (cockroachdb/cockroach#166246); setting or resetting `schema_locked` is only allowed as a
+/// single-statement implicit transaction (`logic_test/schema_locked`), so the transaction cannot
+/// unlock it either, and unlocking around it would not be atomic with it and would override a
+/// deliberate hard lock. A single statement outside a transaction (`@NO_TRANSACTION`) goes to
+/// the declarative schema changer, which unlocks and re-locks by itself.
+pub(super) fn schema_locked_hint(mut err: Error) -> Error {
+    if let Error::MigrationFailed(f) = &mut err
+        && f.hint.is_none()
+        && sqlstate::is_schema_locked_code(&f.sqlstate)
+    {
+        let table = quoted(&f.message).unwrap_or("<table>");
+        f.hint = Some(format!(
+            "the table is schema_locked (from CockroachDB v26.1 the default for tables created \
+             outside an explicit transaction): move this schema change to a -- @NO_TRANSACTION \
+             migration, where CockroachDB unlocks and re-locks the table itself unless \
+             sql.schema.auto_unlock.enabled is false; or unlock it with `ALTER TABLE {table} SET \
+             (schema_locked = false)` run on its own before this migration and lock it again \
+             with `ALTER TABLE {table} SET (schema_locked = true)` after it"
+        ));
+    }
+    err
+}
+
+/// The first double-quoted name in `message`, quotes included (as SQL would need it).
+fn quoted(message: &str) -> Option<&str> {
+    let start = message.find('"')?;
+    let end = start + 1 + message[start + 1..].find('"')?;
+    Some(&message[start..=end])
+}
+
 /// The statements a step runs.
 pub(super) fn statements<'s>(step: &Step<'s>) -> &'s [Statement] {
     let m = step.migration;
@@ -90,5 +123,45 @@ pub(crate) fn excerpt(s: &str) -> String {
         format!("{}...", one_line.chars().take(77).collect::<String>())
     } else {
         one_line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(sqlstate: &str, message: &str) -> Error {
+        Error::MigrationFailed(Box::new(SqlFailure {
+            version: 3,
+            file: "3_x.sql".into(),
+            sqlstate: sqlstate.into(),
+            message: message.into(),
+            detail: None,
+            hint: None,
+            statement: None,
+            transactional: true,
+        }))
+    }
+
+    fn hint(e: &Error) -> Option<&str> {
+        match e {
+            Error::MigrationFailed(f) => f.hint.as_deref(),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_schema_locked_refusal_names_the_table_and_the_fix() {
+        let e = schema_locked_hint(failure(
+            "57000",
+            "schema changes are disallowed on table \"accounts\" because it is locked",
+        ));
+        let h = hint(&e).expect("a hint");
+        assert!(
+            h.contains("ALTER TABLE \"accounts\" SET (schema_locked = false)"),
+            "{h}"
+        );
+        assert!(h.contains("SET (schema_locked = true)"), "{h}");
+        assert!(hint(&schema_locked_hint(failure("42P01", "no table \"x\""))).is_none());
     }
 }

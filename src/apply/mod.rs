@@ -176,6 +176,11 @@ impl<'a> Applier<'a> {
         self
     }
 
+    /// Is the server CockroachDB?
+    fn cockroach(&self) -> bool {
+        self.settings.flavour == crate::connect::Flavour::CockroachDB
+    }
+
     /// Stop before the next piece of work: a stop was asked for, or the heartbeat lost the lease.
     fn check_go_on(&self, where_: impl FnOnce() -> String) -> Result<()> {
         if self.cancel.is_cancelled() {

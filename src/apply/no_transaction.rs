@@ -195,6 +195,11 @@ impl Applier<'_> {
         if sqlstate::is_connection_lost(&e) {
             return Error::db(format!("migration {} statement {}", m.version, i + 1), e);
         }
+        if sqlstate::autocommit_ddl_outcome_unknown(&e, self.cockroach())
+            && may_start_a_job(&statements(step)[i].text)
+        {
+            return self.dirty(m, journal, timed_out_ddl(step, i, &e, up)).await;
+        }
         // Nothing of the migration ran (its first statement failed): the state is what it was
         // before, so put the journal back and report a plain failure (exit 30), not a dirty one.
         if i == 0 && first == 0 {
@@ -213,7 +218,12 @@ impl Applier<'_> {
                 self.ledger_write(m, &self.restore, &write.params()).await
             };
             if let Ok(1) = undone {
-                return sql_failed(m, e, Some((step, i)), false);
+                return super::failure::schema_locked_hint(sql_failed(
+                    m,
+                    e,
+                    Some((step, i)),
+                    false,
+                ));
             }
         }
         let why = match e.as_db_error() {
@@ -231,5 +241,79 @@ impl Applier<'_> {
             }
         );
         self.dirty(m, journal, message).await
+    }
+}
+
+/// Can `sql` start a schema-change job on CockroachDB? Its first word is one of the statements
+/// that change the schema (CockroachDB's `tree.CanModifySchema` covers these and a few rarer
+/// ones). Comments before it are skipped.
+fn may_start_a_job(sql: &str) -> bool {
+    let mut rest = sql.trim_start();
+    loop {
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else {
+            break;
+        }
+    }
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    matches!(
+        word.as_str(),
+        "CREATE" | "ALTER" | "DROP" | "TRUNCATE" | "COMMENT" | "GRANT" | "REVOKE" | "REFRESH"
+    )
+}
+
+/// Why a statement that timed out on CockroachDB leaves the migration dirty: the schema change
+/// may have committed and its job may still be running (cockroachdb/cockroach#128474), so the
+/// journal is not rewound, nor is the statement counted as done.
+fn timed_out_ddl(step: &Step<'_>, i: usize, e: &tokio_postgres::Error, up: bool) -> String {
+    let at = failed_statement(step, i, e.as_db_error());
+    let next = if up {
+        format!(
+            "once the job is over, run migrate again to resume at statement {} (make it \
+             idempotent, IF NOT EXISTS / IF EXISTS), or settle the row with `repair`",
+            i + 1
+        )
+    } else {
+        "once the job is over, settle the row with `repair`".to_string()
+    };
+    format!(
+        "{at} hit SQLSTATE 57014 (statement timeout or cancel) on CockroachDB, where a schema \
+         change commits before the session waits for its job: it may have taken effect, and its \
+         job may still be running (SHOW JOBS); statements 1..{i} are done; {next}; raise \
+         -- @STATEMENT_TIMEOUT for this file"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_start_a_job;
+
+    #[test]
+    fn schema_changes_may_start_a_job_and_dml_does_not() {
+        for sql in [
+            "CREATE INDEX CONCURRENTLY i ON t (a)",
+            "  alter table t add column c int",
+            "-- build it\nCREATE UNIQUE INDEX u ON t (a)",
+            "/* x */ DROP INDEX i",
+            "TRUNCATE t",
+        ] {
+            assert!(may_start_a_job(sql), "{sql}");
+        }
+        for sql in [
+            "UPDATE t SET a = 1",
+            "INSERT INTO t VALUES (1)",
+            "DELETE FROM t",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+            "-- CREATE\nSELECT 1",
+        ] {
+            assert!(!may_start_a_job(sql), "{sql}");
+        }
     }
 }

@@ -1,10 +1,11 @@
-//! One transactional step, sent as one pipelined flight: `BEGIN`, the migration's
-//! `SET LOCAL statement_timeout` / `lock_timeout` (its directives, else the defaults), each
-//! statement of the migration as its own query, the fence check (which raises when the lease is not ours), the
-//! ledger write and `COMMIT` — one round trip and one commit per migration. A failure anywhere
+//! One transactional step, sent as one pipelined flight: `BEGIN ISOLATION LEVEL SERIALIZABLE`,
+//! the migration's `SET LOCAL statement_timeout` / `lock_timeout` (its directives, else the
+//! defaults), each statement of the migration as its own query, the fence check (which raises
+//! when the lease is not ours), the ledger write, on CockroachDB `SET LOCAL statement_timeout = 0`,
+//! and `COMMIT` — one round trip and one commit per migration. A failure anywhere
 //! leaves the transaction aborted, so the `COMMIT` at the end of the flight rolls it back. The
-//! whole flight is replayed on 40001; XXA00 or 40003 at COMMIT leaves the outcome unknown, so
-//! the migration is marked dirty instead. A lock timeout (55P03) rolls the flight back and
+//! whole flight is replayed on 40001; XXA00 or 40003 at COMMIT (and 57014 on CockroachDB)
+//! leaves the outcome unknown, so the migration is marked dirty instead. A lock timeout (55P03) rolls the flight back and
 //! tries again with `backoff::lock_retry` up to `MIGRATE_LOCK_RETRIES` times (a budget apart
 //! from the 40001 replays); when they run out, the error names the lock's holders.
 
@@ -49,17 +50,42 @@ enum Part {
     Statement(usize),
     FenceCheck,
     LedgerWrite,
+    /// CockroachDB only: `SET LOCAL statement_timeout = 0`, so the wait for the schema-change
+    /// jobs at COMMIT is not cut short (see [`UNLIMIT`]).
+    Unlimit,
     Commit,
 }
 
+/// How a migration's transaction begins. SERIALIZABLE is asked for, not assumed: under a role,
+/// database or cluster default of READ COMMITTED (or REPEATABLE READ), CockroachDB upgrades a
+/// transaction to SERIALIZABLE only when its *first* statement is DDL and refuses DDL anywhere
+/// later (`maybeAdjustTxnForDDL`, `pkg/sql/conn_executor_ddl.go`), and the `SET LOCAL`s come
+/// first. It also keeps the fence check and the ledger write serializable. One statement, so no
+/// round trip is added; PostgreSQL takes the same words.
+pub(super) const BEGIN: &str = "BEGIN ISOLATION LEVEL SERIALIZABLE";
+
+/// Sent right before COMMIT on CockroachDB. There a schema change runs as a job after the
+/// transaction commits and the session waits for it inside COMMIT; `statement_timeout` bounds
+/// that wait (cockroachdb/cockroach#128474, `TestStatementTimeoutForSchemaChangeCommit` in
+/// `pkg/sql/run_control_test.go`), and a wait cut short answers for a job still running: a
+/// COMMIT that says success (or 57014) before the schema change is done. With the limit lifted
+/// for the COMMIT alone, its answer is the jobs' outcome: success once they succeeded, XXA00
+/// when one failed (the migration is then marked dirty). The migration's own statements keep
+/// their limit; a role's or session's `statement_timeout` is lifted for the COMMIT too.
+pub(super) const UNLIMIT: &str = "SET LOCAL statement_timeout = 0";
+
 /// The parts of a flight for `limits` `SET LOCAL`s and `n` statements, in the order they are
-/// sent.
-fn flight(limits: usize, n: usize) -> Vec<Part> {
-    let mut parts = Vec::with_capacity(limits + n + 4);
+/// sent; `unlimit`: lift the statement timeout before COMMIT (CockroachDB).
+fn flight(limits: usize, n: usize, unlimit: bool) -> Vec<Part> {
+    let mut parts = Vec::with_capacity(limits + n + 5);
     parts.push(Part::Begin);
     parts.extend((0..limits).map(Part::Limit));
     parts.extend((0..n).map(Part::Statement));
-    parts.extend([Part::FenceCheck, Part::LedgerWrite, Part::Commit]);
+    parts.extend([Part::FenceCheck, Part::LedgerWrite]);
+    if unlimit {
+        parts.push(Part::Unlimit);
+    }
+    parts.push(Part::Commit);
     parts
 }
 
@@ -209,7 +235,7 @@ impl Applier<'_> {
         let limit_sqls = &limit_sqls;
         let c = self.client;
         let (check_params, finish_params) = (&check_params, &finish_params);
-        let parts = flight(limit_sqls.len(), sqls.len());
+        let parts = flight(limit_sqls.len(), sqls.len(), self.cockroach());
         let n = sqls.len();
         let in_flight = Arc::new(AtomicUsize::new(in_flight_after(Part::Begin, n)));
         let now = &in_flight;
@@ -218,11 +244,12 @@ impl Applier<'_> {
                 .iter()
                 .map(|part| async move {
                     let reply = match *part {
-                        Part::Begin => c.batch_execute("BEGIN").await.map(|()| 0),
+                        Part::Begin => c.batch_execute(BEGIN).await.map(|()| 0),
                         Part::Limit(i) => c.batch_execute(&limit_sqls[i]).await.map(|()| 0),
                         Part::Statement(i) => c.batch_execute(&sqls[i].text).await.map(|()| 0),
                         Part::FenceCheck => c.execute(&self.fence_check, check_params).await,
                         Part::LedgerWrite => c.execute(finish_statement, finish_params).await,
+                        Part::Unlimit => c.batch_execute(UNLIMIT).await.map(|()| 0),
                         Part::Commit => c.batch_execute("COMMIT").await.map(|()| 0),
                     };
                     now.store(in_flight_after(*part, n), Ordering::SeqCst);
@@ -256,11 +283,15 @@ impl Applier<'_> {
             Part::FenceCheck | Part::LedgerWrite => {
                 Error::db("recording the migration in the ledger", e)
             }
-            Part::Commit if sqlstate::is_commit_outcome_unknown(&e) => {
+            Part::Commit if sqlstate::commit_outcome_unknown(&e, self.cockroach()) => {
                 self.dirty(m, 0, commit_unknown(&e)).await
             }
-            Part::Statement(i) => sql_failed(m, e, Some((step, i)), true),
-            Part::Begin | Part::Limit(_) | Part::Commit => sql_failed(m, e, None, true),
+            Part::Statement(i) => {
+                super::failure::schema_locked_hint(sql_failed(m, e, Some((step, i)), true))
+            }
+            Part::Begin | Part::Limit(_) | Part::Unlimit | Part::Commit => {
+                sql_failed(m, e, None, true)
+            }
         })
     }
 }
@@ -296,7 +327,7 @@ mod tests {
     #[test]
     fn a_flight_is_begin_statements_fence_write_commit() {
         assert_eq!(
-            flight(0, 2),
+            flight(0, 2, false),
             vec![
                 Part::Begin,
                 Part::Statement(0),
@@ -308,7 +339,7 @@ mod tests {
         );
         // A down-only migration's no-op forward still records its row in one flight.
         assert_eq!(
-            flight(0, 0),
+            flight(0, 0, false),
             vec![
                 Part::Begin,
                 Part::FenceCheck,
@@ -319,9 +350,27 @@ mod tests {
     }
 
     #[test]
+    fn on_cockroachdb_the_timeout_is_lifted_right_before_commit() {
+        assert_eq!(
+            flight(1, 1, true),
+            vec![
+                Part::Begin,
+                Part::Limit(0),
+                Part::Statement(0),
+                Part::FenceCheck,
+                Part::LedgerWrite,
+                Part::Unlimit,
+                Part::Commit
+            ]
+        );
+        assert_eq!(UNLIMIT, "SET LOCAL statement_timeout = 0");
+        assert_eq!(BEGIN, "BEGIN ISOLATION LEVEL SERIALIZABLE");
+    }
+
+    #[test]
     fn the_limits_go_right_after_begin_in_the_same_flight() {
         assert_eq!(
-            flight(2, 1),
+            flight(2, 1, false),
             vec![
                 Part::Begin,
                 Part::Limit(0),

@@ -1,5 +1,20 @@
-//! The transactional rules: what CockroachDB cannot run atomically inside one transaction
-//! (it runs schema changes on existing tables as background jobs after the commit).
+//! The transactional rules: what goes wrong when schema changes on existing tables share one
+//! explicit transaction on CockroachDB. What holds on every supported version (v24.3, v25.2,
+//! v25.4, v26.1): the declarative schema changer takes only single-statement implicit
+//! transactions in its default mode (`planner.SchemaChange`, `pkg/sql/schema_change_plan_node.go`:
+//! "When new schema changer is on we will not support it for explicit transaction"), so the DDL
+//! of a migration's transaction goes to the legacy schema changer. That one queues each table's
+//! changes as mutations sharing one mutation ID and runs them as one job per table after
+//! COMMIT, inside COMMIT's wait: a table's changes take effect together, or are reverted
+//! together when one of them fails validation against the existing rows, and then COMMIT fails
+//! with XXA00 after the transaction's other writes (the ledger row included) committed — the
+//! migration is marked dirty. Different tables are different jobs: one can fail after another
+//! succeeded. Rules:
+//! - `multiple_schema_changes`: quiet for several changes to one table that nothing validates
+//!   (two `ADD COLUMN`s: one job, nothing that can fail on the data); a note for changes to
+//!   several tables (they take effect one table at a time); a risk when one is validated.
+//! - `schema_change_after_write`, `add_column_then_use`, `alter_column_type`,
+//!   `drop_column_with_other_ddl`: risks, each saying why.
 
 use std::collections::HashSet;
 
@@ -47,12 +62,7 @@ pub(super) fn check(s: &Section<'_>, schema: &Schema, out: &mut Vec<Warning>) {
         .filter(|&k| s.existing_change[k])
         .collect();
     let mut warn = |rule: &'static str, severity: Severity, k: usize, what: String| {
-        out.push(s.warning(
-            rule,
-            severity,
-            k,
-            format!("{what}; CockroachDB cannot run this atomically in one transaction: {FIX}"),
-        ));
+        out.push(s.warning(rule, severity, k, format!("{what}: {FIX}")));
     };
     multiple_schema_changes(s, schema, &changes, &mut warn);
     schema_change_after_write(s, &changes, &mut warn);
@@ -60,6 +70,24 @@ pub(super) fn check(s: &Section<'_>, schema: &Schema, out: &mut Vec<Warning>) {
     alter_column_type(s, schema, &mut warn);
     drop_column_with_other_ddl(s, &changes, &mut warn);
 }
+
+/// The table statement `f` changes, when lint can tell: the altered table, the indexed one,
+/// else the first name it changes.
+fn changed_table(f: &Facts) -> Option<&str> {
+    f.table()
+        .or_else(|| f.index.as_ref().and_then(|i| i.table.as_deref()))
+        .or_else(|| {
+            f.changes
+                .first()
+                .and_then(|names| names.first())
+                .map(String::as_str)
+        })
+}
+
+/// What happens after COMMIT when a validated change fails.
+const REVERTED: &str = "CockroachDB validates it after COMMIT, and if that fails it reverts \
+     the table's schema changes while the transaction's other writes stay committed (COMMIT \
+     fails with XXA00 and the migration is marked dirty)";
 
 /// More than one schema change on existing objects.
 fn multiple_schema_changes(
@@ -84,30 +112,44 @@ fn multiple_schema_changes(
     if changes.iter().all(idempotent_index) {
         return;
     }
+    let validated_at = changes.iter().find(|&&k| validated(&facts[k], schema));
+    let tables: HashSet<Option<&str>> = changes.iter().map(|&k| changed_table(&facts[k])).collect();
+    let one_table = tables.len() == 1 && !tables.contains(&None);
+    // One table, nothing validated: one job that nothing in the data can fail.
+    if one_table && validated_at.is_none() {
+        return;
+    }
     let list: Vec<String> = changes.iter().map(|k| (k + 1).to_string()).collect();
-    let risky = changes.iter().any(|&k| validated(&facts[k], schema));
-    warn(
-        "multiple_schema_changes",
-        if risky {
-            Severity::Risk
-        } else {
-            Severity::Note
-        },
-        second,
-        format!(
-            "{} schema changes on existing objects in one transaction (statements {}, the \
-             first is statement {}){}",
-            changes.len(),
-            list.join(", "),
-            first + 1,
-            if risky {
-                "; one of them is validated against the existing rows and can fail after \
-                 the others took effect"
-            } else {
-                ""
-            }
-        ),
+    let head = format!(
+        "{} schema changes on existing objects in one transaction (statements {}, the first is \
+         statement {})",
+        changes.len(),
+        list.join(", "),
+        first + 1
     );
+    let (severity, what) = match validated_at {
+        Some(&k) => (
+            Severity::Risk,
+            format!(
+                "{head}; statement {} is validated against the existing rows: {REVERTED}{}",
+                k + 1,
+                if one_table {
+                    ""
+                } else {
+                    ", and the changes to the other tables, separate jobs, may already have \
+                     taken effect"
+                }
+            ),
+        ),
+        None => (
+            Severity::Note,
+            format!(
+                "{head}; on CockroachDB they run after COMMIT as one job per table, so each \
+                 table's changes take effect on their own"
+            ),
+        ),
+    };
+    warn("multiple_schema_changes", severity, second, what);
 }
 
 /// A schema change on an existing object after a statement wrote rows.
@@ -121,7 +163,8 @@ fn schema_change_after_write(s: &Section<'_>, changes: &[usize], warn: &mut Warn
             k,
             format!(
                 "a schema change on an existing object after statement {} wrote rows in the \
-                 same transaction",
+                 same transaction; CockroachDB runs the schema change after COMMIT, so if it \
+                 fails the rows written stay committed (XXA00, the migration is marked dirty)",
                 w + 1
             ),
         );
@@ -176,7 +219,9 @@ fn drop_column_with_other_ddl(s: &Section<'_>, changes: &[usize], warn: &mut War
             k,
             format!(
                 "drops a column together with the schema changes of statements {}; if one of \
-                 them fails after the commit the dropped column's data can be lost",
+                 them fails after COMMIT, CockroachDB's rollback of a column drop can lose the \
+                 column's data (its documented limitation: drop columns in a transaction of \
+                 their own)",
                 others.join(", ")
             ),
         );
@@ -211,7 +256,8 @@ fn add_column_then_use(s: &Section<'_>, warn: &mut Warn<'_>) {
                     j,
                     format!(
                         "uses column `{column}` of `{table}`, added by statement {} in the same \
-                         transaction, before the new column is visible",
+                         transaction: CockroachDB adds the column only after COMMIT, so this \
+                         statement fails",
                         k + 1
                     ),
                 );

@@ -11,11 +11,12 @@
 //! - `empty_undo` (note): the `-- @UNDO` section has no statement.
 //! - `empty_forward` (note): the forward section has no statement (a down-only migration, or a
 //!   placeholder when the undo is empty too).
-//! - For transactional files only (CockroachDB runs schema changes on existing tables as
-//!   background jobs after the commit, so a transaction holding several cannot be atomic),
-//!   see `atomic.rs`: `multiple_schema_changes` (risk when one of them is validated against the
-//!   data: a unique index, a constraint, `SET NOT NULL`, a type change; note for plain index
-//!   builds; quiet when every one is a `CREATE INDEX IF NOT EXISTS`),
+//! - For transactional files only (CockroachDB runs the schema changes of an explicit
+//!   transaction on existing tables as one job per table after the commit), see `atomic.rs`:
+//!   `multiple_schema_changes` (risk when one of them is validated against the data: a unique
+//!   index, a constraint, `SET NOT NULL`, a type change; note when several tables change;
+//!   quiet for one table's unvalidated changes, or when every one is a
+//!   `CREATE INDEX IF NOT EXISTS`),
 //!   `schema_change_after_write`, `add_column_then_use` (a later statement other than
 //!   `COMMENT ON` naming the table and the new column), `alter_column_type` (unless it only
 //!   widens: `VARCHAR(32)` to `VARCHAR(39)` or `TEXT`, `INT4` to `INT8`),

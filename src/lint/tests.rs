@@ -68,6 +68,11 @@ fn multiple_schema_changes() {
     assert_eq!(w, [("multiple_schema_changes", Some(2))]);
     assert!(rules("ALTER TABLE accounts ADD COLUMN note STRING;").is_empty());
     assert!(rules("ALTER TABLE a ADD COLUMN x INT, ADD COLUMN y INT;").is_empty());
+    // Two ADD COLUMNs on one table: one job on CockroachDB, nothing validated: quiet.
+    assert!(
+        rules("ALTER TABLE identities ADD COLUMN a INT;\nALTER TABLE identities ADD COLUMN b TEXT DEFAULT '';")
+            .is_empty()
+    );
     // In a no-transaction file, quiet.
     let m = migration(
         "-- @NO_TRANSACTION\nALTER TABLE a ADD COLUMN IF NOT EXISTS x INT;\n\
@@ -117,18 +122,13 @@ fn add_column_then_use() {
         )
         .is_empty()
     );
-    // A later index on the new column is both a use and a second schema change.
+    // A later index on the new column is a use (the second change, to the same table and
+    // validating nothing, is one job with the first).
     let w = rules(
         "ALTER TABLE accounts ADD COLUMN status STRING;\n\
          CREATE INDEX ON accounts (status);",
     );
-    assert_eq!(
-        w,
-        [
-            ("multiple_schema_changes", Some(2)),
-            ("add_column_then_use", Some(2))
-        ]
-    );
+    assert_eq!(w, [("add_column_then_use", Some(2))]);
 }
 
 #[test]
@@ -190,13 +190,13 @@ fn messages_name_file_statement_excerpt_and_fix() {
         "1 + ".repeat(30)
     );
     let m = migration(&format!(
-        "SELECT 1;\n{long}1;\nDROP INDEX a@i;\n-- @UNDO\nSELECT 1;\n"
+        "SELECT 1;\n{long}1;\nDROP INDEX b@i;\n-- @UNDO\nSELECT 1;\n"
     ));
     let w = lint(&m);
     assert_eq!(w.len(), 1);
     let msg = &w[0].message;
     assert!(
-        msg.starts_with("migrations/7_test.sql: statement 3 (`DROP INDEX a@i`)"),
+        msg.starts_with("migrations/7_test.sql: statement 3 (`DROP INDEX b@i`)"),
         "{msg}"
     );
     assert!(msg.contains(FIX), "{msg}");
@@ -312,9 +312,11 @@ fn index_only_files() {
             .map(|w| (w.rule, w.severity))
             .collect()
     };
-    // Plain builds without IF NOT EXISTS: merely non-atomic.
+    // Plain builds on one table: one job, nothing validated: quiet.
+    assert!(sev("CREATE INDEX a_x ON a (x);\nCREATE INDEX a_y ON a (y);").is_empty());
+    // On two tables: two jobs, each taking effect on its own: a note.
     assert_eq!(
-        sev("CREATE INDEX a_x ON a (x);\nCREATE INDEX a_y ON a (y);"),
+        sev("CREATE INDEX a_x ON a (x);\nCREATE INDEX b_y ON b (y);"),
         [("multiple_schema_changes", Severity::Note)]
     );
     // A unique index among them can fail at COMMIT on existing duplicates.
@@ -327,6 +329,38 @@ fn index_only_files() {
             ("breaking_new_constraint", Severity::Risk)
         ]
     );
+}
+
+#[test]
+fn the_atomicity_messages_say_what_cockroachdb_does() {
+    let msg = |body: &str, rule: &str| -> String {
+        lint(&migration(&format!("{body}\n-- @UNDO\nSELECT 1;")))
+            .into_iter()
+            .find(|w| w.rule == rule)
+            .map(|w| w.message)
+            .unwrap_or_else(|| panic!("{rule} did not fire for {body}"))
+    };
+    // A validated change among others on one table: reverted together after COMMIT.
+    let m = msg(
+        "ALTER TABLE a ADD COLUMN x INT;\nCREATE UNIQUE INDEX a_y ON a (y);",
+        "multiple_schema_changes",
+    );
+    assert!(m.contains("statement 2 is validated"), "{m}");
+    assert!(m.contains("XXA00"), "{m}");
+    assert!(!m.contains("other tables"), "{m}");
+    assert!(!m.contains("cannot run this atomically"), "{m}");
+    // Several tables, one validated: the others may already have taken effect.
+    let m = msg(
+        "ALTER TABLE a ADD COLUMN x INT;\nCREATE UNIQUE INDEX b_y ON b (y);",
+        "multiple_schema_changes",
+    );
+    assert!(m.contains("other tables"), "{m}");
+    let m = msg(
+        "ALTER TABLE a ADD COLUMN b INT;\nUPDATE a SET b = 1;",
+        "add_column_then_use",
+    );
+    assert!(m.contains("only after COMMIT"), "{m}");
+    assert!(m.contains(FIX), "{m}");
 }
 
 #[test]

@@ -53,6 +53,38 @@ pub fn is_commit_outcome_unknown(e: &tokio_postgres::Error) -> bool {
         || e.code() == Some(&SqlState::T_R_STATEMENT_COMPLETION_UNKNOWN)
 }
 
+/// SQLSTATE 57014 (query_canceled): `statement_timeout` fired or a cancel request arrived. On
+/// PostgreSQL the statement's transaction rolled back. On CockroachDB a schema change in an
+/// implicit transaction commits first and is then waited for under the same timeout
+/// (cockroachdb/cockroach#128474), so a 57014 there can arrive after the DDL committed, with its
+/// job still running: the outcome is unknown.
+pub fn is_query_canceled(e: &tokio_postgres::Error) -> bool {
+    e.code() == Some(&SqlState::QUERY_CANCELED)
+}
+
+/// At COMMIT on a server that is CockroachDB (`cockroach`) or not: is the outcome unknown?
+/// [`is_commit_outcome_unknown`] anywhere; on CockroachDB also 57014, which can arrive after the
+/// transaction committed, while its schema-change jobs go on (cockroachdb/cockroach#128474).
+pub fn commit_outcome_unknown(e: &tokio_postgres::Error, cockroach: bool) -> bool {
+    is_commit_outcome_unknown(e) || (cockroach && is_query_canceled(e))
+}
+
+/// An autocommitted statement that can start a schema-change job failed with `e`: may it have
+/// committed anyway? On CockroachDB a 57014 can come after the DDL committed, during the wait
+/// for its job (cockroachdb/cockroach#128474); on PostgreSQL a cancelled statement rolled back.
+pub fn autocommit_ddl_outcome_unknown(e: &tokio_postgres::Error, cockroach: bool) -> bool {
+    cockroach && is_query_canceled(e)
+}
+
+/// SQLSTATE 57000 (operator_intervention): how CockroachDB refuses a schema change on a table
+/// whose `schema_locked` storage parameter is set ("schema changes are disallowed on table
+/// ... because it is locked", `logic_test/schema_locked`): always with the legacy schema
+/// changer (every DDL of a multi-statement transaction), and with the declarative one once
+/// `sql.schema.auto_unlock.enabled` is false (cockroachdb/cockroach#166246).
+pub fn is_schema_locked_code(code: &str) -> bool {
+    code == SqlState::OPERATOR_INTERVENTION.code()
+}
+
 /// An object of that name is already there: a relation (42P07), a type or other object
 /// (42710), a column (42701), a database (42P04), or a catalog row (23505, PostgreSQL's
 /// catalog unique indexes such as `pg_type_typname_nsp_index` and `pg_database_datname_index`).
@@ -158,6 +190,14 @@ mod tests {
         assert!(is_lock_timeout_code("55P03"));
         for c in ["55000", "55006", "40001", "40P01", "57014"] {
             assert!(!is_lock_timeout_code(c), "{c}");
+        }
+    }
+
+    #[test]
+    fn schema_locked_is_57000_only() {
+        assert!(is_schema_locked_code("57000"));
+        for c in ["57014", "57P01", "55P03", "42501"] {
+            assert!(!is_schema_locked_code(c), "{c}");
         }
     }
 

@@ -101,7 +101,8 @@ impl FencedWrite for Record<'_> {
 /// the lease is not ours, so the transaction cannot commit. It writes the lease row, never
 /// reads it early: on CockroachDB an early read would fail the read refresh whenever the
 /// heartbeat renewed meanwhile. The cast's input depends on `count(*)`, so no planner can fold
-/// it into an error at plan time.
+/// it into an error at plan time. The fence (`$2`) is cast to INT8 everywhere, then to TEXT for
+/// the message, so its type is never ambiguous.
 pub struct FenceCheck<'a> {
     /// Our lease identity.
     pub fence: &'a Fence,
@@ -112,7 +113,7 @@ impl FencedWrite for FenceCheck<'_> {
         format!(
             "WITH {lease_ok}
          SELECT CASE WHEN count(*) = 1 THEN 1::INT8
-            ELSE ('{marker}: the lease is not ours any more (holder ' || $1::TEXT || ', fence ' || $2::TEXT || ', ' || count(*)::TEXT || ' rows)')::INT8 END
+            ELSE ('{marker}: the lease is not ours any more (holder ' || $1::TEXT || ', fence ' || $2::INT8::TEXT || ', ' || count(*)::TEXT || ' rows)')::INT8 END
          FROM lease_ok",
             lease_ok = lease_ok(t, "$1", "$2", "$3"),
             marker = "crdb-migrate fence check failed",
@@ -366,7 +367,7 @@ mod tests {
             "WITH lease_ok AS (UPDATE \"_migrations_lease\" SET expires_at = clock_timestamp() + INTERVAL '1 millisecond' * $3::INT8
             WHERE id = 1 AND holder = $1::TEXT AND fence = $2::INT8 AND expires_at > clock_timestamp() RETURNING fence)
          SELECT CASE WHEN count(*) = 1 THEN 1::INT8
-            ELSE ('crdb-migrate fence check failed: the lease is not ours any more (holder ' || $1::TEXT || ', fence ' || $2::TEXT || ', ' || count(*)::TEXT || ' rows)')::INT8 END
+            ELSE ('crdb-migrate fence check failed: the lease is not ours any more (holder ' || $1::TEXT || ', fence ' || $2::INT8::TEXT || ', ' || count(*)::TEXT || ' rows)')::INT8 END
          FROM lease_ok"
         );
         // Nothing here reads the lease row before writing it.

@@ -37,17 +37,30 @@ pub fn create_sql(t: &Tables) -> String {
     )
 }
 
-/// The statements adding our columns to a three-column ledger.
-pub fn adopt_sql(t: &Tables) -> String {
-    format!(
-        "ALTER TABLE {l} ADD COLUMN IF NOT EXISTS checksum TEXT;
-         ALTER TABLE {l} ADD COLUMN IF NOT EXISTS duration_ms BIGINT;
-         ALTER TABLE {l} ADD COLUMN IF NOT EXISTS applied_by TEXT;
-         ALTER TABLE {l} ADD COLUMN IF NOT EXISTS fence BIGINT;
-         ALTER TABLE {l} ADD COLUMN IF NOT EXISTS status TEXT NOT NULL DEFAULT 'applied';
-         ALTER TABLE {l} ADD COLUMN IF NOT EXISTS statements_done BIGINT NOT NULL DEFAULT 0;",
-        l = t.ledger()
-    )
+/// The statements adding our columns to a three-column ledger made by an older tool, one per column. They are sent as
+/// separate queries (pipelined, one round trip), not as one multi-statement batch: on
+/// CockroachDB only a single-statement implicit transaction goes to the declarative schema
+/// changer (`planner.SchemaChange`, `pkg/sql/schema_change_plan_node.go`), the one that unlocks a
+/// `schema_locked` table by itself; a batch goes to the legacy one, which refuses any DDL on such
+/// a table (cockroachdb/cockroach#166246). From v26.1 a table another tool created outside an
+/// explicit transaction is `schema_locked` by default (cockroachdb/cockroach#148576).
+pub fn adopt_sql(t: &Tables) -> Vec<String> {
+    [
+        "checksum TEXT",
+        "duration_ms BIGINT",
+        "applied_by TEXT",
+        "fence BIGINT",
+        "status TEXT NOT NULL DEFAULT 'applied'",
+        "statements_done BIGINT NOT NULL DEFAULT 0",
+    ]
+    .iter()
+    .map(|column| {
+        format!(
+            "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {column}",
+            t.ledger()
+        )
+    })
+    .collect()
 }
 
 /// Runs `op` (idempotent setup), re-running it with backoff while it loses races to peers
@@ -93,16 +106,23 @@ where
 /// Adds our columns to a ledger made by an older tool and widens its `version` to BIGINT;
 /// its rows stay, with NULL checksums.
 pub async fn adopt(client: &Client, t: &Tables) -> Result<()> {
-    let sql = adopt_sql(t);
+    let sqls = adopt_sql(t);
     tolerating_races(client, "adopting the ledger", || async {
-        client
-            .batch_execute(&sql)
-            .await
-            .map_err(|e| Error::db(format!("adopting {}", t.ledger()), e))
+        let replies =
+            crate::pipeline::in_order(sqls.iter().map(|sql| client.batch_execute(sql)).collect())
+                .await;
+        match replies.into_iter().find_map(|r| r.err()) {
+            Some(e) => Err(Error::db(format!("adopting {}", t.ledger()), e)),
+            None => Ok(()),
+        }
     })
     .await?;
-    // A three-column ledger's `version INTEGER` is int4 on PostgreSQL: timestamp versions would not
-    // fit.
+    // An older tool's `version INTEGER` is int4 on PostgreSQL (and on CockroachDB under
+    // `default_int_size = 4`; there `INTEGER` is INT8 by default and nothing is widened):
+    // timestamp versions would not fit. On CockroachDB widening an integer is a "trivial"
+    // conversion (`schemachange.ClassifyConversion`: the key and value encodings of INT4 and
+    // INT8 are the same), a descriptor change without a backfill, allowed on a primary key. Our
+    // own tables say BIGINT / INT8, which `default_int_size` does not touch.
     let version_type = client
         .query_opt(
             "SELECT data_type FROM information_schema.columns
@@ -133,4 +153,23 @@ pub async fn adopt(client: &Client, t: &Tables) -> Result<()> {
         "adopted a ledger made by an older tool: added columns, kept its rows"
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::TableName;
+
+    #[test]
+    fn adoption_is_one_statement_per_query() {
+        let sqls = adopt_sql(&Tables::new(&TableName::default()));
+        assert_eq!(sqls.len(), 6);
+        for sql in &sqls {
+            assert!(
+                sql.starts_with("ALTER TABLE \"_migrations\" ADD COLUMN IF NOT EXISTS "),
+                "{sql}"
+            );
+            assert!(!sql.contains(';'), "{sql}");
+        }
+    }
 }
