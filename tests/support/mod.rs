@@ -10,6 +10,11 @@
 //! `pg_config --bindir`, else the newest `/usr/lib/postgresql/*/bin`).
 //! `CRDB_MIGRATE_TEST_FLAVOUR=postgres|cockroach` forces one (read, never set).
 //!
+//! Skipping: the package's build script (`build.rs`) makes that choice, once per build, and
+//! sets `cfg`s for it (`crdb_test_server`, `crdb_test_bare_root`). A test that does not apply
+//! carries `#[cfg_attr(not(crdb_test_server = "postgres"), ignore = "needs PostgreSQL: ...")]`
+//! and is counted as ignored, with its reason; no test returns early and passes.
+//!
 //! Lifetime: statics are never dropped, so each server runs under a tiny `sh` supervisor whose
 //! stdin is a pipe held by this process. When the test process exits (normally, by panic, or
 //! killed) the pipe closes, `read` returns, the supervisor stops the server and removes its
