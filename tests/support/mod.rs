@@ -8,7 +8,8 @@
 //! Which server: a throwaway CockroachDB (`cockroach start-single-node --insecure`) when a
 //! `cockroach` binary is on `PATH`, otherwise a throwaway PostgreSQL (found through
 //! `pg_config --bindir`, else the newest `/usr/lib/postgresql/*/bin`).
-//! `CRDB_MIGRATE_TEST_FLAVOUR=postgres|cockroach` forces one (read, never set).
+//! `CRDB_MIGRATE_TEST_FLAVOUR=postgres|cockroach` forces one, and
+//! `CRDB_MIGRATE_TEST_COCKROACH_PORT` names an already running CockroachDB to use instead.
 //!
 //! Skipping: the package's build script (`build.rs`) makes that choice, once per build, and
 //! sets `cfg`s for it (`crdb_test_server`, `crdb_test_bare_root`). A test that does not apply
