@@ -12,7 +12,8 @@ ARG RUST_VERSION=1.95
 # so the binary links against the glibc the runtime image ships.
 FROM rust:${RUST_VERSION}-slim-bookworm AS build
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+# build.rs only marks which integration tests apply on a machine; cargo needs it to build at all.
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 # --locked: the build uses exactly the reviewed Cargo.lock and fails rather than update it.
 # The cache mounts keep the registry and target directory between builds on the same builder.

@@ -5,7 +5,7 @@
 //! `verify` and `plan --json`, and the statement timeout.
 //!
 //! The SQL here is PostgreSQL's (plpgsql, sequences, triggers), so against a real CockroachDB
-//! (`cockroach` on PATH) these tests skip: they are about PostgreSQL imitating it.
+//! (`cockroach` on PATH) these tests are ignored: they are about PostgreSQL imitating it.
 
 mod support;
 
@@ -33,16 +33,6 @@ fn crdb_env(db: &TestDb, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Out
 
 fn crdb(db: &TestDb, dir: &Path, args: &[&str]) -> Output {
     crdb_env(db, dir, &[], args)
-}
-
-/// True (and a note on stderr) when the shared server is a real CockroachDB: these tests use
-/// PostgreSQL-only SQL to imitate it.
-fn skip_on_cockroach() -> bool {
-    let real = server().flavour() == Flavour::Cockroach;
-    if real {
-        eprintln!("skipped: PostgreSQL-made CockroachDB errors need a PostgreSQL server");
-    }
-    real
 }
 
 /// `status|statements_done` of a version's row, or empty when it has none.
@@ -77,10 +67,11 @@ fn fail_until(n: u32) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+)]
 fn serialization_failures_twice_then_success_replays_and_applies_once() {
-    if skip_on_cockroach() {
-        return;
-    }
     let db = fresh_db("retry_then_ok");
     psql(
         &db.url,
@@ -110,10 +101,11 @@ fn serialization_failures_twice_then_success_replays_and_applies_once() {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+)]
 fn serialization_failures_forever_exhaust_retries_with_exit_13_and_record_nothing() {
-    if skip_on_cockroach() {
-        return;
-    }
     let db = fresh_db("retry_forever");
     psql(
         &db.url,
@@ -159,10 +151,11 @@ fn raise_at_commit(code: &str, below: u32) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+)]
 fn serialization_failure_at_commit_is_replayed_too() {
-    if skip_on_cockroach() {
-        return;
-    }
     let db = fresh_db("retry_at_commit");
     psql(&db.url, &raise_at_commit("40001", 3));
     let dir = dir_with(&[(
@@ -183,10 +176,11 @@ fn serialization_failure_at_commit_is_replayed_too() {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+)]
 fn statement_completion_unknown_at_commit_is_never_retried_and_marks_dirty() {
-    if skip_on_cockroach() {
-        return;
-    }
     let db = fresh_db("c40003_at_commit");
     psql(&db.url, &raise_at_commit("40003", i32::MAX as u32));
     let dir = dir_with(&[(
@@ -211,10 +205,11 @@ fn statement_completion_unknown_at_commit_is_never_retried_and_marks_dirty() {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+)]
 fn a_no_transaction_statement_exhausting_its_retries_is_journaled_and_resumed() {
-    if skip_on_cockroach() {
-        return;
-    }
     let db = fresh_db("nt_retry_exhausted");
     psql(
         &db.url,
@@ -279,10 +274,11 @@ CREATE TRIGGER ledger_conflict BEFORE INSERT OR UPDATE OR DELETE ON _migrations
 ";
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+)]
 fn serialization_failures_on_the_ledger_write_replay_the_migration() {
-    if skip_on_cockroach() {
-        return;
-    }
     let db = fresh_db("retry_ledger_tx");
     let dir = dir_with(&[("1_a.sql", create("a").as_bytes())]);
     crdb(&db, dir.path(), &["migrate"]).expect_code(0);
@@ -306,10 +302,11 @@ fn serialization_failures_on_the_ledger_write_replay_the_migration() {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+)]
 fn serialization_failures_on_the_no_transaction_journal_are_replayed() {
-    if skip_on_cockroach() {
-        return;
-    }
     let db = fresh_db("retry_ledger_nt");
     let dir = dir_with(&[("1_a.sql", create("a").as_bytes())]);
     crdb(&db, dir.path(), &["migrate"]).expect_code(0);
@@ -438,10 +435,11 @@ fn xxa00_until_refused(db: &TestDb, dir: &Path) {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+)]
 fn xxa00_at_commit_marks_dirty_then_repair_mark_applied_unblocks() {
-    if skip_on_cockroach() {
-        return;
-    }
     let db = fresh_db("xxa00_mark_applied");
     let dir = xxa00_set();
     xxa00_until_refused(&db, dir.path());
@@ -473,10 +471,11 @@ fn xxa00_at_commit_marks_dirty_then_repair_mark_applied_unblocks() {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+)]
 fn xxa00_at_commit_then_repair_mark_not_applied_lets_migrate_reapply() {
-    if skip_on_cockroach() {
-        return;
-    }
     let db = fresh_db("xxa00_not_applied");
     let dir = xxa00_set();
     xxa00_until_refused(&db, dir.path());
@@ -500,10 +499,11 @@ fn xxa00_at_commit_then_repair_mark_not_applied_lets_migrate_reapply() {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+)]
 fn repair_refuses_what_it_cannot_do() {
-    if skip_on_cockroach() {
-        return;
-    }
     let db = fresh_db("repair_refusals");
     let dir = dir_with(&[(
         "1_a.sql",
@@ -547,10 +547,11 @@ DELETE FROM log;
 ";
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+)]
 fn no_transaction_failure_is_journaled_and_the_rerun_resumes_after_the_done_statements() {
-    if skip_on_cockroach() {
-        return;
-    }
     let db = fresh_db("nt_resume");
     psql(&db.url, "CREATE TABLE log (n INT);");
     let dir = dir_with(&[("1_steps.sql", FOUR_STEPS.as_bytes())]);
@@ -624,10 +625,11 @@ fn no_transaction_failure_is_journaled_and_the_rerun_resumes_after_the_done_stat
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+)]
 fn no_transaction_statements_with_semicolons_in_strings_and_bodies_run_intact() {
-    if skip_on_cockroach() {
-        return;
-    }
     let db = fresh_db("nt_intact");
     let body = r#"-- @NO_TRANSACTION
 -- a comment; with a semicolon
@@ -667,10 +669,11 @@ DROP TABLE notes;
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+)]
 fn no_transaction_undo_failure_marks_dirty_and_migrate_then_refuses() {
-    if skip_on_cockroach() {
-        return;
-    }
     let db = fresh_db("nt_undo");
     let dir = dir_with(&[(
         "1_pair.sql",
@@ -718,10 +721,11 @@ fn no_transaction_undo_failure_marks_dirty_and_migrate_then_refuses() {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+)]
 fn repeat_until_zero_over_ten_thousand_rows_in_batches_of_a_thousand_takes_eleven_runs() {
-    if skip_on_cockroach() {
-        return;
-    }
     let db = fresh_db("repeat_until_zero");
     psql(
         &db.url,
@@ -776,10 +780,11 @@ fn create(name: &str) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+)]
 fn out_of_order_is_refused_unless_allowed() {
-    if skip_on_cockroach() {
-        return;
-    }
     let db = fresh_db("out_of_order");
     let dir = dir_with(&[
         ("1_a.sql", create("a").as_bytes()),
@@ -814,10 +819,11 @@ fn out_of_order_is_refused_unless_allowed() {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+)]
 fn an_edited_applied_file_is_refused_until_its_checksum_is_accepted() {
-    if skip_on_cockroach() {
-        return;
-    }
     let db = fresh_db("accept_checksum");
     let dir = dir_with(&[("1_a.sql", create("a").as_bytes())]);
     crdb(&db, dir.path(), &["migrate"]).expect_code(0);
@@ -856,10 +862,11 @@ fn an_edited_applied_file_is_refused_until_its_checksum_is_accepted() {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+)]
 fn a_dirty_no_transaction_file_that_changed_is_refused_and_resumes_once_restored() {
-    if skip_on_cockroach() {
-        return;
-    }
     let db = fresh_db("dirty_changed");
     psql(&db.url, "CREATE TABLE log (n INT);");
     let dir = dir_with(&[("1_steps.sql", FOUR_STEPS.as_bytes())]);
@@ -893,10 +900,11 @@ fn a_dirty_no_transaction_file_that_changed_is_refused_and_resumes_once_restored
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+)]
 fn statement_timeout_cancels_a_slow_migration_with_57014() {
-    if skip_on_cockroach() {
-        return;
-    }
     let db = fresh_db("statement_timeout");
     let dir = dir_with(&[(
         "1_slow.sql",
@@ -1073,10 +1081,11 @@ fn each_lint_rule_fires_on_its_positive_example_only_through_verify() {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+)]
 fn plan_json_lists_lint_warnings_on_each_step_and_flags_no_transaction() {
-    if skip_on_cockroach() {
-        return;
-    }
     let db = fresh_db("plan_lint");
     let dir = lint_dir();
     let out = crdb(&db, dir.path(), &["plan", "--json"]);

@@ -370,12 +370,13 @@ async fn server_rejecting_plain_text_is_auth() {
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: an insecure CockroachDB refuses TLS otherwise, and its database is not `postgres`"
+)]
 async fn require_against_a_server_without_tls_is_tls_rejection() {
     // The shared server runs with ssl = off (PostgreSQL's default).
     let s = server();
-    if s.flavour() != support::Flavour::Postgres {
-        return; // an insecure CockroachDB also refuses TLS, but keep the assertion exact
-    }
     let url = s
         .admin_url("postgres")
         .replace("sslmode=disable", "sslmode=require");
@@ -586,11 +587,12 @@ async fn missing_database_is_no_database_or_created() {
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: `-c name=value` is PostgreSQL's options syntax"
+)]
 async fn options_and_application_name_reach_the_server() {
     let s = server();
-    if s.flavour() != support::Flavour::Postgres {
-        return; // `-c name=value` is PostgreSQL's options syntax
-    }
     let url = s.admin_url("postgres").replace(
         "sslmode=disable",
         "sslmode=disable&options=-c%20statement_timeout%3D4321&application_name=migrator%201",

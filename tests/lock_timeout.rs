@@ -13,7 +13,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::fixtures::on_postgres;
 use support::{TestDb, bin_at, dir_with, field, fresh_db, psql, run, wait_until};
 
 /// The holder's `application_name`, which the exit-30 message must name.
@@ -166,10 +165,11 @@ fn add_column_set() -> tempfile::TempDir {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: holds the lock with LOCK TABLE"
+)]
 fn a_held_lock_is_retried_and_the_migration_applies_once_it_is_released() {
-    if !on_postgres("holds the lock with LOCK TABLE") {
-        return;
-    }
     let db = fresh_db("lock_retry_applies");
     psql(&db.url, "CREATE TABLE t (id INT PRIMARY KEY)");
     let dir = add_column_set();
@@ -224,10 +224,11 @@ fn a_held_lock_is_retried_and_the_migration_applies_once_it_is_released() {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: holds the lock with LOCK TABLE"
+)]
 fn a_lock_held_throughout_exits_30_after_the_bounded_retries_naming_the_holder() {
-    if !on_postgres("holds the lock with LOCK TABLE") {
-        return;
-    }
     let db = fresh_db("lock_retry_exhausted");
     psql(&db.url, "CREATE TABLE t (id INT PRIMARY KEY)");
     let dir = add_column_set();
@@ -269,10 +270,11 @@ fn a_lock_held_throughout_exits_30_after_the_bounded_retries_naming_the_holder()
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: holds the lock with LOCK TABLE"
+)]
 fn the_files_limits_and_the_default_are_what_the_sql_runs_under() {
-    if !on_postgres("holds the lock with LOCK TABLE") {
-        return;
-    }
     let db = fresh_db("limits_in_effect");
     let dir = dir_with(&[
         (

@@ -4,7 +4,7 @@
 //! exit 32 on a paused job on a table of the migration, `status --json`'s `jobs`).
 //!
 //! The index-build tests need PostgreSQL (they read its progress views); the job tests need a
-//! real CockroachDB (`cockroach` on PATH): each skips with a printed reason otherwise.
+//! real CockroachDB (`cockroach` on PATH): each is ignored, with its reason, otherwise.
 
 mod support;
 
@@ -12,7 +12,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::fixtures::on_postgres;
 use support::*;
 
 /// Rows of the table the index build reads. Measured by hand on this 2-core machine
@@ -24,16 +23,6 @@ const ROWS: i64 = 2_000_000;
 /// scan and the sort both take seconds.
 const INDEX: &str =
     "CREATE INDEX big_md5 ON big (md5(payload), payload);\n-- @UNDO\nDROP INDEX big_md5;\n";
-
-fn on_cockroach() -> bool {
-    let crdb = server().flavour() == Flavour::Cockroach;
-    if !crdb {
-        eprintln!(
-            "skipped: CockroachDB schema-change jobs need a real CockroachDB (no `cockroach` on PATH)"
-        );
-    }
-    crdb
-}
 
 fn big_table(db: &TestDb) {
     psql(
@@ -60,10 +49,11 @@ fn num(e: &Value, name: &str) -> Option<i64> {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: reads pg_stat_progress_create_index"
+)]
 fn index_build_logs_progress_with_phase_and_counts_in_json_and_text() {
-    if !on_postgres("reads pg_stat_progress_create_index") {
-        return;
-    }
     let db = fresh_db("progress_index");
     big_table(&db);
     let text_index = INDEX.replace("big_md5", "big_md5_text");
@@ -203,10 +193,11 @@ fn a_bad_progress_interval_is_exit_20_naming_the_variable() {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: reads pg_stat_progress_create_index"
+)]
 fn status_json_carries_an_empty_jobs_array_on_postgres() {
-    if !on_postgres("reads pg_stat_progress_create_index") {
-        return;
-    }
     let db = fresh_db("jobs_status_pg");
     let dir = dir_with(&[("1_t.sql", b"CREATE TABLE t (id INT PRIMARY KEY);\n")]);
     migrate(&db, dir.path(), &[], &["migrate"]).expect_code(0);
@@ -257,10 +248,11 @@ fn paused_index_job(db: &TestDb) -> i64 {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "cockroach"),
+    ignore = "needs CockroachDB: its schema-change jobs"
+)]
 fn a_paused_job_is_found_and_blocks_only_a_migration_on_its_table() {
-    if !on_cockroach() {
-        return;
-    }
     let db = fresh_db("jobs_paused");
     psql(
         &db.url,
@@ -316,10 +308,11 @@ fn a_paused_job_is_found_and_blocks_only_a_migration_on_its_table() {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "cockroach"),
+    ignore = "needs CockroachDB: its schema-change jobs"
+)]
 fn a_running_job_is_waited_for_and_the_wait_is_bounded() {
-    if !on_cockroach() {
-        return;
-    }
     let db = fresh_db("jobs_wait");
     psql(
         &db.url,

@@ -93,10 +93,6 @@ fn not_once(db_url: &str, expected: &[i64]) -> String {
     )
 }
 
-fn is_postgres() -> bool {
-    server().flavour() == Flavour::Postgres
-}
-
 // ---------------------------------------------------------------------------------------------
 // A session holding a transaction open, and a run in the background
 // ---------------------------------------------------------------------------------------------
@@ -233,11 +229,11 @@ fn all_versions() -> Vec<i64> {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: watches lock waits in pg_stat_activity"
+)]
 fn a_ledger_created_by_a_peer_while_migrate_creates_it_is_a_lost_race_not_exit_30() {
-    if !is_postgres() {
-        eprintln!("skipped: pg_stat_activity lock waits are PostgreSQL's");
-        return;
-    }
     let (db, out) = race_behind(
         "race_ledger",
         "",
@@ -250,11 +246,11 @@ fn a_ledger_created_by_a_peer_while_migrate_creates_it_is_a_lost_race_not_exit_3
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: watches lock waits in pg_stat_activity"
+)]
 fn a_lease_table_created_by_a_peer_while_migrate_creates_it_is_a_lost_race() {
-    if !is_postgres() {
-        eprintln!("skipped: pg_stat_activity lock waits are PostgreSQL's");
-        return;
-    }
     let (db, out) = race_behind(
         "race_lease_table",
         "",
@@ -268,11 +264,11 @@ fn a_lease_table_created_by_a_peer_while_migrate_creates_it_is_a_lost_race() {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: watches lock waits in pg_stat_activity"
+)]
 fn a_lease_row_inserted_by_a_peer_while_migrate_inserts_it_is_no_error() {
-    if !is_postgres() {
-        eprintln!("skipped: pg_stat_activity lock waits are PostgreSQL's");
-        return;
-    }
     let prepare = format!(
         "CREATE TABLE \"_migrations\" ({LEDGER_COLUMNS}); CREATE TABLE \"_migrations_lease\" ({LEASE_COLUMNS});"
     );
@@ -317,11 +313,11 @@ fn assert_adopted(db: &TestDb) {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: watches lock waits in pg_stat_activity"
+)]
 fn adopting_while_a_peer_adds_a_column_carries_on() {
-    if !is_postgres() {
-        eprintln!("skipped: pg_stat_activity lock waits are PostgreSQL's");
-        return;
-    }
     let (db, out) = race_behind(
         "race_adopt_column",
         &seed_ledger(),
@@ -332,11 +328,11 @@ fn adopting_while_a_peer_adds_a_column_carries_on() {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: watches lock waits in pg_stat_activity"
+)]
 fn adopting_while_a_peer_widens_the_version_carries_on() {
-    if !is_postgres() {
-        eprintln!("skipped: pg_stat_activity lock waits are PostgreSQL's");
-        return;
-    }
     let (db, _) = race_behind(
         "race_adopt_widen",
         &seed_ledger(),
@@ -350,11 +346,11 @@ fn adopting_while_a_peer_widens_the_version_carries_on() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: relies on PostgreSQL 15's public schema grants"
+)]
 fn no_permission_to_create_the_ledger_is_still_exit_30_and_says_so() {
-    if !is_postgres() {
-        eprintln!("skipped: PostgreSQL 15's public schema grants are what this test relies on");
-        return;
-    }
     let db = db_with_effects("race_no_create");
     let role = format!("race_nocreate_{}", std::process::id());
     // PostgreSQL 15 gives PUBLIC no CREATE on the public schema: this role may only read.
@@ -382,11 +378,11 @@ fn no_permission_to_create_the_ledger_is_still_exit_30_and_says_so() {
 }
 
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: a type named like the lease table clashes only there"
+)]
 fn a_type_already_named_like_the_lease_table_fails_after_bounded_rechecks() {
-    if !is_postgres() {
-        eprintln!("skipped: a composite type's name clash is PostgreSQL's");
-        return;
-    }
     let db = db_with_effects("race_type_clash");
     // Not a race: this 42710 ("type already exists": an enum has no relation of its name, so
     // IF NOT EXISTS does not skip) comes back on every re-check.

@@ -338,22 +338,41 @@ mod tests {
         }
     }
 
+    /// The parameters `sql` takes: its placeholders `$1` up to the highest, none skipped.
+    fn placeholders(sql: &str) -> usize {
+        let used: Vec<usize> = (1..=20)
+            .filter(|i| sql.contains(&format!("${i}::")))
+            .collect();
+        assert_eq!(used, (1..=used.len()).collect::<Vec<_>>(), "{sql}");
+        used.len()
+    }
+
     #[test]
     fn parameter_counts_match_the_placeholders() {
         let t = tables();
-        let count = |sql: &str| {
-            (1..=20)
-                .filter(|i| sql.contains(&format!("${i}::")))
-                .count()
+        let path = std::path::Path::new("migrations/7_test.sql");
+        let m = crate::source::parse(path, b"SELECT 1;\n").expect("test migration loads");
+        let (m, v, c) = (&m, &7, &String::from("abc"));
+        let f = &Fence {
+            holder: "h".into(),
+            token: 3,
+            ttl_ms: 1000,
         };
-        assert_eq!(count(&Record::sql(&t)), 8);
-        assert_eq!(count(&Unrecord::sql(&t)), 4);
-        assert_eq!(count(&MarkDirty::sql(&t)), 7);
-        assert_eq!(count(&AcceptChecksum::sql(&t)), 5);
-        assert_eq!(count(&Restore::sql(&t)), 5);
-        assert_eq!(count(&FenceCheck::sql(&t)), 3);
-        assert_eq!(count(&Checked::up_sql(&t)), 5);
-        assert_eq!(count(&Checked::down_sql(&t)), 1);
+        // One row per statement: its SQL and the number of parameters its struct binds.
+        #[rustfmt::skip]
+        let cases: [(String, usize); 8] = [
+            (Record::sql(&t), Record { migration: m, duration_ms: None, fence: f, statements_done: 0 }.params().len()),
+            (Unrecord::sql(&t), Unrecord { version: v, fence: f }.params().len()),
+            (MarkDirty::sql(&t), MarkDirty { migration: m, statements_done: 1, fence: f }.params().len()),
+            (AcceptChecksum::sql(&t), AcceptChecksum { version: v, checksum: c, fence: f }.params().len()),
+            (Restore::sql(&t), Restore { version: v, statements_done: 1, fence: f }.params().len()),
+            (FenceCheck::sql(&t), FenceCheck { fence: f }.params().len()),
+            (Checked::up_sql(&t), Checked::Up { migration: m, fence: f }.params().len()),
+            (Checked::down_sql(&t), Checked::Down { version: v }.params().len()),
+        ];
+        for (sql, params) in &cases {
+            assert_eq!(placeholders(sql), *params, "{sql}");
+        }
         // After the fence check, the ledger write leaves the lease row alone.
         assert!(!Checked::up_sql(&t).contains("lease"));
         assert!(!Checked::down_sql(&t).contains("lease"));

@@ -1,6 +1,6 @@
 //! Helpers several test files share: migration directories writing into the side-effect table
-//! `effects`, the binary with a holder name and wait timeout, the ledger's versions, the
-//! PostgreSQL-only skip and the path of a checked-in fixture.
+//! `effects`, the binary with a holder name and wait timeout, the ledger's versions and
+//! the path of a checked-in fixture.
 //!
 //! Use them as `support::fixtures::name` (or `use support::fixtures::{…}`). Helpers that only
 //! look alike but run other SQL stay in their test files.
@@ -11,7 +11,7 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
-use super::{Flavour, TestDb, bin_at, psql, server};
+use super::{TestDb, bin_at, psql};
 
 /// The body of migration `v`: a table of its own (`t_<v>`) and its side-effect row in
 /// `effects`, then `extra`; the undo drops both.
@@ -51,16 +51,6 @@ pub fn versions(db: &TestDb) -> String {
         &db.url,
         "SELECT coalesce(string_agg(version::text, ',' ORDER BY version), '') FROM _migrations",
     )
-}
-
-/// Whether the shared server is PostgreSQL; otherwise prints
-/// `skipped: <what>, which needs a PostgreSQL server` and returns false.
-pub fn on_postgres(what: &str) -> bool {
-    let pg = server().flavour() == Flavour::Postgres;
-    if !pg {
-        eprintln!("skipped: {what}, which needs a PostgreSQL server");
-    }
-    pg
 }
 
 /// `tests/fixtures/<set>/<rel>` in this crate.

@@ -8,7 +8,13 @@
 //! Which server: a throwaway CockroachDB (`cockroach start-single-node --insecure`) when a
 //! `cockroach` binary is on `PATH`, otherwise a throwaway PostgreSQL (found through
 //! `pg_config --bindir`, else the newest `/usr/lib/postgresql/*/bin`).
-//! `CRDB_MIGRATE_TEST_FLAVOUR=postgres|cockroach` forces one (read, never set).
+//! `CRDB_MIGRATE_TEST_FLAVOUR=postgres|cockroach` forces one, and
+//! `CRDB_MIGRATE_TEST_COCKROACH_PORT` names an already running CockroachDB to use instead.
+//!
+//! Skipping: the package's build script (`build.rs`) makes that choice, once per build, and
+//! sets `cfg`s for it (`crdb_test_server`, `crdb_test_bare_root`). A test that does not apply
+//! carries `#[cfg_attr(not(crdb_test_server = "postgres"), ignore = "needs PostgreSQL: ...")]`
+//! and is counted as ignored, with its reason; no test returns early and passes.
 //!
 //! Lifetime: statics are never dropped, so each server runs under a tiny `sh` supervisor whose
 //! stdin is a pipe held by this process. When the test process exits (normally, by panic, or

@@ -1,5 +1,6 @@
-//! The server the tests talk to: which flavour ([`Flavour`], chosen once), and the [`Server`]
-//! shared by every test of one binary, started lazily by the first call to [`server()`].
+//! The server the tests talk to: which flavour ([`FLAVOUR`], chosen at build time), and the
+//! [`Server`] shared by every test of one binary, started lazily by the first call to
+//! [`server()`].
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -7,7 +8,6 @@ use std::time::{Duration, Instant};
 use super::cockroach::{external_cockroach, start_shared_cockroach};
 use super::postgres::start_shared_postgres;
 use super::supervisor::Supervised;
-use super::which;
 
 /// Which kind of server the tests are talking to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,23 +18,15 @@ pub enum Flavour {
     Cockroach,
 }
 
-/// The flavour forced by `CRDB_MIGRATE_TEST_FLAVOUR`, else CockroachDB when `cockroach` is on
-/// `PATH`, else PostgreSQL.
-fn detect_flavour() -> Flavour {
-    match std::env::var("CRDB_MIGRATE_TEST_FLAVOUR").as_deref() {
-        Ok("postgres") => return Flavour::Postgres,
-        Ok("cockroach") => return Flavour::Cockroach,
-        Ok(other) if !other.is_empty() => {
-            panic!("CRDB_MIGRATE_TEST_FLAVOUR={other:?}: expected `postgres` or `cockroach`")
-        }
-        _ => {}
-    }
-    if which("cockroach").is_some() {
-        Flavour::Cockroach
-    } else {
-        Flavour::Postgres
-    }
-}
+/// The server this build's tests run against, decided by the package's build script
+/// (`build.rs`, from `CRDB_MIGRATE_TEST_FLAVOUR`, `CRDB_MIGRATE_TEST_COCKROACH_PORT` and
+/// `PATH`), which also marks the tests that need the other one as ignored: one decision for
+/// both, so a test never runs against a server it was not meant for.
+pub const FLAVOUR: Flavour = if cfg!(crdb_test_server = "cockroach") {
+    Flavour::Cockroach
+} else {
+    Flavour::Postgres
+};
 
 /// The database server shared by all tests of one test binary (see [`server()`]).
 pub struct Server {
@@ -55,10 +47,9 @@ pub fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
     SERVER.get_or_init(|| {
         let t0 = Instant::now();
-        let mut s = match (external_cockroach(), detect_flavour()) {
-            (Some(s), _) => s,
-            (None, Flavour::Postgres) => start_shared_postgres(),
-            (None, Flavour::Cockroach) => start_shared_cockroach(),
+        let mut s = match FLAVOUR {
+            Flavour::Postgres => start_shared_postgres(),
+            Flavour::Cockroach => external_cockroach().unwrap_or_else(start_shared_cockroach),
         };
         s.startup = t0.elapsed();
         eprintln!(
