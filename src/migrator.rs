@@ -136,7 +136,7 @@ impl Migrator {
         if let Some(u) = self.url.get() {
             return Ok(u);
         }
-        let parsed = self.config.database_url()?;
+        let parsed = DbUrl::from_setting(self.config.database_url())?;
         Ok(self.url.get_or_init(|| parsed))
     }
 
