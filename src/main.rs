@@ -57,10 +57,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            let e = Error::Config {
-                name: "runtime".into(),
-                message: format!("cannot start the async runtime: {e}"),
-            };
+            let e = Error::Runtime(e);
             return finish(Err(e), &Report::default(), started, termination.as_deref());
         }
     };

@@ -22,10 +22,7 @@ where
     ) {
         (Ok(t), Ok(i)) => (t, i),
         _ => {
-            return Err(Error::Config {
-                name: "signals".into(),
-                message: "cannot install SIGTERM/SIGINT handlers".into(),
-            });
+            return Err(Error::Signals);
         }
     };
     let mut work = Box::pin(work);
