@@ -32,10 +32,7 @@ impl Migrator {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| Error::Config {
-                name: "runtime".into(),
-                message: format!("cannot start the async runtime: {e}"),
-            })?;
+            .map_err(Error::Runtime)?;
         Ok(Migrator {
             inner: crate::Migrator::new(config),
             runtime,

@@ -28,10 +28,7 @@ pub fn create(
     let format = time::macros::format_description!("[year][month][day][hour][minute][second]");
     let body = source::render(up.unwrap_or(""), Some(undo.unwrap_or("")));
     for _ in 0..3600 {
-        let stamp = now.format(&format).map_err(|e| Error::Config {
-            name: "clock".into(),
-            message: e.to_string(),
-        })?;
+        let stamp = now.format(&format).map_err(Error::Clock)?;
         let version: i64 = stamp.parse().unwrap_or(0);
         if !taken.contains(&version) {
             let path = dir.join(source::file_name(version, &slug));

@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use tokio_postgres::error::SqlState;
+
 use crate::refusal::{Disagreement, Refusal};
 use crate::source::Problem;
 
@@ -20,6 +22,20 @@ pub enum Error {
         /// What is wrong and how to fix it (never a secret).
         message: String,
     },
+    /// `verify --strict` found a warning of severity `risk`.
+    #[error(
+        "verify --strict: a warning of severity risk was found (see above): fix the file, or mark a deliberate breaking change `-- @CONTRACT`"
+    )]
+    StrictVerify,
+    /// The async runtime could not be started.
+    #[error("runtime: cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The SIGTERM/SIGINT handlers could not be installed.
+    #[error("signals: cannot install SIGTERM/SIGINT handlers")]
+    Signals,
+    /// The clock gave a time that cannot be written as a version stamp.
+    #[error("clock: {0}")]
+    Clock(#[source] time::error::Format),
     /// The migration set has problems; all of them are listed.
     #[error("{} problem(s) in the migration files:\n{}", .0.len(), list(.0))]
     Source(Vec<Problem>),
@@ -69,11 +85,11 @@ pub enum Error {
     },
     /// The lease was not acquired within `MIGRATE_LEASE_TIMEOUT`.
     #[error(
-        "lease not acquired within {waited_ms} ms: held by {holder} (fence {fence}) until {expires}; if that runner is gone it expires by itself, or run `crdb-migrate unlock --force`"
+        "lease not acquired within {} ms: held by {holder} (fence {fence}) until {expires}; if that runner is gone it expires by itself, or run `crdb-migrate unlock --force`", .waited.as_millis()
     )]
     LeaseTimeout {
         /// How long we waited.
-        waited_ms: u128,
+        waited: Duration,
         /// Who holds it.
         holder: String,
         /// Their fence token.
@@ -83,13 +99,13 @@ pub enum Error {
     },
     /// `wait --version` did not see its version applied in time.
     #[error(
-        "version {version} not applied within {waited_ms} ms ({missing} migration(s) up to it still pending)"
+        "version {version} not applied within {} ms ({missing} migration(s) up to it still pending)", .waited.as_millis()
     )]
     WaitTimeout {
         /// The version waited for.
         version: i64,
         /// How long we waited.
-        waited_ms: u128,
+        waited: Duration,
         /// How many migrations up to it were not applied.
         missing: usize,
     },
@@ -138,7 +154,7 @@ pub enum Error {
         /// What we were doing.
         context: String,
         /// SQLSTATE, when the server sent one.
-        sqlstate: Option<String>,
+        sqlstate: Option<SqlState>,
         /// The error, as the server worded it.
         message: String,
         /// The driver's error, when there is one.
@@ -170,7 +186,7 @@ pub enum Error {
     /// CockroachDB schema-change jobs on our tables were still running after
     /// `MIGRATE_JOB_WAIT_TIMEOUT`.
     #[error(
-        "schema-change job {id} still {status} after {waited_ms} ms (MIGRATE_JOB_WAIT_TIMEOUT): {description}; follow it with `SHOW JOB {id}`; a rerun waits again"
+        "schema-change job {id} still {status} after {} ms (MIGRATE_JOB_WAIT_TIMEOUT): {description}; follow it with `SHOW JOB {id}`; a rerun waits again", .waited.as_millis()
     )]
     JobWaitTimeout {
         /// The first job still running.
@@ -180,7 +196,7 @@ pub enum Error {
         /// The statement that started it.
         description: String,
         /// How long we waited.
-        waited_ms: u128,
+        waited: Duration,
     },
     /// SIGTERM or SIGINT arrived (or the operation was cancelled); we cleaned up.
     #[error("stopped by signal after cleaning up")]
@@ -189,14 +205,14 @@ pub enum Error {
 
 /// What the server said when a migration's SQL failed, and where in the file.
 #[derive(Debug, thiserror::Error)]
-#[error("migration {version} ({}) failed{}: {}SQLSTATE {sqlstate}: {message}{}", .file.display(), outcome(*.transactional), at(.statement), extra(.detail, .hint))]
+#[error("migration {version} ({}) failed{}: {}SQLSTATE {}: {message}{}", .file.display(), outcome(*.transactional), at(.statement), code(.sqlstate), extra(.detail, .hint))]
 pub struct SqlFailure {
     /// The migration's version.
     pub version: i64,
     /// Its file.
     pub file: PathBuf,
-    /// The SQLSTATE.
-    pub sqlstate: String,
+    /// The SQLSTATE; `None` when the failure did not come from the server (shown as `-`).
+    pub sqlstate: Option<SqlState>,
     /// The server's message.
     pub message: String,
     /// The server's detail, if any.
@@ -242,6 +258,10 @@ fn outcome(transactional: bool) -> &'static str {
     } else {
         " before any of its statements took effect"
     }
+}
+
+fn code(sqlstate: &Option<SqlState>) -> &str {
+    sqlstate.as_ref().map_or("-", SqlState::code)
 }
 
 fn at(statement: &Option<FailedStatement>) -> String {
@@ -305,7 +325,7 @@ impl Error {
         }
         Error::Database {
             context,
-            sqlstate: crate::sqlstate::code(&e).map(str::to_string),
+            sqlstate: e.code().cloned(),
             message,
             source: Some(e),
         }
@@ -316,11 +336,11 @@ impl Error {
         matches!(self, Error::ConnectionLost { .. })
     }
 
-    /// The SQLSTATE of a bookkeeping error, when the server sent one.
-    pub fn sqlstate(&self) -> Option<&str> {
+    /// The SQLSTATE the server sent, when it sent one.
+    pub fn sqlstate(&self) -> Option<&SqlState> {
         match self {
-            Error::Database { sqlstate, .. } => sqlstate.as_deref(),
-            Error::MigrationFailed(f) => Some(&f.sqlstate),
+            Error::Database { sqlstate, .. } => sqlstate.as_ref(),
+            Error::MigrationFailed(f) => f.sqlstate.as_ref(),
             _ => None,
         }
     }

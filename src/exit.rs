@@ -8,6 +8,7 @@ use crate::error::Error;
 pub fn of(e: &Error) -> Exit {
     match e {
         Error::Config { .. }
+        | Error::StrictVerify
         | Error::Source(_)
         | Error::ForeignLayout(_)
         | Error::Import(_)
@@ -15,6 +16,8 @@ pub fn of(e: &Error) -> Exit {
         | Error::NoDatabase(_)
         | Error::Refused(_)
         | Error::Io { .. } => Exit::BadInput,
+        // The process could not set itself up: no retry can help, as with bad input.
+        Error::Runtime(_) | Error::Signals | Error::Clock(_) => Exit::BadInput,
         Error::Unreachable { .. } | Error::ConnectionLost { .. } => Exit::Unreachable,
         Error::Auth(_) | Error::Tls(_) => Exit::AuthRejected,
         Error::LeaseTimeout { .. } | Error::WaitTimeout { .. } | Error::JobWaitTimeout { .. } => {
@@ -147,6 +150,23 @@ mod tests {
             source: None,
         };
         assert_eq!(of(&lost).code(), 10);
+    }
+
+    #[test]
+    fn process_and_strict_verify_failures_are_bad_input() {
+        // RFC 2822 cannot write a year before 1900: a formatting error, as a broken clock gives.
+        let clock = time::macros::datetime!(1800-01-01 0:00 UTC)
+            .format(&time::format_description::well_known::Rfc2822)
+            .expect_err("year 1800");
+        let errors = [
+            Error::StrictVerify,
+            Error::Signals,
+            Error::Runtime(std::io::Error::other("no")),
+            Error::Clock(clock),
+        ];
+        for e in errors {
+            assert_eq!(of(&e), Exit::BadInput, "{e}");
+        }
     }
 
     #[test]

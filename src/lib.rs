@@ -79,8 +79,11 @@ mod store;
 mod verify;
 mod wait;
 // helper modules: add new `mod` lines below this one.
+mod duration;
 mod jobs;
+mod phase;
 mod progress;
+mod table_name;
 
 use source::split;
 
@@ -88,7 +91,8 @@ use source::split;
 // those values, grouped by what they describe, in the namespaces below. Everything else is
 // private to the crate.
 pub use baseline::Baseline;
-pub use config::{Config, LogFormat, Overrides, parse_version};
+pub use config::{Config, Overrides, parse_version};
+pub use duration::parse_duration;
 pub use error::{Error, Result};
 pub use exit::Exit;
 pub use lint::Warning;

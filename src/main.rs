@@ -13,12 +13,13 @@ use clap::Parser;
 
 use cli::args::{Cli, Command};
 use cli::logging::{self, Sink};
+use cli::settings::{LogFormat, Settings};
 use cli::termination::{env_termination_log, finish};
-use crdb_migrate::{Config, Error, LogFormat, Migrator, Report};
+use crdb_migrate::{Config, Error, Migrator, Report};
 
 fn main() -> ExitCode {
     let started = Instant::now();
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return bad_command_line(e, started),
     };
@@ -28,8 +29,11 @@ fn main() -> ExitCode {
         _ => None,
     };
     let sink = sink_of(&command);
-    let config = match Config::from_env(cli.global.overrides(target)) {
-        Ok(c) => c,
+    let logs = cli.global.log_options();
+    let validated = Config::from_env(cli.global.overrides(target))
+        .and_then(|c| Settings::from_env(logs).map(|s| (c, s)));
+    let (config, settings) = match validated {
+        Ok(both) => both,
         Err(e) => {
             logging::init(LogFormat::Auto, "info", sink);
             let termination = env_termination_log();
@@ -42,25 +46,30 @@ fn main() -> ExitCode {
         Sink::Stdout => "info",
     };
     logging::init(
-        config.log_format,
-        config.log_level.as_deref().unwrap_or(default_level),
+        settings.log_format,
+        settings.log_level.as_deref().unwrap_or(default_level),
         sink,
     );
-    let termination = config.termination_log.clone();
+    let termination = settings.termination_log.clone();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
         Err(e) => {
-            let e = Error::Config {
-                name: "runtime".into(),
-                message: format!("cannot start the async runtime: {e}"),
-            };
+            let e = Error::Runtime(e);
             return finish(Err(e), &Report::default(), started, termination.as_deref());
         }
     };
-    run(runtime, config, command, started, termination.as_deref())
+    let grace = settings.shutdown_grace;
+    run(
+        runtime,
+        config,
+        grace,
+        command,
+        started,
+        termination.as_deref(),
+    )
 }
 
 /// Help and version go to stdout with exit 0; any other parse error is a usage error ending
@@ -104,13 +113,14 @@ fn sink_of(command: &Command) -> Sink {
 fn run(
     runtime: tokio::runtime::Runtime,
     config: Config,
+    grace: std::time::Duration,
     command: Command,
     started: Instant,
     termination: Option<&std::path::Path>,
 ) -> ExitCode {
     let migrator = Migrator::new(config);
     let mut current = None;
-    let result = runtime.block_on(cli::signals::with_signals(&migrator, async {
+    let result = runtime.block_on(cli::signals::with_signals(&migrator, grace, async {
         current = cli::commands::run(&migrator, command).await?;
         Ok(())
     }));

@@ -136,7 +136,7 @@ impl Migrator {
         if let Some(u) = self.url.get() {
             return Ok(u);
         }
-        let parsed = self.config.database_url()?;
+        let parsed = DbUrl::from_setting(self.config.database_url())?;
         Ok(self.url.get_or_init(|| parsed))
     }
 
@@ -296,11 +296,7 @@ impl Migrator {
         if !rows.is_empty() || self.config.ignore_foreign_history {
             return Ok(());
         }
-        let history = crate::import::history::any_foreign_history_among;
-        let found = match present {
-            Some(p) => history(client, p).await,
-            None => crate::import::history::any_foreign_history(client).await,
-        };
+        let found = crate::import::probe::foreign_history(client, present).await;
         let found = found.map_err(|e| Error::db("looking for another tool's history table", e))?;
         match found {
             Some((tool, table, rows)) => Err(Error::Disagreement(vec![
@@ -389,7 +385,7 @@ impl Migrator {
 /// load (golang-migrate, Flyway, pop), loaded as nothing (Diesel's sub-directories) or loaded
 /// with another tool's markers in them (goose, dbmate).
 fn foreign_layout(dir: &std::path::Path) -> Result<()> {
-    match crate::import::layout_hint(dir) {
+    match crate::import::probe::layout_hint(dir) {
         Some(hint) => Err(Error::ForeignLayout(hint)),
         None => Ok(()),
     }

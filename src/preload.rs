@@ -12,7 +12,7 @@ use tokio_postgres::Client;
 
 use crate::connect::ServerInfo;
 use crate::error::{Error, Result};
-use crate::import::history::existing_tables;
+use crate::import::probe::history_tables;
 use crate::migrator::Migrator;
 use crate::source::Migration;
 use crate::store::Tables;
@@ -28,7 +28,7 @@ pub(crate) type FirstRead = (Result<Ledger>, Result<Vec<String>, tokio_postgres:
 
 /// Sends the first read as one flight.
 pub(crate) async fn first_read(client: &Client, tables: &Tables) -> FirstRead {
-    tokio::join!(ledger::read(client, tables), existing_tables(client))
+    tokio::join!(ledger::read(client, tables), history_tables(client))
 }
 
 /// A migration connection made, and its first read, for the run's first attempt.

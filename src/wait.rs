@@ -87,7 +87,7 @@ pub async fn wait_for(
         if waited >= timeout {
             return Err(Error::WaitTimeout {
                 version,
-                waited_ms: waited.as_millis(),
+                waited,
                 missing,
             });
         }

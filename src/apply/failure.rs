@@ -23,7 +23,7 @@ pub(super) fn sql_failed(
         Some(db) => SqlFailure {
             version: m.version,
             file: m.path.clone(),
-            sqlstate: db.code().code().to_string(),
+            sqlstate: Some(db.code().clone()),
             message: db.message().to_string(),
             detail: db.detail().map(str::to_string),
             hint: db.hint().map(str::to_string),
@@ -33,7 +33,7 @@ pub(super) fn sql_failed(
         None => SqlFailure {
             version: m.version,
             file: m.path.clone(),
-            sqlstate: "-".into(),
+            sqlstate: None,
             message: e.to_string(),
             detail: None,
             hint: None,

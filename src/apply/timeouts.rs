@@ -133,7 +133,7 @@ mod tests {
         Migration {
             statement_timeout: statement.map(Duration::from_millis),
             lock_timeout: lock.map(Duration::from_millis),
-            ..Migration::default()
+            ..Migration::fixture(1)
         }
     }
 

@@ -1,9 +1,13 @@
-//! The command line (clap derive): global options, each overriding the environment variable
-//! named in its help, and one subcommand per operation.
+//! The command line (clap derive), raw: global options, each overriding the environment
+//! variable named in its help, and one subcommand per operation. The library's options become
+//! [`crdb_migrate::Overrides`] (validated into a `Config`), the logging options
+//! [`LogOptions`] (validated into the binary's own settings).
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+use super::settings::LogOptions;
 
 /// Applies SQL schema migrations to CockroachDB (and PostgreSQL) from inside Kubernetes.
 #[derive(Parser, Debug)]
@@ -164,8 +168,14 @@ impl Global {
             lease_ttl: self.lease_ttl,
             lease_timeout: self.lease_timeout,
             holder: self.holder,
-            log_format: self.log_format,
-            log_level: self.log_level,
+        }
+    }
+
+    /// Takes out the logging options, which only the binary reads.
+    pub(crate) fn log_options(&mut self) -> LogOptions {
+        LogOptions {
+            format: self.log_format.take(),
+            level: self.log_level.take(),
         }
     }
 }

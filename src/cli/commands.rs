@@ -96,10 +96,7 @@ fn verify(migrator: &Migrator, strict: bool) -> Result<Option<i64>, Error> {
     let (set, warnings) = migrator.verify()?;
     print!("{}", render::verify_text(&set, &warnings));
     if strict && warnings.iter().any(Warning::is_risk) {
-        return Err(Error::Config {
-            name: "verify --strict".into(),
-            message: "a warning of severity risk was found (see above): fix the file, or mark a deliberate breaking change `-- @CONTRACT`".into(),
-        });
+        return Err(Error::StrictVerify);
     }
     Ok(None)
 }

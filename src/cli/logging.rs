@@ -3,7 +3,8 @@
 
 use std::io::IsTerminal;
 
-use crdb_migrate::LogFormat;
+use super::settings::LogFormat;
+
 use tracing_subscriber::filter::{LevelFilter, Targets};
 
 /// Where log lines go.

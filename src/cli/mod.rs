@@ -4,5 +4,6 @@ pub(crate) mod args;
 pub(crate) mod commands;
 pub(crate) mod logging;
 pub(crate) mod render;
+pub(crate) mod settings;
 pub(crate) mod signals;
 pub(crate) mod termination;

@@ -7,7 +7,11 @@ use std::time::Duration;
 use crdb_migrate::{Error, Migrator, events};
 
 /// Runs `work`, handling SIGTERM/SIGINT as above.
-pub(crate) async fn with_signals<F>(migrator: &Migrator, work: F) -> Result<(), Error>
+pub(crate) async fn with_signals<F>(
+    migrator: &Migrator,
+    shutdown_grace: Duration,
+    work: F,
+) -> Result<(), Error>
 where
     F: std::future::Future<Output = Result<(), Error>>,
 {
@@ -18,10 +22,7 @@ where
     ) {
         (Ok(t), Ok(i)) => (t, i),
         _ => {
-            return Err(Error::Config {
-                name: "signals".into(),
-                message: "cannot install SIGTERM/SIGINT handlers".into(),
-            });
+            return Err(Error::Signals);
         }
     };
     let mut work = Box::pin(work);
@@ -34,9 +35,9 @@ where
     // database, the lease or a version) stops at once.
     let working = migrator.is_working();
     let grace = if working {
-        migrator.config().shutdown_grace
+        shutdown_grace
     } else {
-        Duration::from_millis(500).min(migrator.config().shutdown_grace)
+        Duration::from_millis(500).min(shutdown_grace)
     };
     tracing::warn!(
         event = events::RUN_SIGNAL,

@@ -10,7 +10,7 @@ use super::Overrides;
 use super::parse::{DEFAULT_LOCK_RETRIES, parse_retries, parse_version};
 use super::vars::{default_holder, duration_var, flag_var, optional_duration_var, var};
 use crate::error::{Error, Result};
-use crate::store::TableName;
+use crate::table_name::TableName;
 
 /// The raw environment, every value a string so that we, not serde, word the errors.
 #[derive(Deserialize, Default)]
@@ -31,16 +31,43 @@ pub(super) struct Env {
     pub migrate_allow_out_of_order: Option<String>,
     pub migrate_create_database: Option<String>,
     pub migrate_ignore_foreign_history: Option<String>,
-    pub log_format: Option<String>,
-    pub log_level: Option<String>,
-    pub rust_log: Option<String>,
-    pub migrate_termination_log: Option<String>,
-    pub migrate_shutdown_grace: Option<String>,
     pub migrate_progress_interval: Option<String>,
     pub migrate_job_wait_timeout: Option<String>,
     pub migrate_lock_timeout: Option<String>,
     pub migrate_lock_retries: Option<String>,
     pub migrate_phase: Option<String>,
+}
+
+/// `MIGRATE_WAIT_TIMEOUT` and `MIGRATE_LEASE_TTL`.
+pub(super) struct Waits {
+    pub wait_timeout: Duration,
+    pub lease_ttl: Duration,
+}
+
+/// `MIGRATE_LEASE_TIMEOUT` and `MIGRATE_STATEMENT_TIMEOUT`.
+pub(super) struct Timeouts {
+    pub lease_timeout: Duration,
+    pub statement_timeout: Option<Duration>,
+}
+
+/// The boolean switches, each named (so two cannot be swapped unnoticed).
+pub(super) struct Flags {
+    pub allow_newer_schema: bool,
+    pub allow_out_of_order: bool,
+    pub create_database: bool,
+    pub ignore_foreign_history: bool,
+}
+
+/// `MIGRATE_PROGRESS_INTERVAL` (`None`: off) and `MIGRATE_JOB_WAIT_TIMEOUT`.
+pub(super) struct Progress {
+    pub interval: Option<Duration>,
+    pub job_wait_timeout: Duration,
+}
+
+/// `MIGRATE_LOCK_TIMEOUT` and `MIGRATE_LOCK_RETRIES`.
+pub(super) struct Locks {
+    pub lock_timeout: Option<Duration>,
+    pub lock_retries: u32,
 }
 
 impl Env {
@@ -53,8 +80,7 @@ impl Env {
         })
     }
 
-    /// Puts each command-line value in place of its variable (`--log-level` over `LOG_LEVEL`
-    /// over `RUST_LOG`); returns the migrations directory, the one setting that is a path.
+    /// Puts each command-line value in place of its variable; returns the migrations directory, the one setting that is a path.
     pub fn apply(&mut self, o: Overrides) -> PathBuf {
         let Overrides {
             database_url,
@@ -66,8 +92,6 @@ impl Env {
             lease_ttl,
             lease_timeout,
             holder,
-            log_format,
-            log_level,
         } = o;
         self.database_url = database_url.or(self.database_url.take());
         self.environment = environment.or(self.environment.take());
@@ -77,8 +101,6 @@ impl Env {
         self.migrate_lease_ttl = lease_ttl.or(self.migrate_lease_ttl.take());
         self.migrate_lease_timeout = lease_timeout.or(self.migrate_lease_timeout.take());
         self.migrate_holder = holder.or(self.migrate_holder.take());
-        self.log_format = log_format.or(self.log_format.take());
-        self.log_level = log_level.or(self.log_level.take()).or(self.rust_log.take());
         migrations_dir
             .or(self.migrations_dir.take().map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("./migrations"))
@@ -96,7 +118,7 @@ impl Env {
     }
 
     /// `MIGRATE_WAIT_TIMEOUT` (default 5m) and `MIGRATE_LEASE_TTL` (default 30s, at least 1s).
-    pub fn waits(&mut self) -> Result<(Duration, Duration)> {
+    pub fn waits(&mut self) -> Result<Waits> {
         let wait_timeout = duration_var(
             "MIGRATE_WAIT_TIMEOUT",
             self.migrate_wait_timeout.take(),
@@ -113,7 +135,10 @@ impl Env {
                 message: "must be at least 1s".into(),
             });
         }
-        Ok((wait_timeout, lease_ttl))
+        Ok(Waits {
+            wait_timeout,
+            lease_ttl,
+        })
     }
 
     /// Who we are in the lease: `MIGRATE_HOLDER`, else `POD_NAME`, else host and pid.
@@ -124,14 +149,9 @@ impl Env {
             .unwrap_or_else(|| default_holder(self.hostname.take()))
     }
 
-    /// `MIGRATE_SHUTDOWN_GRACE` (default 20s), `MIGRATE_LEASE_TIMEOUT` (default 10m) and
-    /// `MIGRATE_STATEMENT_TIMEOUT` (default none), in that order.
-    pub fn timeouts(&mut self) -> Result<(Duration, Duration, Option<Duration>)> {
-        let shutdown_grace = duration_var(
-            "MIGRATE_SHUTDOWN_GRACE",
-            self.migrate_shutdown_grace.take(),
-            Duration::from_secs(20),
-        )?;
+    /// `MIGRATE_LEASE_TIMEOUT` (default 10m) and `MIGRATE_STATEMENT_TIMEOUT` (default none), in
+    /// that order.
+    pub fn timeouts(&mut self) -> Result<Timeouts> {
         let lease_timeout = duration_var(
             "MIGRATE_LEASE_TIMEOUT",
             self.migrate_lease_timeout.take(),
@@ -141,35 +161,38 @@ impl Env {
             "MIGRATE_STATEMENT_TIMEOUT",
             self.migrate_statement_timeout.take(),
         )?;
-        Ok((shutdown_grace, lease_timeout, statement_timeout))
+        Ok(Timeouts {
+            lease_timeout,
+            statement_timeout,
+        })
     }
 
     /// The switches, in this order: `MIGRATE_ALLOW_NEWER_SCHEMA`, `MIGRATE_ALLOW_OUT_OF_ORDER`,
     /// `MIGRATE_CREATE_DATABASE`, `MIGRATE_IGNORE_FOREIGN_HISTORY`.
-    pub fn flags(&mut self) -> Result<[bool; 4]> {
-        Ok([
-            flag_var(
+    pub fn flags(&mut self) -> Result<Flags> {
+        Ok(Flags {
+            allow_newer_schema: flag_var(
                 "MIGRATE_ALLOW_NEWER_SCHEMA",
                 self.migrate_allow_newer_schema.take(),
             )?,
-            flag_var(
+            allow_out_of_order: flag_var(
                 "MIGRATE_ALLOW_OUT_OF_ORDER",
                 self.migrate_allow_out_of_order.take(),
             )?,
-            flag_var(
+            create_database: flag_var(
                 "MIGRATE_CREATE_DATABASE",
                 self.migrate_create_database.take(),
             )?,
-            flag_var(
+            ignore_foreign_history: flag_var(
                 "MIGRATE_IGNORE_FOREIGN_HISTORY",
                 self.migrate_ignore_foreign_history.take(),
             )?,
-        ])
+        })
     }
 
     /// `MIGRATE_PROGRESS_INTERVAL` (default 30s, `0`: off) and `MIGRATE_JOB_WAIT_TIMEOUT`
     /// (default 10m).
-    pub fn progress(&mut self) -> Result<(Option<Duration>, Duration)> {
+    pub fn progress(&mut self) -> Result<Progress> {
         let progress_interval = duration_var(
             "MIGRATE_PROGRESS_INTERVAL",
             self.migrate_progress_interval.take(),
@@ -180,14 +203,14 @@ impl Env {
             self.migrate_job_wait_timeout.take(),
             Duration::from_secs(600),
         )?;
-        Ok((
-            Some(progress_interval).filter(|d| !d.is_zero()),
+        Ok(Progress {
+            interval: Some(progress_interval).filter(|d| !d.is_zero()),
             job_wait_timeout,
-        ))
+        })
     }
 
     /// `MIGRATE_LOCK_TIMEOUT` (default: the server's) and `MIGRATE_LOCK_RETRIES` (default 5).
-    pub fn locks(&mut self) -> Result<(Option<Duration>, u32)> {
+    pub fn locks(&mut self) -> Result<Locks> {
         let lock_timeout =
             optional_duration_var("MIGRATE_LOCK_TIMEOUT", self.migrate_lock_timeout.take())?;
         let lock_retries = var(
@@ -195,6 +218,9 @@ impl Env {
             self.migrate_lock_retries.take(),
             parse_retries,
         )?;
-        Ok((lock_timeout, lock_retries.unwrap_or(DEFAULT_LOCK_RETRIES)))
+        Ok(Locks {
+            lock_timeout,
+            lock_retries: lock_retries.unwrap_or(DEFAULT_LOCK_RETRIES),
+        })
     }
 }

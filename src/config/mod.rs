@@ -1,22 +1,24 @@
 //! Configuration: the environment (read with envy), overridden by command-line options of the
-//! same meaning, validated once into a [`Config`]. Every malformed value is an error naming its
-//! variable; the DATABASE_URL's password never reaches `Debug`, errors or logs.
+//! same meaning, validated once into a [`Config`]: the settings of the library's runs. Every
+//! malformed value is an error naming its variable; the DATABASE_URL's password never reaches
+//! `Debug`, errors or logs. A leaf: it depends on the value types it validates (durations,
+//! table name, phase) and on the error type, not on the code that uses it. Settings only the
+//! binary reads (logging, termination message, shutdown grace) are the binary's own.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::connect::DbUrl;
-use crate::error::{Error, Result};
-use crate::plan::Phase;
-use crate::store::TableName;
+use crate::error::Result;
+use crate::phase::Phase;
+use crate::table_name::TableName;
 
 mod env;
 mod parse;
 mod vars;
 
 use env::Env;
-pub use parse::{DEFAULT_LOCK_RETRIES, parse_duration, parse_version};
-use vars::{environment_var, log_settings, termination_log, var};
+pub use parse::{DEFAULT_LOCK_RETRIES, parse_version};
+use vars::{environment_var, var};
 
 /// Values given on the command line; each overrides the environment variable of the same meaning.
 #[derive(Debug, Default, Clone)]
@@ -39,22 +41,6 @@ pub struct Overrides {
     pub lease_timeout: Option<String>,
     /// `--holder`.
     pub holder: Option<String>,
-    /// `--log-format`.
-    pub log_format: Option<String>,
-    /// `--log-level`.
-    pub log_level: Option<String>,
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// One JSON object per line (`LOG_FORMAT=json`).
-    Json,
-    /// Human-readable text (`LOG_FORMAT=text`).
-    Text,
-    /// `LOG_FORMAT` unset: text when stderr is a terminal (a human), JSON otherwise (pods,
-    /// pipes, CI).
-    Auto,
 }
 
 /// The validated configuration of a run.
@@ -87,17 +73,6 @@ pub struct Config {
     pub create_database: bool,
     /// Migrate even when the ledger is empty and another tool's history table has rows.
     pub ignore_foreign_history: bool,
-    /// Log format.
-    pub log_format: LogFormat,
-    /// Log filter: a level, or comma-separated `target=level` directives (tracing-subscriber's
-    /// `Targets`); `None`: the default, `info` (the
-    /// binary uses `warn` for commands whose product is their output).
-    pub log_level: Option<String>,
-    /// Where to write the termination message, if anywhere.
-    pub termination_log: Option<PathBuf>,
-    /// After SIGTERM, how long the in-flight migration may take to finish before it is
-    /// abandoned (rolled back by the server when the connection closes).
-    pub shutdown_grace: Duration,
     /// `MIGRATE_PROGRESS_INTERVAL` (default 30s): how often a running migration statement
     /// logs `migration.progress`; `None` (`0`) turns it off.
     pub progress_interval: Option<Duration>,
@@ -143,20 +118,13 @@ impl Config {
         let migrations_dir = env.apply(o);
         // Checked in this order: of several malformed values, the first is the one reported.
         let (target_version, table) = env.target()?;
-        let (wait_timeout, lease_ttl) = env.waits()?;
-        let (log_format, log_level) = log_settings(env.log_format.take(), env.log_level.take())?;
+        let waits = env.waits()?;
         let holder = env.holder();
         let environment = environment_var(env.environment.take())?;
-        let termination_log = termination_log(env.migrate_termination_log.take());
-        let (shutdown_grace, lease_timeout, statement_timeout) = env.timeouts()?;
-        let [
-            allow_newer_schema,
-            allow_out_of_order,
-            create_database,
-            ignore_foreign_history,
-        ] = env.flags()?;
-        let (progress_interval, job_wait_timeout) = env.progress()?;
-        let (lock_timeout, lock_retries) = env.locks()?;
+        let timeouts = env.timeouts()?;
+        let flags = env.flags()?;
+        let progress = env.progress()?;
+        let locks = env.locks()?;
         let phase = var("MIGRATE_PHASE", env.migrate_phase.take(), Phase::parse)?;
         Ok(Config {
             database_url: env.database_url.take(),
@@ -164,36 +132,26 @@ impl Config {
             environment,
             target_version,
             table,
-            wait_timeout,
-            lease_ttl,
-            lease_timeout,
+            wait_timeout: waits.wait_timeout,
+            lease_ttl: waits.lease_ttl,
+            lease_timeout: timeouts.lease_timeout,
             holder,
-            statement_timeout,
-            allow_newer_schema,
-            allow_out_of_order,
-            create_database,
-            ignore_foreign_history,
-            log_format,
-            log_level,
-            termination_log,
-            shutdown_grace,
-            progress_interval,
-            job_wait_timeout,
-            lock_timeout,
-            lock_retries,
+            statement_timeout: timeouts.statement_timeout,
+            allow_newer_schema: flags.allow_newer_schema,
+            allow_out_of_order: flags.allow_out_of_order,
+            create_database: flags.create_database,
+            ignore_foreign_history: flags.ignore_foreign_history,
+            progress_interval: progress.interval,
+            job_wait_timeout: progress.job_wait_timeout,
+            lock_timeout: locks.lock_timeout,
+            lock_retries: locks.lock_retries,
             phase,
         })
     }
 
-    /// The parsed DATABASE_URL; an error naming DATABASE_URL when it is missing or malformed.
-    pub fn database_url(&self) -> Result<DbUrl> {
-        match &self.database_url {
-            None => Err(Error::Config {
-                name: "DATABASE_URL".into(),
-                message: "not set; give postgresql://user@host:26257/db?sslmode=verify-full (or --database-url)".into(),
-            }),
-            Some(url) => DbUrl::parse(url),
-        }
+    /// DATABASE_URL as given (the connection code parses it, once per run); `None` when unset.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url.as_deref()
     }
 
     /// A configuration with defaults for everything, for library callers and tests.
@@ -202,7 +160,6 @@ impl Config {
             .unwrap_or_else(|_| unreachable!("defaults are valid"));
         c.database_url = database_url;
         c.migrations_dir = migrations_dir.into();
-        c.termination_log = None;
         c
     }
 }

@@ -1,5 +1,4 @@
-//! Unit tests of the configuration: durations, variables named in errors, overrides.
-use super::parse::MAX_DURATION;
+//! Unit tests of the configuration: variables named in errors, overrides.
 use super::*;
 
 fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -7,28 +6,6 @@ fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
-}
-
-#[test]
-fn durations() {
-    assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-    assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-    assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-    assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
-    assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-    assert_eq!(parse_duration("168h"), Ok(MAX_DURATION));
-    for bad in [
-        "abc",
-        "",
-        "5x",
-        "-1s",
-        "1.5s",
-        "s",
-        "169h",
-        "18446744073709551615",
-    ] {
-        assert!(parse_duration(bad).is_err(), "{bad}");
-    }
 }
 
 #[test]
@@ -120,27 +97,4 @@ fn a_bad_table_name_names_the_variable() {
 fn debug_hides_the_url() {
     let c = Config::new(Some("postgresql://u:hunter2@h/db".into()), "m");
     assert!(!format!("{c:?}").contains("hunter2"));
-}
-
-#[test]
-fn log_level_takes_levels_and_target_directives_and_names_itself_when_bad() {
-    for good in [
-        "debug",
-        "WARN",
-        "info,tokio_postgres=warn",
-        "crdb_migrate=trace",
-        "off",
-    ] {
-        let c = Config::from_vars(vars(&[("LOG_LEVEL", good)]), Overrides::default());
-        assert_eq!(c.expect(good).log_level.as_deref(), Some(good));
-    }
-    for bad in ["crdb_migrate=loud", "info,=warn=x"] {
-        let e = Config::from_vars(vars(&[("LOG_LEVEL", bad)]), Overrides::default())
-            .expect_err(bad)
-            .to_string();
-        assert!(
-            e.contains("LOG_LEVEL") && e.contains("target=level"),
-            "{bad}: {e}"
-        );
-    }
 }

@@ -1,11 +1,10 @@
 //! One variable at a time: a raw value parsed, checked or defaulted, every error naming the
 //! variable at fault.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use super::LogFormat;
-use super::parse::{parse_bool, parse_duration};
+use super::parse::parse_bool;
+use crate::duration::parse_duration;
 use crate::error::{Error, Result};
 
 /// `ENVIRONMENT`: a plain directory name.
@@ -60,45 +59,6 @@ pub(super) fn flag_var(name: &str, value: Option<String>) -> Result<bool> {
             message: format!("expected true or false, got {v:?}"),
         }),
     }
-}
-
-/// `LOG_FORMAT` and the log filter, validated.
-pub(super) fn log_settings(
-    format: Option<String>,
-    level: Option<String>,
-) -> Result<(LogFormat, Option<String>)> {
-    let format = match format.as_deref() {
-        None => LogFormat::Auto,
-        Some("json") => LogFormat::Json,
-        Some("text") => LogFormat::Text,
-        Some(other) => {
-            return Err(Error::Config {
-                name: "LOG_FORMAT".into(),
-                message: format!("expected json or text, got {other:?}"),
-            });
-        }
-    };
-    if let Some(level) = &level {
-        level
-            .parse::<tracing_subscriber::filter::Targets>()
-            .map_err(|e| Error::Config {
-                name: "LOG_LEVEL".into(),
-                message: format!(
-                    "{e}: expected a level or comma-separated `target=level` directives, e.g. \
-                     `info,tokio_postgres=warn`"
-                ),
-            })?;
-    }
-    Ok((format, level))
-}
-
-/// `MIGRATE_TERMINATION_LOG`, else Kubernetes' default path when it exists: Kubernetes
-/// creates it in every container; elsewhere we do not.
-pub(super) fn termination_log(value: Option<String>) -> Option<PathBuf> {
-    value.map(PathBuf::from).or_else(|| {
-        let default = PathBuf::from("/dev/termination-log");
-        default.exists().then_some(default)
-    })
 }
 
 /// The lease holder when neither `MIGRATE_HOLDER` nor `POD_NAME` names one: host and pid.

@@ -78,6 +78,17 @@ impl std::fmt::Debug for DbUrl {
 }
 
 impl DbUrl {
+    /// The configured DATABASE_URL, parsed: an error naming DATABASE_URL when it is unset.
+    pub fn from_setting(url: Option<&str>) -> Result<DbUrl, Error> {
+        match url {
+            None => Err(Error::Config {
+                name: "DATABASE_URL".into(),
+                message: "not set; give postgresql://user@host:26257/db?sslmode=verify-full (or --database-url)".into(),
+            }),
+            Some(url) => DbUrl::parse(url),
+        }
+    }
+
     /// Parses a DATABASE_URL and loads the certificate and key files it names.
     pub fn parse(url: &str) -> Result<DbUrl, Error> {
         let parsed = url::parse(url)?;

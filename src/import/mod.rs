@@ -1,6 +1,8 @@
 //! Other tools' migration directories converted into crdb-migrate's format (`import`), the
 //! layout detection behind the loader's "this is golang-migrate's layout" hint, and (in
-//! [`history`]) the reading of other tools' history tables for `baseline --from`.
+//! [`history`]) the reading of other tools' history tables for `baseline --from`. The core
+//! load and run paths reach this module only through `probe`: the layout hint and the
+//! foreign-history check.
 //!
 //! # What is read
 //! Each tool's layout as that tool documents and parses it (the readers live in `formats`):
@@ -67,6 +69,7 @@
 //! loader's own parser first. Files written before an I/O failure are removed again.
 
 pub mod history;
+pub(crate) mod probe;
 
 mod convert;
 mod detect;

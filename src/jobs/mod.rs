@@ -221,7 +221,7 @@ pub(crate) async fn wait_running(
                 id: first.id,
                 status: first.status.clone(),
                 description: first.description.clone(),
-                waited_ms: waited.as_millis(),
+                waited,
             });
         };
         waited_for = true;

@@ -18,7 +18,7 @@
 
 use std::collections::HashSet;
 
-use super::facts::{Clause, Constraint, Facts};
+use super::facts::{Clause, Constraint, StatementFacts as Facts};
 use super::lex::Tok;
 use super::types::widens;
 use super::{FIX, Schema, Section, Severity, Warning};

@@ -69,7 +69,7 @@ fn clause_break(
     table: &str,
     clause: &Clause,
     added: &HashSet<(&str, &str)>,
-    f: &super::facts::Facts,
+    f: &super::facts::StatementFacts,
     schema: &Schema,
 ) -> Option<(&'static str, String, &'static str)> {
     let new = |c: &str| added.contains(&(table, c));

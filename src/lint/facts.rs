@@ -74,7 +74,7 @@ pub(super) struct Index {
 
 /// What a statement does.
 #[derive(Debug, Default)]
-pub(super) struct Facts {
+pub(super) struct StatementFacts {
     /// Objects it creates (tables, indexes, views, ...).
     pub(super) creates: Vec<String>,
     /// `CREATE TABLE`: the table and its columns' types, for the set's schema model.
@@ -97,7 +97,7 @@ pub(super) struct Facts {
     pub(super) writes: bool,
 }
 
-impl Facts {
+impl StatementFacts {
     /// The clauses of an `ALTER TABLE` (none for other statements).
     pub(super) fn clauses(&self) -> &[Clause] {
         self.altered.as_ref().map_or(&[], |(_, c)| c.as_slice())
@@ -109,8 +109,8 @@ impl Facts {
 }
 
 /// Reads what the statement `toks` does.
-pub(super) fn analyse(toks: &[Tok]) -> Facts {
-    let mut f = Facts::default();
+pub(super) fn analyse(toks: &[Tok]) -> StatementFacts {
+    let mut f = StatementFacts::default();
     let mut c = Cur::new(toks);
     if c.eat(&["CREATE"]) {
         create(&mut c, &mut f);
@@ -137,7 +137,7 @@ pub(super) fn analyse(toks: &[Tok]) -> Facts {
     f
 }
 
-fn create(c: &mut Cur<'_>, f: &mut Facts) {
+fn create(c: &mut Cur<'_>, f: &mut StatementFacts) {
     let mut unique = false;
     while let Some(t) = c.peek().filter(|t| {
         t.is_any(&[
@@ -233,7 +233,7 @@ fn column_types(toks: &[Tok]) -> Columns {
         .collect()
 }
 
-fn alter(c: &mut Cur<'_>, f: &mut Facts) {
+fn alter(c: &mut Cur<'_>, f: &mut StatementFacts) {
     let Some(kind) = c.peek().filter(|t| t.is_any(&OBJECTS)) else {
         return;
     };
@@ -377,7 +377,7 @@ fn constraint_kind(c: &mut Cur<'_>) -> Option<Constraint> {
     Some(kind)
 }
 
-fn drop(c: &mut Cur<'_>, f: &mut Facts) {
+fn drop(c: &mut Cur<'_>, f: &mut StatementFacts) {
     let Some(kind) = c.peek().filter(|t| t.is_any(&OBJECTS)) else {
         return;
     };

@@ -45,7 +45,7 @@ use std::collections::HashMap;
 
 use crate::source::Migration;
 use crate::source::split::Statement;
-use facts::{Clause, Facts, analyse};
+use facts::{Clause, StatementFacts, analyse};
 use lex::{Tok, lex};
 use types::Ty;
 
@@ -107,7 +107,7 @@ impl Schema {
     }
 
     /// Remembers what a forward section's statements create or change.
-    fn learn(&mut self, facts: &[Facts]) {
+    fn learn(&mut self, facts: &[StatementFacts]) {
         for f in facts {
             if let Some((table, columns)) = &f.table_columns {
                 let cols = self.tables.entry(table.clone()).or_default();
@@ -158,7 +158,7 @@ pub(crate) struct Section<'a> {
     undo: bool,
     statements: &'a [Statement],
     toks: Vec<Vec<Tok>>,
-    facts: Vec<Facts>,
+    facts: Vec<StatementFacts>,
     /// Statement `k` changes an object that existed before the file.
     existing_change: Vec<bool>,
     /// The index of the first statement creating each name.
@@ -168,7 +168,7 @@ pub(crate) struct Section<'a> {
 impl<'a> Section<'a> {
     fn new(m: &'a Migration, undo: bool, statements: &'a [Statement]) -> Self {
         let toks: Vec<Vec<Tok>> = statements.iter().map(|s| lex(&s.text)).collect();
-        let facts: Vec<Facts> = toks.iter().map(|t| analyse(t)).collect();
+        let facts: Vec<StatementFacts> = toks.iter().map(|t| analyse(t)).collect();
         let mut created_at: HashMap<String, usize> = HashMap::new();
         let mut existing_change = vec![false; facts.len()];
         for (k, f) in facts.iter().enumerate() {

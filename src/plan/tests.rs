@@ -12,7 +12,7 @@ fn mig(v: i64, down: bool) -> Migration {
         down: down.then(|| format!("DROP TABLE t{v}")),
         no_transaction: false,
         checksum: format!("sum{v}"),
-        ..Migration::default()
+        ..Migration::fixture(v)
     }
 }
 

@@ -139,7 +139,7 @@ async fn lost_setup_race(
             tracing::info!(
                 event = events::SETUP_RACE,
                 what = "creating the bookkeeping tables",
-                sqlstate = e.sqlstate().unwrap_or(""),
+                sqlstate = e.sqlstate().map_or("", |c| c.code()),
                 delay_ms = delay.as_millis() as u64,
                 "another runner set this up at the same moment; re-checking"
             );
@@ -149,7 +149,7 @@ async fn lost_setup_race(
             tracing::warn!(
                 event = events::SETUP_RACE,
                 what = "creating the bookkeeping tables",
-                sqlstate = e.sqlstate().unwrap_or(""),
+                sqlstate = e.sqlstate().map_or("", |c| c.code()),
                 "the conflict outlasted every re-check: not a race with a peer"
             );
             Err(e)
@@ -182,7 +182,11 @@ pub async fn acquire(
         let sql = pending_setup.then_some(setup_sql.as_str());
         let (token, rows) = match attempt(&client, t, holder, ttl_ms, sql).await {
             Ok(r) => r,
-            Err(e) if pending_setup && e.sqlstate().is_some_and(crate::sqlstate::is_setup_race) => {
+            Err(e)
+                if pending_setup
+                    && e.sqlstate()
+                        .is_some_and(|c| crate::sqlstate::is_setup_race(c.code())) =>
+            {
                 lost_setup_race(&mut races, e, cancel).await?;
                 continue;
             }
@@ -210,7 +214,7 @@ pub async fn acquire(
                 held: false,
             });
             return Err(Error::LeaseTimeout {
-                waited_ms: waited.as_millis(),
+                waited,
                 holder: info.holder.unwrap_or_else(|| "nobody".into()),
                 fence: info.fence,
                 expires: info.expires_at.unwrap_or_else(|| "-".into()),

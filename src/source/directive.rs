@@ -146,7 +146,7 @@ fn timeout_value(word: &str, value: &str, before: Option<Duration>) -> Result<Du
             "`-- @{word}` needs a duration, e.g. `-- @{word} 10m` (units: ms, s, m, h)"
         ));
     }
-    match crate::config::parse_duration(value) {
+    match crate::duration::parse_duration(value) {
         Ok(d) if d.is_zero() => Err(format!(
             "`-- @{word} {value}`: the duration must be more than zero (0 would mean no limit; \
              remove the line instead)"

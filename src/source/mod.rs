@@ -66,7 +66,7 @@ pub const UNDO_PLACEHOLDER: &str = "-- write the undo SQL here";
 pub const MAX_FILE_BYTES: u64 = 16 << 20;
 
 /// One migration file, parsed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Migration {
     /// The version from the file name (positive, fits INT8).
     pub version: i64,
@@ -99,6 +99,29 @@ pub struct Migration {
     pub contract: bool,
     /// SHA-256 hex of the normalised forward and undo SQL (docs/file-format.md, "Checksum").
     pub checksum: String,
+}
+
+#[cfg(test)]
+impl Migration {
+    /// A unit tests' migration: `version`, an empty forward section, no undo section, no
+    /// directives. Real migrations come only from [`parse`].
+    pub(crate) fn fixture(version: i64) -> Migration {
+        Migration {
+            version,
+            slug: String::new(),
+            description: String::new(),
+            path: PathBuf::new(),
+            up: String::new(),
+            down: None,
+            up_statements: Vec::new(),
+            down_statements: None,
+            no_transaction: false,
+            statement_timeout: None,
+            lock_timeout: None,
+            contract: false,
+            checksum: String::new(),
+        }
+    }
 }
 
 /// A problem with one file of the set.

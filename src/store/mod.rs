@@ -8,49 +8,7 @@ pub mod lease;
 pub mod ledger;
 pub(crate) mod setup;
 
-/// A validated ledger table name: an unquoted lowercase SQL identifier (so it needs no
-/// escaping), at most 63 characters. The lease table is `<name>_lease`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TableName(String);
-
-impl TableName {
-    /// Validates `name`; the error says what a table name may hold.
-    pub fn new(name: &str) -> Result<TableName, String> {
-        let ok = !name.is_empty()
-            && name.len() <= 63
-            && name
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-            && name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if ok {
-            Ok(TableName(name.to_string()))
-        } else {
-            Err(format!(
-                "{name:?} is not a table name: use lowercase letters, digits and _, starting with a letter or _, at most 63 characters"
-            ))
-        }
-    }
-
-    /// The bare name, e.g. `_migrations` (for catalog lookups as a bound parameter).
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Default for TableName {
-    fn default() -> TableName {
-        TableName("_migrations".into())
-    }
-}
-
-impl std::fmt::Display for TableName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use crate::table_name::TableName;
 
 /// Quotes an SQL identifier: wraps it in double quotes and doubles any inside. The one
 /// quoting function for identifiers (table names, database names).
@@ -95,15 +53,6 @@ impl Tables {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn table_names_are_validated() {
-        assert!(TableName::new("_migrations").is_ok());
-        assert!(TableName::new("app_migrations2").is_ok());
-        for bad in ["", "Migrations", "a-b", "1abc", "a\"b", &"x".repeat(64)] {
-            assert!(TableName::new(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn quoting() {

@@ -78,7 +78,11 @@ where
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
-        let Some(code) = err.sqlstate().filter(|c| crate::sqlstate::is_setup_race(c)) else {
+        let Some(code) = err
+            .sqlstate()
+            .map(|c| c.code())
+            .filter(|c| crate::sqlstate::is_setup_race(c))
+        else {
             return Err(err);
         };
         let Some(delay) = delays.next() else {

@@ -8,7 +8,7 @@
 //! X.509 v1 certificates (what `openssl x509 -req` writes without `-extfile`, as PostgreSQL's
 //! documentation shows) are handled as libpq handles them where rustls/webpki allow it:
 //! - a v1 *client* certificate works: the key is checked against the certificate by comparing
-//!   the SubjectPublicKeyInfo read from the certificate ([`certificate_spki`], a small DER walk)
+//!   the SubjectPublicKeyInfo read from the certificate ([`certificate_spki`], by x509-cert)
 //!   with the one derived from the private key, instead of rustls's check, which parses the
 //!   certificate with webpki and refuses anything but v3;
 //! - a v1 *root* CA in `sslrootcert` works (webpki accepts v1 trust anchors);
@@ -32,11 +32,11 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-mod der;
 mod verify;
+mod x509;
 
-use der::certificate_spki;
 use verify::{EncryptOnly, WebPki};
+use x509::certificate_spki;
 
 use super::url::{ParsedUrl, SslMode};
 use crate::error::Error as ConnectError;
@@ -134,7 +134,7 @@ fn client_auth(
         )
     })?;
     if let Some(key_spki) = key.public_key()
-        && key_spki.as_ref() != cert_spki
+        && key_spki.as_ref() != cert_spki.as_slice()
     {
         return Err(config_err(
             "sslkey",

@@ -1,6 +1,6 @@
 //! Unit tests of the TLS configuration, the DER reader and the v1 certificate handling.
 
-use super::der::{certificate_spki, certificate_version};
+use super::x509::{certificate_spki, certificate_version};
 use super::*;
 use rustls::pki_types::SubjectPublicKeyInfoDer;
 use std::io::Write;
@@ -270,7 +270,7 @@ fn a_broken_certificate_is_reported_on_sslcert() {
 }
 
 #[test]
-fn der_reader_refuses_malformed_input() {
+fn certificate_reader_refuses_malformed_input() {
     let dir = tempfile::tempdir().unwrap();
     make_cert(dir.path(), "c", "ec", true);
     let cert = der_cert(dir.path(), "c").as_ref().to_vec();
@@ -295,7 +295,7 @@ fn der_reader_refuses_malformed_input() {
 
 proptest::proptest! {
     #[test]
-    fn der_reader_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+    fn certificate_reader_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
         let _ = certificate_spki(&bytes);
         let _ = certificate_version(&bytes);
     }

@@ -10,7 +10,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, SubjectPublicKeyInfoDer, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, SignatureScheme};
 
-use super::der::{certificate_spki, certificate_version};
+use super::x509::{certificate_spki, certificate_version};
 
 #[derive(Debug)]
 pub(super) struct WebPki {

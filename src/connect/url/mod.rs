@@ -116,31 +116,26 @@ fn config_err(param: &str, message: impl Into<String>) -> ConnectError {
     }
 }
 
-/// Decodes `%XX` escapes (a `+` stays a `+`, as in libpq). The error never shows the input.
+/// Decodes `%XX` escapes (a `+` stays a `+`, as in libpq). A `%` not followed by two hex
+/// digits is refused (the crate would pass it through). The error never shows the input.
 pub(crate) fn percent_decode(s: &str, param: &str) -> Result<String, ConnectError> {
     let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
+    let well_formed = bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || bytes
                 .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| config_err(param, "bad percent-encoding (expected %XX)"))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !well_formed {
+        return Err(config_err(param, "bad percent-encoding (expected %XX)"));
     }
-    let s = String::from_utf8(out)
+    let s = percent_encoding::percent_decode_str(s)
+        .decode_utf8()
         .map_err(|_| config_err(param, "percent-decodes to bytes that are not UTF-8"))?;
     if s.contains('\0') {
         return Err(config_err(param, "contains a NUL character"));
     }
-    Ok(s)
+    Ok(s.into_owned())
 }
 
 fn parse_connect_timeout(value: &str) -> Result<Option<Duration>, ConnectError> {

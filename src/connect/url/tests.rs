@@ -171,6 +171,9 @@ fn bad_percent_encoding_names_part_without_value() {
     assert_eq!(err_param("postgresql://u@h/d%2").0, "dbname");
     assert_eq!(err_param("postgresql://u@h/a%2Fb").0, "dbname");
     assert_eq!(err_param("postgresql://u@h/db?options=%0").0, "options");
+    // Two hex digits, nothing else: not a sign (`%+1`), not a trailing `%`.
+    assert_eq!(err_param("postgresql://u:a%+1@h/db").0, "password");
+    assert_eq!(err_param("postgresql://u:a%@h/db").0, "password");
 }
 
 #[test]
