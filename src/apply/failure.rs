@@ -55,7 +55,9 @@ pub(super) fn sql_failed(
 pub(super) fn schema_locked_hint(mut err: Error) -> Error {
     if let Error::MigrationFailed(f) = &mut err
         && f.hint.is_none()
-        && sqlstate::is_schema_locked_code(&f.sqlstate)
+        && f.sqlstate
+            .as_ref()
+            .is_some_and(|s| sqlstate::is_schema_locked_code(s.code()))
     {
         let table = quoted(&f.message).unwrap_or("<table>");
         f.hint = Some(format!(
@@ -134,7 +136,7 @@ mod tests {
         Error::MigrationFailed(Box::new(SqlFailure {
             version: 3,
             file: "3_x.sql".into(),
-            sqlstate: sqlstate.into(),
+            sqlstate: Some(tokio_postgres::error::SqlState::from_code(sqlstate)),
             message: message.into(),
             detail: None,
             hint: None,
