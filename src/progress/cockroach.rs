@@ -19,6 +19,12 @@ pub(crate) fn cockroach_sql() -> &'static str {
       ORDER BY created DESC, job_id DESC"
 }
 
+/// [`cockroach_sql`] over `[SHOW JOBS]`, the surface left when `crdb_internal` is gated
+/// (`allow_unsafe_internals` off, the default from v26.1; see `jobs/listing.rs`).
+pub(crate) fn show_jobs_sql() -> String {
+    cockroach_sql().replace("FROM crdb_internal.jobs", "FROM [SHOW JOBS]")
+}
+
 /// How much later than our flight's start a job may be created and still count as ours.
 const JOB_SLACK_MS: i64 = 1_000;
 
@@ -58,9 +64,21 @@ pub(crate) fn ours(samples: Vec<Progress>, elapsed: Duration) -> Vec<Progress> {
         .collect()
 }
 
-/// Our user's running schema-change jobs, read on `client` (a side connection).
+/// Our user's running schema-change jobs, read on `client` (a side connection): from
+/// `crdb_internal` unless it refused us before in this process, else from `[SHOW JOBS]`.
 pub(super) async fn sample(client: &Client) -> Result<Vec<Progress>, tokio_postgres::Error> {
-    let rows = client.query_typed(cockroach_sql(), &[]).await?;
+    let rows = if crate::jobs::internals_refused() {
+        client.query_typed(&show_jobs_sql(), &[]).await?
+    } else {
+        match client.query_typed(cockroach_sql(), &[]).await {
+            Ok(rows) => rows,
+            Err(e) if crate::sqlstate::is_surface_refused(&e) => {
+                crate::jobs::note_refusal(&e);
+                client.query_typed(&show_jobs_sql(), &[]).await?
+            }
+            Err(e) => return Err(e),
+        }
+    };
     rows.iter()
         .map(|r| {
             let job_type: Option<String> = r.try_get(1)?;
