@@ -1,0 +1,358 @@
+//! The binary's CockroachDB branches, end to end, on PostgreSQL dressed as CockroachDB
+//! (`support::dressed`): a `version()` that says CockroachDB v26.1, and a `crdb_internal`
+//! that is readable (as up to v25.4) or revoked (42501, as a default v26.1). The server logs
+//! every statement, so the tests also read what each flight sent and in what order.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::dressed::{Dressed, Gate, Logged, add_job, dressed_server, pretend_database};
+use support::*;
+
+fn set() -> tempfile::TempDir {
+    dir_with(&[
+        (
+            "1_users.sql",
+            b"CREATE TABLE users (id INT8 PRIMARY KEY);\n-- @UNDO\nDROP TABLE users;\n",
+        ),
+        (
+            "2_email.sql",
+            b"ALTER TABLE users ADD COLUMN email TEXT;\n-- @UNDO\nALTER TABLE users DROP COLUMN email;\n",
+        ),
+    ])
+}
+
+fn run_on(d: &Dressed, dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = bin_at(&d.url, dir);
+    cmd.env("MIGRATE_WAIT_TIMEOUT", "10s")
+        .env("MIGRATE_HOLDER", "dressed-test")
+        .env("MIGRATE_JOB_WAIT_TIMEOUT", "20s");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run(cmd.args(args))
+}
+
+fn spawn_on(d: &Dressed, dir: &std::path::Path, args: &[&str]) -> Background {
+    let mut cmd = bin_at(&d.url, dir);
+    cmd.env("MIGRATE_WAIT_TIMEOUT", "10s")
+        .env("MIGRATE_HOLDER", "dressed-test")
+        .env("MIGRATE_JOB_WAIT_TIMEOUT", "30s")
+        .args(args);
+    Background::spawn(&mut cmd)
+}
+
+/// A statement the server ran (`statement`, `execute ...`) or refused before running it
+/// (`STATEMENT`, after its `ERROR`).
+fn is_sent(l: &Logged) -> bool {
+    l.tag.starts_with("statement") || l.tag.starts_with("execute") || l.tag == "STATEMENT"
+}
+
+/// The statements (not errors or details) that contain `needle`.
+fn sent<'a>(log: &'a [Logged], needle: &str) -> Vec<&'a Logged> {
+    log.iter()
+        .filter(|l| is_sent(l) && l.text.contains(needle))
+        .collect()
+}
+
+/// Index of the first statement containing `needle`.
+fn first(log: &[Logged], needle: &str) -> usize {
+    log.iter()
+        .position(|l| is_sent(l) && l.text.contains(needle))
+        .unwrap_or_else(|| panic!("no statement with {needle:?} in {log:#?}"))
+}
+
+/// Every ERROR in the log happened outside a transaction of its session: a statement the
+/// server refuses never takes a migration (or a ledger write) down with it.
+fn errors_outside_transactions(log: &[Logged]) -> Vec<String> {
+    let mut in_tx: HashMap<u32, bool> = HashMap::new();
+    let mut errors = Vec::new();
+    for l in log {
+        if l.tag.starts_with("statement") || l.tag.starts_with("execute") {
+            let t = l.text.trim_start().to_uppercase();
+            if t.starts_with("BEGIN") || t.starts_with("START TRANSACTION") {
+                in_tx.insert(l.pid, true);
+            } else if t.starts_with("COMMIT") || t.starts_with("ROLLBACK") || t.starts_with("END") {
+                in_tx.insert(l.pid, false);
+            }
+        } else if l.tag == "ERROR" {
+            assert!(
+                !in_tx.get(&l.pid).copied().unwrap_or(false),
+                "an error inside a transaction: {l:?}\n{log:#?}"
+            );
+            errors.push(l.text.clone());
+        }
+    }
+    errors
+}
+
+#[test]
+fn the_dress_resolves_before_pg_catalog() {
+    let d = dressed_server().fresh("dress", Gate::Revoked, true);
+    let got = psql(
+        &d.url,
+        "SELECT version(), pg_catalog.version() LIKE 'PostgreSQL%', current_setting('session_id') = lpad(to_hex(pg_backend_pid()), 32, '0'), current_database() = pg_catalog.current_database()",
+    );
+    assert_eq!(
+        got,
+        format!("{}|t|t|t", support::dressed::DRESSED_VERSION),
+        "unqualified version() must be the dress's"
+    );
+    let refused = try_psql(&d.url, "SELECT count(*) FROM crdb_internal.jobs").unwrap_err();
+    assert!(refused.contains("permission denied"), "{refused}");
+}
+
+#[test]
+fn on_a_default_v26_1_migrate_status_and_rollback_warn_that_jobs_are_unlisted_and_go_on() {
+    let server = dressed_server();
+    let d = server.fresh("v26", Gate::Revoked, true);
+    let dir = set();
+    let out = run_on(&d, dir.path(), &[], &["migrate"]);
+    out.expect_code(0);
+    let ready = out.events_named("db.ready");
+    assert_eq!(
+        field(&ready[0], "flavour").as_str(),
+        Some("CockroachDB"),
+        "{}",
+        out.stdout
+    );
+    let unlisted = out.events_named("job.unlisted");
+    assert_eq!(unlisted.len(), 1, "{}", out.stdout);
+    let reason = field(&unlisted[0], "reason").as_str().unwrap_or_default();
+    assert!(
+        reason.contains("crdb_internal.jobs") && reason.contains("42501"),
+        "{reason}"
+    );
+    assert!(reason.contains("SHOW JOBS"), "{reason}");
+    assert_eq!(
+        out.events_named("migration.applied").len(),
+        2,
+        "{}",
+        out.stdout
+    );
+    assert!(table_exists_at(&d, "users"));
+
+    let status = run_on(&d, dir.path(), &[], &["status", "--json"]);
+    status.expect_code(0);
+    let s: Value = serde_json::from_str(&status.stdout).expect("status json");
+    assert_eq!(s["current_version"], 2);
+    assert_eq!(s["jobs"], serde_json::json!([]));
+    assert!(status.stderr.contains("job.unlisted"), "{}", status.stderr);
+
+    let back = run_on(&d, dir.path(), &[], &["rollback"]);
+    back.expect_code(0);
+    assert_eq!(
+        back.events_named("migration.rolled_back").len(),
+        1,
+        "{}",
+        back.stdout
+    );
+
+    let log = server.statements(&d.name);
+    // The probe asks the version and whether the database exists, in one statement.
+    assert!(log[0].text.contains("version()"), "{:?}", log[0]);
+    assert!(
+        log[0].text.contains("pg_catalog.pg_database"),
+        "{:?}",
+        log[0]
+    );
+    // The session is known by its CockroachDB session id; the pid is never asked.
+    assert!(!sent(&log, "current_setting('session_id')").is_empty());
+    assert!(sent(&log, "pg_backend_pid").is_empty(), "{log:#?}");
+    assert!(!sent(&log, "SET autocommit_before_ddl = off").is_empty());
+    // crdb_internal first, [SHOW JOBS] next, before the first migration.
+    let internal = first(&log, "FROM crdb_internal.jobs");
+    let show = first(&log, "FROM [SHOW JOBS]");
+    let create = first(&log, "CREATE TABLE users");
+    assert!(
+        internal < show && show < create,
+        "{internal} {show} {create}"
+    );
+    // Refusals are the server's, each outside any transaction.
+    let errors = errors_outside_transactions(&log);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("permission denied for schema crdb_internal")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("unrecognized configuration parameter")),
+        "{errors:?}"
+    );
+}
+
+fn table_exists_at(d: &Dressed, name: &str) -> bool {
+    psql(
+        &d.admin_url,
+        &format!(
+            "SELECT count(*) > 0 FROM pg_tables WHERE tablename = {}",
+            quote_literal(name)
+        ),
+    ) == "t"
+}
+
+#[test]
+fn with_readable_internals_a_running_job_on_our_table_is_waited_for() {
+    let server = dressed_server();
+    let d = server.fresh("v25_wait", Gate::Readable, false);
+    let dir = set();
+    // Version 1 first; then a job "still running" on users, as a peer's schema change would be.
+    run_on(&d, dir.path(), &[], &["migrate", "--target", "1"]).expect_code(0);
+    add_job(&d.admin_url, 101, "running", "users", 55, "postgres");
+    let bg = spawn_on(&d, dir.path(), &["migrate"]);
+    wait_until(Duration::from_secs(20), "job.waiting", || {
+        bg.has_logged("job.waiting")
+    });
+    assert!(
+        !table_has_column(&d, "users", "email"),
+        "waited before applying"
+    );
+    psql(
+        &d.admin_url,
+        "UPDATE crdb_internal.jobs SET status = 'succeeded' WHERE job_id = 101",
+    );
+    let out = bg.wait(Duration::from_secs(30));
+    out.expect_code(0);
+    let found = out.events_named("job.found");
+    assert_eq!(
+        field(&found[0], "job_id").as_i64(),
+        Some(101),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.events_named("job.done").len(), 1, "{}", out.stdout);
+    assert!(
+        out.events_named("job.unlisted").is_empty(),
+        "an admin sees every job"
+    );
+    assert!(table_has_column(&d, "users", "email"));
+}
+
+fn table_has_column(d: &Dressed, table: &str, column: &str) -> bool {
+    psql(
+        &d.admin_url,
+        &format!(
+            "SELECT count(*) > 0 FROM information_schema.columns WHERE table_name = {} AND column_name = {}",
+            quote_literal(table),
+            quote_literal(column)
+        ),
+    ) == "t"
+}
+
+#[test]
+fn with_readable_internals_a_paused_job_on_our_table_refuses_and_status_lists_it() {
+    let server = dressed_server();
+    let d = server.fresh("v25_paused", Gate::Readable, false);
+    let dir = set();
+    run_on(&d, dir.path(), &[], &["migrate", "--target", "1"]).expect_code(0);
+    add_job(&d.admin_url, 202, "paused", "users", 56, "postgres");
+    let out = run_on(&d, dir.path(), &[], &["migrate"]);
+    out.expect_code(32);
+    assert!(out.stderr.contains("SHOW JOB 202"), "{}", out.stderr);
+    let status = run_on(&d, dir.path(), &[], &["status", "--json"]);
+    status.expect_code(0);
+    let s: Value = serde_json::from_str(&status.stdout).expect("status json");
+    assert_eq!(s["jobs"][0]["id"], 202, "{s}");
+    assert_eq!(s["jobs"][0]["tables"], serde_json::json!(["users"]), "{s}");
+}
+
+#[test]
+fn a_user_that_is_not_an_admin_is_told_it_may_not_see_every_job() {
+    let server = dressed_server();
+    let d = server.fresh("v25_role", Gate::Readable, true);
+    let out = run_on(&d, set().path(), &[], &["migrate"]);
+    out.expect_code(0);
+    let unlisted = out.events_named("job.unlisted");
+    assert_eq!(unlisted.len(), 1, "{}", out.stdout);
+    assert_eq!(field(&unlisted[0], "reason").as_str(), Some("not an admin"));
+    assert_eq!(field(&unlisted[0], "user").as_str(), Some(d.user.as_str()));
+    // Granted admin: quiet.
+    psql(
+        &d.admin_url,
+        &format!("GRANT admin TO {}", quote_ident(&d.user)),
+    );
+    let out = run_on(&d, set().path(), &[], &["rollback"]);
+    out.expect_code(0);
+    assert!(
+        out.events_named("job.unlisted").is_empty(),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
+fn a_login_to_a_missing_database_is_exit_20_naming_it() {
+    let server = dressed_server();
+    let d = server.fresh("missing", Gate::Revoked, true);
+    pretend_database(&d.admin_url, &d.name, &d.user, "no_such_db");
+    let dir = set();
+    for args in [&["migrate"][..], &["status"][..]] {
+        let out = run_on(&d, dir.path(), &[], args);
+        out.expect_code(20);
+        assert!(out.stderr.contains(&d.name), "{args:?}: {}", out.stderr);
+    }
+    // Nothing was created in the database that "is not there".
+    assert!(!table_exists_at(&d, "_migrations"));
+    let log = server.statements(&d.name);
+    assert!(sent(&log, "_migrations").is_empty(), "{log:#?}");
+}
+
+#[test]
+fn create_database_on_a_missing_database_goes_through_defaultdb_as_on_cockroachdb() {
+    let server = dressed_server();
+    let d = server.fresh("create", Gate::Revoked, true);
+    pretend_database(&d.admin_url, &d.name, &d.user, "no_such_db");
+    let defaultdb = server.defaultdb();
+    let out = run_on(
+        &d,
+        set().path(),
+        &[("MIGRATE_CREATE_DATABASE", "true")],
+        &["migrate"],
+    );
+    // CockroachDB's `CREATE DATABASE IF NOT EXISTS` is sent through defaultdb, as on a real
+    // cluster; PostgreSQL cannot parse it, so the dress ends there (exit 20 naming it).
+    out.expect_code(20);
+    assert!(out.stderr.contains("creating database"), "{}", out.stderr);
+    let log = server.statements(&defaultdb);
+    let wanted = format!("CREATE DATABASE IF NOT EXISTS \"{}\"", d.name);
+    assert!(!sent(&log, &wanted).is_empty(), "{log:#?}");
+}
+
+#[test]
+fn progress_reads_jobs_when_it_can_and_elapsed_time_when_it_cannot() {
+    let server = dressed_server();
+    for (gate, tag) in [(Gate::Readable, "prog_ok"), (Gate::Revoked, "prog_gated")] {
+        let d = server.fresh(tag, gate, false);
+        // A job of ours appears once the migration starts (the revoked dress's role could not
+        // add one, nor would it be readable).
+        let job = match gate {
+            Gate::Readable => {
+                "INSERT INTO crdb_internal.jobs (job_id, status, running_status, fraction_completed, user_name) \
+                 VALUES (303, 'running', 'backfilling', 0.5, current_user);"
+            }
+            Gate::Revoked => "SELECT 1;",
+        };
+        let body =
+            format!("-- @NO_TRANSACTION\n{job}\nSELECT pg_sleep(2.5);\n-- @UNDO\nSELECT 1;\n");
+        let dir = dir_with(&[("1_slow.sql", body.as_bytes())]);
+        let env = [("MIGRATE_PROGRESS_INTERVAL", "1s")];
+        let out = run_on(&d, dir.path(), &env, &["migrate"]);
+        out.expect_code(0);
+        let progress = out.events_named("migration.progress");
+        assert!(!progress.is_empty(), "{tag}: {}", out.stdout);
+        let with_job = progress
+            .iter()
+            .any(|e| field(e, "job_id").as_i64() == Some(303));
+        assert_eq!(with_job, gate == Gate::Readable, "{tag}: {}", out.stdout);
+        if gate == Gate::Revoked {
+            let log = server.statements(&d.name);
+            assert!(!sent(&log, "FROM [SHOW JOBS]").is_empty(), "{log:#?}");
+        }
+    }
+}
