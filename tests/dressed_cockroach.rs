@@ -356,3 +356,67 @@ fn progress_reads_jobs_when_it_can_and_elapsed_time_when_it_cannot() {
         }
     }
 }
+
+#[test]
+fn a_dropped_migration_session_is_cancelled_by_its_cockroachdb_session_id() {
+    let server = dressed_server();
+    let d = server.fresh("end_session", Gate::Revoked, true);
+    let proxy = Proxy::start(([127, 0, 0, 1], server.port()).into());
+    let dir = dir_with(&[(
+        "1_slow.sql",
+        b"CREATE TABLE slow (id INT8);\nSELECT pg_sleep(1.5);\n-- @UNDO\nDROP TABLE slow;\n",
+    )]);
+    let mut cmd = bin_at(&proxy.url(&d.url), dir.path());
+    cmd.env("MIGRATE_WAIT_TIMEOUT", "10s")
+        .env("MIGRATE_HOLDER", "dressed-test")
+        .args(["migrate"]);
+    let bg = Background::spawn(&mut cmd);
+    wait_until(Duration::from_secs(20), "migration.started", || {
+        bg.has_logged("migration.started")
+    });
+    // The migration connection (the first) loses the reply to its flight: the run reconnects
+    // and ends the old session, by id on CockroachDB.
+    let so_far = proxy
+        .stats()
+        .conn(1)
+        .map(|c| c.messages(Dir::ServerToClient))
+        .expect("the migration connection");
+    let id = proxy.arm_once(Fault::CutAt {
+        dir: Dir::ServerToClient,
+        message: so_far + 1,
+        conn: ConnMatch::Nth(1),
+    });
+    let out = bg.wait(Duration::from_secs(60));
+    out.expect_code(0);
+    assert_eq!(proxy.fired(id), 1, "{}", out.stdout);
+    assert_eq!(
+        out.events_named("migration.applied").len(),
+        1,
+        "{}",
+        out.stdout
+    );
+    let log = server.statements(&d.name);
+    // PostgreSQL cannot parse CANCEL SESSION: the dress shows it was sent, with the old
+    // session's id (its pid in the dressed `session_id`) in the warning.
+    assert!(
+        !sent(&log, "CANCEL SESSION IF EXISTS $1").is_empty(),
+        "{log:#?}"
+    );
+    let sleeper = log
+        .iter()
+        .find(|l| is_sent(l) && l.text.contains("pg_sleep(1.5)"))
+        .expect("the migration's statement")
+        .pid;
+    let events = out.events();
+    let warned: Vec<&Value> = events
+        .iter()
+        .filter(|e| field(e, "session_id").is_string())
+        .collect();
+    assert_eq!(warned.len(), 1, "{}", out.stdout);
+    assert_eq!(
+        field(warned[0], "session_id").as_str(),
+        Some(format!("{sleeper:032x}").as_str()),
+        "{}",
+        out.stdout
+    );
+}

@@ -235,6 +235,11 @@ impl DressedServer {
             .clone()
     }
 
+    /// The server's TCP port (for a proxy in front of it).
+    pub fn port(&self) -> u16 {
+        self.server.port()
+    }
+
     /// Where the server writes its log.
     fn log_path(&self) -> PathBuf {
         self.server
