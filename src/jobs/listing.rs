@@ -36,9 +36,10 @@ pub(crate) fn internals_refused() -> bool {
     INTERNALS_REFUSED.load(Ordering::Relaxed)
 }
 
-/// Remembers that `crdb_internal` refused us (a 42501).
+/// Remembers that `crdb_internal` refused us (gated, or lacking what we read: it will not
+/// change during this run).
 pub(crate) fn note_refusal(e: &tokio_postgres::Error) {
-    if crate::sqlstate::is_insufficient_privilege(e) {
+    if crate::sqlstate::is_surface_refused(e) {
         INTERNALS_REFUSED.store(true, Ordering::Relaxed);
     }
 }
@@ -47,13 +48,15 @@ pub(crate) fn note_refusal(e: &tokio_postgres::Error) {
 const LIVE: &str = "('pending', 'running', 'retry-running', 'reverting', 'retry-reverting', \
                     'cancel-requested', 'paused', 'pause-requested', 'revert-failed')";
 
-/// The live schema-change jobs as `SHOW JOBS` lists them (columns every version from v23.1
-/// has), in the order of [`from_values`]' arguments, the tables left out, plus
-/// `current_database()` to find them in the description.
+/// The live schema-change jobs as `SHOW JOBS` lists them, in the order of [`from_values`]'
+/// arguments, the tables left out, plus `current_database()` to find them in the
+/// description. Only columns `SHOW JOBS` has had since v2.1 are read (`job_id`, `job_type`,
+/// `description`, `status`, `created`, `fraction_completed`, `error`); the running status,
+/// whose name moved inside the jobs system (cockroachdb/cockroach#141206), is left NULL.
 pub(crate) fn show_jobs_sql() -> String {
     format!(
-        "SELECT job_id, status, description, fraction_completed, running_status, error, \
-                current_database() \
+        "SELECT job_id, status, description, fraction_completed, NULL::STRING AS running_status, \
+                error, current_database() \
            FROM [SHOW JOBS] \
           WHERE job_type IN ('SCHEMA CHANGE', 'NEW SCHEMA CHANGE') AND status IN {LIVE} \
           ORDER BY created, job_id"

@@ -105,15 +105,9 @@ pub fn is_unknown_setting(e: &tokio_postgres::Error) -> bool {
         || e.code() == Some(&SqlState::CANT_CHANGE_RUNTIME_PARAM)
 }
 
-/// SQLSTATE 42501 (insufficient_privilege): on CockroachDB also what a read of
-/// `crdb_internal` or `system` gets while `allow_unsafe_internals` is off ("Access to
-/// crdb_internal and system is restricted", `pkg/sql/unsafesql`; off by default from v26.1).
-pub fn is_insufficient_privilege(e: &tokio_postgres::Error) -> bool {
-    e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE)
-}
-
 /// An introspection surface (a `crdb_internal` table, `SHOW JOBS`) this server or user does
-/// not offer: no privilege or gated internals (42501), a table, column, function or object
+/// not offer: no privilege, or gated internals (42501, "Access to crdb_internal and system is
+/// restricted" while `allow_unsafe_internals` is off, `pkg/sql/unsafesql`), a table, column, function or object
 /// this version lacks (42P01, 42703, 42883, 42704), a statement it cannot parse (42601, or a
 /// PostgreSQL dressed as CockroachDB), or a feature it does not support (0A000). Waiting will
 /// not change it: the caller says so and does without.
