@@ -1010,7 +1010,7 @@ const LINT_CASES: &[(&str, &str, &[&str])] = &[
         "-- @NO_TRANSACTION\nINSERT INTO a (id) VALUES (2);\nALTER TABLE a ADD COLUMN u INT;\n\
          ALTER TABLE b ADD COLUMN t INT;\nUPDATE a SET u = 1;\nALTER TABLE a DROP COLUMN t2, ADD COLUMN s INT;\n\
          -- @UNDO\nSELECT 1;\n",
-        // The compatibility rules apply to every file (issue 12 item 4).
+        // The compatibility rules apply to every file.
         &["breaking_drop_column"],
     ),
 ];
