@@ -28,12 +28,27 @@ use crate::log::events;
 
 /// `crdb_internal` refused us once in this process: do not ask it again.
 static INTERNALS_REFUSED: AtomicBool = AtomicBool::new(false);
+/// `[SHOW JOBS]` refused us once in this process (a server that lacks it, or a PostgreSQL
+/// dressed as CockroachDB): with `crdb_internal` refused too, jobs are not asked for again.
+static SHOW_JOBS_REFUSED: AtomicBool = AtomicBool::new(false);
 /// The visibility warning was given (once per process).
 static VISIBILITY_CHECKED: AtomicBool = AtomicBool::new(false);
 
 /// Whether `crdb_internal` refused us earlier in this process.
 pub(crate) fn internals_refused() -> bool {
     INTERNALS_REFUSED.load(Ordering::Relaxed)
+}
+
+/// Neither surface answered earlier in this process (the warning was given then).
+pub(crate) fn unlistable() -> bool {
+    internals_refused() && SHOW_JOBS_REFUSED.load(Ordering::Relaxed)
+}
+
+/// Remembers that `[SHOW JOBS]` refused us.
+pub(crate) fn note_show_jobs_refusal(e: &tokio_postgres::Error) {
+    if crate::sqlstate::is_surface_refused(e) {
+        SHOW_JOBS_REFUSED.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Remembers that `crdb_internal` refused us (gated, or lacking what we read: it will not
@@ -130,6 +145,9 @@ async fn through_show_jobs(
 /// server's or the user's ([`crate::sqlstate::is_surface_refused`]), a `job.unlisted` warning
 /// and no jobs. A lost connection (or any other failure) is an error.
 pub(crate) async fn find(client: &Client) -> Result<Vec<Job>> {
+    if unlistable() {
+        return Ok(Vec::new());
+    }
     let mut why = Vec::new();
     if !internals_refused() {
         match super::find_internal(client).await {
@@ -150,6 +168,7 @@ pub(crate) async fn find(client: &Client) -> Result<Vec<Job>> {
             Ok(jobs)
         }
         Err(e) if crate::sqlstate::is_surface_refused(&e) => {
+            note_show_jobs_refusal(&e);
             why.push(format!("SHOW JOBS: {}", db_text(&e)));
             tracing::warn!(
                 event = events::JOB_UNLISTED,

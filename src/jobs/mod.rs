@@ -336,7 +336,7 @@ pub(crate) fn words_of(sql: &str) -> Vec<String> {
 
 mod listing;
 
-pub(crate) use listing::{internals_refused, note_refusal};
+pub(crate) use listing::{internals_refused, note_refusal, note_show_jobs_refusal, unlistable};
 
 #[cfg(test)]
 mod tests;

@@ -68,19 +68,33 @@ pub(crate) fn ours(samples: Vec<Progress>, elapsed: Duration) -> Vec<Progress> {
 }
 
 /// Our user's running schema-change jobs, read on `client` (a side connection): from
-/// `crdb_internal` unless it refused us before in this process, else from `[SHOW JOBS]`.
+/// `crdb_internal` unless it refused us before in this process, else from `[SHOW JOBS]`;
+/// nothing (elapsed time only, no query) once both have refused.
 pub(super) async fn sample(client: &Client) -> Result<Vec<Progress>, tokio_postgres::Error> {
-    let rows = if crate::jobs::internals_refused() {
-        client.query_typed(&show_jobs_sql(), &[]).await?
+    if crate::jobs::unlistable() {
+        return Ok(Vec::new());
+    }
+    let internal = if crate::jobs::internals_refused() {
+        None
     } else {
         match client.query_typed(cockroach_sql(), &[]).await {
-            Ok(rows) => rows,
+            Ok(rows) => Some(rows),
             Err(e) if crate::sqlstate::is_surface_refused(&e) => {
                 crate::jobs::note_refusal(&e);
-                client.query_typed(&show_jobs_sql(), &[]).await?
+                None
             }
             Err(e) => return Err(e),
         }
+    };
+    let rows = match internal {
+        Some(rows) => rows,
+        None => match client.query_typed(&show_jobs_sql(), &[]).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                crate::jobs::note_show_jobs_refusal(&e);
+                return Err(e);
+            }
+        },
     };
     rows.iter()
         .map(|r| {
