@@ -435,3 +435,38 @@ fn a_dropped_migration_session_is_cancelled_by_its_cockroachdb_session_id() {
         out.stdout
     );
 }
+
+#[test]
+fn wait_polls_through_a_missing_database_until_it_is_there() {
+    let server = dressed_server();
+    let d = server.fresh("wait_missing", Gate::Revoked, true);
+    let dir = set();
+    run_on(&d, dir.path(), &[], &["migrate"]).expect_code(0);
+    // Blue-green: the app's init container starts before its database "exists".
+    pretend_database(&d.admin_url, &d.name, &d.user, "not_yet");
+    let mut cmd = bin_at(&d.url, dir.path());
+    cmd.env("MIGRATE_WAIT_TIMEOUT", "30s")
+        .args(["wait", "--version", "2"]);
+    let bg = Background::spawn(&mut cmd);
+    wait_until(Duration::from_secs(20), "wait.polling", || {
+        bg.has_logged("wait.polling")
+    });
+    psql(
+        &d.admin_url,
+        &format!(
+            "ALTER ROLE {} IN DATABASE {} RESET crdb_dress.database",
+            quote_ident(&d.user),
+            quote_ident(&d.name)
+        ),
+    );
+    let out = bg.wait(Duration::from_secs(40));
+    out.expect_code(0);
+    let polls = out.events_named("wait.polling");
+    assert_eq!(
+        field(&polls[0], "connected").as_bool(),
+        Some(false),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(out.events_named("wait.reached").len(), 1, "{}", out.stdout);
+}
