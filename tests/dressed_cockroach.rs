@@ -5,11 +5,13 @@
 
 mod support;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use serde_json::Value;
-use support::dressed::{Dressed, Gate, Logged, add_job, dressed_server, pretend_database};
+use support::dressed::{
+    Dressed, Gate, add_job, dressed_server, errors_outside_transactions, first, is_sent,
+    pretend_database, sent,
+};
 use support::*;
 
 fn set() -> tempfile::TempDir {
@@ -43,50 +45,6 @@ fn spawn_on(d: &Dressed, dir: &std::path::Path, args: &[&str]) -> Background {
         .env("MIGRATE_JOB_WAIT_TIMEOUT", "30s")
         .args(args);
     Background::spawn(&mut cmd)
-}
-
-/// A statement the server ran (`statement`, `execute ...`) or refused before running it
-/// (`STATEMENT`, after its `ERROR`).
-fn is_sent(l: &Logged) -> bool {
-    l.tag.starts_with("statement") || l.tag.starts_with("execute") || l.tag == "STATEMENT"
-}
-
-/// The statements (not errors or details) that contain `needle`.
-fn sent<'a>(log: &'a [Logged], needle: &str) -> Vec<&'a Logged> {
-    log.iter()
-        .filter(|l| is_sent(l) && l.text.contains(needle))
-        .collect()
-}
-
-/// Index of the first statement containing `needle`.
-fn first(log: &[Logged], needle: &str) -> usize {
-    log.iter()
-        .position(|l| is_sent(l) && l.text.contains(needle))
-        .unwrap_or_else(|| panic!("no statement with {needle:?} in {log:#?}"))
-}
-
-/// Every ERROR in the log happened outside a transaction of its session: a statement the
-/// server refuses never takes a migration (or a ledger write) down with it.
-fn errors_outside_transactions(log: &[Logged]) -> Vec<String> {
-    let mut in_tx: HashMap<u32, bool> = HashMap::new();
-    let mut errors = Vec::new();
-    for l in log {
-        if l.tag.starts_with("statement") || l.tag.starts_with("execute") {
-            let t = l.text.trim_start().to_uppercase();
-            if t.starts_with("BEGIN") || t.starts_with("START TRANSACTION") {
-                in_tx.insert(l.pid, true);
-            } else if t.starts_with("COMMIT") || t.starts_with("ROLLBACK") || t.starts_with("END") {
-                in_tx.insert(l.pid, false);
-            }
-        } else if l.tag == "ERROR" {
-            assert!(
-                !in_tx.get(&l.pid).copied().unwrap_or(false),
-                "an error inside a transaction: {l:?}\n{log:#?}"
-            );
-            errors.push(l.text.clone());
-        }
-    }
-    errors
 }
 
 #[test]
