@@ -65,15 +65,18 @@ const LIVE: &str = "('pending', 'running', 'retry-running', 'reverting', 'retry-
 
 /// The live schema-change jobs as `SHOW JOBS` lists them, in the order of [`from_values`]'
 /// arguments, the tables left out, plus `current_database()` to find them in the
-/// description. Only columns `SHOW JOBS` has had since v2.1 are read (`job_id`, `job_type`,
-/// `description`, `status`, `created`, `fraction_completed`, `error`); the running status,
-/// whose name moved inside the jobs system (cockroachdb/cockroach#141206), is left NULL.
+/// description. Plain `SHOW JOBS` abbreviates descriptions longer than 70 characters from
+/// v24.1 (cockroachdb/cockroach#121272: "unless a specific job or set of jobs is shown"), so
+/// the live jobs are picked by an inner `[SHOW JOBS]` and shown whole by `SHOW JOBS SELECT`.
+/// Only columns `SHOW JOBS` has kept are read (`job_id`, `job_type`, `description`, `status`,
+/// `created`, `fraction_completed`, `error`); the running status, whose name moved inside the
+/// jobs system (cockroachdb/cockroach#141206), is left NULL.
 pub(crate) fn show_jobs_sql() -> String {
     format!(
         "SELECT job_id, status, description, fraction_completed, NULL::STRING AS running_status, \
                 error, current_database() \
-           FROM [SHOW JOBS] \
-          WHERE job_type IN ('SCHEMA CHANGE', 'NEW SCHEMA CHANGE') AND status IN {LIVE} \
+           FROM [SHOW JOBS SELECT job_id FROM [SHOW JOBS] \
+                  WHERE job_type IN ('SCHEMA CHANGE', 'NEW SCHEMA CHANGE') AND status IN {LIVE}] \
           ORDER BY created, job_id"
     )
 }
