@@ -51,6 +51,9 @@ pub mod events {
     pub const JOB_WAITING: &str = "job.waiting";
     /// The schema-change jobs waited for are no longer running.
     pub const JOB_DONE: &str = "job.done";
+    /// CockroachDB schema-change jobs cannot be listed (or only some of them): why, and the
+    /// run goes on without waiting for them.
+    pub const JOB_UNLISTED: &str = "job.unlisted";
     /// A migration was undone and its row removed.
     pub const MIGRATION_ROLLED_BACK: &str = "migration.rolled_back";
     /// A migration was marked dirty.

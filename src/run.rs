@@ -164,7 +164,7 @@ impl Migrator {
     async fn reconnect(
         &self,
         lease: &Lease,
-        (old_token, old_pid): (tokio_postgres::CancelToken, Option<i32>),
+        (old_token, old_pid): (tokio_postgres::CancelToken, Option<flavour::SessionRef>),
         attempt: u32,
         cause: Error,
     ) -> Result<(Client, ServerInfo)> {
@@ -210,7 +210,7 @@ impl Migrator {
         set: &'s [Migration],
         lease: &Lease,
         rows: Option<Vec<AppliedRow>>,
-        pid_out: &std::cell::Cell<Option<i32>>,
+        pid_out: &std::cell::Cell<Option<flavour::SessionRef>>,
         make_plan: &F,
     ) -> Result<()>
     where
@@ -255,7 +255,7 @@ impl Migrator {
             jobs::at_start(client, &tables, self.config.job_wait_timeout, &self.cancel).await?;
         }
         let applier = applier
-            .with_progress(info.flavour, pid, self.config.progress_interval)
+            .with_progress(info.flavour, pid.pid, self.config.progress_interval)
             .with_settings(crate::apply::Settings::new(&self.config, info.flavour));
         let result = match applier.run(&plan, &self.progress).await {
             Err(e) if may_be_fenced_off(&e) => Err(fenced_off_or(lease, e).await),

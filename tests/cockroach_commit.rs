@@ -27,23 +27,15 @@ fn crdb(db: &TestDb, dir: &Path, args: &[&str]) -> Output {
     run(cmd.args(args))
 }
 
-/// True (and a note on stderr) when the shared server is a real CockroachDB.
-fn skip_on_cockroach() -> bool {
-    let real = server().flavour() == Flavour::Cockroach;
-    if real {
-        eprintln!("skipped: this test imitates CockroachDB on a PostgreSQL server");
-    }
-    real
-}
-
 /// A role whose default isolation is READ COMMITTED (set for this database only, so other
 /// tests on the shared server keep theirs): the migration still runs SERIALIZABLE, with its
 /// `SET LOCAL`s first, and so do its fence check and ledger write.
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB on a PostgreSQL server"
+)]
 fn a_read_committed_default_does_not_weaken_a_migration() {
-    if skip_on_cockroach() {
-        return;
-    }
     let db = fresh_db("rc_default");
     psql(
         &db.url,
@@ -73,10 +65,11 @@ fn a_read_committed_default_does_not_weaken_a_migration() {
 /// takeover would): the fence check fails inside the baseline's transaction, so not one row
 /// commits, and the trigger's own write rolls back with them.
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB on a PostgreSQL server"
+)]
 fn a_baseline_whose_lease_is_taken_commits_nothing() {
-    if skip_on_cockroach() {
-        return;
-    }
     let db = fresh_db("baseline_fence");
     let dir = tempfile::tempdir().expect("tempdir");
     // The bookkeeping tables first: a run that applies a file, whose row is then removed.
@@ -119,10 +112,11 @@ fn a_baseline_whose_lease_is_taken_commits_nothing() {
 /// table's name; the migration's transaction cannot unlock it, so the run fails (exit 30),
 /// nothing is recorded, and the error says how to unlock and re-lock that table.
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB on a PostgreSQL server"
+)]
 fn a_schema_locked_refusal_names_the_table_and_the_fix() {
-    if skip_on_cockroach() {
-        return;
-    }
     let db = fresh_db("schema_locked");
     let dir = tempfile::tempdir().expect("tempdir");
     write(
@@ -172,10 +166,11 @@ fn dress_as_cockroach(db: &TestDb) {
 /// file's limit is still in force at COMMIT; on CockroachDB the flight lifts it right before
 /// COMMIT, so the wait for the jobs is not cut short and COMMIT's answer is their outcome.
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB on a PostgreSQL server"
+)]
 fn on_cockroachdb_commit_runs_without_the_statement_timeout() {
-    if skip_on_cockroach() {
-        return;
-    }
     let body = "-- @STATEMENT_TIMEOUT 5s\n\
         CREATE TABLE at_commit (statement_timeout TEXT);\n\
         CREATE TABLE t (id INT);\n\
@@ -218,10 +213,11 @@ fn on_cockroachdb_commit_runs_without_the_statement_timeout() {
 /// CockroachDB the DDL may have committed with its job still running, so the row stays, dirty
 /// at zero statements done (exit 31), and the message says why.
 #[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: imitates CockroachDB on a PostgreSQL server"
+)]
 fn on_cockroachdb_a_timed_out_ddl_leaves_the_row_dirty() {
-    if skip_on_cockroach() {
-        return;
-    }
     let body = "-- @NO_TRANSACTION\n-- @STATEMENT_TIMEOUT 300ms\n\
         CREATE TABLE slow_ddl AS SELECT 1 AS x FROM pg_sleep(1);\n\
         CREATE INDEX IF NOT EXISTS slow_ddl_x ON slow_ddl (x);\n";

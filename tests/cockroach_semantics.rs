@@ -1,11 +1,17 @@
-//! Through the real binary: CockroachDB's execution model, proven on PostgreSQL made to
-//! raise CockroachDB's codes (docs/cockroachdb.md): 40001 from a `DO` block, XXA00 at COMMIT from a
-//! deferred constraint trigger, and real failures for `@NO_TRANSACTION` journaling and resume.
-//! Also ordering, drift, `repair`, repeat-until-zero batches, the CockroachDB lint through
-//! `verify` and `plan --json`, and the statement timeout.
+//! CockroachDB's execution model through the real binary, on both servers:
+//! - on PostgreSQL, every database is dressed as CockroachDB (`support::dressed`: `version()`
+//!   says CockroachDB, `crdb_internal` readable), so the binary takes its CockroachDB branches,
+//!   and PostgreSQL is made to raise CockroachDB's codes: 40001 from a `DO` block, XXA00 at
+//!   COMMIT from a deferred constraint trigger;
+//! - on a real CockroachDB (`cockroach` on PATH), the portable tests run as they are, and the
+//!   tests at the end produce each behaviour by CockroachDB's own mechanism (a real XXA00 from
+//!   `CREATE UNIQUE INDEX` over duplicate rows, a real 40001 from a concurrent writer, a paused
+//!   job, a missing database, `allow_unsafe_internals = off`, a READ COMMITTED role, a non-admin
+//!   user, a `schema_locked` table). The imitations themselves need PostgreSQL (plpgsql,
+//!   sequences, triggers): they skip there.
 //!
-//! The SQL here is PostgreSQL's (plpgsql, sequences, triggers), so against a real CockroachDB
-//! (`cockroach` on PATH) these tests are ignored: they are about PostgreSQL imitating it.
+//! Also ordering, drift, `repair`, repeat-until-zero batches, `@NO_TRANSACTION` journaling and
+//! resume, the CockroachDB lint through `verify` and `plan --json`, and the statement timeout.
 
 mod support;
 
@@ -13,6 +19,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::dressed::{self, Gate};
 use support::*;
 use tempfile::TempDir;
 
@@ -33,6 +40,21 @@ fn crdb_env(db: &TestDb, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Out
 
 fn crdb(db: &TestDb, dir: &Path, args: &[&str]) -> Output {
     crdb_env(db, dir, &[], args)
+}
+
+/// A database for one test: on PostgreSQL dressed as CockroachDB (so the binary takes its
+/// CockroachDB branches), on CockroachDB a plain one.
+fn semantics_db(tag: &str) -> TestDb {
+    let db = fresh_db(tag);
+    if server().flavour() == Flavour::Postgres {
+        dressed::dress(&db.url, &db.name, Gate::Readable);
+    }
+    db
+}
+
+/// True on a real CockroachDB (the tests of its own mechanisms need one).
+fn on_cockroach() -> bool {
+    server().flavour() == Flavour::Cockroach
 }
 
 /// `status|statements_done` of a version's row, or empty when it has none.
@@ -69,10 +91,10 @@ fn fail_until(n: u32) -> String {
 #[test]
 #[cfg_attr(
     not(crdb_test_server = "postgres"),
-    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL; its real counterpart runs on CockroachDB"
 )]
 fn serialization_failures_twice_then_success_replays_and_applies_once() {
-    let db = fresh_db("retry_then_ok");
+    let db = semantics_db("retry_then_ok");
     psql(
         &db.url,
         "CREATE SEQUENCE attempts; CREATE TABLE effects (n INT);",
@@ -103,10 +125,10 @@ fn serialization_failures_twice_then_success_replays_and_applies_once() {
 #[test]
 #[cfg_attr(
     not(crdb_test_server = "postgres"),
-    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL; its real counterpart runs on CockroachDB"
 )]
 fn serialization_failures_forever_exhaust_retries_with_exit_13_and_record_nothing() {
-    let db = fresh_db("retry_forever");
+    let db = semantics_db("retry_forever");
     psql(
         &db.url,
         "CREATE SEQUENCE attempts; CREATE TABLE effects (n INT);",
@@ -153,10 +175,10 @@ fn raise_at_commit(code: &str, below: u32) -> String {
 #[test]
 #[cfg_attr(
     not(crdb_test_server = "postgres"),
-    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL; its real counterpart runs on CockroachDB"
 )]
 fn serialization_failure_at_commit_is_replayed_too() {
-    let db = fresh_db("retry_at_commit");
+    let db = semantics_db("retry_at_commit");
     psql(&db.url, &raise_at_commit("40001", 3));
     let dir = dir_with(&[(
         "1_commit.sql",
@@ -178,10 +200,10 @@ fn serialization_failure_at_commit_is_replayed_too() {
 #[test]
 #[cfg_attr(
     not(crdb_test_server = "postgres"),
-    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL; its real counterpart runs on CockroachDB"
 )]
 fn statement_completion_unknown_at_commit_is_never_retried_and_marks_dirty() {
-    let db = fresh_db("c40003_at_commit");
+    let db = semantics_db("c40003_at_commit");
     psql(&db.url, &raise_at_commit("40003", i32::MAX as u32));
     let dir = dir_with(&[(
         "1_commit.sql",
@@ -207,10 +229,10 @@ fn statement_completion_unknown_at_commit_is_never_retried_and_marks_dirty() {
 #[test]
 #[cfg_attr(
     not(crdb_test_server = "postgres"),
-    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL; its real counterpart runs on CockroachDB"
 )]
 fn a_no_transaction_statement_exhausting_its_retries_is_journaled_and_resumed() {
-    let db = fresh_db("nt_retry_exhausted");
+    let db = semantics_db("nt_retry_exhausted");
     psql(
         &db.url,
         "CREATE SEQUENCE attempts; CREATE TABLE effects (n INT);",
@@ -276,10 +298,10 @@ CREATE TRIGGER ledger_conflict BEFORE INSERT OR UPDATE OR DELETE ON _migrations
 #[test]
 #[cfg_attr(
     not(crdb_test_server = "postgres"),
-    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL; its real counterpart runs on CockroachDB"
 )]
 fn serialization_failures_on_the_ledger_write_replay_the_migration() {
-    let db = fresh_db("retry_ledger_tx");
+    let db = semantics_db("retry_ledger_tx");
     let dir = dir_with(&[("1_a.sql", create("a").as_bytes())]);
     crdb(&db, dir.path(), &["migrate"]).expect_code(0);
     psql(&db.url, "CREATE TABLE effects (n INT);");
@@ -304,10 +326,10 @@ fn serialization_failures_on_the_ledger_write_replay_the_migration() {
 #[test]
 #[cfg_attr(
     not(crdb_test_server = "postgres"),
-    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL; its real counterpart runs on CockroachDB"
 )]
 fn serialization_failures_on_the_no_transaction_journal_are_replayed() {
-    let db = fresh_db("retry_ledger_nt");
+    let db = semantics_db("retry_ledger_nt");
     let dir = dir_with(&[("1_a.sql", create("a").as_bytes())]);
     crdb(&db, dir.path(), &["migrate"]).expect_code(0);
     psql(&db.url, "CREATE TABLE effects (n INT);");
@@ -437,10 +459,10 @@ fn xxa00_until_refused(db: &TestDb, dir: &Path) {
 #[test]
 #[cfg_attr(
     not(crdb_test_server = "postgres"),
-    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL; its real counterpart runs on CockroachDB"
 )]
 fn xxa00_at_commit_marks_dirty_then_repair_mark_applied_unblocks() {
-    let db = fresh_db("xxa00_mark_applied");
+    let db = semantics_db("xxa00_mark_applied");
     let dir = xxa00_set();
     xxa00_until_refused(&db, dir.path());
     // The operator checked the change is in place (on CockroachDB the commit happened).
@@ -473,10 +495,10 @@ fn xxa00_at_commit_marks_dirty_then_repair_mark_applied_unblocks() {
 #[test]
 #[cfg_attr(
     not(crdb_test_server = "postgres"),
-    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
+    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL; its real counterpart runs on CockroachDB"
 )]
 fn xxa00_at_commit_then_repair_mark_not_applied_lets_migrate_reapply() {
-    let db = fresh_db("xxa00_not_applied");
+    let db = semantics_db("xxa00_not_applied");
     let dir = xxa00_set();
     xxa00_until_refused(&db, dir.path());
     // On PostgreSQL the transaction really was rolled back: nothing remains.
@@ -499,12 +521,8 @@ fn xxa00_at_commit_then_repair_mark_not_applied_lets_migrate_reapply() {
 }
 
 #[test]
-#[cfg_attr(
-    not(crdb_test_server = "postgres"),
-    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
-)]
 fn repair_refuses_what_it_cannot_do() {
-    let db = fresh_db("repair_refusals");
+    let db = semantics_db("repair_refusals");
     let dir = dir_with(&[(
         "1_a.sql",
         "CREATE TABLE a (id INT);\n-- @UNDO\nDROP TABLE a;\n".as_bytes(),
@@ -547,12 +565,8 @@ DELETE FROM log;
 ";
 
 #[test]
-#[cfg_attr(
-    not(crdb_test_server = "postgres"),
-    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
-)]
 fn no_transaction_failure_is_journaled_and_the_rerun_resumes_after_the_done_statements() {
-    let db = fresh_db("nt_resume");
+    let db = semantics_db("nt_resume");
     psql(&db.url, "CREATE TABLE log (n INT);");
     let dir = dir_with(&[("1_steps.sql", FOUR_STEPS.as_bytes())]);
     let out = crdb(&db, dir.path(), &["migrate"]);
@@ -625,12 +639,8 @@ fn no_transaction_failure_is_journaled_and_the_rerun_resumes_after_the_done_stat
 }
 
 #[test]
-#[cfg_attr(
-    not(crdb_test_server = "postgres"),
-    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
-)]
 fn no_transaction_statements_with_semicolons_in_strings_and_bodies_run_intact() {
-    let db = fresh_db("nt_intact");
+    let db = semantics_db("nt_intact");
     let body = r#"-- @NO_TRANSACTION
 -- a comment; with a semicolon
 CREATE TABLE notes (id INT PRIMARY KEY, body TEXT);
@@ -669,12 +679,8 @@ DROP TABLE notes;
 }
 
 #[test]
-#[cfg_attr(
-    not(crdb_test_server = "postgres"),
-    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
-)]
 fn no_transaction_undo_failure_marks_dirty_and_migrate_then_refuses() {
-    let db = fresh_db("nt_undo");
+    let db = semantics_db("nt_undo");
     let dir = dir_with(&[(
         "1_pair.sql",
         "-- @NO_TRANSACTION\nCREATE TABLE u1 (id INT);\nCREATE TABLE u2 (id INT);\n\
@@ -721,12 +727,8 @@ fn no_transaction_undo_failure_marks_dirty_and_migrate_then_refuses() {
 }
 
 #[test]
-#[cfg_attr(
-    not(crdb_test_server = "postgres"),
-    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
-)]
 fn repeat_until_zero_over_ten_thousand_rows_in_batches_of_a_thousand_takes_eleven_runs() {
-    let db = fresh_db("repeat_until_zero");
+    let db = semantics_db("repeat_until_zero");
     psql(
         &db.url,
         "CREATE TABLE big (id INT PRIMARY KEY, done BOOL NOT NULL DEFAULT false);
@@ -780,12 +782,8 @@ fn create(name: &str) -> String {
 }
 
 #[test]
-#[cfg_attr(
-    not(crdb_test_server = "postgres"),
-    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
-)]
 fn out_of_order_is_refused_unless_allowed() {
-    let db = fresh_db("out_of_order");
+    let db = semantics_db("out_of_order");
     let dir = dir_with(&[
         ("1_a.sql", create("a").as_bytes()),
         ("3_c.sql", create("c").as_bytes()),
@@ -819,12 +817,8 @@ fn out_of_order_is_refused_unless_allowed() {
 }
 
 #[test]
-#[cfg_attr(
-    not(crdb_test_server = "postgres"),
-    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
-)]
 fn an_edited_applied_file_is_refused_until_its_checksum_is_accepted() {
-    let db = fresh_db("accept_checksum");
+    let db = semantics_db("accept_checksum");
     let dir = dir_with(&[("1_a.sql", create("a").as_bytes())]);
     crdb(&db, dir.path(), &["migrate"]).expect_code(0);
     let edited = "CREATE TABLE a (id INT); -- reformatted\n-- @UNDO\nDROP TABLE a;\n";
@@ -862,12 +856,8 @@ fn an_edited_applied_file_is_refused_until_its_checksum_is_accepted() {
 }
 
 #[test]
-#[cfg_attr(
-    not(crdb_test_server = "postgres"),
-    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
-)]
 fn a_dirty_no_transaction_file_that_changed_is_refused_and_resumes_once_restored() {
-    let db = fresh_db("dirty_changed");
+    let db = semantics_db("dirty_changed");
     psql(&db.url, "CREATE TABLE log (n INT);");
     let dir = dir_with(&[("1_steps.sql", FOUR_STEPS.as_bytes())]);
     crdb(&db, dir.path(), &["migrate"]).expect_code(31);
@@ -900,12 +890,8 @@ fn a_dirty_no_transaction_file_that_changed_is_refused_and_resumes_once_restored
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-#[cfg_attr(
-    not(crdb_test_server = "postgres"),
-    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
-)]
 fn statement_timeout_cancels_a_slow_migration_with_57014() {
-    let db = fresh_db("statement_timeout");
+    let db = semantics_db("statement_timeout");
     let dir = dir_with(&[(
         "1_slow.sql",
         "CREATE TABLE slow (id INT);\nSELECT pg_sleep(2);\n-- @UNDO\nDROP TABLE slow;\n".as_bytes(),
@@ -1023,7 +1009,7 @@ const LINT_CASES: &[(&str, &str, &[&str])] = &[
         "-- @NO_TRANSACTION\nINSERT INTO a (id) VALUES (2);\nALTER TABLE a ADD COLUMN u INT;\n\
          ALTER TABLE b ADD COLUMN t INT;\nUPDATE a SET u = 1;\nALTER TABLE a DROP COLUMN t2, ADD COLUMN s INT;\n\
          -- @UNDO\nSELECT 1;\n",
-        // The compatibility rules apply to every file, transactional or not.
+        // The compatibility rules apply to every file.
         &["breaking_drop_column"],
     ),
 ];
@@ -1081,12 +1067,8 @@ fn each_lint_rule_fires_on_its_positive_example_only_through_verify() {
 }
 
 #[test]
-#[cfg_attr(
-    not(crdb_test_server = "postgres"),
-    ignore = "needs PostgreSQL: imitates CockroachDB's errors with PostgreSQL-only SQL"
-)]
 fn plan_json_lists_lint_warnings_on_each_step_and_flags_no_transaction() {
-    let db = fresh_db("plan_lint");
+    let db = semantics_db("plan_lint");
     let dir = lint_dir();
     let out = crdb(&db, dir.path(), &["plan", "--json"]);
     out.expect_code(0);
@@ -1120,4 +1102,288 @@ fn plan_json_lists_lint_warnings_on_each_step_and_flags_no_transaction() {
     }
     // plan changes nothing.
     assert!(!table_exists(&db, "a"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// CockroachDB's own mechanisms (a real cluster), with the PostgreSQL imitation where there is one.
+// ---------------------------------------------------------------------------------------------
+
+/// `db`'s URL for another user (trust / insecure servers: no password).
+fn as_user(db: &TestDb, user: &str) -> TestDb {
+    let admin = format!("//{}@", server().user());
+    TestDb {
+        name: db.name.clone(),
+        url: db.url.replacen(&admin, &format!("//{user}@"), 1),
+    }
+}
+
+/// A login role (user) `name` that may create tables in `db`.
+fn app_user(db: &TestDb, name: &str) -> TestDb {
+    if on_cockroach() {
+        psql(
+            &db.url,
+            &format!(
+                "CREATE USER {name}; GRANT ALL ON DATABASE {d} TO {name}; GRANT ALL ON SCHEMA public TO {name};",
+                d = db.name
+            ),
+        );
+    } else {
+        dressed::owner_role(&db.url, &db.name, name);
+    }
+    as_user(db, name)
+}
+
+#[test]
+#[cfg_attr(
+    not(crdb_test_server = "cockroach"),
+    ignore = "needs CockroachDB: the real mechanism; its PostgreSQL imitation is above"
+)]
+fn a_real_xxa00_from_a_unique_index_over_duplicate_rows_marks_the_migration_dirty() {
+    // PostgreSQL rejects the index inside the transaction; its XXA00 imitation is above.
+    let db = semantics_db("real_xxa00");
+    psql(
+        &db.url,
+        "CREATE TABLE dup (x INT8); INSERT INTO dup VALUES (1), (1);",
+    );
+    let dir = dir_with(&[(
+        "1_unique.sql",
+        b"CREATE UNIQUE INDEX dup_x ON dup (x);\n-- @UNDO\nDROP INDEX dup@dup_x;\n",
+    )]);
+    // The ledger write makes it a multi-statement transaction: the index is validated after
+    // COMMIT, which then reports "transaction committed but schema change aborted".
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(31);
+    assert!(out.stderr.contains("XXA00"), "{}", out.stderr);
+    assert_eq!(row_state(&db, 1), "dirty|0");
+    crdb(&db, dir.path(), &["migrate"]).expect_code(32);
+}
+
+#[test]
+#[cfg_attr(
+    not(crdb_test_server = "cockroach"),
+    ignore = "needs CockroachDB: the real mechanism; its PostgreSQL imitation is above"
+)]
+fn a_real_40001_from_a_concurrent_writer_on_a_table_the_migration_read_is_replayed() {
+    // On PostgreSQL the 40001 imitations above stand for it.
+    let db = semantics_db("real_40001");
+    psql(
+        &db.url,
+        "CREATE TABLE counter (id INT8 PRIMARY KEY, n INT8); INSERT INTO counter VALUES (1, 0);",
+    );
+    // Reads the row, sleeps, then writes it: a writer committing meanwhile pushes the write
+    // past the read, whose refresh fails (40001); the replay then runs alone.
+    let dir = dir_with(&[(
+        "1_bump.sql",
+        b"SELECT n FROM counter WHERE id = 1;\nSELECT pg_sleep(2);\nUPDATE counter SET n = n + 1 WHERE id = 1;\n-- @UNDO\nSELECT 1;\n",
+    )]);
+    let mut cmd = bin_at(&db.url, dir.path());
+    cmd.env("MIGRATE_WAIT_TIMEOUT", "10s")
+        .env("MIGRATE_HOLDER", "semantics-test")
+        .arg("migrate");
+    let bg = Background::spawn(&mut cmd);
+    wait_until(Duration::from_secs(20), "migration.started", || {
+        bg.has_logged("migration.started")
+    });
+    psql(&db.url, "UPDATE counter SET n = 100 WHERE id = 1;");
+    let out = bg.wait(Duration::from_secs(60));
+    out.expect_code(0);
+    assert!(
+        !out.events_named("migration.retry").is_empty(),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(psql(&db.url, "SELECT n FROM counter WHERE id = 1"), "101");
+    assert_eq!(ledger_rows(&db), "1:applied");
+}
+
+#[test]
+fn a_paused_schema_change_job_on_a_table_the_migration_alters_is_exit_32() {
+    let db = semantics_db("paused_job");
+    psql(&db.url, "CREATE TABLE big (id INT8 PRIMARY KEY);");
+    if on_cockroach() {
+        // A real job, paused at a pausepoint of the declarative schema changer.
+        psql(
+            &db.url,
+            "SET CLUSTER SETTING jobs.debug.pausepoints = 'newschemachanger.before.exec';",
+        );
+        let _ = try_psql(&db.url, "ALTER TABLE big ADD COLUMN y INT8 DEFAULT 1;");
+        psql(&db.url, "SET CLUSTER SETTING jobs.debug.pausepoints = '';");
+    } else {
+        dressed::add_job(&db.url, 909, "paused", "big", 77, "postgres");
+    }
+    let dir = dir_with(&[(
+        "1_big.sql",
+        b"ALTER TABLE big ADD COLUMN z INT8;\n-- @UNDO\nALTER TABLE big DROP COLUMN z;\n",
+    )]);
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(32);
+    assert!(out.stderr.contains("SHOW JOB"), "{}", out.stderr);
+    assert!(out.stderr.contains("paused"), "{}", out.stderr);
+    assert_eq!(ledger_rows(&db), "");
+    if on_cockroach() {
+        let _ = try_psql(
+            &db.url,
+            "CANCEL JOBS (SELECT job_id FROM [SHOW JOBS] WHERE status = 'paused' AND description LIKE '%big%');",
+        );
+    }
+}
+
+#[test]
+fn a_missing_database_is_exit_20_naming_it_or_created_when_asked() {
+    // The same on both servers: PostgreSQL refuses the login (3D000), CockroachDB accepts it
+    // and the probe finds the database missing.
+    let db = fresh_db("missing_base");
+    let name = format!("{}_absent", db.name);
+    let missing = TestDb {
+        url: db
+            .url
+            .replacen(&format!("/{}?", db.name), &format!("/{name}?"), 1),
+        name: name.clone(),
+    };
+    let dir = dir_with(&[("1_a.sql", create("a").as_bytes())]);
+    let out = crdb(&missing, dir.path(), &["migrate"]);
+    out.expect_code(20);
+    assert!(out.stderr.contains(&name), "{}", out.stderr);
+    let out = crdb_env(
+        &missing,
+        dir.path(),
+        &[("MIGRATE_CREATE_DATABASE", "true")],
+        &["migrate"],
+    );
+    out.expect_code(0);
+    assert_eq!(out.events_named("db.created").len(), 1, "{}", out.stdout);
+    assert_eq!(ledger_rows(&missing), "1:applied");
+}
+
+#[test]
+fn with_crdb_internal_gated_jobs_are_unlisted_with_a_warning_and_migrate_goes_on() {
+    let db = fresh_db("gated");
+    let app = if on_cockroach() {
+        let app = app_user(&db, "gated_app");
+        // `allow_unsafe_internals` arrived in v25.4: an older server has no gate to close, and
+        // the same run must list its jobs there all the same.
+        if try_psql(&db.url, "SHOW allow_unsafe_internals").is_ok() {
+            psql(
+                &db.url,
+                "ALTER ROLE gated_app SET allow_unsafe_internals = off;",
+            );
+        }
+        app
+    } else {
+        dressed::dress(&db.url, &db.name, Gate::Revoked);
+        app_user(&db, &format!("{}_app", db.name))
+    };
+    let dir = dir_with(&[("1_a.sql", create("a").as_bytes())]);
+    let out = crdb(&app, dir.path(), &["migrate"]);
+    out.expect_code(0);
+    let unlisted = out.events_named("job.unlisted");
+    if on_cockroach() {
+        // SHOW JOBS is exempt from the gate: jobs are still listed, only by description.
+        assert!(
+            unlisted
+                .iter()
+                .all(|e| field(e, "reason").as_str() == Some("not an admin")),
+            "{}",
+            out.stdout
+        );
+    } else {
+        assert!(!unlisted.is_empty(), "{}", out.stdout);
+    }
+    assert_eq!(ledger_rows(&db), "1:applied");
+    let s: Value =
+        serde_json::from_str(&crdb(&app, dir.path(), &["status", "--json"]).stdout).expect("json");
+    assert_eq!(s["current_version"], 1);
+}
+
+#[test]
+fn a_non_admin_migration_user_is_told_jobs_of_others_may_be_invisible() {
+    let db = semantics_db("non_admin");
+    if !on_cockroach() {
+        psql(
+            &db.url,
+            "DO $$ BEGIN CREATE ROLE admin NOLOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;",
+        );
+    }
+    let app = app_user(&db, &format!("{}_app", db.name));
+    let dir = dir_with(&[("1_a.sql", create("a").as_bytes())]);
+    let out = crdb(&app, dir.path(), &["migrate"]);
+    out.expect_code(0);
+    let unlisted = out.events_named("job.unlisted");
+    assert!(
+        unlisted
+            .iter()
+            .any(|e| field(e, "reason").as_str() == Some("not an admin")),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(ledger_rows(&db), "1:applied");
+}
+
+#[test]
+fn a_role_defaulting_to_read_committed_still_migrates_with_a_statement_timeout() {
+    let db = semantics_db("read_committed");
+    let role = format!("{}_app", db.name);
+    let app = app_user(&db, &role);
+    if on_cockroach() {
+        let _ = try_psql(
+            &db.url,
+            "SET CLUSTER SETTING sql.txn.read_committed_isolation.enabled = true;",
+        );
+    }
+    psql(
+        &db.url,
+        &format!(
+            "ALTER ROLE {} SET default_transaction_isolation = 'read committed';",
+            app.url
+                .split("//")
+                .nth(1)
+                .and_then(|r| r.split('@').next())
+                .unwrap_or_default()
+        ),
+    );
+    // A timeout puts `SET LOCAL` first in the transaction: the DDL is then not its first
+    // statement, which CockroachDB refuses under READ COMMITTED.
+    let dir = dir_with(&[(
+        "1_t.sql",
+        b"CREATE TABLE rc (id INT8);\nALTER TABLE rc ADD COLUMN v INT8;\n-- @UNDO\nDROP TABLE rc;\n",
+    )]);
+    let out = crdb_env(
+        &app,
+        dir.path(),
+        &[("MIGRATE_STATEMENT_TIMEOUT", "30s")],
+        &["migrate"],
+    );
+    out.expect_code(0);
+    assert_eq!(ledger_rows(&db), "1:applied");
+}
+
+#[test]
+#[cfg_attr(
+    not(crdb_test_server = "cockroach"),
+    ignore = "needs CockroachDB: schema_locked is CockroachDB's; tests/cockroach_commit.rs imitates the refusal"
+)]
+fn a_schema_locked_table_is_refused_in_a_transaction_with_the_fix_and_altered_without_one() {
+    // A migration's transaction goes to the legacy schema changer, which refuses any schema
+    // change on a schema_locked table (57000); one statement outside a transaction goes to the
+    // declarative one, which unlocks and re-locks the table itself.
+    let db = semantics_db("schema_locked");
+    psql(
+        &db.url,
+        "CREATE TABLE locked (id INT8 PRIMARY KEY) WITH (schema_locked = true);",
+    );
+    let alter =
+        "ALTER TABLE locked ADD COLUMN v INT8;\n-- @UNDO\nALTER TABLE locked DROP COLUMN v;\n";
+    let dir = dir_with(&[("1_locked.sql", alter.as_bytes())]);
+    let out = crdb(&db, dir.path(), &["migrate"]);
+    out.expect_code(30);
+    assert!(
+        out.stderr.contains("schema_locked = false"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(ledger_rows(&db), "");
+    let no_tx = format!("-- @NO_TRANSACTION\n{alter}");
+    let dir = dir_with(&[("1_locked.sql", no_tx.as_bytes())]);
+    crdb(&db, dir.path(), &["migrate"]).expect_code(0);
+    assert_eq!(ledger_rows(&db), "1:applied");
 }

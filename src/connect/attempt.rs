@@ -21,12 +21,25 @@ pub(super) enum Failure {
     Fatal(Error),
 }
 
-/// Connects, then asks `SELECT version()`.
+/// The probe every migration connection sends first: the server's `version()` (which tells
+/// the flavour), and whether the session's database exists. PostgreSQL refuses a login to a
+/// missing database (3D000), but CockroachDB accepts it ("should not cause a login-preventing
+/// error", `pkg/sql/sessioninit/cache.go`; cockroachdb/cockroach#71495, #109992), so the
+/// check rides along in the same round trip. `pg_catalog.pg_database` lists every database on
+/// both servers; an empty `current_database()` (no database in the URL on CockroachDB) is not
+/// a missing one.
+pub(super) const PROBE_SQL: &str = "SELECT version(), current_database() = '' OR EXISTS \
+     (SELECT 1 FROM pg_catalog.pg_database WHERE datname = current_database())";
+
+/// What the probe found: the server, and `false` when the session's database is missing.
+type Probed = (Client, ServerInfo, bool);
+
+/// Connects, then sends [`PROBE_SQL`] (unless `probe` is false: a side connection).
 async fn connect_and_probe<T>(
     config: tokio_postgres::Config,
     tls: T,
     probe: bool,
-) -> Result<(Client, ServerInfo), tokio_postgres::Error>
+) -> Result<Probed, tokio_postgres::Error>
 where
     T: MakeTlsConnect<Socket> + 'static + Send,
     T::TlsConnect: Send,
@@ -45,20 +58,23 @@ where
             flavour: Flavour::PostgreSQL,
             version: String::new(),
         };
-        return Ok((client, unprobed));
+        return Ok((client, unprobed, true));
     }
     // Simple protocol: one round trip (an extended-protocol query would prepare first).
-    let version = client
-        .simple_query("SELECT version()")
+    let (version, exists) = client
+        .simple_query(PROBE_SQL)
         .await?
         .into_iter()
         .find_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some((
+                r.get(0).unwrap_or_default().to_string(),
+                r.get(1) != Some("f"),
+            )),
             _ => None,
         })
-        .unwrap_or_default();
+        .unwrap_or((String::new(), true));
     let flavour = Flavour::from_version(&version);
-    Ok((client, ServerInfo { flavour, version }))
+    Ok((client, ServerInfo { flavour, version }, exists))
 }
 
 /// One connection to one host and database, bounded by `budget`.
@@ -96,7 +112,12 @@ async fn connect_host(
         None => fut.await,
     };
     let err = match result {
-        Ok(ok) => return Ok(ok),
+        Ok((_, _, false)) => {
+            return Err(Failure::Fatal(Error::NoDatabase(
+                dbname.unwrap_or_default().to_string(),
+            )));
+        }
+        Ok((client, info, true)) => return Ok((client, info)),
         Err(e) => e,
     };
     let started = tls_started.is_some_and(|s| s.load(std::sync::atomic::Ordering::SeqCst));

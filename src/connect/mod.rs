@@ -170,6 +170,7 @@ impl DbUrl {
         if let Some(t) = p.connect_timeout {
             c.connect_timeout(t);
         }
+        keepalive(&mut c);
         c.ssl_mode(match p.sslmode {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
             SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
@@ -177,6 +178,27 @@ impl DbUrl {
         });
         c
     }
+}
+
+/// TCP keepalive: first probe after this much silence. A COMMIT can wait minutes on
+/// CockroachDB for a schema change's backfill without a byte on the wire; a cloud load
+/// balancer drops a connection idle for about 350 s (AWS NLB; Azure's default is 240 s), and
+/// the kernel's default (2 hours) would notice neither that drop nor a dead peer while we hold
+/// the lease. Probes every 15 s keep such a connection busy for the balancer.
+pub(crate) const KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+/// TCP keepalive: time between unanswered probes.
+pub(crate) const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// TCP keepalive: unanswered probes before the connection counts as dead. With the idle time
+/// and the interval: a silent peer is noticed within 30 s, the default lease TTL, so a dead
+/// migration connection is seen (and the run reconnects) about when a peer would take over.
+pub(crate) const KEEPALIVE_RETRIES: u32 = 3;
+
+/// Sets the TCP keepalive of every connection we open ([`KEEPALIVE_IDLE`]).
+fn keepalive(c: &mut tokio_postgres::Config) {
+    c.keepalives(true)
+        .keepalives_idle(KEEPALIVE_IDLE)
+        .keepalives_interval(KEEPALIVE_INTERVAL)
+        .keepalives_retries(KEEPALIVE_RETRIES);
 }
 
 /// Asks the server to cancel whatever the connection behind `token` is running (used when a
@@ -230,6 +252,20 @@ mod tests {
             assert!(!format!("{e:?}").contains("Sup3rS3cret"), "{e:?}");
             assert_eq!(e.exit(), crate::Exit::BadInput);
         }
+    }
+
+    #[test]
+    fn keepalive_notices_a_dead_peer_within_the_default_lease_ttl() {
+        let u = DbUrl::parse("postgres://u@h/d").unwrap();
+        let c = u.pg_config(&u.hosts()[0], Some("d"));
+        assert!(c.get_keepalives());
+        assert_eq!(c.get_keepalives_idle(), KEEPALIVE_IDLE);
+        assert_eq!(c.get_keepalives_interval(), Some(KEEPALIVE_INTERVAL));
+        assert_eq!(c.get_keepalives_retries(), Some(KEEPALIVE_RETRIES));
+        let silent = KEEPALIVE_IDLE + KEEPALIVE_INTERVAL * KEEPALIVE_RETRIES;
+        assert!(silent <= Duration::from_secs(30), "{silent:?}");
+        // Well under every cloud load balancer's idle timeout (Azure: 240 s).
+        assert!(KEEPALIVE_IDLE < Duration::from_secs(60));
     }
 
     #[test]

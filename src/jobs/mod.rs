@@ -143,12 +143,19 @@ pub(crate) fn from_values(
     }
 }
 
-/// The live schema-change jobs on tables of the current database ([`find_sql`]).
+/// The live schema-change jobs on tables of the current database, through whichever surface
+/// the server and user allow; none (after a `job.unlisted` warning) when neither does
+/// (`listing.rs`).
 pub(crate) async fn find(client: &Client) -> Result<Vec<Job>> {
-    let rows = client
-        .query_typed(find_sql(), &[])
-        .await
-        .map_err(|e| Error::db("listing CockroachDB schema-change jobs", e))?;
+    listing::find(client).await
+}
+
+/// The live schema-change jobs on tables of the current database read from `crdb_internal`
+/// ([`find_sql`]).
+pub(crate) async fn find_internal(
+    client: &Client,
+) -> std::result::Result<Vec<Job>, tokio_postgres::Error> {
+    let rows = client.query_typed(find_sql(), &[]).await?;
     rows.iter()
         .map(|r| {
             Ok(from_values(
@@ -161,8 +168,7 @@ pub(crate) async fn find(client: &Client) -> Result<Vec<Job>> {
                 r.try_get(6)?,
             ))
         })
-        .collect::<std::result::Result<_, tokio_postgres::Error>>()
-        .map_err(|e| Error::db("reading CockroachDB schema-change jobs", e))
+        .collect()
 }
 
 /// Logs `job.found` for each job.
@@ -327,6 +333,10 @@ pub(crate) fn words_of(sql: &str) -> Vec<String> {
     out.dedup();
     out
 }
+
+mod listing;
+
+pub(crate) use listing::{internals_refused, note_refusal, note_show_jobs_refusal, unlistable};
 
 #[cfg(test)]
 mod tests;

@@ -156,3 +156,45 @@ fn job_polls_stop_at_the_timeout() {
     assert_eq!(next_poll(Some(ms(500)), ms(10_000), ms(10_000)), None);
     assert_eq!(next_poll(None, ms(0), ms(10_000)), Some(ms(2_000)));
 }
+
+#[test]
+fn show_jobs_tables_come_from_qualified_names_of_this_database() {
+    use super::listing::tables_in;
+    assert_eq!(
+        tables_in("ALTER TABLE app.public.users ADD COLUMN x INT8", "app"),
+        vec!["users"]
+    );
+    assert_eq!(
+        tables_in(
+            "CREATE INDEX i ON \"App\".public.\"Orders\" (x); ALTER TABLE other.public.t DROP COLUMN y",
+            "App"
+        ),
+        vec!["Orders"]
+    );
+    // Another database's table, an unqualified name, a 4-part name's tail: not ours.
+    assert!(tables_in("ALTER TABLE other.public.users ADD COLUMN x INT8", "app").is_empty());
+    assert!(tables_in("ALTER TABLE users ADD COLUMN x INT8", "app").is_empty());
+    assert!(tables_in("SELECT x.app.public.users", "app").is_empty());
+    assert_eq!(
+        tables_in("ALTER TABLE APP.public.b, app.s.a RENAME TO app.s.a", "app"),
+        vec!["a", "b"]
+    );
+}
+
+#[test]
+fn show_jobs_lists_the_same_live_schema_changes() {
+    let sql = super::listing::show_jobs_sql();
+    // Whole descriptions: a set of jobs is shown, not the abbreviated listing.
+    assert!(
+        sql.contains("FROM [SHOW JOBS SELECT job_id FROM [SHOW JOBS]"),
+        "{sql}"
+    );
+    assert!(!sql.contains("crdb_internal"), "{sql}");
+    for s in LIVE {
+        assert!(sql.contains(&format!("'{s}'")), "{s}");
+    }
+    assert!(
+        sql.contains("'SCHEMA CHANGE', 'NEW SCHEMA CHANGE'"),
+        "{sql}"
+    );
+}

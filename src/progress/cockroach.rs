@@ -19,6 +19,15 @@ pub(crate) fn cockroach_sql() -> &'static str {
       ORDER BY created DESC, job_id DESC"
 }
 
+/// [`cockroach_sql`] over `[SHOW JOBS]`, the surface left when `crdb_internal` is gated
+/// (`allow_unsafe_internals` off, the default from v26.1; see `jobs/listing.rs`), without the
+/// running status (left NULL there too).
+pub(crate) fn show_jobs_sql() -> String {
+    cockroach_sql()
+        .replace("FROM crdb_internal.jobs", "FROM [SHOW JOBS]")
+        .replace(" running_status,", " NULL::STRING AS running_status,")
+}
+
 /// How much later than our flight's start a job may be created and still count as ours.
 const JOB_SLACK_MS: i64 = 1_000;
 
@@ -58,9 +67,35 @@ pub(crate) fn ours(samples: Vec<Progress>, elapsed: Duration) -> Vec<Progress> {
         .collect()
 }
 
-/// Our user's running schema-change jobs, read on `client` (a side connection).
+/// Our user's running schema-change jobs, read on `client` (a side connection): from
+/// `crdb_internal` unless it refused us before in this process, else from `[SHOW JOBS]`;
+/// nothing (elapsed time only, no query) once both have refused.
 pub(super) async fn sample(client: &Client) -> Result<Vec<Progress>, tokio_postgres::Error> {
-    let rows = client.query_typed(cockroach_sql(), &[]).await?;
+    if crate::jobs::unlistable() {
+        return Ok(Vec::new());
+    }
+    let internal = if crate::jobs::internals_refused() {
+        None
+    } else {
+        match client.query_typed(cockroach_sql(), &[]).await {
+            Ok(rows) => Some(rows),
+            Err(e) if crate::sqlstate::is_surface_refused(&e) => {
+                crate::jobs::note_refusal(&e);
+                None
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let rows = match internal {
+        Some(rows) => rows,
+        None => match client.query_typed(&show_jobs_sql(), &[]).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                crate::jobs::note_show_jobs_refusal(&e);
+                return Err(e);
+            }
+        },
+    };
     rows.iter()
         .map(|r| {
             let job_type: Option<String> = r.try_get(1)?;

@@ -140,3 +140,14 @@ fn compact_numbers() {
     assert_eq!(percent(0.999), 99);
     assert_eq!(percent(1.5), 100);
 }
+
+#[test]
+fn the_show_jobs_progress_query_differs_only_in_its_source() {
+    let sql = super::cockroach::show_jobs_sql();
+    assert_eq!(
+        sql.replace("FROM [SHOW JOBS]", "FROM crdb_internal.jobs")
+            .replace("NULL::STRING AS running_status", "running_status"),
+        cockroach_sql()
+    );
+    assert!(!sql.contains("crdb_internal"), "{sql}");
+}

@@ -102,7 +102,10 @@ pub fn classify(f: &Facts) -> Verdict {
         {
             return Verdict::Auth;
         }
-        if *code == SqlState::INVALID_CATALOG_NAME {
+        // The probe reads `pg_catalog.pg_database`, which always exists on PostgreSQL; a
+        // CockroachDB session whose database does not exist may answer that read with 42P01
+        // ("relation \"pg_database\" does not exist", cockroachdb/cockroach#71495).
+        if *code == SqlState::INVALID_CATALOG_NAME || *code == SqlState::UNDEFINED_TABLE {
             return Verdict::NoDatabase;
         }
         // CockroachDB's "server is not accepting clients" (a draining node) is sent as
@@ -187,6 +190,11 @@ mod tests {
     fn missing_database() {
         assert_eq!(
             classify(&code(SqlState::INVALID_CATALOG_NAME)),
+            Verdict::NoDatabase
+        );
+        // CockroachDB's answer to the probe's catalog read in a database that is not there.
+        assert_eq!(
+            classify(&code(SqlState::UNDEFINED_TABLE)),
             Verdict::NoDatabase
         );
     }

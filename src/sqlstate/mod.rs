@@ -137,6 +137,30 @@ pub fn is_unknown_setting(e: &tokio_postgres::Error) -> bool {
         || e.code() == Some(&SqlState::CANT_CHANGE_RUNTIME_PARAM)
 }
 
+/// An introspection surface (a `crdb_internal` table, `SHOW JOBS`) this server or user does
+/// not offer: no privilege, or gated internals (42501, "Access to crdb_internal and system is
+/// restricted" while `allow_unsafe_internals` is off, `pkg/sql/unsafesql`), a table, column, function or object
+/// this version lacks (42P01, 42703, 42883, 42704), a statement it cannot parse (42601, or a
+/// PostgreSQL dressed as CockroachDB), or a feature it does not support (0A000). Waiting will
+/// not change it: the caller says so and does without.
+pub fn is_surface_refused(e: &tokio_postgres::Error) -> bool {
+    code(e).is_some_and(is_surface_refused_code)
+}
+
+/// [`is_surface_refused`] on the code alone.
+pub fn is_surface_refused_code(code: &str) -> bool {
+    [
+        SqlState::INSUFFICIENT_PRIVILEGE.code(),
+        SqlState::UNDEFINED_TABLE.code(),
+        SqlState::UNDEFINED_COLUMN.code(),
+        SqlState::UNDEFINED_FUNCTION.code(),
+        SqlState::UNDEFINED_OBJECT.code(),
+        SqlState::SYNTAX_ERROR.code(),
+        SqlState::FEATURE_NOT_SUPPORTED.code(),
+    ]
+    .contains(&code)
+}
+
 /// What creating the URL's database should do with a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CreateDatabase {
@@ -216,6 +240,18 @@ mod tests {
         // A restart is a race during setup, but creating a database after one must re-check
         // from scratch: it is not "the database exists".
         assert!(!is_duplicate("40001"));
+    }
+
+    #[test]
+    fn refused_surfaces_are_privilege_and_missing_things_never_connection_or_retry() {
+        for c in [
+            "42501", "42P01", "42703", "42883", "42704", "42601", "0A000",
+        ] {
+            assert!(is_surface_refused_code(c), "{c}");
+        }
+        for c in ["08006", "57P01", "40001", "57014", "XX000", "53200"] {
+            assert!(!is_surface_refused_code(c), "{c}");
+        }
     }
 
     #[test]

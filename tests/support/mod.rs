@@ -39,6 +39,8 @@
 //! - `proxy/`: a fault-injecting PostgreSQL wire-protocol proxy ([`Proxy`]): the API in
 //!   `mod.rs`, the tokio pumps in `runtime.rs`, the protocol framing in `framing.rs`;
 //! - `tls.rs` (as `support::tls`): certificates made with openssl and a TLS-only PostgreSQL;
+//! - `dressed.rs` (as `support::dressed`): PostgreSQL dressed as CockroachDB (`version()`,
+//!   `crdb_internal` readable or revoked) on a server that logs every statement;
 //! - `fixtures.rs` (as `support::fixtures`): the migration sets, commands and small checks
 //!   several test files share.
 #![allow(dead_code)]
@@ -46,6 +48,7 @@
 mod binary;
 mod cockroach;
 mod database;
+pub mod dressed;
 pub mod fixtures;
 mod postgres;
 pub mod proxy;
