@@ -80,11 +80,14 @@ pub fn parse_session_id(text: &str) -> Option<u128> {
 
 /// [`set_config_statement`] that also returns who the session is (last column): on
 /// PostgreSQL the backend pid as `int4`, on CockroachDB the session id
-/// (`current_setting('session_id')`, a CockroachDB session variable, `pkg/sql/vars.go`).
+/// (`current_setting('session_id', true)`, a CockroachDB session variable, `pkg/sql/vars.go`).
+/// The `missing_ok` form answers NULL where the variable is unknown (a PostgreSQL that calls
+/// itself CockroachDB, a proxy in between), so the session's settings never fail on it: without
+/// an id, a dropped session is ended by the cancel request alone.
 pub fn settings_and_session_statement(count: usize, flavour: Flavour) -> String {
     let who = match flavour {
         Flavour::PostgreSQL => "pg_backend_pid()::INT4",
-        Flavour::CockroachDB => "current_setting('session_id')",
+        Flavour::CockroachDB => "current_setting('session_id', true)",
     };
     format!("{}, {who}", set_config_statement(count))
 }
@@ -254,7 +257,7 @@ mod tests {
         // Never the pid on CockroachDB: it may not fit an int4.
         assert_eq!(
             settings_and_session_statement(1, Flavour::CockroachDB),
-            "SELECT set_config($1, $2, false), current_setting('session_id')"
+            "SELECT set_config($1, $2, false), current_setting('session_id', true)"
         );
     }
 

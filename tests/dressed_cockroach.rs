@@ -118,7 +118,7 @@ fn on_a_default_v26_1_migrate_status_and_rollback_warn_that_jobs_are_unlisted_an
         log[0]
     );
     // The session is known by its CockroachDB session id; the pid is never asked.
-    assert!(!sent(&log, "current_setting('session_id')").is_empty());
+    assert!(!sent(&log, "current_setting('session_id', true)").is_empty());
     assert!(sent(&log, "pg_backend_pid").is_empty(), "{log:#?}");
     assert!(!sent(&log, "SET autocommit_before_ddl = off").is_empty());
     // crdb_internal first, [SHOW JOBS] next, before the first migration.

@@ -3,7 +3,7 @@
 //! `CockroachDB CCL v26.1.0 ...` gets every CockroachDB statement the binary has.
 //!
 //! The dress, per database (see [`DRESS_SQL`]):
-//! - schema `crdb_dress` with `version()`, `current_setting(text)` (adds CockroachDB's
+//! - schema `crdb_dress` with `version()`, `current_setting` (one and two arguments: adds CockroachDB's
 //!   `session_id` variable) and `current_database()` (which can name a database that is not in
 //!   `pg_database`: a CockroachDB login to a missing database); the database's `search_path`
 //!   is `public, crdb_dress, pg_catalog`, so these resolve before `pg_catalog`'s (PostgreSQL
@@ -47,6 +47,10 @@ CREATE FUNCTION crdb_dress.current_setting(text) RETURNS text LANGUAGE sql STABL
   AS $$ SELECT CASE WHEN $1 = 'session_id'
                     THEN lpad(to_hex(pg_catalog.pg_backend_pid()), 32, '0')
                     ELSE pg_catalog.current_setting($1) END $$;
+CREATE FUNCTION crdb_dress.current_setting(text, boolean) RETURNS text LANGUAGE sql STABLE
+  AS $$ SELECT CASE WHEN $1 = 'session_id'
+                    THEN lpad(to_hex(pg_catalog.pg_backend_pid()), 32, '0')
+                    ELSE pg_catalog.current_setting($1, $2) END $$;
 CREATE FUNCTION crdb_dress.current_database() RETURNS name LANGUAGE sql STABLE
   AS $$ SELECT coalesce(nullif(pg_catalog.current_setting('crdb_dress.database', true), '')::name,
                         pg_catalog.current_database()) $$;
