@@ -1,5 +1,6 @@
 //! The end of a run: `run.finished`, the error on stderr, the one-line JSON termination
-//! message (SPEC §6) and the process exit code, all from the one exit table.
+//! message (Kubernetes shows it in the pod's status) and the process exit code, all from the
+//! one exit table.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
