@@ -113,18 +113,18 @@ impl Run {
         }
     }
 
-    /// The steps, in order. Nothing is written before the lease.
+    /// The steps, in order: load (while connecting), plan and lease (starting over if a
+    /// connection drops first), apply (recovering from dropped connections), release. Nothing
+    /// is written before the lease.
     async fn steps(&mut self) -> Result<()> {
         let (set, ready) = self.load_and_connect().await?;
         let Some(mut leased) = self.plan_and_lease(&set, ready).await? else {
             return Ok(());
         };
-        self.stop.guard().hold(&leased.lease);
+        let guard = self.stop.guard();
+        guard.hold(&leased.lease);
         let result = self.apply_recovering(&mut leased, &set).await;
-        self.stop
-            .guard()
-            .release(Some(&leased.session.client))
-            .await;
+        guard.release(Some(&leased.session.client)).await;
         result
     }
 
