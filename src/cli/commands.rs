@@ -60,6 +60,7 @@ fn rollback_goal(count: Option<usize>, target: Option<String>) -> Result<Goal, E
 /// when the command learnt it.
 async fn other_command(migrator: &Migrator, command: Command) -> Result<Option<i64>, Error> {
     match command {
+        // Runs: `run` takes them, with their report.
         Command::Migrate { .. } | Command::Rollback { .. } => Ok(None),
         Command::Status { json } => status(migrator, json).await,
         Command::Create {
