@@ -1,7 +1,7 @@
 //! crdb-migrate: applies SQL schema migrations to CockroachDB (and PostgreSQL), built to run
 //! from inside Kubernetes as an init container, a Helm hook Job or a rollout Job.
 //!
-//! The library offers these operations on a [`Migrator`]: create a migration file,
+//! The library offers its operations on a [`Migrator`]: create a migration file,
 //! load the migrations, migrate (optionally to a target) returning how many were applied,
 //! roll back by count or to a target returning how many were undone, the current version,
 //! whether a version is applied, and the applied migrations with `applied_at`.
@@ -47,6 +47,26 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! A [`Run`] is one `migrate` or `rollback` of one database, as a value: built from a
+//! [`Config`] and a [`Goal`], stopped through its [`Stop`] and taken with [`Run::run`], which
+//! returns its [`Outcome`]: the [`Report`] of what it did (kept when it fails part-way) and
+//! how it ended. Each run has its own connections, lease, stop handle and report, so several
+//! can be taken at once in one process:
+//!
+//! ```no_run
+//! use crdb_migrate::{Config, Goal, Run};
+//!
+//! # async fn example() {
+//! let run = |url: &str| Run::new(Config::new(Some(url.into()), "migrations"), Goal::Up(None));
+//! let (a, b) = (run("postgresql://root@a:26257/app"), run("postgresql://root@b:26257/app"));
+//! let stops = [a.stop(), b.stop()]; // on SIGTERM: cancel() each, abandon() past the grace
+//! let (a, b) = tokio::join!(a.run(), b.run());
+//! println!("a applied {:?} ({:?})", a.report.versions, a.result);
+//! println!("b applied {:?} ({:?})", b.report.versions, b.result);
+//! # drop(stops);
+//! # }
+//! ```
 #![deny(missing_docs)]
 
 // The flow of one run: config → source → connect → store → plan → session → apply → report.
@@ -66,7 +86,6 @@ mod log;
 mod migrator;
 mod pipeline;
 mod plan;
-mod preload;
 mod refusal;
 mod repair;
 mod report;
@@ -76,7 +95,6 @@ mod source;
 mod sqlstate;
 mod status;
 mod store;
-mod verify;
 mod wait;
 // helper modules: add new `mod` lines below this one.
 mod duration;
@@ -98,9 +116,10 @@ pub use exit::Exit;
 pub use lint::Warning;
 pub use log::events;
 pub use migrator::Migrator;
-pub use plan::{Plan, Rollback};
+pub use plan::{Goal, Plan, Rollback};
 pub use repair::Repair;
-pub use report::Report;
+pub use report::{Outcome, Report};
+pub use run::{Run, Stop};
 pub use source::Migration;
 pub use status::Status;
 pub use store::TableName;

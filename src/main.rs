@@ -1,8 +1,9 @@
-//! The `crdb-migrate` binary: parses the command line, runs one operation of the library, handles
-//! SIGTERM/SIGINT, writes the termination message and maps the outcome to the exit code
-//! (docs/commands.md, "Exit codes"). What only the binary needs lives beside it in `cli/`: the clap
-//! definitions (`args`), each command (`commands`), rendering (`render`), log setup (`logging`),
-//! signals (`signals`) and the end of a run (`termination`).
+//! The `crdb-migrate` binary: parses the command line, runs one operation of the library,
+//! handles SIGTERM/SIGINT, writes the termination message and maps the outcome to the exit
+//! code (the table in `exit.rs`; docs/commands.md, "Exit codes"). What only the binary needs
+//! lives beside it in `cli/`: the clap definitions (`args`), the binary's own settings
+//! (`settings`), each command (`commands`), rendering (`render`), log setup (`logging`), signals
+//! (`signals`) and the end of a run (`termination`).
 
 mod cli;
 
@@ -24,13 +25,9 @@ fn main() -> ExitCode {
         Err(e) => return bad_command_line(e, started),
     };
     let command = cli.command.unwrap_or(Command::Migrate { target: None });
-    let target = match &command {
-        Command::Migrate { target } | Command::Plan { target, .. } => target.clone(),
-        _ => None,
-    };
     let sink = sink_of(&command);
     let logs = cli.global.log_options();
-    let validated = Config::from_env(cli.global.overrides(target))
+    let validated = Config::from_env(cli.global.overrides())
         .and_then(|c| Settings::from_env(logs).map(|s| (c, s)));
     let (config, settings) = match validated {
         Ok(both) => both,
@@ -109,7 +106,8 @@ fn sink_of(command: &Command) -> Sink {
     }
 }
 
-/// Runs `command` on `runtime` under the signal handlers and ends the run with its report.
+/// Runs `command` on `runtime` under the signal handlers and ends the run with the outcome it
+/// returned: its report is the only source of the exit code and the termination message.
 fn run(
     runtime: tokio::runtime::Runtime,
     config: Config,
@@ -119,14 +117,7 @@ fn run(
     termination: Option<&std::path::Path>,
 ) -> ExitCode {
     let migrator = Migrator::new(config);
-    let mut current = None;
-    let result = runtime.block_on(cli::signals::with_signals(&migrator, grace, async {
-        current = cli::commands::run(&migrator, command).await?;
-        Ok(())
-    }));
-    let mut report = migrator.progress();
-    if current.is_some() {
-        report.current = current;
-    }
-    finish(result, &report, started, termination)
+    let work = cli::commands::run(&migrator, command);
+    let outcome = runtime.block_on(cli::signals::with_signals(&migrator.stop(), grace, work));
+    finish(outcome.result, &outcome.report, started, termination)
 }

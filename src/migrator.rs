@@ -1,10 +1,9 @@
-//! The facade: the seed guide's operations (create, load, migrate, rollback, current version,
-//! applied rows) and the rest of the commands, each wiring config → source → connect → store →
-//! plan → session → apply. `main.rs` maps their errors to exit codes; library callers use them
-//! directly.
+//! The facade: the library's operations (create, load, migrate, rollback, current version,
+//! applied rows) and the rest of the commands. `migrate` and `rollback` are each one [`Run`];
+//! the others wire config → source → connect → store → plan → session themselves. `main.rs`
+//! maps their errors to exit codes; library callers use them directly.
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
 
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
@@ -15,10 +14,11 @@ use crate::error::{Error, Result};
 use crate::jobs;
 use crate::lint::Warning;
 use crate::log::events;
-use crate::plan::{self, Allow, Plan, Rollback};
+use crate::plan::{Allow, Goal, Plan, Rollback};
 use crate::repair::Repair;
 use crate::report::{Progress, Report};
-use crate::session::Guard;
+use crate::run::{self, Run, Stop};
+use crate::session::Lease;
 use crate::source::{self, Migration};
 use crate::status::{self, Status};
 use crate::store::Tables;
@@ -27,12 +27,10 @@ use crate::store::ledger::{self, AppliedRow};
 
 /// Runs migration operations with one configuration.
 pub struct Migrator {
-    pub(crate) config: Config,
-    pub(crate) tables: Tables,
-    url: OnceLock<DbUrl>,
-    pub(crate) cancel: CancellationToken,
-    pub(crate) guard: Arc<Guard>,
-    pub(crate) progress: Progress,
+    config: Config,
+    tables: Tables,
+    stop: Stop,
+    progress: Progress,
 }
 
 impl Migrator {
@@ -42,9 +40,7 @@ impl Migrator {
         Migrator {
             config,
             tables,
-            url: OnceLock::new(),
-            cancel: CancellationToken::new(),
-            guard: Arc::new(Guard::default()),
+            stop: Stop::default(),
             progress: Progress::default(),
         }
     }
@@ -57,32 +53,41 @@ impl Migrator {
     /// Cancelling this token asks a running operation to start nothing new (SIGTERM): waits
     /// for the database, the lease or a version wake up and end with [`Error::Terminated`].
     pub fn cancel_token(&self) -> CancellationToken {
-        self.cancel.clone()
+        self.stop.token().clone()
+    }
+
+    /// The handle that stops this migrator's operations, and the runs it starts.
+    pub fn stop(&self) -> Stop {
+        self.stop.clone()
+    }
+
+    /// The run towards `goal` with this migrator's settings, [`Stop`] and progress: take it
+    /// with [`Run::run`]. `migrate` and `rollback` are this. Runs of one migrator share its
+    /// stop handle and progress: for runs side by side, build each with [`Run::new`].
+    pub fn new_run(&self, goal: Goal) -> Run {
+        Run::with(
+            self.config.clone(),
+            goal,
+            self.stop.clone(),
+            self.progress.clone(),
+        )
     }
 
     /// What the current (or last) migrate or rollback did so far: kept when it fails, and when
-    /// its future is dropped.
+    /// its future is dropped. (A [`Run`] returns the same report in its [`crate::Outcome`].)
     pub fn progress(&self) -> Report {
         self.progress.snapshot()
     }
 
     /// A migration connection is working under the lease (the SIGTERM grace applies).
     pub fn is_working(&self) -> bool {
-        self.guard.is_working()
+        self.stop.is_working()
     }
 
     /// Loads the migration set; every problem is reported at once. A directory in another
     /// tool's layout is one error naming the tool and the `import` command.
     pub fn load(&self) -> Result<Vec<Migration>> {
-        self.loading()?.finish().map_err(Error::Source)
-    }
-
-    /// [`Migrator::load`] begun: the layout check and the directory listing, the files to be
-    /// read by the caller, a few at a time if it likes.
-    pub(crate) fn loading(&self) -> Result<source::Loading> {
-        let dir = &self.config.migrations_dir;
-        foreign_layout(dir)?;
-        source::Loading::new(dir, self.config.environment.as_deref()).map_err(Error::Source)
+        run::loading(&self.config)?.finish().map_err(Error::Source)
     }
 
     /// Converts another tool's migration directory `src` into this format in `into` (default:
@@ -110,12 +115,16 @@ impl Migrator {
     }
 
     /// Checks the directory offline: problems are an error (exit 20), lint findings warnings.
+    /// Without `ENVIRONMENT`, every environment sub-directory is checked merged with the
+    /// common files too, so CI catches what any environment's pod would refuse. Linear in the
+    /// number of files.
     pub fn verify(&self) -> Result<(Vec<Migration>, Vec<Warning>)> {
-        foreign_layout(&self.config.migrations_dir)?;
-        crate::verify::verify(
-            &self.config.migrations_dir,
-            self.config.environment.as_deref(),
-        )
+        let dir = &self.config.migrations_dir;
+        run::foreign_layout(dir)?;
+        let environment = self.config.environment.as_deref();
+        let set = source::load_all_environments(dir, environment).map_err(Error::Source)?;
+        let warnings = crate::lint::lint_all(&set);
+        Ok((set, warnings))
     }
 
     /// The lint's warnings for `set` (as [`Migrator::load`] returns it), in the order
@@ -124,7 +133,7 @@ impl Migrator {
         crate::lint::lint_all(set)
     }
 
-    pub(crate) fn allow(&self) -> Allow {
+    fn allow(&self) -> Allow {
         Allow {
             newer_schema: self.config.allow_newer_schema,
             out_of_order: self.config.allow_out_of_order,
@@ -132,12 +141,8 @@ impl Migrator {
     }
 
     /// DATABASE_URL, parsed (and its certificate files read) once per migrator.
-    pub(crate) fn url(&self) -> Result<&DbUrl> {
-        if let Some(u) = self.url.get() {
-            return Ok(u);
-        }
-        let parsed = DbUrl::from_setting(self.config.database_url())?;
-        Ok(self.url.get_or_init(|| parsed))
+    fn url(&self) -> Result<&DbUrl> {
+        self.stop.url(&self.config)
     }
 
     /// Waits for the database and connects (exit 10/20/21 on failure).
@@ -179,54 +184,23 @@ impl Migrator {
     }
 
     /// `migrate`, returning what it did. On failure, [`Migrator::progress`] says what was
-    /// applied before it.
+    /// applied before it ([`Run::run`] returns both).
     pub async fn migrate_report(&self, target: Option<i64>) -> Result<Report> {
-        self.progress.reset();
-        let (set, connected) = self.load_connected().await?;
-        let target = target.or(self.config.target_version);
-        self.run_locked(&set, connected, |set, rows| {
-            let plan = plan::up(set, rows, target, self.allow())?.in_phase(self.config.phase);
-            self.progress.waiting(plan.contract_waiting());
-            Ok(plan)
-        })
-        .await?;
-        Ok(self.progress.snapshot())
+        let goal = Goal::Up(target.or(self.config.target_version));
+        self.new_run(goal).run().await.into_result()
     }
 
     /// `rollback`, returning what it did. On failure, [`Migrator::progress`] says what was
-    /// undone before it.
+    /// undone before it ([`Run::run`] returns both).
     pub async fn rollback_report(&self, how: Rollback) -> Result<Report> {
-        self.progress.reset();
-        let (set, connected) = self.load_connected().await?;
-        // After a reconnect the plan is made again from the ledger: a count is what is left.
-        self.run_locked(&set, connected, |set, rows| {
-            let done = self.progress.snapshot().count();
-            match how {
-                Rollback::Count(n) if done > 0 && done >= n => {
-                    let current = ledger::current(rows);
-                    Ok(Plan {
-                        current,
-                        target: current,
-                        steps: Vec::new(),
-                        phase: None,
-                        held_back: Vec::new(),
-                    })
-                }
-                Rollback::Count(n) if done > 0 => {
-                    plan::down(set, rows, Rollback::Count(n - done), self.allow())
-                }
-                how => plan::down(set, rows, how, self.allow()),
-            }
-        })
-        .await?;
-        Ok(self.progress.snapshot())
+        self.new_run(how.into()).run().await.into_result()
     }
 
     /// Releases a lease left held when the work was abandoned (SIGTERM past the grace
     /// budget), after cancelling the statement it was running. Call only after the work's
     /// future was dropped.
     pub async fn release_abandoned(&self) {
-        self.guard.abandon(self.url.get()).await;
+        self.stop.release_abandoned().await;
     }
 
     /// The `status` report. Problems in the files do not hide the database's state: they are
@@ -256,80 +230,21 @@ impl Migrator {
         Ok(s)
     }
 
-    /// What `migrate` (or with `rollback`, a rollback) would do, without doing it.
-    pub async fn plan_with<'s>(
-        &self,
-        set: &'s [Migration],
-        how: Option<Rollback>,
-        target: Option<i64>,
-    ) -> Result<Plan<'s>> {
-        let (client, _) = self.connect().await?;
-        let ledger = ledger::read(&client, &self.tables).await?;
-        match how {
-            Some(how) => plan::down(set, &ledger.rows, how, self.allow()),
-            None => {
-                let plan = plan::up(
-                    set,
-                    &ledger.rows,
-                    target.or(self.config.target_version),
-                    self.allow(),
-                )?
-                .in_phase(self.config.phase);
-                if !plan.steps.is_empty() {
-                    self.check_foreign_history(&client, &ledger.rows, None)
-                        .await?;
-                }
-                Ok(plan)
-            }
-        }
-    }
-
-    /// Refuses (exit 32) to start a ledger on a database another tool manages: our ledger is
-    /// empty and a known tool's history table has rows (`MIGRATE_IGNORE_FOREIGN_HISTORY` lets
-    /// it pass).
-    pub(crate) async fn check_foreign_history(
-        &self,
-        client: &Client,
-        rows: &[AppliedRow],
-        present: Option<&[String]>,
-    ) -> Result<()> {
-        if !rows.is_empty() || self.config.ignore_foreign_history {
-            return Ok(());
-        }
-        let found = crate::import::probe::foreign_history(client, present).await;
-        let found = found.map_err(|e| Error::db("looking for another tool's history table", e))?;
-        match found {
-            Some((tool, table, rows)) => Err(Error::Disagreement(vec![
-                crate::refusal::Disagreement::ForeignHistory {
-                    tool: tool.to_string(),
-                    table,
-                    rows,
-                },
-            ])),
-            None => Ok(()),
-        }
+    /// What `migrate` to `target` (default: the configured target, else the newest file)
+    /// would do, without doing it.
+    pub async fn plan<'s>(&self, set: &'s [Migration], target: Option<i64>) -> Result<Plan<'s>> {
+        let goal = Goal::Up(target.or(self.config.target_version));
+        self.new_run(goal).preview(set).await
     }
 
     /// Records files as applied without running them (every file up to V, or what another
     /// tool's history table says), under the lease; returns the versions recorded.
     pub async fn baseline(&self, how: crate::Baseline) -> Result<Vec<i64>> {
-        let set = self.load()?;
-        let (client, _) = self.connect().await?;
-        let lease = self.take_lease().await?;
-        self.guard.hold(&lease);
-        self.guard.working(Some(client.cancel_token()));
-        let result = crate::baseline::baseline(
-            &client,
-            &self.tables,
-            &self.config.migrations_dir,
-            &set,
-            how,
-            &lease,
-        )
-        .await;
-        drop(lease);
-        self.guard.release(Some(&client)).await;
-        result
+        let dir = &self.config.migrations_dir;
+        self.under_lease(async |client, tables, set, lease| {
+            crate::baseline::baseline(client, tables, dir, set, how, lease).await
+        })
+        .await
     }
 
     /// Waits without the lease until every file up to `version` is applied and the ledger has
@@ -343,22 +258,34 @@ impl Migrator {
             &set,
             version,
             self.config.wait_timeout,
-            &self.cancel,
+            self.stop.token(),
         )
         .await
     }
 
     /// Resolves a dirty mark or accepts an edited file, under the lease.
     pub async fn repair(&self, version: i64, action: Repair) -> Result<()> {
+        self.under_lease(async |client, tables, set, lease| {
+            crate::repair::repair(client, tables, set, version, action, lease).await
+        })
+        .await
+    }
+
+    /// Loads the files, connects, takes the lease and does `work` under it, then releases the
+    /// lease (on every path; the SIGTERM path through the [`Stop`]).
+    async fn under_lease<T>(
+        &self,
+        work: impl AsyncFnOnce(&Client, &Tables, &[Migration], &Lease) -> Result<T>,
+    ) -> Result<T> {
         let set = self.load()?;
         let (client, _) = self.connect().await?;
-        let lease = self.take_lease().await?;
-        self.guard.hold(&lease);
-        self.guard.working(Some(client.cancel_token()));
-        let result =
-            crate::repair::repair(&client, &self.tables, &set, version, action, &lease).await;
+        let (lease, _) = run::take_lease(&self.config, &self.tables, &self.stop).await?;
+        let guard = self.stop.guard();
+        guard.hold(&lease);
+        guard.working(Some(client.cancel_token()));
+        let result = work(&client, &self.tables, &set, &lease).await;
         drop(lease);
-        self.guard.release(Some(&client)).await;
+        guard.release(Some(&client)).await;
         result
     }
 
@@ -378,15 +305,5 @@ impl Migrator {
             "lease released by force"
         );
         Ok(before)
-    }
-}
-
-/// The error for a migrations directory in another tool's layout, whether its files failed to
-/// load (golang-migrate, Flyway, pop), loaded as nothing (Diesel's sub-directories) or loaded
-/// with another tool's markers in them (goose, dbmate).
-fn foreign_layout(dir: &std::path::Path) -> Result<()> {
-    match crate::import::probe::layout_hint(dir) {
-        Some(hint) => Err(Error::ForeignLayout(hint)),
-        None => Ok(()),
     }
 }

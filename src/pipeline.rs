@@ -7,12 +7,10 @@ use std::pin::Pin;
 use std::task::Poll;
 
 /// Drives `futures` to completion, first polling each once in order; results in order.
-pub async fn in_order<'a, T>(futures: Vec<impl Future<Output = T> + 'a>) -> Vec<T> {
-    let mut pending: Vec<Pin<Box<dyn Future<Output = T> + 'a>>> = futures
-        .into_iter()
-        .map(|f| Box::pin(f) as Pin<Box<dyn Future<Output = T> + 'a>>)
-        .collect();
-    let mut results: Vec<Option<T>> = pending.iter().map(|_| None).collect();
+pub async fn in_order<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    // Boxed as themselves, not as `dyn Future`: the caller's future stays `Send` when they are.
+    let mut pending: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut results: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
     std::future::poll_fn(move |cx| {
         let mut done = true;
         for (fut, slot) in pending.iter_mut().zip(results.iter_mut()) {

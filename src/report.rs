@@ -1,7 +1,10 @@
 //! What a run did: the versions applied or undone and where the database ended, kept as the
-//! run goes ([`Progress`]), so a failed or abandoned run still says what it applied.
+//! run goes ([`Progress`]), so a failed or abandoned run still says what it applied; and how
+//! it ended ([`Outcome`]: the report with the error, if any).
 
 use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
 
 /// What a run did, kept even when it fails part-way.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -22,8 +25,32 @@ impl Report {
     }
 }
 
-/// The report of the operation under way, shared between the work and whoever watches it (the
-/// binary reads it after a failure or a SIGTERM).
+/// How a run ended: what it did, kept when it failed part-way, and its error if it failed.
+#[derive(Debug)]
+pub struct Outcome {
+    /// What the run did.
+    pub report: Report,
+    /// `Err` when it failed or was stopped; the report says what was done before.
+    pub result: Result<()>,
+}
+
+impl Outcome {
+    /// A run that failed before it did anything.
+    pub fn failed(e: Error) -> Outcome {
+        Outcome {
+            report: Report::default(),
+            result: Err(e),
+        }
+    }
+
+    /// The report when the run succeeded, else its error (the partial report is dropped).
+    pub fn into_result(self) -> Result<Report> {
+        self.result.map(|()| self.report)
+    }
+}
+
+/// The report of the run under way, written by the run (and its applier) and read at its end;
+/// a [`crate::Migrator`] keeps the last one's for [`crate::Migrator::progress`].
 #[derive(Debug, Clone, Default)]
 pub struct Progress(Arc<Mutex<Report>>);
 

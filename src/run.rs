@@ -1,52 +1,181 @@
-//! A run under the lease, for `migrate` and `rollback`: plan without the lease, take it (the
-//! acquisition's flight re-reads the ledger), apply, and when the migration connection drops,
-//! reconnect within `MIGRATE_WAIT_TIMEOUT`, end the old session, check the lease is still ours
-//! and go on from what the ledger says (a step's row commits with it). Releases on every path.
+//! One run of `migrate` or `rollback` against one database, as a value: a [`Run`] is built
+//! from validated settings and a [`Goal`], and [`Run::run`] takes its steps in the order they
+//! read here — load the files while connecting, plan without the lease, take the lease (its
+//! flight re-reads the ledger: a peer may have done the work), apply, recover when the
+//! migration connection drops (reconnect within `MIGRATE_WAIT_TIMEOUT`, end the old session,
+//! check the lease is still ours, go on from what the ledger says), release — and returns what
+//! it did with how it ended ([`Outcome`]). Each run has its own connections, lease, [`Stop`]
+//! and report, so several can run at once in one process.
 
 use tokio_postgres::Client;
 
-use crate::apply::Applier;
+use crate::apply::{self, Applier};
+use crate::config::Config;
 use crate::connect::{self, Flavour, ServerInfo};
 use crate::error::{Error, Result};
 use crate::flavour;
+use crate::import::probe::history_tables;
 use crate::jobs;
 use crate::log::events;
-use crate::migrator::Migrator;
-use crate::plan::Plan;
-use crate::preload::{Ready, first_read};
-use crate::session::{self, Lease};
+use crate::plan::{Allow, Goal, Plan};
+use crate::report::{Outcome, Progress};
+use crate::session::{Lease, Reread};
 use crate::source::Migration;
 use crate::status;
-use crate::store::lease;
-use crate::store::ledger::{self, AppliedRow};
+use crate::store::Tables;
+use crate::store::ledger::{self, AppliedRow, Ledger};
 
-impl Migrator {
-    /// Plans from the ledger without the lease; when there is work, takes the lease (the same
-    /// flight re-reads the ledger: a peer may have done the work), re-plans and applies,
-    /// reconnecting when the connection drops.
-    pub(crate) async fn run_locked<'s, F>(
-        &self,
-        set: &'s [Migration],
-        mut connected: Option<Ready>,
-        make_plan: F,
-    ) -> Result<()>
-    where
-        F: Fn(&'s [Migration], &[AppliedRow]) -> Result<Plan<'s>>,
-    {
-        // Nothing is held before the lease: a connection lost until then starts over (bounded),
-        // each attempt waiting for the database within MIGRATE_WAIT_TIMEOUT as at the start.
+mod foreign;
+mod lease;
+mod load;
+mod stop;
+
+pub(crate) use lease::take_lease;
+use lease::unless_fenced_off;
+pub(crate) use load::{foreign_layout, loading};
+pub use stop::Stop;
+
+/// How many times one run reconnects before it gives up (exit 10).
+const MAX_RECONNECTS: u32 = 20;
+/// One run for one database: built, then taken with [`Run::run`] (see the crate's example).
+pub struct Run {
+    config: Config,
+    goal: Goal,
+    tables: Tables,
+    stop: Stop,
+    progress: Progress,
+}
+
+/// The migration connection.
+struct Session {
+    client: Client,
+    info: ServerInfo,
+}
+
+/// The first read on a migration connection, in one flight: the ledger, and which other
+/// tools' history tables exist (see `foreign`).
+struct FirstRead {
+    ledger: Ledger,
+    present: Result<Vec<String>>,
+}
+
+/// A migration connection made, and its first read (an error in it is the attempt's).
+struct Ready {
+    session: Session,
+    first: Result<FirstRead>,
+}
+
+/// Under the lease: the migration connection and the ledger as the acquisition read it.
+struct Leased {
+    session: Session,
+    lease: Lease,
+    reread: Reread,
+}
+
+/// The migration session prepared under the lease: who the session is (backend pid, or
+/// CockroachDB's session id), ledger rows, applier.
+struct Prepared<'a> {
+    pid: flavour::SessionRef,
+    rows: Vec<AppliedRow>,
+    applier: Applier<'a>,
+}
+
+impl Run {
+    /// A run towards `goal` with `config` (its own connections, lease, [`Stop`] and report).
+    /// `config.target_version` is not read here: put it in the goal (`Goal::Up(target)`).
+    pub fn new(config: Config, goal: Goal) -> Run {
+        Run::with(config, goal, Stop::default(), Progress::default())
+    }
+
+    /// A run sharing `stop` and `progress` with a [`crate::Migrator`].
+    pub(crate) fn with(config: Config, goal: Goal, stop: Stop, progress: Progress) -> Run {
+        Run {
+            tables: Tables::new(&config.table),
+            config,
+            goal,
+            stop,
+            progress,
+        }
+    }
+
+    /// The handle that stops this run.
+    pub fn stop(&self) -> Stop {
+        self.stop.clone()
+    }
+
+    /// Takes the run's steps; returns what it did, also when it failed or was stopped.
+    pub async fn run(mut self) -> Outcome {
+        self.progress.reset();
+        let stop = self.stop.clone();
+        let result = stop.or_abandoned(self.steps()).await;
+        Outcome {
+            report: self.progress.snapshot(),
+            result,
+        }
+    }
+
+    /// The steps, in order: load (while connecting), plan and lease (starting over if a
+    /// connection drops first), apply (recovering from dropped connections), release. Nothing
+    /// is written before the lease.
+    async fn steps(&mut self) -> Result<()> {
+        let (set, ready) = self.load_and_connect().await?;
+        let Some(mut leased) = self.plan_and_lease(&set, ready).await? else {
+            return Ok(());
+        };
+        let guard = self.stop.guard();
+        guard.hold(&leased.lease);
+        let result = self.apply_recovering(&mut leased, &set).await;
+        guard.release(Some(&leased.session.client)).await;
+        result
+    }
+
+    /// Load: the files, read while connecting. A run that may create the database loads first,
+    /// so bad files never leave a new database behind.
+    async fn load_and_connect(&self) -> Result<(Vec<Migration>, Ready)> {
+        if self.config.create_database {
+            let set = loading(&self.config)?.finish().map_err(Error::Source)?;
+            return Ok((set, self.connect().await?));
+        }
+        load::load_while(|| loading(&self.config), self.connect()).await
+    }
+
+    /// Connect: waits for the database (creating it if so configured); sends the first read.
+    async fn connect(&self) -> Result<Ready> {
+        let url = self.stop.url(&self.config)?;
+        let (client, info) =
+            connect::wait_and_connect(url, self.config.wait_timeout, self.config.create_database)
+                .await?;
+        let (ledger, present) =
+            tokio::join!(ledger::read(&client, &self.tables), history_tables(&client));
+        let first = ledger.map(|ledger| FirstRead {
+            ledger,
+            present: present.map_err(|e| Error::db("looking for other tools' history tables", e)),
+        });
+        Ok(Ready {
+            session: Session { client, info },
+            first,
+        })
+    }
+
+    /// Plan and lease, starting over (bounded) when a connection drops before the lease is
+    /// taken: nothing is held yet, and each attempt waits for the database within
+    /// MIGRATE_WAIT_TIMEOUT as at the start. `None`: nothing to do.
+    async fn plan_and_lease(&mut self, set: &[Migration], ready: Ready) -> Result<Option<Leased>> {
+        let mut ready = Some(ready);
         let mut attempt = 0u32;
-        let (client, info, lease, rows) = loop {
-            match self
-                .up_to_the_lease(set, connected.take(), &make_plan)
-                .await
-            {
-                Ok(Some(ready)) => break ready,
-                Ok(None) => return Ok(()),
+        loop {
+            let tried = async {
+                let ready = match ready.take() {
+                    Some(ready) => ready,
+                    None => self.connect().await?,
+                };
+                self.attempt_plan_and_lease(set, ready).await
+            };
+            match tried.await {
                 Err(e)
                     if e.is_connection_lost()
                         && attempt < MAX_RECONNECTS
-                        && !self.cancel.is_cancelled() =>
+                        && !self.stop.is_cancelled() =>
                 {
                     attempt += 1;
                     tracing::warn!(
@@ -56,42 +185,25 @@ impl Migrator {
                         "a connection dropped before the lease was taken; starting over"
                     );
                 }
-                Err(e) => return Err(e),
+                r => return r,
             }
-        };
-        self.guard.hold(&lease);
-        self.work_under_lease(client, info, set, &lease, rows, &make_plan)
-            .await
+        }
     }
 
-    /// Connects, plans without the lease and, when there is work, takes it: the migration
-    /// connection, the lease and the ledger's rows under it. `None`: nothing to do.
-    #[allow(clippy::type_complexity)]
-    async fn up_to_the_lease<'s, F>(
-        &self,
-        set: &'s [Migration],
-        connected: Option<Ready>,
-        make_plan: &F,
-    ) -> Result<Option<(Client, ServerInfo, Lease, Option<Vec<AppliedRow>>)>>
-    where
-        F: Fn(&'s [Migration], &[AppliedRow]) -> Result<Plan<'s>>,
-    {
-        let (client, info, (ledger, foreign)) = match connected {
-            Some(ready) => (ready.client, ready.info, ready.first),
-            None => {
-                let (client, info) = self.connect().await?;
-                let first = first_read(&client, &self.tables).await;
-                (client, info, first)
-            }
-        };
-        let ledger = ledger?;
+    /// Plans from the first read without the lease; when there is work, fixes the goal (a
+    /// count becomes the version it reaches now) and takes the lease on a connection of its
+    /// own (the heartbeat must not land inside a migration's transaction).
+    async fn attempt_plan_and_lease(
+        &mut self,
+        set: &[Migration],
+        ready: Ready,
+    ) -> Result<Option<Leased>> {
+        let Ready { session, first } = ready;
+        let FirstRead { ledger, present } = first?;
         self.progress.at(ledger.current());
-        let first = make_plan(set, &ledger.rows);
+        let first = self.plan(set, &ledger.rows);
         if first.as_ref().is_ok_and(|p| !p.steps.is_empty()) {
-            let present =
-                foreign.map_err(|e| Error::db("looking for other tools' history tables", e))?;
-            self.check_foreign_history(&client, &ledger.rows, Some(&present))
-                .await?;
+            foreign::check(&self.config, &session.client, &ledger.rows, present).await?;
         }
         match first {
             Ok(first) if first.steps.is_empty() => {
@@ -109,137 +221,98 @@ impl Migrator {
             Err(Error::Disagreement(_)) if ledger.rows.iter().any(|r| r.dirty) => {}
             Err(e) => return Err(e),
         }
+        self.goal = self.goal.fixed(&ledger.rows)?;
         // The lease's connection opens only now that there is work: a run with nothing to do
         // stays one connection (opening a backend costs the server more than the round trip
         // it would save).
-        let side = connect::wait_and_connect_side(self.url()?, self.config.wait_timeout).await?;
-        let (lease, rows) = self.acquire_on(side, true).await?;
-        Ok(Some((client, info, lease, rows)))
+        let (lease, reread) = take_lease(&self.config, &self.tables, &self.stop).await?;
+        Ok(Some(Leased {
+            session,
+            lease,
+            reread,
+        }))
     }
 
-    /// Applies under `lease`; when the migration connection drops, reconnects within
-    /// `MIGRATE_WAIT_TIMEOUT`, ends the old session, checks the lease is still ours and goes on
-    /// from what the ledger says (a step's row commits with it). Releases the lease at the end.
-    async fn work_under_lease<'s, F>(
-        &self,
-        mut client: Client,
-        mut info: ServerInfo,
-        set: &'s [Migration],
-        lease: &Lease,
-        mut rows: Option<Vec<AppliedRow>>,
-        make_plan: &F,
-    ) -> Result<()>
-    where
-        F: Fn(&'s [Migration], &[AppliedRow]) -> Result<Plan<'s>>,
-    {
+    /// Apply under the lease, and recover: when the migration connection drops, reconnect and
+    /// go on from what the ledger says (a step's row commits with it). `leased.session` ends as
+    /// the last migration connection, for the release to fall back on.
+    async fn apply_recovering(&self, leased: &mut Leased, set: &[Migration]) -> Result<()> {
+        let Leased {
+            session,
+            lease,
+            reread,
+        } = leased;
         let mut reconnects = 0u32;
-        let result = loop {
-            self.guard.working(Some(client.cancel_token()));
-            let pid = std::cell::Cell::new(None);
-            let result = self
-                .apply_under_lease(&client, &info, set, lease, rows.take(), &pid, make_plan)
-                .await;
+        loop {
+            let guard = self.stop.guard();
+            guard.working(Some(session.client.cancel_token()));
+            let mut pid = None;
+            let reread = std::mem::replace(reread, Reread::ReadAgain);
+            let result = match self.prepare(session, lease, reread).await {
+                Ok(prepared) => {
+                    pid = Some(prepared.pid);
+                    self.apply(session, set, lease, prepared).await
+                }
+                Err(e) => Err(e),
+            };
             match result {
                 Err(e)
                     if e.is_connection_lost()
                         && reconnects < MAX_RECONNECTS
-                        && !self.cancel.is_cancelled() =>
+                        && !self.stop.is_cancelled() =>
                 {
                     reconnects += 1;
-                    let old = (client.cancel_token(), pid.get());
-                    match self.reconnect(lease, old, reconnects, e).await {
-                        Ok((c, i)) => (client, info) = (c, i),
-                        Err(e) => break Err(e),
-                    }
+                    let old = (session.client.cancel_token(), pid);
+                    *session = self.recover(lease, old, reconnects, e).await?;
                 }
-                r => break r,
+                r => return r,
             }
-        };
-        self.guard.release(Some(&client)).await;
-        result
-    }
-
-    /// A new migration connection after the old one dropped, once the old session is gone and
-    /// the lease is known to be still ours.
-    async fn reconnect(
-        &self,
-        lease: &Lease,
-        (old_token, old_pid): (tokio_postgres::CancelToken, Option<flavour::SessionRef>),
-        attempt: u32,
-        cause: Error,
-    ) -> Result<(Client, ServerInfo)> {
-        let down = std::time::Instant::now();
-        tracing::warn!(
-            event = events::DB_WAIT,
-            attempt,
-            reason = %cause,
-            "the migration connection dropped; reconnecting"
-        );
-        let url = self.url()?;
-        let (client, info) =
-            connect::wait_and_connect(url, self.config.wait_timeout, false).await?;
-        // The old session may still be running our last flight: end it, so the ledger says
-        // for certain whether that step committed.
-        flavour::end_session(&client, info.flavour, url, &old_token, old_pid).await;
-        match lease::is_ours(&client, &self.tables, &lease.fence).await {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(
-                    lease.lost_error("after reconnecting, the lease was expired or taken".into())
-                );
-            }
-            Err(e) => return Err(Error::db("checking the lease after reconnecting", e)),
         }
-        tracing::warn!(
-            event = events::DB_RECONNECTED,
-            connection = "migration",
-            attempt,
-            downtime_ms = down.elapsed().as_millis() as u64,
-            holder = %lease.fence.holder,
-            fence = lease.fence.token,
-            "reconnected; the lease is still ours, carrying on from the ledger"
-        );
-        Ok((client, info))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn apply_under_lease<'s, F>(
-        &self,
-        client: &Client,
-        info: &ServerInfo,
-        set: &'s [Migration],
-        lease: &Lease,
-        rows: Option<Vec<AppliedRow>>,
-        pid_out: &std::cell::Cell<Option<flavour::SessionRef>>,
-        make_plan: &F,
-    ) -> Result<()>
-    where
-        F: Fn(&'s [Migration], &[AppliedRow]) -> Result<Plan<'s>>,
-    {
+    /// The session settings and the ledger statements in one flight; a seed-made ledger (or
+    /// one not read yet on this connection) is adopted and read first.
+    async fn prepare<'a>(
+        &'a self,
+        session: &'a Session,
+        lease: &'a Lease,
+        reread: Reread,
+    ) -> Result<Prepared<'a>> {
+        let client = &session.client;
         let prepared = flavour::prepare_session(
             client,
-            info.flavour,
+            session.info.flavour,
             self.config.statement_timeout,
             self.config.lease_ttl,
             self.config.environment.as_deref().unwrap_or(""),
         );
-        // The session settings and the ledger statements go in one flight; a seed-made ledger
-        // is adopted first (the statements name our columns).
-        let (pid, rows, applier) = match rows {
-            Some(rows) => {
-                let statements = Applier::new(client, &self.tables, lease, &self.cancel);
+        let cancel = self.stop.token();
+        let (pid, rows, applier) = match reread {
+            Reread::Rows(rows) => {
+                let statements = Applier::new(client, &self.tables, lease, cancel);
                 let (pid, applier) = tokio::join!(prepared, statements);
                 (pid?, rows, applier?)
             }
-            None => {
+            Reread::ReadAgain => {
                 let (pid, ledger) =
                     tokio::join!(prepared, ledger::read_adopted(client, &self.tables));
-                let applier = Applier::new(client, &self.tables, lease, &self.cancel).await?;
+                let applier = Applier::new(client, &self.tables, lease, cancel).await?;
                 (pid?, ledger?.rows, applier)
             }
         };
-        pid_out.set(Some(pid));
-        let plan = make_plan(set, &rows)?;
+        Ok(Prepared { pid, rows, applier })
+    }
+
+    /// Re-plans from the ledger under the lease and applies the plan.
+    async fn apply(
+        &self,
+        session: &Session,
+        set: &[Migration],
+        lease: &Lease,
+        prepared: Prepared<'_>,
+    ) -> Result<()> {
+        let Prepared { pid, rows, applier } = prepared;
+        let plan = self.plan(set, &rows)?;
         self.progress.at(ledger::current(&rows));
         if plan.steps.is_empty() {
             tracing::info!(
@@ -250,17 +323,16 @@ impl Migrator {
             );
             return Ok(());
         }
-        if info.flavour == Flavour::CockroachDB {
+        let flavour = session.info.flavour;
+        if flavour == Flavour::CockroachDB {
             let tables = jobs::words_of_steps(&plan);
-            jobs::at_start(client, &tables, self.config.job_wait_timeout, &self.cancel).await?;
+            let (client, timeout) = (&session.client, self.config.job_wait_timeout);
+            jobs::at_start(client, &tables, timeout, self.stop.token()).await?;
         }
         let applier = applier
-            .with_progress(info.flavour, pid.pid, self.config.progress_interval)
-            .with_settings(crate::apply::Settings::new(&self.config, info.flavour));
-        let result = match applier.run(&plan, &self.progress).await {
-            Err(e) if may_be_fenced_off(&e) => Err(fenced_off_or(lease, e).await),
-            r => r,
-        };
+            .with_progress(flavour, pid.pid, self.config.progress_interval)
+            .with_settings(apply::Settings::new(&self.config, flavour));
+        let result = unless_fenced_off(lease, applier.run(&plan, &self.progress).await).await;
         self.progress.at(match result {
             Ok(()) => plan.target,
             Err(_) => status::current_after(&rows, &plan, &self.progress.snapshot().versions),
@@ -268,64 +340,60 @@ impl Migrator {
         result
     }
 
-    /// Takes the lease on `side` (a connection of its own: the heartbeat must not land inside
-    /// a migration's transaction), creating the bookkeeping first when `set_up`.
-    async fn acquire_on(
+    /// Recover: a new migration connection after the old one dropped, once the old session is
+    /// gone and the lease is known to be still ours.
+    async fn recover(
         &self,
-        side: Client,
-        set_up: bool,
-    ) -> Result<(Lease, Option<Vec<AppliedRow>>)> {
-        let conn = session::LeaseConn::new(side, self.url()?.clone(), self.config.wait_timeout);
-        session::acquire(
-            conn,
-            &self.tables,
-            &self.config.holder,
-            self.config.lease_ttl,
-            self.config.lease_timeout,
-            set_up,
-            &self.cancel,
-        )
-        .await
+        lease: &Lease,
+        (old_token, old_pid): (tokio_postgres::CancelToken, Option<flavour::SessionRef>),
+        attempt: u32,
+        cause: Error,
+    ) -> Result<Session> {
+        let down = std::time::Instant::now();
+        tracing::warn!(
+            event = events::DB_WAIT,
+            attempt,
+            reason = %cause,
+            "the migration connection dropped; reconnecting"
+        );
+        let url = self.stop.url(&self.config)?;
+        let (client, info) =
+            connect::wait_and_connect(url, self.config.wait_timeout, false).await?;
+        // The old session may still be running our last flight: end it, so the ledger says
+        // for certain whether that step committed.
+        flavour::end_session(&client, info.flavour, url, &old_token, old_pid).await;
+        lease::still_ours(&client, &self.tables, lease).await?;
+        tracing::warn!(
+            event = events::DB_RECONNECTED,
+            connection = "migration",
+            attempt,
+            downtime_ms = down.elapsed().as_millis() as u64,
+            holder = %lease.fence.holder,
+            fence = lease.fence.token,
+            "reconnected; the lease is still ours, carrying on from the ledger"
+        );
+        Ok(Session { client, info })
     }
 
-    /// Opens the lease's connection and takes the lease (tables created first if needed).
-    pub(crate) async fn take_lease(&self) -> Result<Lease> {
-        let side = connect::wait_and_connect_side(self.url()?, self.config.wait_timeout).await?;
-        Ok(self.acquire_on(side, true).await?.0)
+    /// The plan to the goal from `rows`.
+    fn plan<'s>(&self, set: &'s [Migration], rows: &[AppliedRow]) -> Result<Plan<'s>> {
+        let allow = Allow {
+            newer_schema: self.config.allow_newer_schema,
+            out_of_order: self.config.allow_out_of_order,
+        };
+        let plan = self.goal.plan(set, rows, allow, self.config.phase)?;
+        self.progress.waiting(plan.contract_waiting());
+        Ok(plan)
     }
-}
 
-/// How many times one run reconnects before it gives up (exit 10).
-const MAX_RECONNECTS: u32 = 20;
-
-/// Errors a step can meet because a peer took the lease while we worked (a frozen holder
-/// woken after a takeover: its connection ended by the server, its `CREATE TABLE` finding the
-/// peer's table, ...). Not a dirty mark (31): that needs an operator whatever the lease says.
-fn may_be_fenced_off(e: &Error) -> bool {
-    !matches!(
-        e,
-        Error::LeaseLost { .. } | Error::Terminated | Error::PartiallyApplied { .. }
-    )
-}
-
-/// `e`, or a lease loss (exit 12) when the lease is no longer ours: nothing of the failed step
-/// was committed (the fenced ledger write is in its transaction), and a runner fenced off must
-/// be retried (12, Count), not fail the Job (30) or blame the network (10) for what its
-/// successor did. A genuine failure shows up again, as itself, in the next holder's run.
-async fn fenced_off_or(lease: &Lease, e: Error) -> Error {
-    match lease.still_ours().await {
-        Some(false) => {
-            tracing::error!(
-                event = events::LEASE_LOST,
-                holder = %lease.fence.holder,
-                fence = lease.fence.token,
-                error = %e,
-                "lease lost while working: it expired or another runner took it"
-            );
-            lease.lost_error(format!(
-                "the lease expired or was taken while working ({e})"
-            ))
+    /// What the run would do, without the lease and without doing it (`plan`).
+    pub(crate) async fn preview<'s>(&self, set: &'s [Migration]) -> Result<Plan<'s>> {
+        let Ready { session, first } = self.connect().await?;
+        let FirstRead { ledger, present } = first?;
+        let plan = self.plan(set, &ledger.rows)?;
+        if !plan.steps.is_empty() {
+            foreign::check(&self.config, &session.client, &ledger.rows, present).await?;
         }
-        _ => e,
+        Ok(plan)
     }
 }

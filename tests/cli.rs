@@ -117,7 +117,13 @@ fn migrate_is_idempotent_and_respects_the_target() {
         ("2_age.sql", AGE.as_bytes()),
         ("3_posts.sql", POSTS.as_bytes()),
     ]);
-    crdb(&db, dir.path(), &["migrate", "--target", "2"]).expect_code(0);
+    // The command's option wins over the variable.
+    run(bin()
+        .env("DATABASE_URL", &db.url)
+        .env("MIGRATIONS_DIR", dir.path())
+        .env("MIGRATE_TARGET_VERSION", "3")
+        .args(["migrate", "--target", "2"]))
+    .expect_code(0);
     assert_eq!(versions(&db), "1,2");
     // The variable works as the option does.
     let out = run(bin()
@@ -615,6 +621,13 @@ fn bad_input_corpus_is_exit_20_naming_the_culprit_and_touches_nothing() {
             env: vec![("MIGRATE_TARGET_VERSION", "latest")],
             args: vec![],
             expect: "MIGRATE_TARGET_VERSION",
+        },
+        Broken {
+            name: "bad --target",
+            files: vec![ok],
+            env: vec![],
+            args: vec!["migrate", "--target", "latest"],
+            expect: "--target",
         },
         Broken {
             name: "target not a file",

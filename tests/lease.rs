@@ -494,6 +494,54 @@ fn a_second_signal_abandons_the_migration_without_waiting_out_the_grace() {
 }
 
 #[test]
+fn rollback_by_count_rides_out_a_dropped_connection_and_undoes_exactly_that_many() {
+    let db = fresh_db("rollback_reconnect");
+    // Migration 3's undo sleeps the first time only (a sequence is not rolled back with the
+    // transaction the server ends).
+    psql(&db.url, "CREATE SEQUENCE undo_once");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for v in 1..=4 {
+        let undo = if v == 3 {
+            "SELECT CASE WHEN nextval('undo_once') = 1 THEN pg_sleep(60) END;\nDROP TABLE t3;"
+                .to_string()
+        } else {
+            format!("DROP TABLE t{v};")
+        };
+        let sql = format!("CREATE TABLE t{v} (id INT);\n-- @UNDO\n{undo}\n");
+        fs::write(dir.path().join(format!("{v}_t{v}.sql")), sql).expect("write");
+    }
+    run(&mut cmd(&db.url, dir.path(), "up", WAIT)).expect_code(0);
+    assert_eq!(fixtures::versions(&db), "1,2,3,4");
+    let rollback = Background::spawn(
+        cmd(&db.url, dir.path(), "down", WAIT).args(["rollback", "--count", "3"]),
+    );
+    wait_until(Duration::from_secs(30), "the undo of 3 running", || {
+        sleeping(&db)
+    });
+    // A node drains mid-rollback: the server ends the migration connection; 4 is undone.
+    let ended = psql(
+        &db.url,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query LIKE '%pg_sleep(%' \
+         AND pid <> pg_backend_pid()",
+    );
+    assert_eq!(ended, "1");
+    let out = rollback.wait(Duration::from_secs(30));
+    out.expect_code(0);
+    assert!(out.has_event("db.reconnected"), "{}", out.stdout);
+    // Three undone in all, counted from the ledger read before the run started: the count is
+    // not applied again to what is left after the reconnect.
+    assert_eq!(fixtures::versions(&db), "1");
+    let finished = out.events_named("run.finished");
+    assert_eq!(finished.len(), 1);
+    assert_eq!(
+        finished[0]["applied"], 3,
+        "the run's report spans the reconnect"
+    );
+    assert!(lease_free(&db), "lease released: {}", lease_row(&db));
+}
+
+#[test]
 fn wait_rides_out_a_dropped_connection() {
     let db = db_with_effects("wait_reconnect");
     let dir = migrations(1, |_| String::new());

@@ -156,13 +156,12 @@ pub(crate) enum Command {
 }
 
 impl Global {
-    /// The options as overrides of the environment, with the command's `--target`.
-    pub(crate) fn overrides(self, target: Option<String>) -> crdb_migrate::Overrides {
+    /// The options as overrides of the environment.
+    pub(crate) fn overrides(self) -> crdb_migrate::Overrides {
         crdb_migrate::Overrides {
             database_url: self.database_url,
             migrations_dir: self.migrations_dir,
             environment: self.environment,
-            target_version: target,
             table: self.table,
             wait_timeout: self.wait_timeout,
             lease_ttl: self.lease_ttl,

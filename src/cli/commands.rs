@@ -1,7 +1,7 @@
 //! Each command run against the library, printing its product on stdout.
 
 use crdb_migrate::import::Tool;
-use crdb_migrate::{Baseline, Error, Migrator, Repair, Rollback, Warning, events};
+use crdb_migrate::{Baseline, Error, Goal, Migrator, Outcome, Repair, Report, Warning, events};
 
 use super::args::Command;
 use super::render;
@@ -13,12 +13,55 @@ pub(crate) fn parse_version(name: &str, v: &str) -> Result<i64, Error> {
     })
 }
 
-/// Runs `command`; returns the database's current version when the command learnt it (migrate
-/// and rollback report theirs through [`Migrator::progress`]).
-pub(crate) async fn run(migrator: &Migrator, command: Command) -> Result<Option<i64>, Error> {
+/// Runs `command` and says how it ended: `migrate` and `rollback` are a run, whose outcome is
+/// its report; any other command reports the database's current version when it learnt it.
+/// Every command stops when [`crdb_migrate::Stop::abandon`] is called.
+pub(crate) async fn run(migrator: &Migrator, command: Command) -> Outcome {
+    let goal = match command {
+        Command::Migrate { target } => migrate_goal(migrator, target),
+        Command::Rollback { count, target } => rollback_goal(count, target),
+        other => {
+            let stop = migrator.stop();
+            let result = stop.or_abandoned(other_command(migrator, other)).await;
+            return match result {
+                Ok(current) => Outcome {
+                    report: Report {
+                        current,
+                        ..Report::default()
+                    },
+                    result: Ok(()),
+                },
+                Err(e) => Outcome::failed(e),
+            };
+        }
+    };
+    match goal {
+        Ok(goal) => migrator.new_run(goal).run().await,
+        Err(e) => Outcome::failed(e),
+    }
+}
+
+/// `migrate [--target V]`: up to V, else to `MIGRATE_TARGET_VERSION`, else to the newest file.
+fn migrate_goal(migrator: &Migrator, target: Option<String>) -> Result<Goal, Error> {
+    let target = target.map(|t| parse_version("--target", &t)).transpose()?;
+    Ok(Goal::Up(target.or(migrator.config().target_version)))
+}
+
+/// `rollback [--count N | --target V]`: the newest one when neither is given.
+fn rollback_goal(count: Option<usize>, target: Option<String>) -> Result<Goal, Error> {
+    Ok(match (count, target) {
+        (_, Some(t)) => Goal::Down(parse_version("--target", &t)?),
+        (Some(n), None) => Goal::DownBy(n),
+        (None, None) => Goal::DownBy(1),
+    })
+}
+
+/// Runs a command other than `migrate` and `rollback`; returns the database's current version
+/// when the command learnt it.
+async fn other_command(migrator: &Migrator, command: Command) -> Result<Option<i64>, Error> {
     match command {
-        Command::Migrate { .. } => migrator.migrate_report(None).await.map(|_| None),
-        Command::Rollback { count, target } => rollback(migrator, count, target).await,
+        // Runs: `run` takes them, with their report.
+        Command::Migrate { .. } | Command::Rollback { .. } => Ok(None),
         Command::Status { json } => status(migrator, json).await,
         Command::Create {
             description,
@@ -29,7 +72,10 @@ pub(crate) async fn run(migrator: &Migrator, command: Command) -> Result<Option<
             Ok(None)
         }
         Command::Verify { strict } => verify(migrator, strict),
-        Command::Plan { json, .. } => plan(migrator, json).await,
+        Command::Plan { json, target } => {
+            let target = target.map(|t| parse_version("--target", &t)).transpose()?;
+            plan(migrator, target, json).await
+        }
         Command::Wait { version } => {
             let v = parse_version("--version", &version)?;
             migrator.wait_for(v).await?;
@@ -66,20 +112,6 @@ pub(crate) async fn run(migrator: &Migrator, command: Command) -> Result<Option<
     }
 }
 
-/// `rollback [--count N | --target V]`: the newest one when neither is given.
-async fn rollback(
-    migrator: &Migrator,
-    count: Option<usize>,
-    target: Option<String>,
-) -> Result<Option<i64>, Error> {
-    let how = match (count, target) {
-        (_, Some(t)) => Rollback::Target(parse_version("--target", &t)?),
-        (Some(n), None) => Rollback::Count(n),
-        (None, None) => Rollback::Count(1),
-    };
-    migrator.rollback_report(how).await.map(|_| None)
-}
-
 /// `status [--json]`: prints the status and learns the current version.
 async fn status(migrator: &Migrator, json: bool) -> Result<Option<i64>, Error> {
     let s = migrator.status().await?;
@@ -101,10 +133,10 @@ fn verify(migrator: &Migrator, strict: bool) -> Result<Option<i64>, Error> {
     Ok(None)
 }
 
-/// `plan [--json]`: prints what `migrate` would do, with the files' warnings.
-async fn plan(migrator: &Migrator, json: bool) -> Result<Option<i64>, Error> {
+/// `plan [--target V] [--json]`: prints what `migrate` would do, with the files' warnings.
+async fn plan(migrator: &Migrator, target: Option<i64>, json: bool) -> Result<Option<i64>, Error> {
     let set = migrator.load()?;
-    let plan = migrator.plan_with(&set, None, None).await?;
+    let plan = migrator.plan(&set, target).await?;
     let warnings = Migrator::lint(&set);
     if json {
         println!(

@@ -1,19 +1,17 @@
 //! SIGTERM and SIGINT: start nothing new, give the migration in flight the grace budget to
-//! finish, then abandon it (its statement is cancelled and rolls back) and release the lease.
-//! A second signal stops at once.
+//! finish, then abandon it (its statement is cancelled and rolls back, the lease is released)
+//! and let the work return what it did. A second signal stops at once.
 
 use std::time::Duration;
 
-use crdb_migrate::{Error, Migrator, events};
+use crdb_migrate::{Error, Outcome, Stop, events};
 
-/// Runs `work`, handling SIGTERM/SIGINT as above.
-pub(crate) async fn with_signals<F>(
-    migrator: &Migrator,
-    shutdown_grace: Duration,
-    work: F,
-) -> Result<(), Error>
+/// Runs `work`, stopped through `stop` as above (`grace`: `MIGRATE_SHUTDOWN_GRACE`). The work
+/// must honour [`Stop::abandon`] (a [`crdb_migrate::Run`] does; wrap anything else in
+/// [`Stop::or_abandoned`]).
+pub(crate) async fn with_signals<F>(stop: &Stop, grace: Duration, work: F) -> Outcome
 where
-    F: std::future::Future<Output = Result<(), Error>>,
+    F: std::future::Future<Output = Outcome>,
 {
     use tokio::signal::unix::{SignalKind, signal};
     let (mut term, mut int) = match (
@@ -22,10 +20,10 @@ where
     ) {
         (Ok(t), Ok(i)) => (t, i),
         _ => {
-            return Err(Error::Signals);
+            return Outcome::failed(Error::Signals);
         }
     };
-    let mut work = Box::pin(work);
+    let mut work = std::pin::pin!(work);
     tokio::select! {
         r = &mut work => return r,
         _ = term.recv() => {}
@@ -33,11 +31,11 @@ where
     };
     // A migration step in flight gets the grace budget; anything else (waiting for the
     // database, the lease or a version) stops at once.
-    let working = migrator.is_working();
+    let working = stop.is_working();
     let grace = if working {
-        shutdown_grace
+        grace
     } else {
-        Duration::from_millis(500).min(shutdown_grace)
+        Duration::from_millis(500).min(grace)
     };
     tracing::warn!(
         event = events::RUN_SIGNAL,
@@ -50,31 +48,25 @@ where
             ""
         }
     );
-    migrator.cancel_token().cancel();
-    let finished = tokio::select! {
-        r = &mut work => Some(r),
-        _ = tokio::time::sleep(grace) => None,
-        // A second signal: the operator wants out now.
-        _ = term.recv() => None,
-        _ = int.recv() => None,
-    };
-    match finished {
+    stop.cancel();
+    tokio::select! {
         // Everything asked for was done within the grace: the database is at the target.
-        Some(r) => r,
-        None => {
-            drop(work);
-            tracing::warn!(
-                event = events::RUN_SIGNAL,
-                working,
-                "stopping now{}",
-                if working {
-                    ": the current migration is cancelled and rolls back"
-                } else {
-                    ""
-                }
-            );
-            migrator.release_abandoned().await;
-            Err(Error::Terminated)
+        r = &mut work => return r,
+        _ = tokio::time::sleep(grace) => {}
+        // A second signal: the operator wants out now.
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    };
+    tracing::warn!(
+        event = events::RUN_SIGNAL,
+        working,
+        "stopping now{}",
+        if working {
+            ": the current migration is cancelled and rolls back"
+        } else {
+            ""
         }
-    }
+    );
+    stop.abandon();
+    work.await
 }

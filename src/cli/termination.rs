@@ -1,5 +1,6 @@
-//! The end of a run: `run.finished`, the error on stderr, the one-line JSON termination message
-//! (written to `MIGRATE_TERMINATION_LOG`) and the process exit code, all from the one exit table.
+//! The end of a run: `run.finished`, the error on stderr, the one-line JSON termination
+//! message (Kubernetes shows it in the pod's status) and the process exit code, all from the
+//! one exit table.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

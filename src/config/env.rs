@@ -86,7 +86,6 @@ impl Env {
             database_url,
             migrations_dir,
             environment,
-            target_version,
             table,
             wait_timeout,
             lease_ttl,
@@ -95,7 +94,6 @@ impl Env {
         } = o;
         self.database_url = database_url.or(self.database_url.take());
         self.environment = environment.or(self.environment.take());
-        self.migrate_target_version = target_version.or(self.migrate_target_version.take());
         self.migrate_table = table.or(self.migrate_table.take());
         self.migrate_wait_timeout = wait_timeout.or(self.migrate_wait_timeout.take());
         self.migrate_lease_ttl = lease_ttl.or(self.migrate_lease_ttl.take());
@@ -109,7 +107,7 @@ impl Env {
     /// `MIGRATE_TARGET_VERSION` and `MIGRATE_TABLE`: how far to migrate, and the ledger's name.
     pub fn target(&mut self) -> Result<(Option<i64>, TableName)> {
         let version = var(
-            "MIGRATE_TARGET_VERSION (--target)",
+            "MIGRATE_TARGET_VERSION",
             self.migrate_target_version.take(),
             parse_version,
         )?;

@@ -29,8 +29,6 @@ pub struct Overrides {
     pub migrations_dir: Option<PathBuf>,
     /// `--environment`.
     pub environment: Option<String>,
-    /// `--target`.
-    pub target_version: Option<String>,
     /// `--table`.
     pub table: Option<String>,
     /// `--wait-timeout`.

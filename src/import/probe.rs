@@ -26,14 +26,11 @@ pub(crate) async fn history_tables(client: &Client) -> Result<Vec<String>, tokio
     history::existing_tables(client).await
 }
 
-/// The first known tool whose history table has rows. `present` is what
-/// [`history_tables`] found, when the caller already asked; else this asks first.
+/// The first known tool whose history table has rows, among the `present` ones
+/// [`history_tables`] found (asked in the run's first flight).
 pub(crate) async fn foreign_history(
     client: &Client,
-    present: Option<&[String]>,
+    present: &[String],
 ) -> Result<Option<ForeignRows>, tokio_postgres::Error> {
-    match present {
-        Some(p) => history::any_foreign_history_among(client, p).await,
-        None => history::any_foreign_history(client).await,
-    }
+    history::any_foreign_history_among(client, present).await
 }

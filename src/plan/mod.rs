@@ -10,8 +10,10 @@ use crate::refusal::{Disagreement, MissingUndo, Refusal};
 use crate::source::Migration;
 use crate::store::ledger::AppliedRow;
 
+mod goal;
 mod phase;
 
+pub use goal::Goal;
 pub use phase::{Phase, boundary};
 // Named by the unit tests; the rest of the crate reads it off `boundary`'s result.
 #[cfg(test)]

@@ -1,11 +1,11 @@
-//! CockroachDB's side of progress: our user's live schema-change jobs, read into [`Progress`],
+//! CockroachDB's side of progress: our user's live schema-change jobs, read into [`Sample`],
 //! and tied to our statement by who and when (see the parent module's docs).
 
 use std::time::Duration;
 
 use tokio_postgres::Client;
 
-use super::Progress;
+use super::Sample;
 
 /// The CockroachDB progress query: schema-change jobs of `current_user` still pending or
 /// running, newest first, with their age in milliseconds by the server's clock.
@@ -31,7 +31,7 @@ pub(crate) fn show_jobs_sql() -> String {
 /// How much later than our flight's start a job may be created and still count as ours.
 const JOB_SLACK_MS: i64 = 1_000;
 
-impl Progress {
+impl Sample {
     /// A CockroachDB job row, from its plain values.
     pub(crate) fn from_job(
         job_id: i64,
@@ -40,24 +40,24 @@ impl Progress {
         running_status: Option<&str>,
         fraction: Option<f64>,
         age_ms: Option<i64>,
-    ) -> Progress {
+    ) -> Sample {
         let phase = running_status
             .filter(|s| !s.is_empty())
             .unwrap_or(status)
             .to_string();
-        Progress {
+        Sample {
             command: job_type.to_string(),
             phase,
             fraction: fraction.filter(|f| f.is_finite()),
             job_id: Some(job_id),
             age_ms,
-            ..Progress::default()
+            ..Sample::default()
         }
     }
 }
 
 /// Keeps the CockroachDB jobs created since our flight started `elapsed` ago (with slack).
-pub(crate) fn ours(samples: Vec<Progress>, elapsed: Duration) -> Vec<Progress> {
+pub(crate) fn ours(samples: Vec<Sample>, elapsed: Duration) -> Vec<Sample> {
     let window = i64::try_from(elapsed.as_millis())
         .unwrap_or(i64::MAX)
         .saturating_add(JOB_SLACK_MS);
@@ -70,7 +70,7 @@ pub(crate) fn ours(samples: Vec<Progress>, elapsed: Duration) -> Vec<Progress> {
 /// Our user's running schema-change jobs, read on `client` (a side connection): from
 /// `crdb_internal` unless it refused us before in this process, else from `[SHOW JOBS]`;
 /// nothing (elapsed time only, no query) once both have refused.
-pub(super) async fn sample(client: &Client) -> Result<Vec<Progress>, tokio_postgres::Error> {
+pub(super) async fn sample(client: &Client) -> Result<Vec<Sample>, tokio_postgres::Error> {
     if crate::jobs::unlistable() {
         return Ok(Vec::new());
     }
@@ -101,7 +101,7 @@ pub(super) async fn sample(client: &Client) -> Result<Vec<Progress>, tokio_postg
             let job_type: Option<String> = r.try_get(1)?;
             let status: Option<String> = r.try_get(2)?;
             let running: Option<String> = r.try_get(3)?;
-            Ok(Progress::from_job(
+            Ok(Sample::from_job(
                 r.try_get(0)?,
                 job_type.as_deref().unwrap_or(""),
                 status.as_deref().unwrap_or(""),

@@ -80,9 +80,9 @@ impl Counter {
     }
 }
 
-/// What the server says about one long-running command of ours.
+/// One sample of what the server says about a long-running command of ours.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub(crate) struct Progress {
+pub(crate) struct Sample {
     /// The command: `CREATE INDEX`, `CLUSTER`, `VACUUM FULL`, `VACUUM`, `ANALYZE`,
     /// `COPY FROM`, or the CockroachDB job type (`SCHEMA CHANGE`, `NEW SCHEMA CHANGE`).
     pub command: String,
@@ -109,7 +109,7 @@ pub(crate) struct Progress {
     pub age_ms: Option<i64>,
 }
 
-impl Progress {
+impl Sample {
     /// The counter the text line shows: the first with a known total among tuples, blocks,
     /// bytes, lockers and partitions (CREATE INDEX reports blocks while scanning the table
     /// and tuples while loading the tree), else the first with a count at all.
@@ -192,7 +192,7 @@ pub(crate) async fn sample(
     client: &Client,
     flavour: Flavour,
     pid: i32,
-) -> Result<Vec<Progress>, tokio_postgres::Error> {
+) -> Result<Vec<Sample>, tokio_postgres::Error> {
     match flavour {
         Flavour::PostgreSQL => postgres::sample(client, pid).await,
         Flavour::CockroachDB => cockroach::sample(client).await,
@@ -282,7 +282,7 @@ pub(crate) async fn watch(
 
 /// One `migration.progress` event: flat fields (JSON logs flatten them), the text line as the
 /// message (so `LOG_FORMAT=text` shows it).
-fn log(version: i64, statement: usize, elapsed_ms: u64, p: &Progress) {
+fn log(version: i64, statement: usize, elapsed_ms: u64, p: &Sample) {
     let (done, total, unit) = match p.headline() {
         Some((c, u)) => (c.done, c.total.filter(|t| *t > 0), Some(u.as_str())),
         None => (None, None, None),

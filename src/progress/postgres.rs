@@ -1,10 +1,10 @@
 //! PostgreSQL's side of progress: one query over the `pg_stat_progress_*` views, restricted to
-//! the busy connection's backend pid, and its rows read into [`Progress`].
+//! the busy connection's backend pid, and its rows read into [`Sample`].
 
 use tokio_postgres::Client;
 use tokio_postgres::types::Type;
 
-use super::{Counter, Progress, fraction};
+use super::{Counter, Sample, fraction};
 
 /// The PostgreSQL progress query: one row per command our backend (`$1`, an `int4`) runs, in
 /// one shape: command, phase, relation, then done/total pairs for blocks, tuples, bytes,
@@ -37,15 +37,15 @@ pub(crate) fn postgres_sql() -> &'static str {
        FROM pg_stat_progress_copy WHERE pid = $1"
 }
 
-impl Progress {
+impl Sample {
     /// A PostgreSQL row, from its plain values (the order of [`postgres_sql`]'s columns).
     pub(crate) fn from_pg(
         command: &str,
         phase: &str,
         relation: Option<String>,
         [blocks, tuples, bytes, lockers, partitions]: [Counter; 5],
-    ) -> Progress {
-        let mut p = Progress {
+    ) -> Sample {
+        let mut p = Sample {
             command: command.to_string(),
             phase: phase.to_string(),
             relation,
@@ -54,7 +54,7 @@ impl Progress {
             bytes,
             lockers,
             partitions,
-            ..Progress::default()
+            ..Sample::default()
         };
         p.fraction = p.headline().and_then(|(c, _)| fraction(c));
         p
@@ -65,7 +65,7 @@ impl Progress {
 pub(super) async fn sample(
     client: &Client,
     pid: i32,
-) -> Result<Vec<Progress>, tokio_postgres::Error> {
+) -> Result<Vec<Sample>, tokio_postgres::Error> {
     let rows = client
         .query_typed(postgres_sql(), &[(&pid, Type::INT4)])
         .await?;
@@ -76,7 +76,7 @@ pub(super) async fn sample(
             };
             let command: Option<String> = r.try_get(0)?;
             let phase: Option<String> = r.try_get(1)?;
-            Ok(Progress::from_pg(
+            Ok(Sample::from_pg(
                 command.as_deref().unwrap_or(""),
                 phase.as_deref().unwrap_or(""),
                 r.try_get(2)?,

@@ -52,7 +52,7 @@ fn cockroach_query_is_our_users_live_schema_change_jobs() {
 
 #[test]
 fn create_index_line_shows_the_phase_percent_and_counts() {
-    let p = Progress::from_pg(
+    let p = Sample::from_pg(
         "CREATE INDEX",
         "building index: loading tuples in tree",
         Some("big".into()),
@@ -64,7 +64,7 @@ fn create_index_line_shows_the_phase_percent_and_counts() {
     );
     assert_eq!(p.fraction, Some(0.42));
     // Scanning the table: tuples_total is 0 (unknown), blocks carry the progress.
-    let p = Progress::from_pg(
+    let p = Sample::from_pg(
         "CREATE INDEX",
         "building index: scanning table",
         None,
@@ -79,7 +79,7 @@ fn create_index_line_shows_the_phase_percent_and_counts() {
 
 #[test]
 fn counts_without_a_total_and_nothing_at_all() {
-    let copy = Progress::from_pg(
+    let copy = Sample::from_pg(
         "COPY FROM",
         "copying",
         None,
@@ -93,7 +93,7 @@ fn counts_without_a_total_and_nothing_at_all() {
     );
     assert_eq!(copy.fraction, None);
     assert_eq!(copy.text(), "copying: (1.2K tuples)");
-    let init = Progress::from_pg(
+    let init = Sample::from_pg(
         "CREATE INDEX",
         "initializing",
         None,
@@ -105,7 +105,7 @@ fn counts_without_a_total_and_nothing_at_all() {
 
 #[test]
 fn cockroach_job_line_uses_running_status_and_fraction() {
-    let j = Progress::from_job(
+    let j = Sample::from_job(
         42,
         "NEW SCHEMA CHANGE",
         "running",
@@ -114,14 +114,14 @@ fn cockroach_job_line_uses_running_status_and_fraction() {
         Some(900),
     );
     assert_eq!(j.text(), "new schema change job 42 (backfilling): 41%");
-    let j = Progress::from_job(7, "SCHEMA CHANGE", "running", Some(""), None, Some(1));
+    let j = Sample::from_job(7, "SCHEMA CHANGE", "running", Some(""), None, Some(1));
     assert_eq!(j.text(), "schema change job 7 (running)");
 }
 
 #[test]
 fn only_jobs_created_since_our_flight_started_are_ours() {
-    let job = |id, age| Progress::from_job(id, "SCHEMA CHANGE", "running", None, None, age);
-    let pg = Progress::from_pg("VACUUM", "scanning heap", None, [NONE; 5]);
+    let job = |id, age| Sample::from_job(id, "SCHEMA CHANGE", "running", None, None, age);
+    let pg = Sample::from_pg("VACUUM", "scanning heap", None, [NONE; 5]);
     let kept = ours(
         vec![job(1, Some(5_000)), job(2, Some(12_000)), job(3, None), pg],
         Duration::from_secs(10),

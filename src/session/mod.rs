@@ -70,6 +70,16 @@ pub struct Lease {
     heartbeat: tokio::task::JoinHandle<()>,
 }
 
+/// The ledger as the acquisition's flight read it, right after the lease was taken: every
+/// commit of earlier holders is in it.
+pub enum Reread {
+    /// Its rows.
+    Rows(Vec<AppliedRow>),
+    /// Not read: a seed-made ledger lacking our columns (adopt it, then read it), or a new
+    /// connection after a reconnect.
+    ReadAgain,
+}
+
 /// Sleeps for `d`, or returns `Err(Terminated)` as soon as `cancel` fires.
 pub async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> Result<()> {
     tokio::select! {
@@ -95,7 +105,7 @@ async fn attempt(
     holder: &str,
     ttl_ms: i64,
     setup_sql: Option<&str>,
-) -> Result<(Option<i64>, Option<Vec<AppliedRow>>)> {
+) -> Result<(Option<i64>, Reread)> {
     let read_sql = ledger::read_sql(t);
     let (set_up, acquired, read) = tokio::join!(
         async {
@@ -121,8 +131,8 @@ async fn attempt(
     };
     // A three-column ledger lacks our columns: the caller adopts it and reads it again.
     let rows = match read {
-        Ok(msgs) => Some(ledger::parse_rows(&msgs)?),
-        Err(_) => None,
+        Ok(msgs) => Reread::Rows(ledger::parse_rows(&msgs)?),
+        Err(_) => Reread::ReadAgain,
     };
     Ok((token, rows))
 }
@@ -158,7 +168,7 @@ async fn lost_setup_race(
 }
 
 /// Takes the lease, polling with jittered backoff until `timeout` (exit 11) or `cancel`;
-/// creates the bookkeeping tables first when `set_up` (tolerating races with peers). `conn`
+/// creates the bookkeeping tables first (tolerating races with peers). `conn`
 /// becomes the lease's own connection (heartbeat and release): the heartbeat must never land
 /// inside a migration's transaction. Also returns the ledger's rows read right after taking
 /// it (`None`: read them again, a three-column ledger needs adopting).
@@ -168,15 +178,14 @@ pub async fn acquire(
     holder: &str,
     ttl: Duration,
     timeout: Duration,
-    set_up: bool,
     cancel: &CancellationToken,
-) -> Result<(Lease, Option<Vec<AppliedRow>>)> {
+) -> Result<(Lease, Reread)> {
     let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
     let started = Instant::now();
     let mut delays = backoff::lease();
     let setup_sql = setup::create_sql(t);
     let mut races = backoff::setup_race();
-    let mut pending_setup = set_up;
+    let mut pending_setup = true;
     let client = conn.get();
     loop {
         let sql = pending_setup.then_some(setup_sql.as_str());
