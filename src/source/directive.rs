@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::parse::Body;
+use super::body::Body;
 use super::split::REPEAT_UNTIL_ZERO;
 use super::{
     CONTRACT, LOCK_TIMEOUT, NO_TRANSACTION, Problem, STATEMENT_TIMEOUT, UNDO_MARKER, problem,

@@ -32,6 +32,7 @@
 //! SQL is split into statements once, here ([`Migration::up_statements`],
 //! [`Migration::down_statements`]); their lines are lines of the file, in both sections.
 
+mod body;
 mod directive;
 mod name;
 mod parse;

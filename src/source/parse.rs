@@ -4,6 +4,7 @@
 use sha2::{Digest, Sha256};
 use std::path::Path;
 
+use super::body::Body;
 use super::directive::{Directives, read_directives};
 use super::split::{REPEAT_UNTIL_ZERO, Statement, TokenKind, split, tokens};
 use super::{
@@ -39,23 +40,6 @@ pub fn checksum(up: &str, down: Option<&str>) -> String {
         hex.push_str(&format!("{b:02x}"));
     }
     hex
-}
-
-/// The parts of a file's text, once the marker is found.
-pub(super) struct Body<'a> {
-    pub(super) path: &'a Path,
-    pub(super) lines: Vec<&'a str>,
-    /// The 0-based index of the (first) marker line.
-    pub(super) marker: Option<usize>,
-    pub(super) up_statements: Vec<Statement>,
-    pub(super) down_statements: Option<Vec<Statement>>,
-}
-
-impl Body<'_> {
-    /// The 1-based file line of the first forward statement (`usize::MAX` when there is none).
-    pub(super) fn first_sql_line(&self) -> usize {
-        self.up_statements.first().map_or(usize::MAX, |s| s.line)
-    }
 }
 
 /// Parses one migration file from its path and bytes; every problem of the file is returned.
