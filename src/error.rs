@@ -1,6 +1,6 @@
 //! The one error type of the crate. Variants carry the version, file, variable or SQLSTATE at
 //! fault (with the underlying error as `source` where there is one) and never the password.
-//! Which exit code each variant means is decided in one place: [`crate::exit::of`].
+//! Which exit code each variant means is decided in one place: the table in `exit.rs`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -306,11 +306,6 @@ pub(crate) fn server_message(e: &tokio_postgres::Error) -> String {
 }
 
 impl Error {
-    /// The exit code for this error, from the one table from errors to exit codes.
-    pub fn exit(&self) -> crate::Exit {
-        crate::exit::of(self)
-    }
-
     /// Wraps a tokio-postgres error met outside a migration's own SQL: a lost connection is
     /// [`Error::ConnectionLost`], anything else [`Error::Database`].
     pub fn db(context: impl Into<String>, e: tokio_postgres::Error) -> Error {

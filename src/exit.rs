@@ -72,6 +72,14 @@ pub enum Exit {
     Terminated = 143,
 }
 
+impl Error {
+    /// The exit code for this error, from the one table from errors to exit codes (`of`).
+    /// Defined here, beside the table, so that the error type does not depend on it.
+    pub fn exit(&self) -> Exit {
+        of(self)
+    }
+}
+
 impl Exit {
     /// All exit codes, in ascending order.
     pub const ALL: [Exit; 11] = [
