@@ -270,7 +270,7 @@ impl Run {
         }
     }
 
-    /// The session settings and the ledger statements in one flight; a seed-made ledger (or
+    /// The session settings and the ledger statements in one flight; a three-column ledger (or
     /// one not read yet on this connection) is adopted and read first.
     async fn prepare<'a>(
         &'a self,

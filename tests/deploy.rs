@@ -1,4 +1,4 @@
-//! Deployment tests (issue 6): the files under `deploy/` and the `Dockerfile` agree with the
+//! Deployment tests: the files under `deploy/` and the `Dockerfile` agree with the
 //! binary.
 //!
 //! - The Job `podFailurePolicy` exit codes, in the Helm chart and in every kustomize Job, equal

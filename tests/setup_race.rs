@@ -282,7 +282,7 @@ fn a_lease_row_inserted_by_a_peer_while_migrate_inserts_it_is_no_error() {
     assert_eq!(count(&db, "SELECT fence FROM _migrations_lease"), 1);
 }
 
-/// A seed-made ledger holding version 1 (applied by the older tool).
+/// A three-column ledger holding version 1 (applied by the older tool).
 fn seed_ledger() -> String {
     format!(
         "CREATE TABLE \"_migrations\" ({SEED_COLUMNS}); \

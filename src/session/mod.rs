@@ -75,7 +75,7 @@ pub struct Lease {
 pub enum Reread {
     /// Its rows.
     Rows(Vec<AppliedRow>),
-    /// Not read: a seed-made ledger lacking our columns (adopt it, then read it), or a new
+    /// Not read: a three-column ledger lacking our columns (adopt it, then read it), or a new
     /// connection after a reconnect.
     ReadAgain,
 }

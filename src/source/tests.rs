@@ -308,7 +308,7 @@ fn ten_thousand_files_load() {
     assert!(set.windows(2).all(|w| w[0].version < w[1].version));
     assert_eq!(set[9_999].down_statements.as_ref().map(Vec::len), Some(1));
     let warnings: usize = set.iter().map(|m| crate::lint::lint(m).len()).sum();
-    assert!(warnings >= 1, "the seed file is irreversible");
+    assert!(warnings >= 1, "the dev seed-data file has no undo");
     assert_eq!(
         taken_versions(dir.path()).expect("walks").len() as i64,
         n + 1
