@@ -24,7 +24,7 @@ const POSTS: &str =
     "CREATE TABLE posts (id INT PRIMARY KEY, user_id INT);\n-- @UNDO\nDROP TABLE posts;\n";
 
 #[test]
-fn the_seed_guides_complete_example() {
+fn the_quick_start_from_create_to_rollback() {
     let db = fresh_db("complete_example");
     let dir = tempfile::tempdir().expect("tempdir");
     // Create migrations through `create`, as a user would.
@@ -211,7 +211,7 @@ fn a_failing_migration_in_the_middle_is_rolled_back_and_later_ones_not_tried() {
 }
 
 #[test]
-fn repair_adopts_a_seed_made_ledger_too() {
+fn repair_adopts_a_three_column_ledger_too() {
     let db = fresh_db("adopt_repair");
     psql(
         &db.url,
@@ -244,7 +244,7 @@ fn wait_for_version_zero_is_reached_at_once() {
 }
 
 #[test]
-fn a_seed_made_ledger_is_adopted() {
+fn a_three_column_ledger_is_adopted() {
     let db = fresh_db("adopt");
     // What a hand-written three-column client leaves behind.
     psql(

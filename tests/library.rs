@@ -12,7 +12,7 @@ fn config(url: &str, dir: &std::path::Path) -> Config {
 }
 
 #[test]
-fn the_blocking_migrator_does_the_seed_guides_operations() {
+fn the_blocking_migrator_does_the_everyday_operations() {
     let db = fresh_db("library_blocking");
     let dir = tempfile::tempdir().expect("tempdir");
     let m = blocking::Migrator::new(config(&db.url, dir.path())).expect("runtime");

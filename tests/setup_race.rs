@@ -32,7 +32,7 @@ const LEDGER_COLUMNS: &str = "version BIGINT PRIMARY KEY, description TEXT NOT N
 const LEASE_COLUMNS: &str = "id INT8 PRIMARY KEY, holder TEXT, fence INT8 NOT NULL DEFAULT 0, \
      expires_at TIMESTAMPTZ, acquired_at TIMESTAMPTZ";
 /// A three-column ledger made by an older client, `version` an int4 as PostgreSQL reads `INTEGER`.
-const SEED_COLUMNS: &str = "version INTEGER PRIMARY KEY, description TEXT NOT NULL, \
+const OLDER_LEDGER_COLUMNS: &str = "version INTEGER PRIMARY KEY, description TEXT NOT NULL, \
      applied_at TIMESTAMPTZ NOT NULL DEFAULT now()";
 
 /// How long a held session, a blocked run or a run may take before the test fails.
@@ -283,9 +283,9 @@ fn a_lease_row_inserted_by_a_peer_while_migrate_inserts_it_is_no_error() {
 }
 
 /// A three-column ledger holding version 1 (applied by the older tool).
-fn seed_ledger() -> String {
+fn older_ledger() -> String {
     format!(
-        "CREATE TABLE \"_migrations\" ({SEED_COLUMNS}); \
+        "CREATE TABLE \"_migrations\" ({OLDER_LEDGER_COLUMNS}); \
          INSERT INTO _migrations (version, description) VALUES (1, 'm1');"
     )
 }
@@ -320,7 +320,7 @@ fn assert_adopted(db: &TestDb) {
 fn adopting_while_a_peer_adds_a_column_carries_on() {
     let (db, out) = race_behind(
         "race_adopt_column",
-        &seed_ledger(),
+        &older_ledger(),
         "ALTER TABLE _migrations ADD COLUMN checksum TEXT;",
     );
     assert_adopted(&db);
@@ -335,7 +335,7 @@ fn adopting_while_a_peer_adds_a_column_carries_on() {
 fn adopting_while_a_peer_widens_the_version_carries_on() {
     let (db, _) = race_behind(
         "race_adopt_widen",
-        &seed_ledger(),
+        &older_ledger(),
         "ALTER TABLE _migrations ALTER COLUMN version TYPE BIGINT;",
     );
     assert_adopted(&db);

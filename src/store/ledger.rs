@@ -59,7 +59,7 @@ pub fn current(rows: &[AppliedRow]) -> i64 {
 }
 
 const FULL_COLUMNS: &str = "version::INT8, description, (extract(epoch from applied_at) * 1000000)::INT8, checksum, duration_ms, applied_by, fence, status, statements_done";
-const SEED_COLUMNS: &str =
+const OLDER_LEDGER_COLUMNS: &str =
     "version::INT8, description, (extract(epoch from applied_at) * 1000000)::INT8";
 
 /// The statement reading every row with our columns.
@@ -76,9 +76,12 @@ pub async fn read(client: &Client, t: &Tables) -> Result<Ledger> {
         }),
         Err(e) if sqlstate::is_undefined_table(&e) => Ok(Ledger::default()),
         Err(e) if sqlstate::is_undefined_column(&e) => {
-            let seed = format!("SELECT {SEED_COLUMNS} FROM {} ORDER BY 1", t.ledger());
+            let older = format!(
+                "SELECT {OLDER_LEDGER_COLUMNS} FROM {} ORDER BY 1",
+                t.ledger()
+            );
             let msgs = client
-                .simple_query(&seed)
+                .simple_query(&older)
                 .await
                 .map_err(|e| Error::db(format!("reading {}", t.ledger()), e))?;
             Ok(Ledger {
