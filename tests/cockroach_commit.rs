@@ -15,6 +15,7 @@ mod support;
 use std::path::Path;
 
 use support::dressed::{Dress, Gate, dress_as};
+use support::fixtures;
 use support::*;
 
 fn write(dir: &Path, name: &str, body: &str) {
@@ -22,10 +23,7 @@ fn write(dir: &Path, name: &str, body: &str) {
 }
 
 fn crdb(db: &TestDb, dir: &Path, args: &[&str]) -> Output {
-    let mut cmd = bin_at(&db.url, dir);
-    cmd.env("MIGRATE_WAIT_TIMEOUT", "10s")
-        .env("MIGRATE_HOLDER", "commit-test");
-    run(cmd.args(args))
+    run(fixtures::cmd(&db.url, dir, "commit-test", "10s").args(args))
 }
 
 /// A role whose default isolation is READ COMMITTED (set for this database only, so other

@@ -6,6 +6,8 @@
 
 mod support;
 
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -13,6 +15,7 @@ use support::dressed::{
     Dress, Dressed, Gate, add_job, dressed_server, errors_outside_transactions, first, is_sent,
     pretend_database, sent, sent_in_transactions,
 };
+use support::fixtures::{self, ledger_rows};
 use support::*;
 
 fn set() -> tempfile::TempDir {
@@ -28,24 +31,22 @@ fn set() -> tempfile::TempDir {
     ])
 }
 
-fn run_on(d: &Dressed, dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut cmd = bin_at(&d.url, dir);
-    cmd.env("MIGRATE_WAIT_TIMEOUT", "10s")
-        .env("MIGRATE_HOLDER", "dressed-test")
-        .env("MIGRATE_JOB_WAIT_TIMEOUT", "20s");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+/// The binary against `url` (a dressed database's, or a proxy's in front of one), holder
+/// `dressed-test`, waiting up to `job_wait` for schema-change jobs.
+fn cmd_on(url: &str, dir: &Path, job_wait: &str) -> Command {
+    let mut cmd = fixtures::cmd(url, dir, "dressed-test", "10s");
+    cmd.env("MIGRATE_JOB_WAIT_TIMEOUT", job_wait);
+    cmd
+}
+
+fn run_on(d: &Dressed, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = cmd_on(&d.url, dir, "20s");
+    cmd.envs(env.iter().copied());
     run(cmd.args(args))
 }
 
-fn spawn_on(d: &Dressed, dir: &std::path::Path, args: &[&str]) -> Background {
-    let mut cmd = bin_at(&d.url, dir);
-    cmd.env("MIGRATE_WAIT_TIMEOUT", "10s")
-        .env("MIGRATE_HOLDER", "dressed-test")
-        .env("MIGRATE_JOB_WAIT_TIMEOUT", "30s")
-        .args(args);
-    Background::spawn(&mut cmd)
+fn spawn_on(d: &Dressed, dir: &Path, args: &[&str]) -> Background {
+    Background::spawn(cmd_on(&d.url, dir, "30s").args(args))
 }
 
 #[test]
@@ -92,7 +93,7 @@ fn on_a_default_v26_1_migrate_status_and_rollback_warn_that_jobs_are_unlisted_an
         "{}",
         out.stdout
     );
-    assert!(table_exists_at(&d, "users"));
+    assert!(table_exists(&d.admin(), "users"));
 
     let status = run_on(&d, dir.path(), &[], &["status", "--json"]);
     status.expect_code(0);
@@ -146,16 +147,6 @@ fn on_a_default_v26_1_migrate_status_and_rollback_warn_that_jobs_are_unlisted_an
     );
 }
 
-fn table_exists_at(d: &Dressed, name: &str) -> bool {
-    psql(
-        &d.admin_url,
-        &format!(
-            "SELECT count(*) > 0 FROM pg_tables WHERE tablename = {}",
-            quote_literal(name)
-        ),
-    ) == "t"
-}
-
 #[test]
 fn with_readable_internals_a_running_job_on_our_table_is_waited_for() {
     let server = dressed_server();
@@ -169,7 +160,7 @@ fn with_readable_internals_a_running_job_on_our_table_is_waited_for() {
         bg.has_logged("job.waiting")
     });
     assert!(
-        !table_has_column(&d, "users", "email"),
+        !column_exists(&d.admin(), "users", "email"),
         "waited before applying"
     );
     psql(
@@ -190,18 +181,7 @@ fn with_readable_internals_a_running_job_on_our_table_is_waited_for() {
         out.events_named("job.unlisted").is_empty(),
         "an admin sees every job"
     );
-    assert!(table_has_column(&d, "users", "email"));
-}
-
-fn table_has_column(d: &Dressed, table: &str, column: &str) -> bool {
-    psql(
-        &d.admin_url,
-        &format!(
-            "SELECT count(*) > 0 FROM information_schema.columns WHERE table_name = {} AND column_name = {}",
-            quote_literal(table),
-            quote_literal(column)
-        ),
-    ) == "t"
+    assert!(column_exists(&d.admin(), "users", "email"));
 }
 
 #[test]
@@ -257,7 +237,7 @@ fn a_login_to_a_missing_database_is_exit_20_naming_it() {
         assert!(out.stderr.contains(&d.name), "{args:?}: {}", out.stderr);
     }
     // Nothing was created in the database that "is not there".
-    assert!(!table_exists_at(&d, "_migrations"));
+    assert!(!table_exists(&d.admin(), "_migrations"));
     let log = server.statements(&d.name);
     assert!(sent(&log, "_migrations").is_empty(), "{log:#?}");
 }
@@ -328,11 +308,7 @@ fn a_dropped_migration_session_is_cancelled_by_its_cockroachdb_session_id() {
         "1_slow.sql",
         b"CREATE TABLE slow (id INT8);\nSELECT pg_sleep(1.5);\n-- @UNDO\nDROP TABLE slow;\n",
     )]);
-    let mut cmd = bin_at(&proxy.url(&d.url), dir.path());
-    cmd.env("MIGRATE_WAIT_TIMEOUT", "10s")
-        .env("MIGRATE_HOLDER", "dressed-test")
-        .args(["migrate"]);
-    let bg = Background::spawn(&mut cmd);
+    let bg = Background::spawn(cmd_on(&proxy.url(&d.url), dir.path(), "20s").args(["migrate"]));
     // Once the server runs the sleep, every earlier reply of the flight has been sent.
     wait_until(
         Duration::from_secs(20),
@@ -455,14 +431,6 @@ fn minimal_set() -> tempfile::TempDir {
     ])
 }
 
-/// The ledger's `version:status` rows, ascending.
-fn ledger(d: &Dressed) -> String {
-    psql(
-        &d.admin_url,
-        "SELECT coalesce(string_agg(version || ':' || status, ',' ORDER BY version), '') FROM _migrations",
-    )
-}
-
 /// What only CockroachDB runs: never inside a transaction on a server that may refuse it.
 const COCKROACH_ONLY: &[&str] = &[
     "crdb_internal",
@@ -508,7 +476,10 @@ fn every_command_on_a_minimal_dress(gate: Gate, tag: &str) {
         reason.contains(internals) && reason.contains("42601"),
         "{reason}"
     );
-    assert_eq!(ledger(&d), "1:applied,2:applied,3:applied,4:applied");
+    assert_eq!(
+        ledger_rows(&d.admin()),
+        "1:applied,2:applied,3:applied,4:applied"
+    );
 
     let status = run_on(&d, dir.path(), &[], &["status", "--json"]);
     status.expect_code(0);
@@ -534,7 +505,7 @@ fn every_command_on_a_minimal_dress(gate: Gate, tag: &str) {
         "{}",
         back.stdout
     );
-    assert_eq!(ledger(&d), "1:applied,2:applied,3:applied");
+    assert_eq!(ledger_rows(&d.admin()), "1:applied,2:applied,3:applied");
     let back = run_on(&d, dir.path(), &[], &["rollback", "--count", "2"]);
     back.expect_code(0);
     assert_eq!(
@@ -543,8 +514,8 @@ fn every_command_on_a_minimal_dress(gate: Gate, tag: &str) {
         "{}",
         back.stdout
     );
-    assert_eq!(ledger(&d), "1:applied");
-    assert!(!table_has_column(&d, "users", "email"));
+    assert_eq!(ledger_rows(&d.admin()), "1:applied");
+    assert!(!column_exists(&d.admin(), "users", "email"));
 
     // A deliberate edit of an applied file, accepted.
     let edited = dir.path().join("1_users.sql");
@@ -572,8 +543,14 @@ fn every_command_on_a_minimal_dress(gate: Gate, tag: &str) {
     let b = server.fresh_as(&format!("{tag}_base"), Dress::Minimal, gate, true);
     let base = run_on(&b, dir.path(), &[], &["baseline", "--version", "4"]);
     base.expect_code(0);
-    assert_eq!(ledger(&b), "1:applied,2:applied,3:applied,4:applied");
-    assert!(!table_exists_at(&b, "users"), "a baseline runs nothing");
+    assert_eq!(
+        ledger_rows(&b.admin()),
+        "1:applied,2:applied,3:applied,4:applied"
+    );
+    assert!(
+        !table_exists(&b.admin(), "users"),
+        "a baseline runs nothing"
+    );
 
     // baseline sends nothing only CockroachDB has: it writes rows and reads no jobs.
     for (db, refused) in [(&d, true), (&b, false)] {

@@ -24,7 +24,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::{CustomOpts, CustomServer, psql, quote_ident, quote_literal, start_custom};
+use super::{
+    CustomOpts, CustomServer, TestDb, clean_tag, psql, quote_ident, quote_literal, start_custom,
+};
 
 /// What `version()` says in a dressed database.
 pub const DRESSED_VERSION: &str =
@@ -185,6 +187,17 @@ pub struct Dressed {
     pub user: String,
 }
 
+impl Dressed {
+    /// The database as a superuser sees it, for the shared checks ([`super::table_exists`],
+    /// [`super::count`], [`super::fixtures::ledger_rows`], ...).
+    pub fn admin(&self) -> TestDb {
+        TestDb {
+            name: self.name.clone(),
+            url: self.admin_url.clone(),
+        }
+    }
+}
+
 /// One logged statement.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Logged {
@@ -230,18 +243,7 @@ impl DressedServer {
     pub fn fresh_as(&self, tag: &str, dress: Dress, gate: Gate, as_role: bool) -> Dressed {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let clean: String = tag
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '_'
-                }
-            })
-            .take(30)
-            .collect();
-        let name = format!("d_{clean}_{n}_{}", std::process::id());
+        let name = format!("d_{}_{n}_{}", clean_tag(tag, 30), std::process::id());
         psql(
             &self.server.admin_url("postgres"),
             &format!("CREATE DATABASE {}", quote_ident(&name)),
