@@ -407,7 +407,7 @@ fn wait_polls_through_a_missing_database_until_it_is_there() {
 }
 
 /// Four migrations: a plain one, one with its own statement timeout, a `@NO_TRANSACTION` one
-/// and a last plain one.
+/// that runs long enough for progress reports, and a last plain one.
 fn minimal_set() -> tempfile::TempDir {
     dir_with(&[
         (
@@ -422,7 +422,7 @@ fn minimal_set() -> tempfile::TempDir {
         (
             "3_email_index.sql",
             b"-- @NO_TRANSACTION\nCREATE INDEX IF NOT EXISTS users_email ON users (email);\n\
-              -- @UNDO\nDROP INDEX IF EXISTS users_email;\n",
+              SELECT pg_sleep(1.5);\n-- @UNDO\nDROP INDEX IF EXISTS users_email;\n",
         ),
         (
             "4_orders.sql",
@@ -454,8 +454,15 @@ fn every_command_on_a_minimal_dress(gate: Gate, tag: &str) {
         format!("{}|f", support::dressed::DRESSED_VERSION)
     );
     let dir = minimal_set();
-    let out = run_on(&d, dir.path(), &[], &["migrate"]);
+    // Progress is sampled (on a side connection) while the sleep runs.
+    let progress = [("MIGRATE_PROGRESS_INTERVAL", "500ms")];
+    let out = run_on(&d, dir.path(), &progress, &["migrate"]);
     out.expect_code(0);
+    assert!(
+        !out.events_named("migration.progress").is_empty(),
+        "{}",
+        out.stdout
+    );
     let ready = out.events_named("db.ready");
     assert_eq!(field(&ready[0], "flavour").as_str(), Some("CockroachDB"));
     assert_eq!(
