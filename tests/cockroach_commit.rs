@@ -14,6 +14,8 @@ mod support;
 
 use std::path::Path;
 
+use support::dressed::{Dress, Gate, dress_as};
+use support::fixtures;
 use support::*;
 
 fn write(dir: &Path, name: &str, body: &str) {
@@ -21,10 +23,7 @@ fn write(dir: &Path, name: &str, body: &str) {
 }
 
 fn crdb(db: &TestDb, dir: &Path, args: &[&str]) -> Output {
-    let mut cmd = bin_at(&db.url, dir);
-    cmd.env("MIGRATE_WAIT_TIMEOUT", "10s")
-        .env("MIGRATE_HOLDER", "commit-test");
-    run(cmd.args(args))
+    run(fixtures::cmd(&db.url, dir, "commit-test", "10s").args(args))
 }
 
 /// A role whose default isolation is READ COMMITTED (set for this database only, so other
@@ -139,28 +138,6 @@ fn a_schema_locked_refusal_names_the_table_and_the_fix() {
     assert_eq!(count(&db, "SELECT count(*) FROM _migrations"), 0);
 }
 
-/// `db` dressed as CockroachDB v26.1 for the binary: a `version()` saying so in a schema
-/// searched before `pg_catalog`, and an empty `crdb_internal` with the job columns read. Only
-/// the flavour-dependent branches change; the server underneath stays PostgreSQL.
-fn dress_as_cockroach(db: &TestDb) {
-    psql(
-        &db.url,
-        &format!(
-            "CREATE SCHEMA crdb_dress;
-             CREATE FUNCTION crdb_dress.version() RETURNS TEXT LANGUAGE sql
-                 AS $$ SELECT 'CockroachDB CCL v26.1.0 (x86_64-pc-linux-gnu, built 2026/01/01 00:00:00, go1.23.12)'::TEXT $$;
-             CREATE SCHEMA crdb_internal;
-             CREATE TABLE crdb_internal.jobs (job_id INT8, job_type TEXT, status TEXT, description TEXT,
-                 fraction_completed FLOAT8, running_status TEXT, error TEXT, descriptor_ids INT8[],
-                 created TIMESTAMP, user_name TEXT);
-             CREATE TABLE crdb_internal.tables (name TEXT, database_name TEXT, table_id INT8);
-             ALTER DATABASE {} SET search_path = crdb_dress, pg_catalog, public;",
-            db.name
-        ),
-    );
-    assert!(psql(&db.url, "SELECT version()").starts_with("CockroachDB"));
-}
-
 /// What COMMIT runs under: a deferred trigger (run by COMMIT, as CockroachDB's wait on a
 /// schema-change job is) records the transaction's `statement_timeout`. On PostgreSQL the
 /// file's limit is still in force at COMMIT; on CockroachDB the flight lifts it right before
@@ -190,7 +167,8 @@ fn on_cockroachdb_commit_runs_without_the_statement_timeout() {
     );
 
     let crdb_db = fresh_db("commit_timeout_crdb");
-    dress_as_cockroach(&crdb_db);
+    // Dressed as a default v26.1 in the least that makes the binary take it for CockroachDB.
+    dress_as(&crdb_db.url, &crdb_db.name, Dress::Minimal, Gate::Revoked);
     let out = crdb(&crdb_db, dir.path(), &["migrate"]);
     out.expect_code(0);
     assert_eq!(
@@ -231,7 +209,8 @@ fn on_cockroachdb_a_timed_out_ddl_leaves_the_row_dirty() {
     assert_eq!(count(&pg, "SELECT count(*) FROM _migrations"), 0);
 
     let crdb_db = fresh_db("ddl_timeout_crdb");
-    dress_as_cockroach(&crdb_db);
+    // Dressed as a default v26.1 in the least that makes the binary take it for CockroachDB.
+    dress_as(&crdb_db.url, &crdb_db.name, Dress::Minimal, Gate::Revoked);
     let out = crdb(&crdb_db, dir.path(), &["migrate"]);
     out.expect_code(31);
     assert_eq!(

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::dressed::{self, Gate};
+use support::fixtures::ledger_rows;
 use support::*;
 use tempfile::TempDir;
 
@@ -64,13 +65,6 @@ fn row_state(db: &TestDb, version: i64) -> String {
         &format!(
             "SELECT status || '|' || statements_done FROM _migrations WHERE version = {version}"
         ),
-    )
-}
-
-fn ledger_rows(db: &TestDb) -> String {
-    psql(
-        &db.url,
-        "SELECT coalesce(string_agg(version || ':' || status, ',' ORDER BY version), '') FROM _migrations",
     )
 }
 

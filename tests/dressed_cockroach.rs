@@ -1,17 +1,21 @@
 //! The binary's CockroachDB branches, end to end, on PostgreSQL dressed as CockroachDB
 //! (`support::dressed`): a `version()` that says CockroachDB v26.1, and a `crdb_internal`
-//! that is readable (as up to v25.4) or revoked (42501, as a default v26.1). The server logs
-//! every statement, so the tests also read what each flight sent and in what order.
+//! that is readable (as up to v25.4) or revoked (42501, as a default v26.1); or a minimal dress,
+//! `version()` alone with `crdb_internal` revoked or absent, through every command. The server
+//! logs every statement, so the tests also read what each flight sent and in what order.
 
 mod support;
 
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 use support::dressed::{
-    Dressed, Gate, add_job, dressed_server, errors_outside_transactions, first, is_sent,
-    pretend_database, sent,
+    Dress, Dressed, Gate, add_job, dressed_server, errors_outside_transactions, first, is_sent,
+    pretend_database, sent, sent_in_transactions,
 };
+use support::fixtures::{self, ledger_rows};
 use support::*;
 
 fn set() -> tempfile::TempDir {
@@ -27,24 +31,22 @@ fn set() -> tempfile::TempDir {
     ])
 }
 
-fn run_on(d: &Dressed, dir: &std::path::Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut cmd = bin_at(&d.url, dir);
-    cmd.env("MIGRATE_WAIT_TIMEOUT", "10s")
-        .env("MIGRATE_HOLDER", "dressed-test")
-        .env("MIGRATE_JOB_WAIT_TIMEOUT", "20s");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
+/// The binary against `url` (a dressed database's, or a proxy's in front of one), holder
+/// `dressed-test`, waiting up to `job_wait` for schema-change jobs.
+fn cmd_on(url: &str, dir: &Path, job_wait: &str) -> Command {
+    let mut cmd = fixtures::cmd(url, dir, "dressed-test", "10s");
+    cmd.env("MIGRATE_JOB_WAIT_TIMEOUT", job_wait);
+    cmd
+}
+
+fn run_on(d: &Dressed, dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut cmd = cmd_on(&d.url, dir, "20s");
+    cmd.envs(env.iter().copied());
     run(cmd.args(args))
 }
 
-fn spawn_on(d: &Dressed, dir: &std::path::Path, args: &[&str]) -> Background {
-    let mut cmd = bin_at(&d.url, dir);
-    cmd.env("MIGRATE_WAIT_TIMEOUT", "10s")
-        .env("MIGRATE_HOLDER", "dressed-test")
-        .env("MIGRATE_JOB_WAIT_TIMEOUT", "30s")
-        .args(args);
-    Background::spawn(&mut cmd)
+fn spawn_on(d: &Dressed, dir: &Path, args: &[&str]) -> Background {
+    Background::spawn(cmd_on(&d.url, dir, "30s").args(args))
 }
 
 #[test]
@@ -91,7 +93,7 @@ fn on_a_default_v26_1_migrate_status_and_rollback_warn_that_jobs_are_unlisted_an
         "{}",
         out.stdout
     );
-    assert!(table_exists_at(&d, "users"));
+    assert!(table_exists(&d.admin(), "users"));
 
     let status = run_on(&d, dir.path(), &[], &["status", "--json"]);
     status.expect_code(0);
@@ -145,16 +147,6 @@ fn on_a_default_v26_1_migrate_status_and_rollback_warn_that_jobs_are_unlisted_an
     );
 }
 
-fn table_exists_at(d: &Dressed, name: &str) -> bool {
-    psql(
-        &d.admin_url,
-        &format!(
-            "SELECT count(*) > 0 FROM pg_tables WHERE tablename = {}",
-            quote_literal(name)
-        ),
-    ) == "t"
-}
-
 #[test]
 fn with_readable_internals_a_running_job_on_our_table_is_waited_for() {
     let server = dressed_server();
@@ -168,7 +160,7 @@ fn with_readable_internals_a_running_job_on_our_table_is_waited_for() {
         bg.has_logged("job.waiting")
     });
     assert!(
-        !table_has_column(&d, "users", "email"),
+        !column_exists(&d.admin(), "users", "email"),
         "waited before applying"
     );
     psql(
@@ -189,18 +181,7 @@ fn with_readable_internals_a_running_job_on_our_table_is_waited_for() {
         out.events_named("job.unlisted").is_empty(),
         "an admin sees every job"
     );
-    assert!(table_has_column(&d, "users", "email"));
-}
-
-fn table_has_column(d: &Dressed, table: &str, column: &str) -> bool {
-    psql(
-        &d.admin_url,
-        &format!(
-            "SELECT count(*) > 0 FROM information_schema.columns WHERE table_name = {} AND column_name = {}",
-            quote_literal(table),
-            quote_literal(column)
-        ),
-    ) == "t"
+    assert!(column_exists(&d.admin(), "users", "email"));
 }
 
 #[test]
@@ -256,7 +237,7 @@ fn a_login_to_a_missing_database_is_exit_20_naming_it() {
         assert!(out.stderr.contains(&d.name), "{args:?}: {}", out.stderr);
     }
     // Nothing was created in the database that "is not there".
-    assert!(!table_exists_at(&d, "_migrations"));
+    assert!(!table_exists(&d.admin(), "_migrations"));
     let log = server.statements(&d.name);
     assert!(sent(&log, "_migrations").is_empty(), "{log:#?}");
 }
@@ -294,7 +275,7 @@ fn progress_reads_jobs_when_it_can_and_elapsed_time_when_it_cannot() {
                 "INSERT INTO crdb_internal.jobs (job_id, status, running_status, fraction_completed, user_name) \
                  VALUES (303, 'running', 'backfilling', 0.5, current_user);"
             }
-            Gate::Revoked => "SELECT 1;",
+            Gate::Revoked | Gate::Absent => "SELECT 1;",
         };
         let body =
             format!("-- @NO_TRANSACTION\n{job}\nSELECT pg_sleep(2.5);\n-- @UNDO\nSELECT 1;\n");
@@ -327,11 +308,7 @@ fn a_dropped_migration_session_is_cancelled_by_its_cockroachdb_session_id() {
         "1_slow.sql",
         b"CREATE TABLE slow (id INT8);\nSELECT pg_sleep(1.5);\n-- @UNDO\nDROP TABLE slow;\n",
     )]);
-    let mut cmd = bin_at(&proxy.url(&d.url), dir.path());
-    cmd.env("MIGRATE_WAIT_TIMEOUT", "10s")
-        .env("MIGRATE_HOLDER", "dressed-test")
-        .args(["migrate"]);
-    let bg = Background::spawn(&mut cmd);
+    let bg = Background::spawn(cmd_on(&proxy.url(&d.url), dir.path(), "20s").args(["migrate"]));
     // Once the server runs the sleep, every earlier reply of the flight has been sent.
     wait_until(
         Duration::from_secs(20),
@@ -427,4 +404,273 @@ fn wait_polls_through_a_missing_database_until_it_is_there() {
         out.stdout
     );
     assert_eq!(out.events_named("wait.reached").len(), 1, "{}", out.stdout);
+}
+
+/// Four migrations: a plain one, one with its own statement timeout, a `@NO_TRANSACTION` one
+/// that runs long enough for progress reports, and a last plain one.
+fn minimal_set() -> tempfile::TempDir {
+    dir_with(&[
+        (
+            "1_users.sql",
+            b"CREATE TABLE users (id INT8 PRIMARY KEY);\n-- @UNDO\nDROP TABLE users;\n",
+        ),
+        (
+            "2_email.sql",
+            b"-- @STATEMENT_TIMEOUT 30s\nALTER TABLE users ADD COLUMN email TEXT;\n\
+              -- @UNDO\nALTER TABLE users DROP COLUMN email;\n",
+        ),
+        (
+            "3_email_index.sql",
+            b"-- @NO_TRANSACTION\nCREATE INDEX IF NOT EXISTS users_email ON users (email);\n\
+              SELECT pg_sleep(1.5);\n-- @UNDO\nDROP INDEX IF EXISTS users_email;\n",
+        ),
+        (
+            "4_orders.sql",
+            b"CREATE TABLE orders (id INT8 PRIMARY KEY);\n-- @UNDO\nDROP TABLE orders;\n",
+        ),
+    ])
+}
+
+/// What only CockroachDB runs: never inside a transaction on a server that may refuse it.
+const COCKROACH_ONLY: &[&str] = &[
+    "crdb_internal",
+    "SHOW JOB",
+    "autocommit_before_ddl",
+    "session_id",
+    "CANCEL SESSION",
+];
+
+/// The minimal dress (only `version()`, `crdb_internal` revoked or absent) through every
+/// command, as a role that is not a superuser: each exits 0, and the log shows what PostgreSQL
+/// refused was refused outside any transaction.
+fn every_command_on_a_minimal_dress(gate: Gate, tag: &str) {
+    let server = dressed_server();
+    let d = server.fresh_as(tag, Dress::Minimal, gate, true);
+    assert_eq!(
+        psql(
+            &d.url,
+            "SELECT version(), rolsuper FROM pg_roles WHERE rolname = current_user"
+        ),
+        format!("{}|f", support::dressed::DRESSED_VERSION)
+    );
+    let dir = minimal_set();
+    // Progress is sampled (on a side connection) while the sleep runs.
+    let progress = [("MIGRATE_PROGRESS_INTERVAL", "500ms")];
+    let out = run_on(&d, dir.path(), &progress, &["migrate"]);
+    out.expect_code(0);
+    assert!(
+        !out.events_named("migration.progress").is_empty(),
+        "{}",
+        out.stdout
+    );
+    let ready = out.events_named("db.ready");
+    assert_eq!(field(&ready[0], "flavour").as_str(), Some("CockroachDB"));
+    assert_eq!(
+        out.events_named("migration.applied").len(),
+        4,
+        "{}",
+        out.stdout
+    );
+    let unlisted = out.events_named("job.unlisted");
+    assert_eq!(unlisted.len(), 1, "{}", out.stdout);
+    let reason = field(&unlisted[0], "reason").as_str().unwrap_or_default();
+    let internals = if gate == Gate::Absent {
+        "42P01"
+    } else {
+        "42501"
+    };
+    assert!(
+        reason.contains(internals) && reason.contains("42601"),
+        "{reason}"
+    );
+    assert_eq!(
+        ledger_rows(&d.admin()),
+        "1:applied,2:applied,3:applied,4:applied"
+    );
+
+    let status = run_on(&d, dir.path(), &[], &["status", "--json"]);
+    status.expect_code(0);
+    let s: Value = serde_json::from_str(&status.stdout).expect("status json");
+    assert_eq!(s["current_version"], 4, "{s}");
+    assert_eq!(s["jobs"], serde_json::json!([]), "{s}");
+    assert!(status.stderr.contains("job.unlisted"), "{}", status.stderr);
+
+    run_on(&d, dir.path(), &[], &["plan"]).expect_code(0);
+    run_on(&d, dir.path(), &[], &["wait", "--version", "4"]).expect_code(0);
+
+    let back = run_on(&d, dir.path(), &[], &["rollback"]);
+    back.expect_code(0);
+    assert_eq!(
+        back.events_named("migration.rolled_back").len(),
+        1,
+        "{}",
+        back.stdout
+    );
+    assert_eq!(
+        back.events_named("job.unlisted").len(),
+        1,
+        "{}",
+        back.stdout
+    );
+    assert_eq!(ledger_rows(&d.admin()), "1:applied,2:applied,3:applied");
+    let back = run_on(&d, dir.path(), &[], &["rollback", "--count", "2"]);
+    back.expect_code(0);
+    assert_eq!(
+        back.events_named("migration.rolled_back").len(),
+        2,
+        "{}",
+        back.stdout
+    );
+    assert_eq!(ledger_rows(&d.admin()), "1:applied");
+    assert!(!column_exists(&d.admin(), "users", "email"));
+
+    // A deliberate edit of an applied file, accepted.
+    let edited = dir.path().join("1_users.sql");
+    let mut body = std::fs::read_to_string(&edited).expect("read");
+    body.insert_str(0, "-- reviewed\n");
+    std::fs::write(&edited, body).expect("write");
+    let drift = run_on(&d, dir.path(), &[], &["status"]);
+    drift.expect_code(0);
+    assert!(drift.stdout.contains("CHANGED"), "{}", drift.stdout);
+    let repair = run_on(
+        &d,
+        dir.path(),
+        &[],
+        &["repair", "--version", "1", "--accept-checksum"],
+    );
+    repair.expect_code(0);
+    assert_eq!(repair.events_named("repair").len(), 1, "{}", repair.stdout);
+    let clean = run_on(&d, dir.path(), &[], &["status"]);
+    clean.expect_code(0);
+    assert!(!clean.stdout.contains("CHANGED"), "{}", clean.stdout);
+    run_on(&d, dir.path(), &[], &["unlock"]).expect_code(0);
+    run_on(&d, dir.path(), &[], &["unlock", "--force"]).expect_code(0);
+
+    // baseline wants an empty ledger: a second database in the same dress.
+    let b = server.fresh_as(&format!("{tag}_base"), Dress::Minimal, gate, true);
+    let base = run_on(&b, dir.path(), &[], &["baseline", "--version", "4"]);
+    base.expect_code(0);
+    assert_eq!(
+        ledger_rows(&b.admin()),
+        "1:applied,2:applied,3:applied,4:applied"
+    );
+    assert!(
+        !table_exists(&b.admin(), "users"),
+        "a baseline runs nothing"
+    );
+
+    // baseline sends nothing only CockroachDB has: it writes rows and reads no jobs.
+    for (db, refused) in [(&d, true), (&b, false)] {
+        let log = server.statements(&db.name);
+        assert!(
+            !sent(&log, "_migrations").is_empty(),
+            "{}: {log:#?}",
+            db.name
+        );
+        // Refused (crdb_internal, [SHOW JOBS], unknown settings), never inside a transaction.
+        let errors = errors_outside_transactions(&log);
+        assert_eq!(!errors.is_empty(), refused, "{}: {log:#?}", db.name);
+        if refused {
+            for what in [
+                "unrecognized configuration parameter",
+                "crdb_internal",
+                "\"[\"",
+            ] {
+                assert!(
+                    errors.iter().any(|e| e.contains(what)),
+                    "{what}: {errors:?}"
+                );
+            }
+        }
+        for l in sent_in_transactions(&log) {
+            for needle in COCKROACH_ONLY {
+                assert!(
+                    !l.text.contains(needle),
+                    "{needle} inside a transaction: {l:?}"
+                );
+            }
+        }
+    }
+    let log = server.statements(&d.name);
+    // Each refused statement was sent on its own: no batch around it failed with it.
+    for l in log.iter().filter(|l| l.tag == "STATEMENT") {
+        assert!(
+            !l.text.trim_end().trim_end_matches(';').contains(';'),
+            "{l:?}"
+        );
+    }
+    migration_flight_in_order(&log, "CREATE TABLE users");
+    migration_flight_in_order(&log, "ALTER TABLE users ADD COLUMN email");
+    // The migration's own limit comes first in its flight.
+    let email = first(&log, "ALTER TABLE users ADD COLUMN email");
+    assert!(
+        log[..email]
+            .iter()
+            .rev()
+            .find(|l| is_sent(l) && l.text.contains("SET LOCAL statement_timeout"))
+            .is_some_and(|l| l.text.contains("30000ms")),
+        "{log:#?}"
+    );
+}
+
+/// The transactional flight that ran `needle`, on its session: `BEGIN ISOLATION LEVEL
+/// SERIALIZABLE`, the migration's SQL, the fence-checked ledger write, `SET LOCAL
+/// statement_timeout = 0`, `COMMIT`, in that order.
+fn migration_flight_in_order(log: &[support::dressed::Logged], needle: &str) {
+    let at = first(log, needle);
+    let pid = log[at].pid;
+    let session: Vec<&support::dressed::Logged> =
+        log.iter().filter(|l| l.pid == pid && is_sent(l)).collect();
+    let here = session
+        .iter()
+        .position(|l| l.text.contains(needle))
+        .expect("in its session");
+    let begin = session[..here]
+        .iter()
+        .rposition(|l| l.text.trim_start().to_uppercase().starts_with("BEGIN"))
+        .expect("a BEGIN before the migration");
+    let flight: Vec<&str> = session[begin..]
+        .iter()
+        .map(|l| l.text.as_str())
+        .take_while(|t| !t.trim_start().to_uppercase().starts_with("COMMIT"))
+        .collect();
+    let commit = begin + flight.len();
+    assert!(
+        commit < session.len() && session[commit].text.trim().eq_ignore_ascii_case("COMMIT"),
+        "{flight:#?}"
+    );
+    assert_eq!(
+        flight[0].trim(),
+        "BEGIN ISOLATION LEVEL SERIALIZABLE",
+        "{flight:#?}"
+    );
+    let pos = |what: &str| {
+        flight
+            .iter()
+            .position(|t| t.contains(what))
+            .unwrap_or_else(|| panic!("no {what:?} in {flight:#?}"))
+    };
+    let sql = pos(needle);
+    let write = pos("INSERT INTO");
+    let unlimit = pos("SET LOCAL statement_timeout = 0");
+    assert!(flight[write].contains("_migrations"), "{flight:#?}");
+    assert!(sql < write && write < unlimit, "{flight:#?}");
+    assert_eq!(unlimit, flight.len() - 1, "{flight:#?}");
+    // The fence check sits between the SQL and the ledger write.
+    assert!(
+        flight[sql + 1..write]
+            .iter()
+            .any(|t| t.contains("_migrations_lease")),
+        "{flight:#?}"
+    );
+}
+
+#[test]
+fn on_a_minimal_default_v26_1_with_revoked_internals_every_command_goes_on() {
+    every_command_on_a_minimal_dress(Gate::Revoked, "min_revoked");
+}
+
+#[test]
+fn on_a_minimal_dress_without_crdb_internal_every_command_goes_on() {
+    every_command_on_a_minimal_dress(Gate::Absent, "min_absent");
 }

@@ -25,17 +25,7 @@ pub struct TestDb {
 pub fn fresh_db(tag: &str) -> TestDb {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut clean: String = tag
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
-        .take(40) // identifiers are limited to 63 bytes
-        .collect();
+    let mut clean = clean_tag(tag, 40); // identifiers are limited to 63 bytes
     if !clean.starts_with(|c: char| c.is_ascii_lowercase()) {
         clean.insert(0, 't');
     }
@@ -46,6 +36,21 @@ pub fn fresh_db(tag: &str) -> TestDb {
         url: s.admin_url(&name),
         name,
     }
+}
+
+/// `tag` made fit for a database name: its first `max` characters, lowercase ASCII letters and
+/// digits kept, anything else `_`.
+pub fn clean_tag(tag: &str, max: usize) -> String {
+    tag.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .take(max)
+        .collect()
 }
 
 /// The `psql` to use: the one next to the server binaries, else the one on `PATH`.
@@ -148,6 +153,18 @@ pub fn table_exists(db: &TestDb, name: &str) -> bool {
         &format!(
             "SELECT count(*) > 0 FROM information_schema.tables WHERE table_name = {}",
             quote_literal(name)
+        ),
+    ) == "t"
+}
+
+/// Whether table `table` in `db` has a column named `column`.
+pub fn column_exists(db: &TestDb, table: &str, column: &str) -> bool {
+    psql(
+        &db.url,
+        &format!(
+            "SELECT count(*) > 0 FROM information_schema.columns WHERE table_name = {} AND column_name = {}",
+            quote_literal(table),
+            quote_literal(column)
         ),
     ) == "t"
 }

@@ -2,17 +2,19 @@
 //! flavour is told from `version()`, so a database whose unqualified `version()` says
 //! `CockroachDB CCL v26.1.0 ...` gets every CockroachDB statement the binary has.
 //!
-//! The dress, per database (see [`DRESS_SQL`]):
-//! - schema `crdb_dress` with `version()`, `current_setting` (one and two arguments: adds CockroachDB's
-//!   `session_id` variable) and `current_database()` (which can name a database that is not in
+//! The dress, per database (see [`VERSION_SQL`], [`SESSION_SQL`], [`INTERNALS_SQL`]):
+//! - schema `crdb_dress` with `version()` ([`Dress::Minimal`] stops there) and, in
+//!   [`Dress::Full`], `current_setting` (one and two arguments: adds CockroachDB's `session_id`
+//!   variable) and `current_database()` (which can name a database that is not in
 //!   `pg_database`: a CockroachDB login to a missing database); the database's `search_path`
 //!   is `public, crdb_dress, pg_catalog`, so these resolve before `pg_catalog`'s (PostgreSQL
 //!   searches `pg_catalog` first only when the path does not name it) and tables still go to
 //!   `public`;
 //! - schema `crdb_internal` with `jobs` and `tables`, the columns the binary reads:
 //!   [`Gate::Readable`] grants them to everyone (v25.4 and older), [`Gate::Revoked`] does not,
-//!   so reads fail with 42501 as on a default v26.1 (`allow_unsafe_internals` off). A
-//!   superuser reads anything, so the revoked dress is used through a role of its own.
+//!   so reads fail with 42501 as on a default v26.1 (`allow_unsafe_internals` off), and
+//!   [`Gate::Absent`] has no such schema at all (42P01). A superuser reads anything, so a
+//!   dress that is not readable is used through a role of its own.
 //!
 //! [`DressedServer`] is a PostgreSQL of its own with `log_statement = all`, whose log says what
 //! each session sent, in order ([`DressedServer::statements`]).
@@ -22,7 +24,9 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::{CustomOpts, CustomServer, psql, quote_ident, quote_literal, start_custom};
+use super::{
+    CustomOpts, CustomServer, TestDb, clean_tag, psql, quote_ident, quote_literal, start_custom,
+};
 
 /// What `version()` says in a dressed database.
 pub const DRESSED_VERSION: &str =
@@ -35,14 +39,30 @@ pub enum Gate {
     Readable,
     /// Not readable (42501): a default v26.1, `allow_unsafe_internals = off`.
     Revoked,
+    /// No `crdb_internal` schema at all: reads fail with 42P01.
+    Absent,
 }
 
-/// The dress itself, run as a superuser in the database to dress.
-pub const DRESS_SQL: &str = r#"
+/// How much of CockroachDB the dress imitates besides `version()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dress {
+    /// `version()`, `current_setting` (with `session_id`) and `current_database()`.
+    Full,
+    /// `version()` alone: no CockroachDB session variable, the server's own functions else.
+    Minimal,
+}
+
+/// `version()` saying CockroachDB, in schema `crdb_dress`.
+pub const VERSION_SQL: &str = r#"
 CREATE SCHEMA crdb_dress;
 GRANT USAGE ON SCHEMA crdb_dress TO PUBLIC;
 CREATE FUNCTION crdb_dress.version() RETURNS text LANGUAGE sql STABLE
   AS $$ SELECT 'CockroachDB CCL v26.1.0 (x86_64-pc-linux-gnu, built 2026/02/02 00:00:00, go1.23.12)'::text $$;
+"#;
+
+/// [`Dress::Full`]'s session functions: `current_setting` knows `session_id` (the backend pid
+/// in 32 hex digits), `current_database()` can be told another name (`crdb_dress.database`).
+pub const SESSION_SQL: &str = r#"
 CREATE FUNCTION crdb_dress.current_setting(text) RETURNS text LANGUAGE sql STABLE
   AS $$ SELECT CASE WHEN $1 = 'session_id'
                     THEN lpad(to_hex(pg_catalog.pg_backend_pid()), 32, '0')
@@ -54,6 +74,11 @@ CREATE FUNCTION crdb_dress.current_setting(text, boolean) RETURNS text LANGUAGE 
 CREATE FUNCTION crdb_dress.current_database() RETURNS name LANGUAGE sql STABLE
   AS $$ SELECT coalesce(nullif(pg_catalog.current_setting('crdb_dress.database', true), '')::name,
                         pg_catalog.current_database()) $$;
+"#;
+
+/// Schema `crdb_internal` with the `jobs` and `tables` columns the binary reads, granted to
+/// no one.
+pub const INTERNALS_SQL: &str = r#"
 CREATE SCHEMA crdb_internal;
 CREATE TABLE crdb_internal.jobs (
   job_id INT8 PRIMARY KEY, job_type TEXT NOT NULL DEFAULT 'NEW SCHEMA CHANGE',
@@ -69,9 +94,20 @@ CREATE TABLE crdb_internal.tables (table_id INT8 PRIMARY KEY, name TEXT NOT NULL
 const GRANT_INTERNALS: &str = "GRANT USAGE ON SCHEMA crdb_internal TO PUBLIC;
 GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA crdb_internal TO PUBLIC;";
 
-/// Dresses the database behind `admin_url` (a superuser's URL for it, named `name`).
+/// Dresses the database behind `admin_url` (a superuser's URL for it, named `name`) in full.
 pub fn dress(admin_url: &str, name: &str, gate: Gate) {
-    psql(admin_url, DRESS_SQL);
+    dress_as(admin_url, name, Dress::Full, gate);
+}
+
+/// Dresses the database behind `admin_url` (a superuser's URL for it, named `name`).
+pub fn dress_as(admin_url: &str, name: &str, dress: Dress, gate: Gate) {
+    psql(admin_url, VERSION_SQL);
+    if dress == Dress::Full {
+        psql(admin_url, SESSION_SQL);
+    }
+    if gate != Gate::Absent {
+        psql(admin_url, INTERNALS_SQL);
+    }
     if gate == Gate::Readable {
         psql(admin_url, GRANT_INTERNALS);
     }
@@ -145,10 +181,21 @@ pub struct Dressed {
     /// A superuser's URL for it (psql, over the socket).
     pub admin_url: String,
     /// The URL the binary uses: the superuser ([`Gate::Readable`]) or the database's owner
-    /// role `<name>_app` (always a role for [`Gate::Revoked`], which a superuser would bypass).
+    /// role `<name>_app` (always a role for any other gate, which a superuser would bypass).
     pub url: String,
     /// The role in [`Dressed::url`].
     pub user: String,
+}
+
+impl Dressed {
+    /// The database as a superuser sees it, for the shared checks ([`super::table_exists`],
+    /// [`super::count`], [`super::fixtures::ledger_rows`], ...).
+    pub fn admin(&self) -> TestDb {
+        TestDb {
+            name: self.name.clone(),
+            url: self.admin_url.clone(),
+        }
+    }
 }
 
 /// One logged statement.
@@ -185,30 +232,25 @@ pub fn dressed_server() -> &'static DressedServer {
 }
 
 impl DressedServer {
-    /// A fresh dressed database; `as_role` makes the binary connect as the database's owner
-    /// role (not an admin) even when readable.
+    /// A fresh database in [`Dress::Full`]; `as_role` makes the binary connect as the
+    /// database's owner role (not an admin) even when readable.
     pub fn fresh(&self, tag: &str, gate: Gate, as_role: bool) -> Dressed {
+        self.fresh_as(tag, Dress::Full, gate, as_role)
+    }
+
+    /// A fresh database in `dress`; the binary connects as the database's owner role when
+    /// `as_role` or when `crdb_internal` is not readable.
+    pub fn fresh_as(&self, tag: &str, dress: Dress, gate: Gate, as_role: bool) -> Dressed {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let clean: String = tag
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '_'
-                }
-            })
-            .take(30)
-            .collect();
-        let name = format!("d_{clean}_{n}_{}", std::process::id());
+        let name = format!("d_{}_{n}_{}", clean_tag(tag, 30), std::process::id());
         psql(
             &self.server.admin_url("postgres"),
             &format!("CREATE DATABASE {}", quote_ident(&name)),
         );
         let admin_url = self.server.admin_url(&name);
-        dress(&admin_url, &name, gate);
-        let user = if as_role || gate == Gate::Revoked {
+        dress_as(&admin_url, &name, dress, gate);
+        let user = if as_role || gate != Gate::Readable {
             let role = format!("{name}_app");
             owner_role(&admin_url, &name, &role);
             role
@@ -341,4 +383,22 @@ pub fn errors_outside_transactions(log: &[Logged]) -> Vec<String> {
         }
     }
     errors
+}
+
+/// The statements each session sent between its `BEGIN` and the `COMMIT` or `ROLLBACK` that
+/// ends it (the `BEGIN` and the end excluded).
+pub fn sent_in_transactions(log: &[Logged]) -> Vec<&Logged> {
+    let mut in_tx: HashMap<u32, bool> = HashMap::new();
+    let mut inside = Vec::new();
+    for l in log.iter().filter(|l| is_sent(l)) {
+        let t = l.text.trim_start().to_uppercase();
+        if t.starts_with("BEGIN") || t.starts_with("START TRANSACTION") {
+            in_tx.insert(l.pid, true);
+        } else if t.starts_with("COMMIT") || t.starts_with("ROLLBACK") || t.starts_with("END") {
+            in_tx.insert(l.pid, false);
+        } else if in_tx.get(&l.pid).copied().unwrap_or(false) {
+            inside.push(l);
+        }
+    }
+    inside
 }

@@ -1,6 +1,6 @@
 //! Helpers several test files share: migration directories writing into the side-effect table
-//! `effects`, the binary with a holder name and wait timeout, the ledger's versions and
-//! the path of a checked-in fixture.
+//! `effects`, the binary with a holder name and wait timeout, the ledger's versions (and
+//! `version:status` rows) and the path of a checked-in fixture.
 //!
 //! Use them as `support::fixtures::name` (or `use support::fixtures::{…}`). Helpers that only
 //! look alike but run other SQL stay in their test files.
@@ -50,6 +50,14 @@ pub fn versions(db: &TestDb) -> String {
     psql(
         &db.url,
         "SELECT coalesce(string_agg(version::text, ',' ORDER BY version), '') FROM _migrations",
+    )
+}
+
+/// The ledger's rows as `version:status`, ascending and comma-separated; empty when none.
+pub fn ledger_rows(db: &TestDb) -> String {
+    psql(
+        &db.url,
+        "SELECT coalesce(string_agg(version || ':' || status, ',' ORDER BY version), '') FROM _migrations",
     )
 }
 

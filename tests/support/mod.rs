@@ -40,7 +40,8 @@
 //!   `mod.rs`, the tokio pumps in `runtime.rs`, the protocol framing in `framing.rs`;
 //! - `tls.rs` (as `support::tls`): certificates made with openssl and a TLS-only PostgreSQL;
 //! - `dressed.rs` (as `support::dressed`): PostgreSQL dressed as CockroachDB (`version()`,
-//!   `crdb_internal` readable or revoked) on a server that logs every statement;
+//!   `crdb_internal` readable, revoked or absent; in full or `version()` alone) on a server that
+//!   logs every statement;
 //! - `fixtures.rs` (as `support::fixtures`): the migration sets, commands and small checks
 //!   several test files share.
 #![allow(dead_code)]
