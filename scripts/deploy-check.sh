@@ -80,6 +80,51 @@ validate() { # validate rendered manifests read from stdin; $1 names them in mes
   fi
 }
 
+check_hooks() { # assert what the chart's hook Jobs must carry; rendered manifests on stdin; $1 label, $2 value set
+  local manifests="$TOOLS/rendered-chart.yaml"
+  cat >"$manifests"
+  if "$VENV/bin/python" - "$2" "$manifests" <<'PY'; then echo "ok: hooks, $1"; else fail "hooks, $1"; fi
+import sys
+import yaml
+
+value_set = sys.argv[1]
+with open(sys.argv[2]) as f:
+    docs = [d for d in yaml.safe_load_all(f) if d]
+jobs = {d["metadata"]["annotations"].get("helm.sh/hook", ""): d for d in docs
+        if d["kind"] == "Job" and d["metadata"].get("annotations")}
+errors = []
+
+
+def policy(job, action):
+    rules = job["spec"].get("podFailurePolicy", {}).get("rules", [])
+    return [(r["onExitCodes"]["containerName"], set(r["onExitCodes"]["values"]))
+            for r in rules if r["action"] == action and "onExitCodes" in r]
+
+
+if "pre-install,pre-upgrade" not in jobs:
+    errors.append("no pre-install,pre-upgrade migration Job")
+rollback = jobs.get("pre-rollback")
+if ("rollbackHook.enabled=true" in value_set) != (rollback is not None):
+    errors.append("the pre-rollback hook Job must exist exactly when rollbackHook.enabled=true")
+if rollback is not None:
+    pod = rollback["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    if container.get("args") != ["rollback", "--to-image"]:
+        errors.append(f"pre-rollback hook runs {container.get('args')}, not rollback --to-image")
+    fail_job = policy(rollback, "FailJob")
+    if not fail_job or fail_job[0] != (container["name"], fail_job[0][1]) or 32 not in fail_job[0][1]:
+        errors.append(f"pre-rollback hook: FailJob must hold 32 for container {container['name']}: {fail_job}")
+    if pod.get("restartPolicy") != "Never":
+        errors.append("pre-rollback hook: podFailurePolicy needs restartPolicy: Never")
+    policy_delete = rollback["metadata"]["annotations"].get("helm.sh/hook-delete-policy")
+    if policy_delete != "before-hook-creation,hook-succeeded":
+        errors.append(f"pre-rollback hook: delete policy {policy_delete}")
+for message in errors:
+    print("FAIL:", message)
+sys.exit(1 if errors else 0)
+PY
+}
+
 # Value sets the chart is rendered with: defaults, and everything optional switched on.
 HELM_VALUE_SETS=(
   ""
@@ -126,6 +171,7 @@ if command -v helm >/dev/null 2>&1; then
     if helm lint --strict --kube-version "$K8S_VERSION.0" "$CHART" "${args[@]}" >/dev/null; then echo "ok: helm lint, $label"; else fail "helm lint, $label"; fi
     if rendered="$(helm template crdb-migrate "$CHART" --kube-version "$K8S_VERSION.0" "${args[@]}")"; then
       validate "helm template, $label" <<<"$rendered"
+      check_hooks "$label" "$set" <<<"$rendered"
     else
       fail "helm template, $label"
     fi
@@ -215,6 +261,31 @@ sys.exit(1 if failed else 0)
 PY
     then :; else fail "helm lint (helm-sdkpy)"; fi
   fi
+  # `helm template` without the helm binary: helm-python-sdk wraps Helm's Go SDK (its C ABI in a
+  # manylinux wheel) and renders offline, as `helm template` does.
+  if ! "$VENV/bin/python" -c 'import helm_python' 2>/dev/null; then
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --only-binary :all: "$HELM_RENDER_PIN" \
+      || skip "could not install $HELM_RENDER_PIN: chart not rendered here"
+  fi
+  for set in "${HELM_VALUE_SETS[@]}"; do
+    label="chart values: ${set:-defaults}"
+    if rendered="$("$VENV/bin/python" - "$CHART" "$set" <<'PY'
+import sys
+import helm_python as helm
+
+chart_path, value_set = sys.argv[1], sys.argv[2]
+values = helm.parse_set_string(value_set) if value_set else {}
+with helm.Chart.load(chart_path) as chart:
+    manifests = chart.render(values, name="crdb-migrate", namespace="default", is_install=True)
+print("\n---\n".join(text for _, text in sorted(manifests.items()) if text.strip()))
+PY
+    )"; then
+      validate "helm render ($HELM_RENDER_PIN), $label" <<<"$rendered"
+      check_hooks "$label" "$set" <<<"$rendered"
+    else
+      fail "helm render ($HELM_RENDER_PIN), $label"
+    fi
+  done
 fi
 
 step "Argo Rollouts: CRD schemas + kubernetes-validate"
