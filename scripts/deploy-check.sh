@@ -125,6 +125,40 @@ sys.exit(1 if errors else 0)
 PY
 }
 
+check_argocd_hooks() { # the rendered overlays/argocd on stdin: each Job in its sync phase and wave
+  local manifests="$TOOLS/rendered-argocd.yaml"
+  cat >"$manifests"
+  if "$VENV/bin/python" - "$manifests" <<'PY'; then echo "ok: Argo CD hooks on the rendered Jobs"; else fail "Argo CD hooks"; fi
+import sys
+import yaml
+
+with open(sys.argv[1]) as f:
+    jobs = {d["metadata"]["name"]: d for d in yaml.safe_load_all(f) if d and d["kind"] == "Job"}
+want = {  # name: (hook, sync wave, args, MIGRATE_PHASE)
+    "crdb-migrate-rollback-to-image": ("PreSync", "-1", ["rollback", "--to-image"], None),
+    "crdb-migrate": ("PreSync", "0", ["migrate"], "expand"),
+    "crdb-migrate-contract": ("PostSync", None, ["migrate"], "contract"),
+}
+errors = [] if set(jobs) == set(want) else [f"Jobs {sorted(jobs)}, expected {sorted(want)}"]
+for name, (hook, wave, args, phase) in want.items():
+    job = jobs.get(name)
+    if job is None:
+        continue
+    notes = job["metadata"].get("annotations", {})
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    got = (notes.get("argocd.argoproj.io/hook"), notes.get("argocd.argoproj.io/sync-wave"),
+           container.get("args"),
+           next((e.get("value") for e in container.get("env", []) if e["name"] == "MIGRATE_PHASE"), None))
+    if got != (hook, wave, args, phase):
+        errors.append(f"{name}: hook, wave, args, phase = {got}, expected {(hook, wave, args, phase)}")
+    if notes.get("argocd.argoproj.io/hook-delete-policy") != "BeforeHookCreation,HookSucceeded":
+        errors.append(f"{name}: hook-delete-policy {notes.get('argocd.argoproj.io/hook-delete-policy')}")
+for message in errors:
+    print("FAIL:", message)
+sys.exit(1 if errors else 0)
+PY
+}
+
 # Value sets the chart is rendered with: defaults, and everything optional switched on.
 HELM_VALUE_SETS=(
   ""
@@ -150,6 +184,7 @@ if ((${#kustomize_cmd[@]})); then
   for dir in "${KUSTOMIZE_DIRS[@]}"; do
     if rendered="$("${kustomize_cmd[@]}" "$ROOT/deploy/kustomize/$dir")"; then
       validate "kustomize $dir" <<<"$rendered"
+      [[ "$dir" == overlays/argocd ]] && check_argocd_hooks <<<"$rendered"
     else
       fail "${kustomize_cmd[*]} deploy/kustomize/$dir"
     fi
