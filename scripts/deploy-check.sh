@@ -153,6 +153,11 @@ for name, (hook, wave, args, phase) in want.items():
         errors.append(f"{name}: hook, wave, args, phase = {got}, expected {(hook, wave, args, phase)}")
     if notes.get("argocd.argoproj.io/hook-delete-policy") != "BeforeHookCreation,HookSucceeded":
         errors.append(f"{name}: hook-delete-policy {notes.get('argocd.argoproj.io/hook-delete-policy')}")
+# The rollback hook is only right with the image of the revision being synced: the same one
+# the migration Jobs run.
+images = {job["spec"]["template"]["spec"]["containers"][0]["image"] for job in jobs.values()}
+if len(images) != 1:
+    errors.append(f"the three Jobs must run one image, found {sorted(images)}")
 for message in errors:
     print("FAIL:", message)
 sys.exit(1 if errors else 0)

@@ -153,6 +153,16 @@ def check_wiring(docs, label):
             fails.append(f"{label}: postPromotionAnalysis must be the contract analysis")
         if "scaleDownDelaySeconds" in blue_green:
             fails.append(f"{label}: scaleDownDelaySeconds would cancel the contract analysis")
+    # One image: the migrations of the release being rolled out, in the Jobs and the init
+    # container alike.
+    pod = rollouts[0]["spec"]["template"]["spec"]
+    images = {c["image"] for c in pod.get("initContainers", [])}
+    for template in templates.values():
+        for metric in template["spec"]["metrics"]:
+            job_pod = metric["provider"]["job"]["spec"]["template"]["spec"]
+            images |= {c["image"] for c in job_pod["containers"]}
+    if len(images) != 1:
+        fails.append(f"{label}: the migration Jobs and init container run {sorted(images)}")
     for name, phase in (("crdb-migrate-expand", "expand"), ("crdb-migrate-contract", "contract")):
         template = templates.get(name)
         if template is None:
