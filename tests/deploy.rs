@@ -1,5 +1,4 @@
-//! Deployment tests: the files under `deploy/` and the `Dockerfile` agree with the
-//! binary.
+//! Deployment tests: the files under `deploy/` and the `Dockerfile` agree with the binary.
 //!
 //! - The Job `podFailurePolicy` exit codes, in the Helm chart and in every kustomize Job, equal
 //!   the sets derived from `crdb_migrate::Exit::ALL` by `pod_failure_action()`, so the
@@ -7,6 +6,9 @@
 //! - The Dockerfile keeps the runtime contract the manifests rely on.
 //! - The bare-root run: the binary, copied into an otherwise empty root directory holding only
 //!   what the runtime image provides, runs as uid/gid 65532 with that root mounted read-only.
+//!
+//! - The `rollback --to-image` integrations (Helm pre-rollback hook, Argo CD hooks, Argo Rollouts
+//!   analysis wiring): `deploy/rollback_integrations.rs`.
 //!
 //! The YAML is read line by line (no YAML dependency): the policy is written in a fixed shape in
 //! this repository, and the parser fails loudly on anything it does not recognise.
@@ -21,6 +23,9 @@ use crdb_migrate::Exit;
 use crdb_migrate::parts::PodFailureAction;
 
 mod support;
+
+#[path = "deploy/rollback_integrations.rs"]
+mod rollback_integrations;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
