@@ -1,8 +1,11 @@
 //! Integration tests of the lease through the real binary against a real server:
 //! 20 runners at once applying 200 migrations exactly once, a holder killed with SIGKILL and
 //! one frozen with SIGSTOP past its TTL, SIGTERM with and without the in-flight migration
-//! finishing inside the grace budget, `wait --version`, the lease timeout and `unlock`, and
-//! the fence token as logged, stored and shown by `status`.
+//! finishing inside the grace budget, `wait --version`, the lease timeout and `unlock`, the
+//! fence token as logged, stored and shown by `status`, and which acquisition may take the
+//! lease from which: never a stale one sent earlier by the same process (as a dropped lease
+//! connection's backend runs it late), always a later one or another process of the same
+//! holder name (a restarted pod), also on a lease table made by an earlier version.
 //!
 //! Every migration here writes its version into a side-effect table `effects` (and creates a
 //! table `t_<version>`), so "applied exactly once" and "nothing partial" are read from the
@@ -747,4 +750,280 @@ fn fences_grow_per_acquisition_are_stored_and_shown_and_only_writers_take_the_le
             .as_str()
             .is_some_and(|t| t.ends_with('Z'))
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stale acquisitions: an acquiring UPDATE left in a dropped connection's backend
+// ---------------------------------------------------------------------------------------------
+
+/// Another session with `sql` run in a transaction kept open until [`OpenTx::commit`] (or
+/// drop): a row lock or a table lock the test holds.
+struct OpenTx {
+    commit: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl OpenTx {
+    fn begin(db: &TestDb, sql: &str) -> OpenTx {
+        let (url, sql) = (db.url.clone(), format!("BEGIN; {sql}"));
+        let (commit, committed) = tokio::sync::oneshot::channel::<()>();
+        let (ran_tx, ran) = std::sync::mpsc::channel::<Result<(), String>>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let client = match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+                    Ok((client, conn)) => {
+                        tokio::spawn(conn);
+                        client
+                    }
+                    Err(e) => return drop(ran_tx.send(Err(e.to_string()))),
+                };
+                let r = client.batch_execute(&sql).await.map_err(|e| e.to_string());
+                let ok = r.is_ok();
+                let _ = ran_tx.send(r);
+                if ok {
+                    let _ = committed.await;
+                    let _ = client.batch_execute("COMMIT").await;
+                }
+            });
+        });
+        ran.recv_timeout(Duration::from_secs(30))
+            .expect("the open transaction answers")
+            .expect("the open transaction's statement runs");
+        OpenTx {
+            commit: Some(commit),
+            thread: Some(thread),
+        }
+    }
+
+    fn commit(&mut self) {
+        if let Some(tx) = self.commit.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for OpenTx {
+    fn drop(&mut self) {
+        self.commit();
+    }
+}
+
+/// The statement another session of this database is waiting on a lock with, once one whose
+/// text contains `needle` is.
+fn waiting_on_a_lock(db: &TestDb, needle: &str) -> String {
+    let sql = format!(
+        "SELECT query FROM pg_stat_activity WHERE datname = current_database() \
+         AND wait_event_type = 'Lock' AND pid <> pg_backend_pid() AND query LIKE {} LIMIT 1",
+        quote_literal(&format!("%{needle}%"))
+    );
+    let mut query = String::new();
+    wait_until(Duration::from_secs(30), needle, || {
+        query = psql(&db.url, &sql);
+        !query.is_empty()
+    });
+    query
+}
+
+/// Runs the binary's own acquiring statement `acquire` by hand as `holder`, with the process
+/// token `owner` and statement number `seq` (TTL one minute); the new fence, or "" when refused.
+fn acquire_by_hand(db: &TestDb, acquire: &str, holder: &str, owner: &str, seq: i64) -> String {
+    psql(
+        &db.url,
+        &format!(
+            "PREPARE acquire AS {acquire};\nEXECUTE acquire({}, 60000, {}, {seq});",
+            quote_literal(holder),
+            quote_literal(owner)
+        ),
+    )
+}
+
+/// Migrations 1 to 3; migration 2 inserts into `gate`, so it waits while the test locks it.
+fn gated(tag: &str) -> (TestDb, tempfile::TempDir) {
+    let db = db_with_effects(tag);
+    psql(&db.url, "CREATE TABLE gate (v INT8)");
+    let dir = migrations(3, |v| match v {
+        2 => "INSERT INTO gate VALUES (2);".into(),
+        _ => String::new(),
+    });
+    (db, dir)
+}
+
+/// The acquiring statement of a run, read from `pg_stat_activity` while it waits behind a row
+/// lock of the test's; then the run holds the lease inside migration 2, waiting at the gate.
+/// Returns the statement, the run and the gate (commit it to let the run go on).
+fn holding_at_the_gate(db: &TestDb, dir: &Path, holder: &str) -> (String, Background, OpenTx) {
+    run(cmd(&db.url, dir, holder, WAIT).args(["migrate", "--target", "1"])).expect_code(0);
+    let mut row = OpenTx::begin(
+        db,
+        "SELECT 1 FROM _migrations_lease WHERE id = 1 FOR UPDATE",
+    );
+    let gate = OpenTx::begin(db, "LOCK TABLE gate IN ACCESS EXCLUSIVE MODE");
+    let running = Background::spawn(cmd(&db.url, dir, holder, WAIT).env("MIGRATE_LEASE_TTL", "1m"));
+    let acquire = waiting_on_a_lock(db, "SET holder = $1::TEXT");
+    row.commit();
+    waiting_on_a_lock(db, "INSERT INTO gate");
+    (acquire, running, gate)
+}
+
+#[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: reads lock waits in pg_stat_activity"
+)]
+fn a_stale_acquisition_of_an_earlier_attempt_never_takes_the_lease_from_a_later_one() {
+    let (db, dir) = gated("stale_acquire");
+    let (acquire, running, mut gate) = holding_at_the_gate(&db, dir.path(), "pod-a");
+    let row = "SELECT owner || '|' || owner_seq || '|' || fence FROM _migrations_lease";
+    let held = psql(&db.url, row);
+    let [owner, seq, fence]: [&str; 3] = held
+        .split('|')
+        .collect::<Vec<_>>()
+        .try_into()
+        .expect("owner|seq|fence");
+    let seq: i64 = seq.parse().expect("owner_seq");
+    // What the old backend of a dropped lease connection runs late: the same process's
+    // acquisition, sent before the one that took the lease, under the same holder name.
+    assert_eq!(acquire_by_hand(&db, &acquire, "pod-a", owner, seq - 1), "");
+    assert_eq!(
+        psql(&db.url, row),
+        held,
+        "the stale acquisition changed nothing"
+    );
+    gate.commit();
+    let out = running.wait(Duration::from_secs(60));
+    out.expect_code(0);
+    assert_eq!(out.events_named("lease.acquired").len(), 1);
+    assert_eq!(out.events_named("migration.applied").len(), 2);
+    assert_eq!(inconsistencies(&db), "", "nothing partial, nothing twice");
+    assert_eq!(count(&db, "SELECT count(*) FROM effects"), 3);
+    assert_eq!(count(&db, "SELECT count(*) FROM _migrations"), 3);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(DISTINCT fence) FROM _migrations WHERE version > 1"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &db,
+            &format!("SELECT count(*) FROM _migrations WHERE fence = {fence}")
+        ),
+        2
+    );
+    // Released, it stays free: the stale statement does not take it for a TTL either.
+    assert_eq!(acquire_by_hand(&db, &acquire, "pod-a", owner, seq - 1), "");
+    assert!(lease_free(&db), "{}", lease_row(&db));
+}
+
+#[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: reads lock waits in pg_stat_activity"
+)]
+fn the_acquisition_lets_later_statements_and_other_processes_of_a_holder_take_over() {
+    let (db, dir) = gated("acquire_owner");
+    let (acquire, running, mut gate) = holding_at_the_gate(&db, dir.path(), "pod-a");
+    gate.commit();
+    running.wait(Duration::from_secs(60)).expect_code(0);
+    let fence = count(&db, "SELECT fence FROM _migrations_lease");
+    let take =
+        |holder: &str, owner: &str, seq: i64| acquire_by_hand(&db, &acquire, holder, owner, seq);
+    // An earlier attempt's stale statement took the free lease; the attempt that started over
+    // takes it from there at once.
+    assert_eq!(take("pod-a", "p", 1), (fence + 1).to_string());
+    assert_eq!(take("pod-a", "p", 2), (fence + 2).to_string());
+    assert_eq!(
+        take("pod-a", "p", 1),
+        "",
+        "never back to the earlier statement"
+    );
+    // Another process under the same name (a restarted pod) takes over at once.
+    assert_eq!(take("pod-a", "q", 1), (fence + 3).to_string());
+    // Another holder waits for the unexpired lease, whatever its numbers.
+    assert_eq!(take("pod-b", "r", 99), "");
+    // A row left by an earlier version of the tool (no owner) is taken under the same name.
+    psql(
+        &db.url,
+        "UPDATE _migrations_lease SET owner = NULL, owner_seq = NULL",
+    );
+    assert_eq!(take("pod-a", "p", 1), (fence + 4).to_string());
+}
+
+#[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: reads lock waits in pg_stat_activity"
+)]
+fn a_restarted_process_with_the_same_holder_takes_over_its_predecessors_lease_at_once() {
+    let (db, dir) = gated("restarted_holder");
+    let (_, first, mut gate) = holding_at_the_gate(&db, dir.path(), "pod-a");
+    first.signal("KILL");
+    first.wait(Duration::from_secs(10));
+    // The server ends the dead process's sessions (here at once, as a keepalive would later),
+    // so its migration 2 cannot commit behind the gate.
+    psql(
+        &db.url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = 'crdb-migrate'",
+    );
+    wait_until(
+        Duration::from_secs(10),
+        "the dead process's sessions gone",
+        || {
+            count(
+                &db,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name = 'crdb-migrate'",
+            ) == 0
+        },
+    );
+    gate.commit();
+    // The dead process's lease: held, a minute to go.
+    let fence = count(&db, "SELECT fence FROM _migrations_lease");
+    assert_eq!(lease_row(&db), format!("pod-a|{fence}|t"));
+    let t0 = Instant::now();
+    let out = run(cmd(&db.url, dir.path(), "pod-a", WAIT)
+        .env("MIGRATE_LEASE_TTL", "1m")
+        .env("MIGRATE_LEASE_TIMEOUT", "2s"));
+    out.expect_code(0);
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    assert!(!out.has_event("lease.waiting"), "{}", out.stdout);
+    let acquired = out.events_named("lease.acquired");
+    assert_eq!(acquired.len(), 1);
+    assert_eq!(field(&acquired[0], "fence").as_i64(), Some(fence + 1));
+    assert_eq!(inconsistencies(&db), "", "nothing partial, nothing twice");
+    assert_eq!(count(&db, "SELECT count(*) FROM effects"), 3);
+    assert!(lease_free(&db), "{}", lease_row(&db));
+}
+
+#[test]
+fn a_lease_table_of_an_earlier_version_gains_the_owner_columns_and_its_holder_takes_over() {
+    let db = db_with_effects("lease_owner_added");
+    let dir = migrations(2, |_| String::new());
+    // As an earlier version left it: no owner columns, held by this holder for an hour.
+    psql(
+        &db.url,
+        "CREATE TABLE _migrations_lease (id INT8 PRIMARY KEY, holder TEXT, \
+         fence INT8 NOT NULL DEFAULT 0, expires_at TIMESTAMPTZ, acquired_at TIMESTAMPTZ); \
+         INSERT INTO _migrations_lease VALUES (1, 'pod-a', 7, now() + INTERVAL '1 hour', now())",
+    );
+    let out = run(cmd(&db.url, dir.path(), "pod-a", WAIT).env("MIGRATE_LEASE_TIMEOUT", "2s"));
+    out.expect_code(0);
+    assert!(!out.has_event("lease.waiting"), "{}", out.stdout);
+    assert_eq!(
+        field(&out.events_named("lease.acquired")[0], "fence").as_i64(),
+        Some(8)
+    );
+    assert!(column_exists(&db, "_migrations_lease", "owner"));
+    assert!(column_exists(&db, "_migrations_lease", "owner_seq"));
+    assert_eq!(count(&db, "SELECT count(*) FROM effects"), 2);
+    assert!(lease_free(&db), "{}", lease_row(&db));
 }

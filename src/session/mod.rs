@@ -137,6 +137,11 @@ async fn attempt(
     Ok((token, rows))
 }
 
+/// `e` carries a SQLSTATE for which `is` holds.
+fn has_code(e: &Error, is: fn(&str) -> bool) -> bool {
+    e.sqlstate().is_some_and(|c| is(c.code()))
+}
+
 /// A setup statement lost a race to a peer: wait the next re-check's delay, or give the error
 /// back when the conflict outlasted every re-check (then it is not a race).
 async fn lost_setup_race(
@@ -186,17 +191,20 @@ pub async fn acquire(
     let setup_sql = setup::create_sql(t);
     let mut races = backoff::setup_race();
     let mut pending_setup = true;
+    let mut owner_added = false;
     let client = conn.get();
     loop {
         let sql = pending_setup.then_some(setup_sql.as_str());
         let (token, rows) = match attempt(&client, t, holder, ttl_ms, sql).await {
             Ok(r) => r,
-            Err(e)
-                if pending_setup
-                    && e.sqlstate()
-                        .is_some_and(|c| crate::sqlstate::is_setup_race(c.code())) =>
-            {
+            Err(e) if pending_setup && has_code(&e, crate::sqlstate::is_setup_race) => {
                 lost_setup_race(&mut races, e, cancel).await?;
+                continue;
+            }
+            // A lease table made by an earlier version: add the owner columns, then again.
+            Err(e) if !owner_added && has_code(&e, crate::sqlstate::is_undefined_column_code) => {
+                setup::add_lease_owner(&client, t).await?;
+                (pending_setup, owner_added) = (false, true);
                 continue;
             }
             Err(e) => return Err(e),

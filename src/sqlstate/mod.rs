@@ -127,7 +127,13 @@ pub fn is_undefined_table(e: &tokio_postgres::Error) -> bool {
 
 /// A column does not exist: a ledger made by an older tool, to be adopted.
 pub fn is_undefined_column(e: &tokio_postgres::Error) -> bool {
-    e.code() == Some(&SqlState::UNDEFINED_COLUMN)
+    e.code().is_some_and(|c| is_undefined_column_code(c.code()))
+}
+
+/// [`is_undefined_column`] on the code alone (42703): also a lease table made by an earlier
+/// version, without the acquisition's owner columns.
+pub fn is_undefined_column_code(code: &str) -> bool {
+    code == SqlState::UNDEFINED_COLUMN.code()
 }
 
 /// A session setting this server does not know or will not change at run time (an older

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::sqlstate;
 use crate::store::Tables;
 use crate::store::fence::{self, Fence};
+use crate::store::owner;
 
 /// The lease row as read.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -64,27 +65,45 @@ pub async fn force_release(client: &Client, t: &Tables) -> Result<Option<LeaseIn
 }
 
 /// The acquisition: one conditional UPDATE taking the row when it is free, expired or already
-/// ours, bumping the fence; `$1` holder, `$2` TTL ms.
+/// held under our holder name, bumping the fence; `$1` holder, `$2` TTL ms, `$3` our process's
+/// token and `$4` this statement's number (see `owner`), stored with the row.
+///
+/// Whatever the holder, the row is refused to a statement of ours that was sent before the one
+/// that took it (same process token, smaller number): a stale acquisition left in the buffer
+/// of a dropped connection's backend, which would otherwise take the lease from the attempt
+/// that started over (or, once it released, hold a lease nobody uses for a TTL). A later
+/// statement of ours still takes over a lease an earlier one took, and another process under
+/// the same holder name (a restarted pod) still takes over at once. A row without a token (left
+/// by an older version of this tool) is taken as before.
 pub fn acquire_sql(t: &Tables) -> String {
     format!(
         "UPDATE {} SET holder = $1::TEXT, fence = fence + 1, acquired_at = clock_timestamp(),
-            expires_at = clock_timestamp() + INTERVAL '1 millisecond' * $2::INT8
+            expires_at = clock_timestamp() + INTERVAL '1 millisecond' * $2::INT8,
+            owner = $3::TEXT, owner_seq = $4::INT8
          WHERE id = 1 AND (holder IS NULL OR expires_at IS NULL OR expires_at <= clock_timestamp() OR holder = $1::TEXT)
+            AND (owner IS DISTINCT FROM $3::TEXT OR owner_seq IS NULL OR owner_seq <= $4::INT8)
          RETURNING fence",
         t.lease()
     )
 }
 
 /// One attempt at taking the lease: our new fence token, or `None` when someone else holds it
-/// (or, on CockroachDB, a concurrent acquirer made us restart: not acquired this time).
+/// (or, on CockroachDB, a concurrent acquirer made us restart: not acquired this time; or a
+/// later acquisition of ours took it first). Each call is a new statement with a new number.
 pub async fn try_acquire(
     client: &Client,
     t: &Tables,
     holder: &str,
     ttl_ms: i64,
 ) -> Result<Option<i64>> {
+    let (process, seq) = (owner::process(), owner::next_seq());
     // Typed parameters: one round trip (no separate prepare), so it fits in a flight.
-    let params: [(&(dyn ToSql + Sync), Type); 2] = [(&holder, Type::TEXT), (&ttl_ms, Type::INT8)];
+    let params: [(&(dyn ToSql + Sync), Type); 4] = [
+        (&holder, Type::TEXT),
+        (&ttl_ms, Type::INT8),
+        (&process, Type::TEXT),
+        (&seq, Type::INT8),
+    ];
     match client.query_typed(&acquire_sql(t), &params).await {
         Ok(rows) => Ok(rows.first().and_then(|r| r.try_get(0).ok())),
         Err(e) if sqlstate::is_retry(&e) => Ok(None),
@@ -163,5 +182,20 @@ mod tests {
         let sql = acquire_sql(&t);
         assert!(sql.contains("expires_at <= clock_timestamp()"), "{sql}");
         assert!(sql.contains("fence = fence + 1"), "{sql}");
+    }
+
+    #[test]
+    fn acquisition_refuses_only_our_own_earlier_statements() {
+        let sql = acquire_sql(&Tables::new(&crate::store::TableName::default()));
+        assert!(
+            sql.contains("owner = $3::TEXT, owner_seq = $4::INT8"),
+            "{sql}"
+        );
+        assert!(
+            sql.contains(
+                "AND (owner IS DISTINCT FROM $3::TEXT OR owner_seq IS NULL OR owner_seq <= $4::INT8)"
+            ),
+            "{sql}"
+        );
     }
 }

@@ -1,11 +1,13 @@
 //! The two bookkeeping tables (docs/commands.md, "Tables"): the ledger `_migrations` and the lease
 //! `_migrations_lease`. [`TableName`] is the only way a table name reaches SQL: validated once,
 //! quoted in one place. `ledger` reads, creates and adopts the ledger; `lease` holds the lease
-//! row's statements; `fence` the fenced writes that tie a ledger change to our lease.
+//! row's statements (`owner` says which acquisition took it); `fence` the fenced writes that
+//! tie a ledger change to our lease.
 
 pub mod fence;
 pub mod lease;
 pub mod ledger;
+pub(crate) mod owner;
 pub(crate) mod setup;
 
 pub use crate::table_name::TableName;

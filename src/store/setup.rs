@@ -29,7 +29,9 @@ pub fn create_sql(t: &Tables) -> String {
             holder TEXT,
             fence INT8 NOT NULL DEFAULT 0,
             expires_at TIMESTAMPTZ,
-            acquired_at TIMESTAMPTZ
+            acquired_at TIMESTAMPTZ,
+            owner TEXT,
+            owner_seq INT8
         );
         INSERT INTO {lease} (id, fence) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;",
         l = t.ledger(),
@@ -61,6 +63,40 @@ pub fn adopt_sql(t: &Tables) -> Vec<String> {
         )
     })
     .collect()
+}
+
+/// The statements adding the acquisition's owner columns (see `store::owner`) to a lease table
+/// made by an earlier version of this tool, one per column and each sent alone, for the reason
+/// given at [`adopt_sql`]. Sent only when the acquisition found them missing (42703), so a run
+/// on tables made with them sends nothing more.
+pub fn lease_owner_sql(t: &Tables) -> Vec<String> {
+    ["owner TEXT", "owner_seq INT8"]
+        .iter()
+        .map(|column| {
+            format!(
+                "ALTER TABLE {} ADD COLUMN IF NOT EXISTS {column}",
+                t.lease()
+            )
+        })
+        .collect()
+}
+
+/// Adds the owner columns to a lease table made by an earlier version (see [`lease_owner_sql`]).
+pub async fn add_lease_owner(client: &Client, t: &Tables) -> Result<()> {
+    let sqls = lease_owner_sql(t);
+    tolerating_races(client, "adding the lease's owner columns", || async {
+        let replies =
+            crate::pipeline::in_order(sqls.iter().map(|sql| client.batch_execute(sql)).collect())
+                .await;
+        match replies.into_iter().find_map(|r| r.err()) {
+            Some(e) => Err(Error::db(
+                format!("adding owner columns to {}", t.lease()),
+                e,
+            )),
+            None => Ok(()),
+        }
+    })
+    .await
 }
 
 /// Runs `op` (idempotent setup), re-running it with backoff while it loses races to peers
@@ -175,5 +211,21 @@ mod tests {
             );
             assert!(!sql.contains(';'), "{sql}");
         }
+    }
+
+    #[test]
+    fn the_owner_columns_are_created_and_added_one_statement_per_query() {
+        let t = Tables::new(&TableName::default());
+        let sqls = lease_owner_sql(&t);
+        assert_eq!(sqls.len(), 2);
+        for sql in &sqls {
+            assert!(
+                sql.starts_with("ALTER TABLE \"_migrations_lease\" ADD COLUMN IF NOT EXISTS owner"),
+                "{sql}"
+            );
+            assert!(!sql.contains(';'), "{sql}");
+        }
+        let create = create_sql(&t);
+        assert!(create.contains("owner TEXT,") && create.contains("owner_seq INT8"));
     }
 }
