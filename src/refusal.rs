@@ -76,6 +76,25 @@ pub enum Disagreement {
         /// How many.
         rows: usize,
     },
+    /// `rollback --to-image`: a version newer than this image has no undo the ledger keeps
+    /// (applied before undo was stored), or is irreversible.
+    CannotUndo {
+        /// The version.
+        version: i64,
+        /// Its recorded description.
+        description: String,
+        /// It is irreversible (else: applied before undo was stored).
+        irreversible: bool,
+    },
+    /// The undo a ledger row keeps does not match its checksum, or its file in this image.
+    StoredUndoBad {
+        /// The version.
+        version: i64,
+        /// Its recorded description.
+        description: String,
+        /// What does not match.
+        why: String,
+    },
     /// A rollback was asked for while a forward migration is half applied.
     PartlyApplied {
         /// The version.
@@ -151,6 +170,27 @@ impl std::fmt::Display for Disagreement {
                 f,
                 "baseline refused: the ledger already has {rows} row(s); a baseline only starts a ledger (use `repair --mark-applied` for single versions)"
             ),
+            Disagreement::CannotUndo {
+                version,
+                description,
+                irreversible,
+            } => write!(
+                f,
+                "version {version} ({description}) is applied and newer than this image, and cannot be undone from here: {}; nothing was undone; deploy the image that has it and undo it from there, or restore the schema by hand",
+                if *irreversible {
+                    "it is irreversible (its file has no `-- @UNDO` section)"
+                } else {
+                    "it was applied before crdb-migrate kept each migration's undo in the ledger"
+                }
+            ),
+            Disagreement::StoredUndoBad {
+                version,
+                description,
+                why,
+            } => write!(
+                f,
+                "version {version} ({description}): {why}; nothing was undone; restore the row's undo_sql, undo_no_transaction and undo_checksum, or undo it with the image that has its file"
+            ),
             Disagreement::PartlyApplied {
                 version,
                 description,
@@ -163,10 +203,41 @@ impl std::fmt::Display for Disagreement {
     }
 }
 
+impl Disagreement {
+    /// The `--to-image` refusal of a version `missing` names.
+    pub(crate) fn cannot_undo(missing: &MissingUndo) -> Disagreement {
+        match missing {
+            MissingUndo::NoFile {
+                version,
+                description,
+            } => Disagreement::CannotUndo {
+                version: *version,
+                description: description.clone(),
+                irreversible: false,
+            },
+            MissingUndo::IrreversibleKept {
+                version,
+                description,
+            } => Disagreement::CannotUndo {
+                version: *version,
+                description: description.clone(),
+                irreversible: true,
+            },
+            MissingUndo::Irreversible { version, file } => Disagreement::CannotUndo {
+                version: *version,
+                description: file.display().to_string(),
+                irreversible: true,
+            },
+        }
+    }
+}
+
 /// Why a rollback cannot undo a migration.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MissingUndo {
-    /// The version has no file in this image, so its undo SQL is unknown.
+    /// The version has no file in this image and its row keeps no undo (it was applied before
+    /// undo was kept in the ledger).
     NoFile {
         /// The version.
         version: i64,
@@ -180,6 +251,13 @@ pub enum MissingUndo {
         /// Its file.
         file: PathBuf,
     },
+    /// The version has no file in this image and its row records it as irreversible.
+    IrreversibleKept {
+        /// The version.
+        version: i64,
+        /// Its recorded description.
+        description: String,
+    },
 }
 
 impl std::fmt::Display for MissingUndo {
@@ -190,7 +268,14 @@ impl std::fmt::Display for MissingUndo {
                 description,
             } => write!(
                 f,
-                "version {version} ({description}) has no file in this image, so its undo SQL is unknown"
+                "version {version} ({description}) has no file in this image and its ledger row keeps no undo (it was applied before crdb-migrate kept undo in the ledger)"
+            ),
+            MissingUndo::IrreversibleKept {
+                version,
+                description,
+            } => write!(
+                f,
+                "version {version} ({description}) is irreversible: its file had no `-- @UNDO` section"
             ),
             MissingUndo::Irreversible { version, file } => write!(
                 f,
@@ -236,6 +321,8 @@ pub enum Refusal {
         /// The target.
         target: i64,
     },
+    /// `rollback --to-image` in an image without migration files.
+    NoFilesInImage,
     /// Undo SQL is missing for migrations the rollback would cross.
     MissingUndo(Vec<MissingUndo>),
     /// `baseline --from TOOL`: that tool's history table is not in this database.
@@ -284,6 +371,9 @@ impl std::fmt::Display for Refusal {
             Refusal::UnknownRollbackTarget { target } => write!(
                 f,
                 "rollback target {target} is neither applied nor a migration file; use 0 to undo everything"
+            ),
+            Refusal::NoFilesInImage => f.write_str(
+                "rollback --to-image: this image has no migration files, so it would undo every migration; check MIGRATIONS_DIR, or use `rollback --target 0` to mean that",
             ),
             Refusal::MissingUndo(missing) => {
                 f.write_str("rollback refused before anything ran:")?;

@@ -20,6 +20,14 @@ pub struct Fence {
     pub ttl_ms: i64,
 }
 
+/// The stored undo's columns, written by every statement that records a migration: its undo
+/// section (NULL: irreversible), whether that runs without a transaction (NULL only in rows
+/// written before undo was stored) and its checksum (`source::undo_checksum`). They ride in the
+/// row's own statement, so they commit with it and cost no round trip.
+const UNDO_COLUMNS: &str = "undo_sql, undo_no_transaction, undo_checksum";
+/// Their update when the row is already there.
+const UNDO_UPDATE: &str = "undo_sql = excluded.undo_sql, undo_no_transaction = excluded.undo_no_transaction, undo_checksum = excluded.undo_checksum";
+
 /// A bound parameter.
 pub type Param<'a> = &'a (dyn ToSql + Sync);
 
@@ -69,13 +77,13 @@ impl FencedWrite for Record<'_> {
     fn sql(t: &Tables) -> String {
         format!(
             "WITH {lease_ok}
-         INSERT INTO {l} (version, description, applied_at, checksum, duration_ms, applied_by, fence, status, statements_done)
+         INSERT INTO {l} (version, description, applied_at, checksum, duration_ms, applied_by, fence, status, statements_done, {UNDO_COLUMNS})
          SELECT $1::INT8, $2::TEXT, now(), $3::TEXT,
                 COALESCE($4::INT8, (EXTRACT(EPOCH FROM clock_timestamp() - now()) * 1000)::INT8),
-                $5::TEXT, $6::INT8, 'applied', $8::INT8 FROM lease_ok
+                $5::TEXT, $6::INT8, 'applied', $8::INT8, $9::TEXT, $10::BOOL, $11::TEXT FROM lease_ok
          ON CONFLICT (version) DO UPDATE SET description = excluded.description, applied_at = excluded.applied_at,
             checksum = excluded.checksum, duration_ms = excluded.duration_ms, applied_by = excluded.applied_by,
-            fence = excluded.fence, status = excluded.status, statements_done = excluded.statements_done",
+            fence = excluded.fence, status = excluded.status, statements_done = excluded.statements_done, {UNDO_UPDATE}",
             lease_ok = lease_ok(t, "$5", "$6", "$7"),
             l = t.ledger()
         )
@@ -92,6 +100,9 @@ impl FencedWrite for Record<'_> {
             &self.fence.token,
             &self.fence.ttl_ms,
             &self.statements_done,
+            &m.down,
+            &m.no_transaction,
+            &m.undo_checksum,
         ]
     }
 }
@@ -147,12 +158,12 @@ impl Checked<'_> {
     /// The statement recording a migration.
     pub fn up_sql(t: &Tables) -> String {
         format!(
-            "INSERT INTO {l} (version, description, applied_at, checksum, duration_ms, applied_by, fence, status, statements_done)
+            "INSERT INTO {l} (version, description, applied_at, checksum, duration_ms, applied_by, fence, status, statements_done, {UNDO_COLUMNS})
          VALUES ($1::INT8, $2::TEXT, now(), $3::TEXT, (EXTRACT(EPOCH FROM clock_timestamp() - now()) * 1000)::INT8,
-            $4::TEXT, $5::INT8, 'applied', 0)
+            $4::TEXT, $5::INT8, 'applied', 0, $6::TEXT, $7::BOOL, $8::TEXT)
          ON CONFLICT (version) DO UPDATE SET description = excluded.description, applied_at = excluded.applied_at,
             checksum = excluded.checksum, duration_ms = excluded.duration_ms, applied_by = excluded.applied_by,
-            fence = excluded.fence, status = excluded.status, statements_done = excluded.statements_done",
+            fence = excluded.fence, status = excluded.status, statements_done = excluded.statements_done, {UNDO_UPDATE}",
             l = t.ledger()
         )
     }
@@ -174,6 +185,9 @@ impl Checked<'_> {
                 &m.checksum,
                 &fence.holder,
                 &fence.token,
+                &m.down,
+                &m.no_transaction,
+                &m.undo_checksum,
             ],
             Checked::Down { version } => vec![*version],
         }
@@ -223,10 +237,10 @@ impl FencedWrite for MarkDirty<'_> {
     fn sql(t: &Tables) -> String {
         format!(
             "WITH {lease_ok}
-         INSERT INTO {l} (version, description, applied_at, checksum, applied_by, fence, status, statements_done)
-         SELECT $1::INT8, $2::TEXT, now(), $3::TEXT, $5::TEXT, $6::INT8, 'dirty', $4::INT8 FROM lease_ok
+         INSERT INTO {l} (version, description, applied_at, checksum, applied_by, fence, status, statements_done, {UNDO_COLUMNS})
+         SELECT $1::INT8, $2::TEXT, now(), $3::TEXT, $5::TEXT, $6::INT8, 'dirty', $4::INT8, $8::TEXT, $9::BOOL, $10::TEXT FROM lease_ok
          ON CONFLICT (version) DO UPDATE SET status = 'dirty', statements_done = excluded.statements_done,
-            checksum = excluded.checksum, applied_by = excluded.applied_by, fence = excluded.fence",
+            checksum = excluded.checksum, applied_by = excluded.applied_by, fence = excluded.fence, {UNDO_UPDATE}",
             lease_ok = lease_ok(t, "$5", "$6", "$7"),
             l = t.ledger()
         )
@@ -242,6 +256,9 @@ impl FencedWrite for MarkDirty<'_> {
             &self.fence.holder,
             &self.fence.token,
             &self.fence.ttl_ms,
+            &m.down,
+            &m.no_transaction,
+            &m.undo_checksum,
         ]
     }
 }
