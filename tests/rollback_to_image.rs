@@ -333,3 +333,38 @@ fn a_cut_connection_in_the_middle_finishes_after_a_rerun_exactly_once() {
         );
     }
 }
+
+#[test]
+fn baseline_and_an_accepted_checksum_keep_the_undo_the_older_image_runs() {
+    let db = db_with_undos("to_image_baseline");
+    psql(
+        &db.url,
+        "CREATE TABLE t_1 (id INT); CREATE TABLE t_2 (id INT); CREATE TABLE t_3 (id INT);",
+    );
+    let (newer, older) = (image(3, &[]), image(2, &[]));
+    // Recorded without running: the rows keep the files' undo all the same.
+    crdb(&db, newer.path(), &["baseline", "--version", "3"]).expect_code(0);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM _migrations WHERE undo_sql LIKE 'INSERT INTO undos%'"
+        ),
+        3
+    );
+    // Version 3's file edited on purpose (its undo too) and accepted: the new undo is kept.
+    fs::write(
+        newer.path().join("3_m3.sql"),
+        "CREATE TABLE t_3 (id INT);\n-- @UNDO\nINSERT INTO undos (version) VALUES (33);\nDROP TABLE t_3;\n",
+    )
+    .expect("write");
+    crdb(&db, newer.path(), &["migrate"]).expect_code(32);
+    crdb(
+        &db,
+        newer.path(),
+        &["repair", "--version", "3", "--accept-checksum"],
+    )
+    .expect_code(0);
+    crdb(&db, older.path(), &["rollback", "--to-image"]).expect_code(0);
+    assert_eq!((versions(&db), undos(&db)), ("1,2".into(), "33".into()));
+    assert!(!table_exists(&db, "t_3"));
+}

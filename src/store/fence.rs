@@ -295,12 +295,11 @@ impl FencedWrite for Restore<'_> {
     }
 }
 
-/// Replaces a row's checksum with the file's (`repair --accept-checksum`), fenced.
+/// Replaces a row's checksum and stored undo with the file's (`repair --accept-checksum`),
+/// fenced: the edited file's undo is the one a rollback will run.
 pub struct AcceptChecksum<'a> {
-    /// The version.
-    pub version: &'a i64,
-    /// The file's checksum.
-    pub checksum: &'a String,
+    /// The file.
+    pub migration: &'a Migration,
     /// Our lease identity.
     pub fence: &'a Fence,
 }
@@ -309,19 +308,24 @@ impl FencedWrite for AcceptChecksum<'_> {
     fn sql(t: &Tables) -> String {
         format!(
             "WITH {lease_ok}
-         UPDATE {l} SET checksum = $2::TEXT WHERE version = $1::INT8 AND EXISTS (SELECT 1 FROM lease_ok)",
+         UPDATE {l} SET checksum = $2::TEXT, undo_sql = $6::TEXT, undo_no_transaction = $7::BOOL, undo_checksum = $8::TEXT
+         WHERE version = $1::INT8 AND EXISTS (SELECT 1 FROM lease_ok)",
             lease_ok = lease_ok(t, "$3", "$4", "$5"),
             l = t.ledger()
         )
     }
 
     fn params(&self) -> Vec<Param<'_>> {
+        let m = self.migration;
         vec![
-            self.version,
-            self.checksum,
+            &m.version,
+            &m.checksum,
             &self.fence.holder,
             &self.fence.token,
             &self.fence.ttl_ms,
+            &m.down,
+            &m.no_transaction,
+            &m.undo_checksum,
         ]
     }
 }
@@ -369,7 +373,7 @@ mod tests {
         let t = tables();
         let path = std::path::Path::new("migrations/7_test.sql");
         let m = crate::source::parse(path, b"SELECT 1;\n").expect("test migration loads");
-        let (m, v, c) = (&m, &7, &String::from("abc"));
+        let (m, v) = (&m, &7);
         let f = &Fence {
             holder: "h".into(),
             token: 3,
@@ -381,7 +385,7 @@ mod tests {
             (Record::sql(&t), Record { migration: m, duration_ms: None, fence: f, statements_done: 0 }.params().len()),
             (Unrecord::sql(&t), Unrecord { version: v, fence: f }.params().len()),
             (MarkDirty::sql(&t), MarkDirty { migration: m, statements_done: 1, fence: f }.params().len()),
-            (AcceptChecksum::sql(&t), AcceptChecksum { version: v, checksum: c, fence: f }.params().len()),
+            (AcceptChecksum::sql(&t), AcceptChecksum { migration: m, fence: f }.params().len()),
             (Restore::sql(&t), Restore { version: v, statements_done: 1, fence: f }.params().len()),
             (FenceCheck::sql(&t), FenceCheck { fence: f }.params().len()),
             (Checked::up_sql(&t), Checked::Up { migration: m, fence: f }.params().len()),
