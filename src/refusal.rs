@@ -76,8 +76,8 @@ pub enum Disagreement {
         /// How many.
         rows: usize,
     },
-    /// `rollback --to-image`: a version newer than this image has no undo the ledger keeps
-    /// (applied before undo was stored), or is irreversible.
+    /// A rollback (`--to-image` above all) meets a version this image has no file for whose
+    /// ledger row keeps no undo (applied before undo was kept), or keeps it as irreversible.
     CannotUndo {
         /// The version.
         version: i64,
@@ -176,7 +176,7 @@ impl std::fmt::Display for Disagreement {
                 irreversible,
             } => write!(
                 f,
-                "version {version} ({description}) is applied and newer than this image, and cannot be undone from here: {}; nothing was undone; deploy the image that has it and undo it from there, or restore the schema by hand",
+                "version {version} ({description}) is applied, has no file in this image, and cannot be undone from here: {}; nothing was undone; undo it with the image that has its file, or by hand and then `crdb-migrate repair --version {version} --mark-not-applied`",
                 if *irreversible {
                     "it is irreversible (its file has no `-- @UNDO` section)"
                 } else {

@@ -132,6 +132,16 @@ fn count_and_target_cross_versions_this_image_has_no_file_for() {
     // Across the boundary: 3 with its stored undo, 2 with the older image's own file.
     crdb(&db, older.path(), &["rollback", "--target", "1"]).expect_code(0);
     assert_eq!((versions(&db), undos(&db)), ("1".into(), "4,3,2".into()));
+    // A version without a file whose row keeps no undo: the database disagrees (32).
+    crdb(&db, newer.path(), &["migrate"]).expect_code(0);
+    psql(
+        &db.url,
+        "UPDATE _migrations SET undo_sql = NULL, undo_no_transaction = NULL, undo_checksum = NULL WHERE version = 4",
+    );
+    let out = crdb(&db, older.path(), &["rollback"]);
+    out.expect_code(32);
+    assert!(out.stderr.contains("version 4"), "{}", out.stderr);
+    assert_eq!(versions(&db), "1,2,3,4");
 }
 
 #[test]

@@ -122,9 +122,11 @@ fn to_undo<'r>(
 }
 
 /// A down step for each of `chosen`, in order, with the file's undo or the stored one. Refused,
-/// naming every one at fault, when any has no undo (exit 32 for `--to-image`, whose versions are
-/// all newer than the image; 20 otherwise, as a request that cannot be met), and when a stored
-/// undo does not match its checksum or its file (32: the ledger was changed).
+/// naming every one at fault, when any has no undo: exit 32 when the ledger says so (a version
+/// without a file whose row keeps no undo or keeps it as irreversible; and always for
+/// `--to-image`, whose versions are all newer than the image), 20 when it is an irreversible file
+/// of this image (a request that cannot be met); and when a stored undo does not match its
+/// checksum or its file (32: the ledger was changed).
 fn undo_steps<'a>(
     set: &'a [Migration],
     chosen: &[&AppliedRow],
@@ -185,9 +187,10 @@ fn undo_steps<'a>(
     if !bad.is_empty() {
         return Err(Error::Disagreement(bad));
     }
+    let from_ledger = |m: &MissingUndo| !matches!(m, MissingUndo::Irreversible { .. });
     if missing.is_empty() {
         Ok(steps)
-    } else if to_image {
+    } else if to_image || missing.iter().any(from_ledger) {
         Err(Error::Disagreement(
             missing.iter().map(Disagreement::cannot_undo).collect(),
         ))

@@ -166,9 +166,16 @@ fn to_image_refuses_unstored_and_irreversible_newer_versions_naming_each() {
     );
     assert!(e.to_string().contains("irreversible"), "{e}");
     assert!(e.to_string().contains("before crdb-migrate kept"), "{e}");
-    // Asked by count, the same is a request that cannot be met (exit 20).
+    // Asked by count, the same: the ledger says it cannot be undone from here (exit 32).
     assert!(matches!(
         down(&files[..2], &rows, Rollback::Count(1), Allow::default()),
+        Err(Error::Disagreement(_))
+    ));
+    // An irreversible file of this image is a request that cannot be met (exit 20).
+    let (mut files, rows) = applied(2);
+    files[1].down = None;
+    assert!(matches!(
+        down(&files, &rows, Rollback::Count(1), Allow::default()),
         Err(Error::Refused(Refusal::MissingUndo(_)))
     ));
     // An image without files never means "undo everything".
