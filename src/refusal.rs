@@ -203,35 +203,6 @@ impl std::fmt::Display for Disagreement {
     }
 }
 
-impl Disagreement {
-    /// The `--to-image` refusal of a version `missing` names.
-    pub(crate) fn cannot_undo(missing: &MissingUndo) -> Disagreement {
-        match missing {
-            MissingUndo::NoFile {
-                version,
-                description,
-            } => Disagreement::CannotUndo {
-                version: *version,
-                description: description.clone(),
-                irreversible: false,
-            },
-            MissingUndo::IrreversibleKept {
-                version,
-                description,
-            } => Disagreement::CannotUndo {
-                version: *version,
-                description: description.clone(),
-                irreversible: true,
-            },
-            MissingUndo::Irreversible { version, file } => Disagreement::CannotUndo {
-                version: *version,
-                description: file.display().to_string(),
-                irreversible: true,
-            },
-        }
-    }
-}
-
 /// Why a rollback cannot undo a migration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -192,9 +192,29 @@ fn undo_steps<'a>(
         Ok(steps)
     } else if to_image || missing.iter().any(from_ledger) {
         Err(Error::Disagreement(
-            missing.iter().map(Disagreement::cannot_undo).collect(),
+            missing.iter().map(cannot_undo).collect(),
         ))
     } else {
         Err(Error::Refused(Refusal::MissingUndo(missing)))
+    }
+}
+
+/// The disagreement naming a version `missing` says cannot be undone from here.
+fn cannot_undo(missing: &MissingUndo) -> Disagreement {
+    let (version, description, irreversible) = match missing {
+        MissingUndo::NoFile {
+            version,
+            description,
+        } => (*version, description.clone(), false),
+        MissingUndo::IrreversibleKept {
+            version,
+            description,
+        } => (*version, description.clone(), true),
+        MissingUndo::Irreversible { version, file } => (*version, file.display().to_string(), true),
+    };
+    Disagreement::CannotUndo {
+        version,
+        description,
+        irreversible,
     }
 }
