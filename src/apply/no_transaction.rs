@@ -116,7 +116,7 @@ impl Applier<'_> {
         let statements = statements(step);
         let total = statements.len();
         // The journal: forward progress is statements_done >= 0; an undo in progress is
-        // recorded as -(k + 1) after k undo statements. A rerun resumes either after the
+        // recorded as -(k + 1) after k undo statements. Either way a rerun resumes after the
         // statements done (the plan reads the journal into `resume_from`).
         let mark = |k: usize| -> i64 { if up { k as i64 } else { -(k as i64) - 1 } };
         let first = step.resume_from.min(total);
