@@ -37,6 +37,10 @@ pub enum Disagreement {
         version: i64,
         /// Its file.
         file: PathBuf,
+        /// A rollback was undoing it (`@NO_TRANSACTION`) and stopped part-way: rerunning that
+        /// rollback resumes the undo.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        undoing: bool,
     },
     /// A pending file is older than the newest applied version.
     OutOfOrder {
@@ -140,9 +144,22 @@ impl std::fmt::Display for Disagreement {
                 short(recorded),
                 short(on_disk),
             ),
-            Disagreement::Dirty { version, file } => write!(
+            Disagreement::Dirty {
+                version,
+                file,
+                undoing: false,
+            } => write!(
                 f,
                 "version {version} ({}) is marked dirty: it may be partly applied; check the database by hand, then run `crdb-migrate repair --version {version} --mark-applied` or `--mark-not-applied`",
+                file.display()
+            ),
+            Disagreement::Dirty {
+                version,
+                file,
+                undoing: true,
+            } => write!(
+                f,
+                "version {version} ({}) is being undone: a rollback stopped part-way through its undo; run that rollback again to resume it, or check the database by hand, then run `crdb-migrate repair --version {version} --mark-applied` or `--mark-not-applied`",
                 file.display()
             ),
             Disagreement::OutOfOrder {

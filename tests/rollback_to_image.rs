@@ -264,8 +264,14 @@ fn a_no_transaction_undo_resumes_from_its_journal() {
         ),
         "dirty|-3"
     );
-    // migrate does not touch an undo in progress.
-    crdb(&db, newer.path(), &["migrate"]).expect_code(32);
+    // migrate does not touch an undo in progress, and says how to finish it.
+    let refused = crdb(&db, newer.path(), &["migrate"]);
+    refused.expect_code(32);
+    assert!(
+        refused.stderr.contains("run that rollback again"),
+        "{}",
+        refused.stderr
+    );
     // The rerun resumes at statement 3: the first two (an INSERT, a DROP of a table now gone)
     // are not run again.
     let again = crdb(&db, older.path(), &["rollback", "--to-image"]);

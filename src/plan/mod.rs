@@ -120,6 +120,7 @@ pub fn disagreements(set: &[Migration], rows: &[AppliedRow], allow: Allow) -> Ve
                     out.push(Disagreement::Dirty {
                         version: m.version,
                         file: m.path.clone(),
+                        undoing: row.statements_done < 0,
                     });
                 }
             }
