@@ -79,11 +79,12 @@ async fn from_tool(client: &Client, dir: &Path, tool: Tool) -> Result<Vec<i64>> 
     })
 }
 
-/// The row a baseline writes for one file, unfenced: the fence check ends the transaction.
+/// The row a baseline writes for one file, unfenced: the fence check ends the transaction. It
+/// keeps the file's undo like any recorded migration, so an older image can undo it too.
 fn insert_sql(t: &Tables) -> String {
     format!(
-        "INSERT INTO {} (version, description, applied_at, checksum, duration_ms, applied_by, fence, status, statements_done)
-         VALUES ($1::INT8, $2::TEXT, now(), $3::TEXT, 0, $4::TEXT, $5::INT8, 'applied', $6::INT8)",
+        "INSERT INTO {} (version, description, applied_at, checksum, duration_ms, applied_by, fence, status, statements_done, undo_sql, undo_no_transaction, undo_checksum)
+         VALUES ($1::INT8, $2::TEXT, now(), $3::TEXT, 0, $4::TEXT, $5::INT8, 'applied', $6::INT8, $7::TEXT, $8::BOOL, $9::TEXT)",
         t.ledger()
     )
 }
@@ -175,6 +176,9 @@ async fn record(
                         applied_by,
                         &f.token,
                         statements_done,
+                        &m.down,
+                        &m.no_transaction,
+                        &m.undo_checksum,
                     ],
                 )
                 .await

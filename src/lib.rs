@@ -141,7 +141,7 @@ pub mod parts {
     pub use crate::plan::{Direction, Phase, Step};
     pub use crate::status::{PhaseStatus, State, StatusRow};
     pub use crate::store::lease::LeaseInfo;
-    pub use crate::store::ledger::AppliedRow;
+    pub use crate::store::ledger::{AppliedRow, StoredUndo};
 }
 
 /// Reaching the database on its own, without a [`Migrator`]: the parsed URL

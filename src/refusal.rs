@@ -37,6 +37,10 @@ pub enum Disagreement {
         version: i64,
         /// Its file.
         file: PathBuf,
+        /// A rollback was undoing it (`@NO_TRANSACTION`) and stopped part-way: rerunning that
+        /// rollback resumes the undo.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        undoing: bool,
     },
     /// A pending file is older than the newest applied version.
     OutOfOrder {
@@ -75,6 +79,25 @@ pub enum Disagreement {
     LedgerNotEmpty {
         /// How many.
         rows: usize,
+    },
+    /// A rollback (`--to-image` above all) meets a version this image has no file for whose
+    /// ledger row keeps no undo (applied before undo was kept), or keeps it as irreversible.
+    CannotUndo {
+        /// The version.
+        version: i64,
+        /// Its recorded description.
+        description: String,
+        /// It is irreversible (else: applied before undo was stored).
+        irreversible: bool,
+    },
+    /// The undo a ledger row keeps does not match its checksum, or its file in this image.
+    StoredUndoBad {
+        /// The version.
+        version: i64,
+        /// Its recorded description.
+        description: String,
+        /// What does not match.
+        why: String,
     },
     /// A rollback was asked for while a forward migration is half applied.
     PartlyApplied {
@@ -121,9 +144,22 @@ impl std::fmt::Display for Disagreement {
                 short(recorded),
                 short(on_disk),
             ),
-            Disagreement::Dirty { version, file } => write!(
+            Disagreement::Dirty {
+                version,
+                file,
+                undoing: false,
+            } => write!(
                 f,
                 "version {version} ({}) is marked dirty: it may be partly applied; check the database by hand, then run `crdb-migrate repair --version {version} --mark-applied` or `--mark-not-applied`",
+                file.display()
+            ),
+            Disagreement::Dirty {
+                version,
+                file,
+                undoing: true,
+            } => write!(
+                f,
+                "version {version} ({}) is being undone: a rollback stopped part-way through its undo; run that rollback again to resume it, or check the database by hand, then run `crdb-migrate repair --version {version} --mark-applied` or `--mark-not-applied`",
                 file.display()
             ),
             Disagreement::OutOfOrder {
@@ -151,6 +187,27 @@ impl std::fmt::Display for Disagreement {
                 f,
                 "baseline refused: the ledger already has {rows} row(s); a baseline only starts a ledger (use `repair --mark-applied` for single versions)"
             ),
+            Disagreement::CannotUndo {
+                version,
+                description,
+                irreversible,
+            } => write!(
+                f,
+                "version {version} ({description}) is applied, has no file in this image, and cannot be undone from here: {}; nothing was undone; undo it with the image that has its file, or by hand and then `crdb-migrate repair --version {version} --mark-not-applied`",
+                if *irreversible {
+                    "it is irreversible (its file has no `-- @UNDO` section)"
+                } else {
+                    "it was applied before crdb-migrate kept each migration's undo in the ledger"
+                }
+            ),
+            Disagreement::StoredUndoBad {
+                version,
+                description,
+                why,
+            } => write!(
+                f,
+                "version {version} ({description}): {why}; nothing was undone; restore the row's undo_sql, undo_no_transaction and undo_checksum, or undo it with the image that has its file"
+            ),
             Disagreement::PartlyApplied {
                 version,
                 description,
@@ -165,8 +222,10 @@ impl std::fmt::Display for Disagreement {
 
 /// Why a rollback cannot undo a migration.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MissingUndo {
-    /// The version has no file in this image, so its undo SQL is unknown.
+    /// The version has no file in this image and its row keeps no undo (it was applied before
+    /// undo was kept in the ledger).
     NoFile {
         /// The version.
         version: i64,
@@ -180,6 +239,13 @@ pub enum MissingUndo {
         /// Its file.
         file: PathBuf,
     },
+    /// The version has no file in this image and its row records it as irreversible.
+    IrreversibleKept {
+        /// The version.
+        version: i64,
+        /// Its recorded description.
+        description: String,
+    },
 }
 
 impl std::fmt::Display for MissingUndo {
@@ -190,7 +256,14 @@ impl std::fmt::Display for MissingUndo {
                 description,
             } => write!(
                 f,
-                "version {version} ({description}) has no file in this image, so its undo SQL is unknown"
+                "version {version} ({description}) has no file in this image and its ledger row keeps no undo (it was applied before crdb-migrate kept undo in the ledger)"
+            ),
+            MissingUndo::IrreversibleKept {
+                version,
+                description,
+            } => write!(
+                f,
+                "version {version} ({description}) is irreversible: its file had no `-- @UNDO` section"
             ),
             MissingUndo::Irreversible { version, file } => write!(
                 f,
@@ -236,6 +309,8 @@ pub enum Refusal {
         /// The target.
         target: i64,
     },
+    /// `rollback --to-image` in an image without migration files.
+    NoFilesInImage,
     /// Undo SQL is missing for migrations the rollback would cross.
     MissingUndo(Vec<MissingUndo>),
     /// `baseline --from TOOL`: that tool's history table is not in this database.
@@ -284,6 +359,9 @@ impl std::fmt::Display for Refusal {
             Refusal::UnknownRollbackTarget { target } => write!(
                 f,
                 "rollback target {target} is neither applied nor a migration file; use 0 to undo everything"
+            ),
+            Refusal::NoFilesInImage => f.write_str(
+                "rollback --to-image: this image has no migration files, so it would undo every migration; check MIGRATIONS_DIR, or use `rollback --target 0` to mean that",
             ),
             Refusal::MissingUndo(missing) => {
                 f.write_str("rollback refused before anything ran:")?;

@@ -67,8 +67,7 @@ pub async fn repair(
                 return Err(no_row("is not applied; nothing to accept"));
             }
             let write = AcceptChecksum {
-                version: &version,
-                checksum: &m.checksum,
+                migration: m,
                 fence: f,
             };
             client

@@ -222,6 +222,7 @@ pub(crate) mod tests {
             fence: Some(1),
             dirty: false,
             statements_done: 0,
+            undo: Default::default(),
         }
     }
 
@@ -356,12 +357,12 @@ pub(crate) mod tests {
             target: 3,
             steps: vec![
                 Step {
-                    migration: &set[1],
+                    migration: std::borrow::Cow::Borrowed(&set[1]),
                     direction: Direction::Up,
                     resume_from: 0,
                 },
                 Step {
-                    migration: &set[2],
+                    migration: std::borrow::Cow::Borrowed(&set[2]),
                     direction: Direction::Up,
                     resume_from: 0,
                 },
@@ -377,7 +378,7 @@ pub(crate) mod tests {
             current: 3,
             target: 1,
             steps: vec![Step {
-                migration: &set[2],
+                migration: std::borrow::Cow::Borrowed(&set[2]),
                 direction: Direction::Down,
                 resume_from: 0,
             }],

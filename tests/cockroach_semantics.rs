@@ -673,7 +673,7 @@ DROP TABLE notes;
 }
 
 #[test]
-fn no_transaction_undo_failure_marks_dirty_and_migrate_then_refuses() {
+fn no_transaction_undo_failure_marks_dirty_migrate_refuses_and_rollback_resumes() {
     let db = semantics_db("nt_undo");
     let dir = dir_with(&[(
         "1_pair.sql",
@@ -696,25 +696,30 @@ fn no_transaction_undo_failure_marks_dirty_and_migrate_then_refuses() {
     assert!(table_exists(&db, "u1"));
     // One undo statement done: journaled as -(1 + 1).
     assert_eq!(row_state(&db, 1), "dirty|-2");
-    for args in [&["migrate"][..], &["rollback"][..]] {
-        let again = crdb(&db, dir.path(), args);
-        again.expect_code(32);
-        assert!(
-            again
-                .stderr
-                .contains("crdb-migrate repair --version 1 --mark-applied"),
-            "{}",
-            again.stderr
-        );
-    }
-    // The operator finishes the undo by hand and says so; migrate then applies it afresh.
-    psql(&db.url, "DROP TABLE u1;");
-    crdb(
-        &db,
-        dir.path(),
-        &["repair", "--version", "1", "--mark-not-applied"],
-    )
-    .expect_code(0);
+    // migrate leaves an undo in progress alone.
+    let again = crdb(&db, dir.path(), &["migrate"]);
+    again.expect_code(32);
+    assert!(
+        again
+            .stderr
+            .contains("crdb-migrate repair --version 1 --mark-applied"),
+        "{}",
+        again.stderr
+    );
+    // A rollback resumes at the failed statement (not at the first, whose table is gone).
+    let again = crdb(&db, dir.path(), &["rollback"]);
+    again.expect_code(31);
+    assert!(
+        again.stderr.contains("statement 2 of 3"),
+        "{}",
+        again.stderr
+    );
+    assert_eq!(row_state(&db, 1), "dirty|-2");
+    // The cause fixed outside, the rerun finishes the undo.
+    psql(&db.url, "CREATE TABLE not_there (id INT);");
+    crdb(&db, dir.path(), &["rollback"]).expect_code(0);
+    assert!(!table_exists(&db, "u1") && !table_exists(&db, "not_there"));
+    assert_eq!(ledger_rows(&db), "");
     crdb(&db, dir.path(), &["migrate"]).expect_code(0);
     assert!(table_exists(&db, "u1") && table_exists(&db, "u2"));
     assert_eq!(row_state(&db, 1), "applied|2");

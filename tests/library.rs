@@ -4,6 +4,7 @@
 
 mod support;
 
+use crdb_migrate::parts::StoredUndo;
 use crdb_migrate::{Config, Error, Goal, Migrator, Rollback, Run, blocking};
 use support::{fresh_db, psql};
 
@@ -44,6 +45,12 @@ fn the_blocking_migrator_does_the_everyday_operations() {
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r.applied_at.is_some()));
     assert_eq!(m.migrate(None).expect("no-op"), 0);
+    // The ledger keeps the undo: rows carry it, and nothing is newer than this image.
+    assert!(
+        rows.iter()
+            .all(|r| matches!(r.undo, StoredUndo::Sql { .. }))
+    );
+    assert_eq!(m.rollback(Rollback::ToImage).expect("nothing newer"), 0);
     assert_eq!(m.rollback(Rollback::Count(1)).expect("rollback 1"), 1);
     assert_eq!(m.current_version().expect("current"), set[0].version);
     assert_eq!(m.rollback(Rollback::Target(0)).expect("rollback all"), 1);

@@ -264,6 +264,30 @@ fn take_over(case: &Case) {
 
     // The other tool's table was only read: switching back stays possible.
     assert_eq!(dump(&db, case.table), foreign_before, "{}", case.tool);
+
+    // Every row keeps its undo, the baselined ones included: the image before the new file
+    // (the same directory without it) undoes it from the ledger alone.
+    let kept = "SELECT count(*) FROM _migrations \
+                WHERE undo_sql IS NOT NULL AND undo_no_transaction IS NOT NULL AND length(undo_checksum) = 64";
+    assert_eq!(count(&db, kept), 3, "{}", case.tool);
+    fs::remove_file(dir.join(NEW_FILE.0)).expect("remove");
+    let back = crdb(&db, &dir, &["rollback", "--to-image"]);
+    back.expect_code(0);
+    assert_eq!(
+        back.events_named("migration.rolled_back").len(),
+        1,
+        "{}",
+        case.tool
+    );
+    assert_eq!(account_columns(&db), "id,name", "{}", case.tool);
+    assert_eq!(versions(&db), case.want, "{}", case.tool);
+    crdb(&db, &dir, &["rollback", "--to-image"]).expect_code(0);
+    assert_eq!(
+        versions(&db),
+        case.want,
+        "{}: a rerun does nothing",
+        case.tool
+    );
 }
 
 /// A dirty, failed or unmatched foreign history: baseline refuses (32) naming the rows, and

@@ -27,7 +27,8 @@ use tempfile::TempDir;
 const LEDGER_COLUMNS: &str = "version BIGINT PRIMARY KEY, description TEXT NOT NULL, \
      applied_at TIMESTAMPTZ NOT NULL DEFAULT now(), checksum TEXT, duration_ms BIGINT, \
      applied_by TEXT, fence BIGINT, status TEXT NOT NULL DEFAULT 'applied', \
-     statements_done BIGINT NOT NULL DEFAULT 0";
+     statements_done BIGINT NOT NULL DEFAULT 0, undo_sql TEXT, undo_no_transaction BOOLEAN, \
+     undo_checksum TEXT";
 /// The lease table's columns exactly as `src/store/setup.rs` creates them.
 const LEASE_COLUMNS: &str = "id INT8 PRIMARY KEY, holder TEXT, fence INT8 NOT NULL DEFAULT 0, \
      expires_at TIMESTAMPTZ, acquired_at TIMESTAMPTZ";
@@ -305,7 +306,8 @@ fn assert_adopted(db: &TestDb) {
             db,
             "SELECT count(*) FROM information_schema.columns WHERE table_name = '_migrations'"
         ),
-        9
+        12,
+        "the three seed columns, six of ours and the three of the stored undo"
     );
     assert_eq!(count(db, "SELECT count(*) FROM _migrations"), N);
     // Version 1 was the older client's: not run again.

@@ -80,8 +80,8 @@ fn quoted(message: &str) -> Option<&str> {
 }
 
 /// The statements a step runs.
-pub(super) fn statements<'s>(step: &Step<'s>) -> &'s [Statement] {
-    let m = step.migration;
+pub(super) fn statements<'s>(step: &'s Step<'_>) -> &'s [Statement] {
+    let m = &*step.migration;
     match step.direction {
         Direction::Up => &m.up_statements,
         Direction::Down => m.down_statements.as_deref().unwrap_or(&[]),

@@ -197,7 +197,7 @@ impl<'a> Applier<'a> {
     pub async fn run(&self, plan: &Plan<'_>, progress: &Progress) -> Result<()> {
         for step in &plan.steps {
             self.check_go_on(|| "the heartbeat found the lease expired or taken".into())?;
-            let m = step.migration;
+            let m = &*step.migration;
             tracing::info!(
                 event = events::MIGRATION_STARTED,
                 version = m.version,
@@ -323,12 +323,12 @@ enum Finish<'w> {
 
 impl<'w> Finish<'w> {
     fn new(
-        step: &Step<'w>,
+        step: &'w Step<'_>,
         fence: &'w Fence,
         duration_ms: Option<i64>,
         statements_done: i64,
     ) -> Finish<'w> {
-        let m = step.migration;
+        let m = &*step.migration;
         match step.direction {
             Direction::Up => Finish::Record(Record {
                 migration: m,

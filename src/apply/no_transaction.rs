@@ -99,7 +99,7 @@ impl Applier<'_> {
     }
 
     pub(super) async fn step_no_transaction(&self, step: &Step<'_>) -> Result<()> {
-        let m = step.migration;
+        let m = &*step.migration;
         let saved = self
             .set_session_limits(m)
             .await
@@ -111,14 +111,15 @@ impl Applier<'_> {
 
     async fn no_transaction_statements(&self, step: &Step<'_>) -> Result<()> {
         let started = Instant::now();
-        let m = step.migration;
+        let m = &*step.migration;
         let up = step.direction == Direction::Up;
         let statements = statements(step);
         let total = statements.len();
         // The journal: forward progress is statements_done >= 0; an undo in progress is
-        // recorded as -(k + 1) after k undo statements, which a rerun never resumes.
+        // recorded as -(k + 1) after k undo statements. Either way a rerun resumes after the
+        // statements done (the plan reads the journal into `resume_from`).
         let mark = |k: usize| -> i64 { if up { k as i64 } else { -(k as i64) - 1 } };
-        let first = if up { step.resume_from.min(total) } else { 0 };
+        let first = step.resume_from.min(total);
         if first > 0 {
             tracing::info!(
                 event = events::MIGRATION_STARTED,
@@ -182,7 +183,7 @@ impl Applier<'_> {
         e: tokio_postgres::Error,
         journal: i64,
     ) -> Error {
-        let m = step.migration;
+        let m = &*step.migration;
         let up = step.direction == Direction::Up;
         // The statement never took effect and the journal says where we are, so a rerun
         // resumes here: a transient outcome (exit 13), not a dirty failure.
@@ -237,7 +238,7 @@ impl Applier<'_> {
             if up {
                 "; fix the cause, then run migrate again to resume"
             } else {
-                ""
+                "; fix the cause, then run the rollback again to resume"
             }
         );
         self.dirty(m, journal, message).await

@@ -103,7 +103,7 @@ fn in_flight_after(done: Part, n: usize) -> usize {
 
 impl Applier<'_> {
     pub(super) async fn step_transaction(&self, step: &Step<'_>) -> Result<()> {
-        let m = step.migration;
+        let m = &*step.migration;
         let mut lock_delays = backoff::lock_retry(self.settings.lock_retries);
         let mut lock_attempt = 1u32;
         loop {
@@ -153,7 +153,7 @@ impl Applier<'_> {
         part: Part,
         attempts: u32,
     ) -> Error {
-        let m = step.migration;
+        let m = &*step.migration;
         let sqls = statements(step);
         let relations = match part {
             Part::Statement(i) => crate::jobs::words_of(&sqls[i].text),
@@ -212,7 +212,7 @@ impl Applier<'_> {
     /// Sends every part of the step's flight at once, watched for `migration.progress`; the
     /// parts and the server's reply to each, in order.
     async fn send_flight(&self, step: &Step<'_>) -> (Vec<Part>, Vec<Reply>) {
-        let m = step.migration;
+        let m = &*step.migration;
         let sqls = statements(step);
         let f = &self.lease.fence;
         let check = FenceCheck { fence: f };
@@ -266,7 +266,7 @@ impl Applier<'_> {
     /// back): replay on 40001, try again after a lock timeout, else stop — with the migration
     /// marked dirty when the COMMIT's outcome is unknown.
     async fn failure(&self, step: &Step<'_>, part: Part, e: tokio_postgres::Error) -> Fail {
-        let m = step.migration;
+        let m = &*step.migration;
         if sqlstate::is_retry(&e) {
             return Fail::Retry;
         }

@@ -62,14 +62,19 @@ pub(crate) enum Command {
         #[arg(long)]
         target: Option<String>,
     },
-    /// Undo the newest migration, the newest N, or every one above a version.
+    /// Undo the newest migration, the newest N, every one above a version, or every one newer
+    /// than this image.
     Rollback {
         /// Undo the newest N applied migrations.
-        #[arg(long, conflicts_with = "target")]
+        #[arg(long, conflicts_with_all = ["target", "to_image"])]
         count: Option<usize>,
         /// Undo every applied migration above this version (0: all).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "to_image")]
         target: Option<String>,
+        /// Undo every applied migration newer than this image's newest file, with the undo the
+        /// ledger keeps (what an older release runs when it is rolled back to).
+        #[arg(long)]
+        to_image: bool,
     },
     /// Show applied, pending, dirty and unknown migrations and the lease.
     Status {

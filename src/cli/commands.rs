@@ -19,7 +19,11 @@ pub(crate) fn parse_version(name: &str, v: &str) -> Result<i64, Error> {
 pub(crate) async fn run(migrator: &Migrator, command: Command) -> Outcome {
     let goal = match command {
         Command::Migrate { target } => migrate_goal(migrator, target),
-        Command::Rollback { count, target } => rollback_goal(count, target),
+        Command::Rollback {
+            count,
+            target,
+            to_image,
+        } => rollback_goal(count, target, to_image),
         other => {
             let stop = migrator.stop();
             let result = stop.or_abandoned(other_command(migrator, other)).await;
@@ -47,8 +51,15 @@ fn migrate_goal(migrator: &Migrator, target: Option<String>) -> Result<Goal, Err
     Ok(Goal::Up(target.or(migrator.config().target_version)))
 }
 
-/// `rollback [--count N | --target V]`: the newest one when neither is given.
-fn rollback_goal(count: Option<usize>, target: Option<String>) -> Result<Goal, Error> {
+/// `rollback [--count N | --target V | --to-image]`: the newest one when none is given.
+fn rollback_goal(
+    count: Option<usize>,
+    target: Option<String>,
+    to_image: bool,
+) -> Result<Goal, Error> {
+    if to_image {
+        return Ok(Goal::ToImage);
+    }
     Ok(match (count, target) {
         (_, Some(t)) => Goal::Down(parse_version("--target", &t)?),
         (Some(n), None) => Goal::DownBy(n),

@@ -126,7 +126,7 @@ fn boundary_line(version: i64) -> String {
 }
 
 fn step_line(s: &Step, warnings: &[Warning]) -> String {
-    let m = s.migration;
+    let m = &*s.migration;
     let arrow = match s.direction {
         Direction::Up => "apply",
         Direction::Down => "undo ",

@@ -303,7 +303,7 @@ pub(crate) fn words_of_steps(plan: &crate::plan::Plan<'_>) -> Vec<String> {
         .steps
         .iter()
         .flat_map(|s| {
-            let m = s.migration;
+            let m = &*s.migration;
             match s.direction {
                 crate::plan::Direction::Up => m.up_statements.as_slice(),
                 crate::plan::Direction::Down => m.down_statements.as_deref().unwrap_or(&[]),

@@ -18,6 +18,10 @@ pub enum Goal {
     /// Undo the newest N applied migrations: becomes [`Goal::Down`] at the run's first read
     /// of the ledger.
     DownBy(usize),
+    /// Undo every applied migration newer than the newest file of this image, with the undo
+    /// the ledger keeps (`rollback --to-image`). The image's files do not change during a run,
+    /// so this needs no fixing.
+    ToImage,
 }
 
 impl From<Rollback> for Goal {
@@ -25,6 +29,7 @@ impl From<Rollback> for Goal {
         match how {
             Rollback::Count(n) => Goal::DownBy(n),
             Rollback::Target(v) => Goal::Down(v),
+            Rollback::ToImage => Goal::ToImage,
         }
     }
 }
@@ -42,6 +47,7 @@ impl Goal {
             Goal::Up(target) => Ok(up(set, rows, target, allow)?.in_phase(phase)),
             Goal::Down(version) => down(set, rows, Rollback::Target(version), allow),
             Goal::DownBy(n) => down(set, rows, Rollback::Count(n), allow),
+            Goal::ToImage => down(set, rows, Rollback::ToImage, allow),
         }
     }
 
@@ -80,6 +86,7 @@ mod tests {
             fence: None,
             dirty: false,
             statements_done: 0,
+            undo: Default::default(),
         }
     }
 

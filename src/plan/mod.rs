@@ -3,16 +3,20 @@
 //! targets, missing undo), and the expand/contract phase boundary (`MIGRATE_PHASE`). No
 //! database here, so it is unit-tested on its own.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Error, Result};
-use crate::refusal::{Disagreement, MissingUndo, Refusal};
+use crate::refusal::{Disagreement, Refusal};
 use crate::source::Migration;
 use crate::store::ledger::AppliedRow;
 
+mod down;
 mod goal;
 mod phase;
+mod stored;
 
+pub use down::down;
 pub use goal::Goal;
 pub use phase::{Phase, boundary};
 // Named by the unit tests; the rest of the crate reads it off `boundary`'s result.
@@ -42,8 +46,9 @@ impl Direction {
 /// One step: one migration applied or undone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step<'a> {
-    /// The migration.
-    pub migration: &'a Migration,
+    /// The migration: a file of the set, or (undoing a version this image has no file for) one
+    /// rebuilt from the undo its ledger row keeps.
+    pub migration: Cow<'a, Migration>,
     /// Up or down.
     pub direction: Direction,
     /// For a `@NO_TRANSACTION` migration left dirty: statements already done, to skip.
@@ -82,6 +87,10 @@ pub enum Rollback {
     Count(usize),
     /// Every applied migration above this version (0: all).
     Target(i64),
+    /// Every applied migration newer than the newest file of this image, with the undo the
+    /// ledger keeps (`rollback --to-image`): what an older release runs when it is rolled back
+    /// to.
+    ToImage,
 }
 
 /// Where the database and the files disagree, each with what to do.
@@ -111,6 +120,7 @@ pub fn disagreements(set: &[Migration], rows: &[AppliedRow], allow: Allow) -> Ve
                     out.push(Disagreement::Dirty {
                         version: m.version,
                         file: m.path.clone(),
+                        undoing: row.statements_done < 0,
                     });
                 }
             }
@@ -138,7 +148,11 @@ pub fn disagreements(set: &[Migration], rows: &[AppliedRow], allow: Allow) -> Ve
 }
 
 fn check(set: &[Migration], rows: &[AppliedRow], allow: Allow) -> Result<()> {
-    let d = disagreements(set, rows, allow);
+    check_disagreements(disagreements(set, rows, allow))
+}
+
+/// `Ok` when `d` is empty, else the disagreements as the error.
+fn check_disagreements(d: Vec<Disagreement>) -> Result<()> {
     if d.is_empty() {
         Ok(())
     } else {
@@ -190,13 +204,13 @@ pub fn up<'a>(
         .filter(|m| m.version <= target)
         .filter_map(|m| match by_version.get(&m.version) {
             None => Some(Step {
-                migration: m,
+                migration: Cow::Borrowed(m),
                 direction: Direction::Up,
                 resume_from: 0,
             }),
             // A dirty no-transaction migration with an unchanged file resumes (checked above).
             Some(r) if r.dirty => Some(Step {
-                migration: m,
+                migration: Cow::Borrowed(m),
                 direction: Direction::Up,
                 resume_from: usize::try_from(r.statements_done).unwrap_or(0),
             }),
@@ -212,106 +226,6 @@ pub fn up<'a>(
     })
 }
 
-/// The plan for `rollback`. Every undo must exist before anything runs.
-pub fn down<'a>(
-    set: &'a [Migration],
-    rows: &[AppliedRow],
-    how: Rollback,
-    allow: Allow,
-) -> Result<Plan<'a>> {
-    // Rollback applies nothing, so a pending older file is no reason to refuse it.
-    let allow = Allow {
-        out_of_order: true,
-        ..allow
-    };
-    check(set, rows, allow)?;
-    let cur = rows.iter().map(|r| r.version).max().unwrap_or(0);
-    let chosen = to_undo(set, rows, how)?;
-    // A half-applied forward migration would be undone by SQL written for a whole one.
-    if let Some(r) = rows.iter().find(|r| r.dirty) {
-        return Err(Error::Disagreement(vec![Disagreement::PartlyApplied {
-            version: r.version,
-            description: r.description.clone(),
-            statements_done: r.statements_done,
-        }]));
-    }
-    let steps = undo_steps(set, &chosen)?;
-    let target = rows
-        .iter()
-        .map(|r| r.version)
-        .filter(|v| !chosen.iter().any(|c| c.version == *v))
-        .max()
-        .unwrap_or(0);
-    Ok(Plan {
-        current: cur,
-        target,
-        steps,
-        phase: None,
-        held_back: Vec::new(),
-    })
-}
-
-/// The applied rows `how` picks to undo, newest first; a count or target that does not fit
-/// what is applied is refused.
-fn to_undo<'r>(
-    set: &[Migration],
-    rows: &'r [AppliedRow],
-    how: Rollback,
-) -> Result<Vec<&'r AppliedRow>> {
-    let mut applied: Vec<&AppliedRow> = rows.iter().collect();
-    applied.sort_by_key(|r| std::cmp::Reverse(r.version));
-    match how {
-        Rollback::Count(n) => {
-            // A typo here would undo everything: --count must match what is applied.
-            if n == 0 || n > applied.len() {
-                return Err(Error::Refused(Refusal::BadCount {
-                    count: n,
-                    applied: applied.len(),
-                }));
-            }
-            Ok(applied.into_iter().take(n).collect())
-        }
-        Rollback::Target(t) => {
-            if t < 0 {
-                return Err(Error::Refused(Refusal::NegativeTarget { target: t }));
-            }
-            if t != 0 && !rows.iter().any(|r| r.version == t) && !set.iter().any(|m| m.version == t)
-            {
-                return Err(Error::Refused(Refusal::UnknownRollbackTarget { target: t }));
-            }
-            Ok(applied.into_iter().filter(|r| r.version > t).collect())
-        }
-    }
-}
-
-/// A down step for each of `chosen`, in order; refused, naming every one, when any has no
-/// file or no undo SQL.
-fn undo_steps<'a>(set: &'a [Migration], chosen: &[&AppliedRow]) -> Result<Vec<Step<'a>>> {
-    let mut steps = Vec::new();
-    let mut missing = Vec::new();
-    for r in chosen {
-        match set.iter().find(|m| m.version == r.version) {
-            None => missing.push(MissingUndo::NoFile {
-                version: r.version,
-                description: r.description.clone(),
-            }),
-            Some(m) if m.down.is_none() => missing.push(MissingUndo::Irreversible {
-                version: m.version,
-                file: m.path.clone(),
-            }),
-            Some(m) => steps.push(Step {
-                migration: m,
-                direction: Direction::Down,
-                resume_from: 0,
-            }),
-        }
-    }
-    if !missing.is_empty() {
-        return Err(Error::Refused(Refusal::MissingUndo(missing)));
-    }
-    Ok(steps)
-}
-
 fn dir_of(set: &[Migration]) -> String {
     set.first()
         .and_then(|m| m.path.parent())
@@ -319,5 +233,7 @@ fn dir_of(set: &[Migration]) -> String {
         .unwrap_or_else(|| "the migrations directory".into())
 }
 
+#[cfg(test)]
+mod down_tests;
 #[cfg(test)]
 mod tests;

@@ -44,7 +44,7 @@ impl<'a> Plan<'a> {
         {
             return self;
         }
-        let b = boundary(self.steps.iter().map(|s| s.migration));
+        let b = boundary(self.steps.iter().map(|s| &*s.migration));
         self.held_back = self.steps.split_off(b.expand);
         if !self.held_back.is_empty() {
             self.target = self
@@ -67,7 +67,7 @@ impl<'a> Plan<'a> {
             self.steps
                 .iter()
                 .chain(&self.held_back)
-                .map(|s| s.migration),
+                .map(|s| &*s.migration),
         )
         .first_contract
     }

@@ -27,6 +27,7 @@ fn row(v: i64) -> AppliedRow {
         fence: None,
         dirty: false,
         statements_done: 0,
+        undo: Default::default(),
     }
 }
 

@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use name::{file_name, parse_name, slugify};
-pub use parse::parse;
+pub use parse::{parse, undo_checksum};
 pub use scan::{read_file, taken_versions};
 use split::Statement;
 
@@ -100,6 +100,9 @@ pub struct Migration {
     pub contract: bool,
     /// SHA-256 hex of the normalised forward and undo SQL (docs/file-format.md, "Checksum").
     pub checksum: String,
+    /// [`undo_checksum`] of the undo SQL and its mode, kept in the ledger beside the stored
+    /// undo; `None` exactly when `down` is `None`.
+    pub undo_checksum: Option<String>,
 }
 
 #[cfg(test)]
@@ -121,6 +124,7 @@ impl Migration {
             lock_timeout: None,
             contract: false,
             checksum: String::new(),
+            undo_checksum: None,
         }
     }
 }

@@ -34,9 +34,25 @@ pub fn checksum(up: &str, down: Option<&str>) -> String {
         hasher.update(b"\n-- @UNDO\n");
         hasher.update(normalise(down).as_bytes());
     }
-    let digest = hasher.finalize();
+    hex(&hasher.finalize())
+}
+
+/// The undo checksum kept in the ledger beside a migration's stored undo: SHA-256 (hex) of a
+/// `-- @NO_TRANSACTION` line when the undo runs without a transaction, then the normalised undo
+/// SQL (normalised as for [`checksum`]). It covers what runs and how, so a stored undo whose text
+/// or mode was changed in the table is caught before it runs.
+pub fn undo_checksum(down: &str, no_transaction: bool) -> String {
+    let mut hasher = Sha256::new();
+    if no_transaction {
+        hasher.update(b"-- @NO_TRANSACTION\n");
+    }
+    hasher.update(normalise(down).as_bytes());
+    hex(&hasher.finalize())
+}
+
+fn hex(digest: &[u8]) -> String {
     let mut hex = String::with_capacity(64);
-    for b in digest.iter() {
+    for b in digest {
         hex.push_str(&format!("{b:02x}"));
     }
     hex
@@ -108,6 +124,9 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Migration, Vec<Problem>> {
         slug,
         path: path.to_path_buf(),
         checksum: checksum(&up, down.as_deref()),
+        undo_checksum: down
+            .as_deref()
+            .map(|d| undo_checksum(d, directives.no_transaction)),
         up,
         down,
         up_statements,

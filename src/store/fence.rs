@@ -20,6 +20,14 @@ pub struct Fence {
     pub ttl_ms: i64,
 }
 
+/// The stored undo's columns, written by every statement that records a migration: its undo
+/// section (NULL: irreversible), whether that runs without a transaction (NULL only in rows
+/// written before undo was stored) and its checksum (`source::undo_checksum`). They ride in the
+/// row's own statement, so they commit with it and cost no round trip.
+const UNDO_COLUMNS: &str = "undo_sql, undo_no_transaction, undo_checksum";
+/// Their update when the row is already there.
+const UNDO_UPDATE: &str = "undo_sql = excluded.undo_sql, undo_no_transaction = excluded.undo_no_transaction, undo_checksum = excluded.undo_checksum";
+
 /// A bound parameter.
 pub type Param<'a> = &'a (dyn ToSql + Sync);
 
@@ -69,13 +77,13 @@ impl FencedWrite for Record<'_> {
     fn sql(t: &Tables) -> String {
         format!(
             "WITH {lease_ok}
-         INSERT INTO {l} (version, description, applied_at, checksum, duration_ms, applied_by, fence, status, statements_done)
+         INSERT INTO {l} (version, description, applied_at, checksum, duration_ms, applied_by, fence, status, statements_done, {UNDO_COLUMNS})
          SELECT $1::INT8, $2::TEXT, now(), $3::TEXT,
                 COALESCE($4::INT8, (EXTRACT(EPOCH FROM clock_timestamp() - now()) * 1000)::INT8),
-                $5::TEXT, $6::INT8, 'applied', $8::INT8 FROM lease_ok
+                $5::TEXT, $6::INT8, 'applied', $8::INT8, $9::TEXT, $10::BOOL, $11::TEXT FROM lease_ok
          ON CONFLICT (version) DO UPDATE SET description = excluded.description, applied_at = excluded.applied_at,
             checksum = excluded.checksum, duration_ms = excluded.duration_ms, applied_by = excluded.applied_by,
-            fence = excluded.fence, status = excluded.status, statements_done = excluded.statements_done",
+            fence = excluded.fence, status = excluded.status, statements_done = excluded.statements_done, {UNDO_UPDATE}",
             lease_ok = lease_ok(t, "$5", "$6", "$7"),
             l = t.ledger()
         )
@@ -92,6 +100,9 @@ impl FencedWrite for Record<'_> {
             &self.fence.token,
             &self.fence.ttl_ms,
             &self.statements_done,
+            &m.down,
+            &m.no_transaction,
+            &m.undo_checksum,
         ]
     }
 }
@@ -147,12 +158,12 @@ impl Checked<'_> {
     /// The statement recording a migration.
     pub fn up_sql(t: &Tables) -> String {
         format!(
-            "INSERT INTO {l} (version, description, applied_at, checksum, duration_ms, applied_by, fence, status, statements_done)
+            "INSERT INTO {l} (version, description, applied_at, checksum, duration_ms, applied_by, fence, status, statements_done, {UNDO_COLUMNS})
          VALUES ($1::INT8, $2::TEXT, now(), $3::TEXT, (EXTRACT(EPOCH FROM clock_timestamp() - now()) * 1000)::INT8,
-            $4::TEXT, $5::INT8, 'applied', 0)
+            $4::TEXT, $5::INT8, 'applied', 0, $6::TEXT, $7::BOOL, $8::TEXT)
          ON CONFLICT (version) DO UPDATE SET description = excluded.description, applied_at = excluded.applied_at,
             checksum = excluded.checksum, duration_ms = excluded.duration_ms, applied_by = excluded.applied_by,
-            fence = excluded.fence, status = excluded.status, statements_done = excluded.statements_done",
+            fence = excluded.fence, status = excluded.status, statements_done = excluded.statements_done, {UNDO_UPDATE}",
             l = t.ledger()
         )
     }
@@ -174,6 +185,9 @@ impl Checked<'_> {
                 &m.checksum,
                 &fence.holder,
                 &fence.token,
+                &m.down,
+                &m.no_transaction,
+                &m.undo_checksum,
             ],
             Checked::Down { version } => vec![*version],
         }
@@ -223,10 +237,10 @@ impl FencedWrite for MarkDirty<'_> {
     fn sql(t: &Tables) -> String {
         format!(
             "WITH {lease_ok}
-         INSERT INTO {l} (version, description, applied_at, checksum, applied_by, fence, status, statements_done)
-         SELECT $1::INT8, $2::TEXT, now(), $3::TEXT, $5::TEXT, $6::INT8, 'dirty', $4::INT8 FROM lease_ok
+         INSERT INTO {l} (version, description, applied_at, checksum, applied_by, fence, status, statements_done, {UNDO_COLUMNS})
+         SELECT $1::INT8, $2::TEXT, now(), $3::TEXT, $5::TEXT, $6::INT8, 'dirty', $4::INT8, $8::TEXT, $9::BOOL, $10::TEXT FROM lease_ok
          ON CONFLICT (version) DO UPDATE SET status = 'dirty', statements_done = excluded.statements_done,
-            checksum = excluded.checksum, applied_by = excluded.applied_by, fence = excluded.fence",
+            checksum = excluded.checksum, applied_by = excluded.applied_by, fence = excluded.fence, {UNDO_UPDATE}",
             lease_ok = lease_ok(t, "$5", "$6", "$7"),
             l = t.ledger()
         )
@@ -242,6 +256,9 @@ impl FencedWrite for MarkDirty<'_> {
             &self.fence.holder,
             &self.fence.token,
             &self.fence.ttl_ms,
+            &m.down,
+            &m.no_transaction,
+            &m.undo_checksum,
         ]
     }
 }
@@ -278,12 +295,11 @@ impl FencedWrite for Restore<'_> {
     }
 }
 
-/// Replaces a row's checksum with the file's (`repair --accept-checksum`), fenced.
+/// Replaces a row's checksum and stored undo with the file's (`repair --accept-checksum`),
+/// fenced: the edited file's undo is the one a rollback will run.
 pub struct AcceptChecksum<'a> {
-    /// The version.
-    pub version: &'a i64,
-    /// The file's checksum.
-    pub checksum: &'a String,
+    /// The file.
+    pub migration: &'a Migration,
     /// Our lease identity.
     pub fence: &'a Fence,
 }
@@ -292,104 +308,27 @@ impl FencedWrite for AcceptChecksum<'_> {
     fn sql(t: &Tables) -> String {
         format!(
             "WITH {lease_ok}
-         UPDATE {l} SET checksum = $2::TEXT WHERE version = $1::INT8 AND EXISTS (SELECT 1 FROM lease_ok)",
+         UPDATE {l} SET checksum = $2::TEXT, undo_sql = $6::TEXT, undo_no_transaction = $7::BOOL, undo_checksum = $8::TEXT
+         WHERE version = $1::INT8 AND EXISTS (SELECT 1 FROM lease_ok)",
             lease_ok = lease_ok(t, "$3", "$4", "$5"),
             l = t.ledger()
         )
     }
 
     fn params(&self) -> Vec<Param<'_>> {
+        let m = self.migration;
         vec![
-            self.version,
-            self.checksum,
+            &m.version,
+            &m.checksum,
             &self.fence.holder,
             &self.fence.token,
             &self.fence.ttl_ms,
+            &m.down,
+            &m.no_transaction,
+            &m.undo_checksum,
         ]
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::TableName;
-
-    fn tables() -> Tables {
-        Tables::new(&TableName::default())
-    }
-
-    #[test]
-    fn every_fenced_write_extends_our_unexpired_lease() {
-        let t = tables();
-        for sql in [
-            Record::sql(&t),
-            Unrecord::sql(&t),
-            MarkDirty::sql(&t),
-            AcceptChecksum::sql(&t),
-            Restore::sql(&t),
-            FenceCheck::sql(&t),
-        ] {
-            assert!(sql.starts_with("WITH lease_ok AS (UPDATE \"_migrations_lease\" SET expires_at = clock_timestamp()"), "{sql}");
-            assert!(
-                sql.contains("expires_at > clock_timestamp()) RETURNING fence)")
-                    || sql.contains("expires_at > clock_timestamp() RETURNING fence)"),
-                "{sql}"
-            );
-        }
-    }
-
-    /// The parameters `sql` takes: its placeholders `$1` up to the highest, none skipped.
-    fn placeholders(sql: &str) -> usize {
-        let used: Vec<usize> = (1..=20)
-            .filter(|i| sql.contains(&format!("${i}::")))
-            .collect();
-        assert_eq!(used, (1..=used.len()).collect::<Vec<_>>(), "{sql}");
-        used.len()
-    }
-
-    #[test]
-    fn parameter_counts_match_the_placeholders() {
-        let t = tables();
-        let path = std::path::Path::new("migrations/7_test.sql");
-        let m = crate::source::parse(path, b"SELECT 1;\n").expect("test migration loads");
-        let (m, v, c) = (&m, &7, &String::from("abc"));
-        let f = &Fence {
-            holder: "h".into(),
-            token: 3,
-            ttl_ms: 1000,
-        };
-        // One row per statement: its SQL and the number of parameters its struct binds.
-        #[rustfmt::skip]
-        let cases: [(String, usize); 8] = [
-            (Record::sql(&t), Record { migration: m, duration_ms: None, fence: f, statements_done: 0 }.params().len()),
-            (Unrecord::sql(&t), Unrecord { version: v, fence: f }.params().len()),
-            (MarkDirty::sql(&t), MarkDirty { migration: m, statements_done: 1, fence: f }.params().len()),
-            (AcceptChecksum::sql(&t), AcceptChecksum { version: v, checksum: c, fence: f }.params().len()),
-            (Restore::sql(&t), Restore { version: v, statements_done: 1, fence: f }.params().len()),
-            (FenceCheck::sql(&t), FenceCheck { fence: f }.params().len()),
-            (Checked::up_sql(&t), Checked::Up { migration: m, fence: f }.params().len()),
-            (Checked::down_sql(&t), Checked::Down { version: v }.params().len()),
-        ];
-        for (sql, params) in &cases {
-            assert_eq!(placeholders(sql), *params, "{sql}");
-        }
-        // After the fence check, the ledger write leaves the lease row alone.
-        assert!(!Checked::up_sql(&t).contains("lease"));
-        assert!(!Checked::down_sql(&t).contains("lease"));
-    }
-
-    #[test]
-    fn the_fence_check_raises_instead_of_matching_no_row() {
-        let sql = FenceCheck::sql(&tables());
-        assert_eq!(
-            sql,
-            "WITH lease_ok AS (UPDATE \"_migrations_lease\" SET expires_at = clock_timestamp() + INTERVAL '1 millisecond' * $3::INT8
-            WHERE id = 1 AND holder = $1::TEXT AND fence = $2::INT8 AND expires_at > clock_timestamp() RETURNING fence)
-         SELECT CASE WHEN count(*) = 1 THEN 1::INT8
-            ELSE ('crdb-migrate fence check failed: the lease is not ours any more (holder ' || $1::TEXT || ', fence ' || $2::INT8::TEXT || ', ' || count(*)::TEXT || ' rows)')::INT8 END
-         FROM lease_ok"
-        );
-        // Nothing here reads the lease row before writing it.
-        assert!(!sql.contains("SELECT holder"));
-    }
-}
+mod tests;

@@ -1,7 +1,8 @@
 //! The `_migrations` ledger (docs/commands.md, "Tables"): its rows and reading them in one round
 //! trip. A missing table reads as empty; a three-column table made by an older hand-written client
-//! (`version INTEGER, description, applied_at`) reads with its three columns and is flagged for
-//! adoption (see `setup`).
+//! (`version INTEGER, description, applied_at`), or one made by an older crdb-migrate before it
+//! stored each migration's undo, reads with the columns it has and is flagged for adoption (see
+//! `setup`).
 
 use time::OffsetDateTime;
 use tokio_postgres::{Client, SimpleQueryMessage};
@@ -31,6 +32,28 @@ pub struct AppliedRow {
     pub dirty: bool,
     /// For `@NO_TRANSACTION` migrations: statements finished so far.
     pub statements_done: i64,
+    /// The migration's undo as the ledger keeps it.
+    pub undo: StoredUndo,
+}
+
+/// A migration's undo as its ledger row keeps it (columns `undo_sql`, `undo_no_transaction`,
+/// `undo_checksum`), so that an image without the file can still undo it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StoredUndo {
+    /// None kept: the row was written before undo was stored (`undo_no_transaction` NULL).
+    #[default]
+    NotStored,
+    /// The migration has no `-- @UNDO` section (`undo_sql` NULL, `undo_no_transaction` set).
+    Irreversible,
+    /// The undo SQL, how it runs, and its checksum as recorded (empty when NULL).
+    Sql {
+        /// The undo section, as in the file.
+        sql: String,
+        /// It runs statement by statement, each autocommitted.
+        no_transaction: bool,
+        /// The recorded `undo_checksum`.
+        checksum: String,
+    },
 }
 
 /// What reading the ledger found.
@@ -58,7 +81,9 @@ pub fn current(rows: &[AppliedRow]) -> i64 {
         .unwrap_or(0)
 }
 
-const FULL_COLUMNS: &str = "version::INT8, description, (extract(epoch from applied_at) * 1000000)::INT8, checksum, duration_ms, applied_by, fence, status, statements_done";
+const FULL_COLUMNS: &str = "version::INT8, description, (extract(epoch from applied_at) * 1000000)::INT8, checksum, duration_ms, applied_by, fence, status, statements_done, undo_sql, undo_no_transaction::INT, undo_checksum";
+/// The columns of a ledger made by crdb-migrate before it stored undo.
+const PRE_UNDO_COLUMNS: &str = "version::INT8, description, (extract(epoch from applied_at) * 1000000)::INT8, checksum, duration_ms, applied_by, fence, status, statements_done";
 const OLDER_LEDGER_COLUMNS: &str =
     "version::INT8, description, (extract(epoch from applied_at) * 1000000)::INT8";
 
@@ -75,22 +100,37 @@ pub async fn read(client: &Client, t: &Tables) -> Result<Ledger> {
             rows: parse_rows(&msgs)?,
         }),
         Err(e) if sqlstate::is_undefined_table(&e) => Ok(Ledger::default()),
-        Err(e) if sqlstate::is_undefined_column(&e) => {
-            let older = format!(
-                "SELECT {OLDER_LEDGER_COLUMNS} FROM {} ORDER BY 1",
-                t.ledger()
-            );
-            let msgs = client
-                .simple_query(&older)
-                .await
-                .map_err(|e| Error::db(format!("reading {}", t.ledger()), e))?;
-            Ok(Ledger {
-                needs_adoption: true,
-                rows: parse_rows(&msgs)?,
-            })
-        }
+        Err(e) if sqlstate::is_undefined_column(&e) => read_older(client, t).await,
         Err(e) => Err(Error::db(format!("reading {}", t.ledger()), e)),
     }
+}
+
+/// Reads a ledger lacking some of our columns with the ones it has: an older crdb-migrate's
+/// (no stored undo), else an older tool's three. One more round trip, until it is adopted.
+async fn read_older(client: &Client, t: &Tables) -> Result<Ledger> {
+    let mut last = None;
+    for columns in [PRE_UNDO_COLUMNS, OLDER_LEDGER_COLUMNS] {
+        let sql = format!("SELECT {columns} FROM {} ORDER BY 1", t.ledger());
+        match client.simple_query(&sql).await {
+            Ok(msgs) => {
+                return Ok(Ledger {
+                    needs_adoption: true,
+                    rows: parse_rows(&msgs)?,
+                });
+            }
+            Err(e) if sqlstate::is_undefined_column(&e) => last = Some(e),
+            Err(e) => return Err(Error::db(format!("reading {}", t.ledger()), e)),
+        }
+    }
+    Err(match last {
+        Some(e) => Error::db(format!("reading {}", t.ledger()), e),
+        None => Error::Database {
+            context: format!("reading {}", t.ledger()),
+            sqlstate: None,
+            message: "no columns to read".into(),
+            source: None,
+        },
+    })
 }
 
 /// Reads the ledger under the lease, adopting a three-column table first when needed.
@@ -136,7 +176,53 @@ pub(crate) fn parse_rows(msgs: &[SimpleQueryMessage]) -> Result<Vec<AppliedRow>>
             fence: if full { int(6) } else { None },
             dirty: full && text(7).as_deref() == Some("dirty"),
             statements_done: if full { int(8).unwrap_or(0) } else { 0 },
+            undo: if r.len() > 9 {
+                stored_undo(text(9), int(10), text(11))
+            } else {
+                StoredUndo::NotStored
+            },
         });
     }
     Ok(rows)
+}
+
+/// The stored undo of a row from its three columns: `undo_no_transaction` NULL means none was
+/// stored; with it set, a NULL `undo_sql` means the migration is irreversible.
+fn stored_undo(
+    sql: Option<String>,
+    no_transaction: Option<i64>,
+    checksum: Option<String>,
+) -> StoredUndo {
+    match (no_transaction, sql) {
+        (None, _) => StoredUndo::NotStored,
+        (Some(_), None) => StoredUndo::Irreversible,
+        (Some(nt), Some(sql)) => StoredUndo::Sql {
+            sql,
+            no_transaction: nt != 0,
+            checksum: checksum.unwrap_or_default(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_null_mode_is_no_stored_undo_and_a_null_text_is_irreversible() {
+        assert_eq!(stored_undo(None, None, None), StoredUndo::NotStored);
+        assert_eq!(
+            stored_undo(Some("DROP TABLE t".into()), None, Some("x".into())),
+            StoredUndo::NotStored
+        );
+        assert_eq!(stored_undo(None, Some(0), None), StoredUndo::Irreversible);
+        assert_eq!(
+            stored_undo(Some(String::new()), Some(1), Some("c".into())),
+            StoredUndo::Sql {
+                sql: String::new(),
+                no_transaction: true,
+                checksum: "c".into()
+            }
+        );
+    }
 }

@@ -22,7 +22,10 @@ pub fn create_sql(t: &Tables) -> String {
             applied_by TEXT,
             fence BIGINT,
             status TEXT NOT NULL DEFAULT 'applied',
-            statements_done BIGINT NOT NULL DEFAULT 0
+            statements_done BIGINT NOT NULL DEFAULT 0,
+            undo_sql TEXT,
+            undo_no_transaction BOOLEAN,
+            undo_checksum TEXT
         );
         CREATE TABLE IF NOT EXISTS {lease} (
             id INT8 PRIMARY KEY,
@@ -39,7 +42,8 @@ pub fn create_sql(t: &Tables) -> String {
     )
 }
 
-/// The statements adding our columns to a three-column ledger made by an older tool, one per column. They are sent as
+/// The statements adding our columns to a ledger made by an older tool (three columns) or by an
+/// older crdb-migrate (no stored undo), one per column. They are sent as
 /// separate queries (pipelined, one round trip), not as one multi-statement batch: on
 /// CockroachDB only a single-statement implicit transaction goes to the declarative schema
 /// changer (`planner.SchemaChange`, `pkg/sql/schema_change_plan_node.go`), the one that unlocks a
@@ -54,6 +58,9 @@ pub fn adopt_sql(t: &Tables) -> Vec<String> {
         "fence BIGINT",
         "status TEXT NOT NULL DEFAULT 'applied'",
         "statements_done BIGINT NOT NULL DEFAULT 0",
+        "undo_sql TEXT",
+        "undo_no_transaction BOOLEAN",
+        "undo_checksum TEXT",
     ]
     .iter()
     .map(|column| {
@@ -190,7 +197,7 @@ pub async fn adopt(client: &Client, t: &Tables) -> Result<()> {
         event = events::LEDGER_ADOPTED,
         table = %t.ledger(),
         widened_version = widened,
-        "adopted a ledger made by an older tool: added columns, kept its rows"
+        "adopted a ledger made by an older tool (or an older crdb-migrate): added columns, kept its rows"
     );
     Ok(())
 }
@@ -203,7 +210,7 @@ mod tests {
     #[test]
     fn adoption_is_one_statement_per_query() {
         let sqls = adopt_sql(&Tables::new(&TableName::default()));
-        assert_eq!(sqls.len(), 6);
+        assert_eq!(sqls.len(), 9);
         for sql in &sqls {
             assert!(
                 sql.starts_with("ALTER TABLE \"_migrations\" ADD COLUMN IF NOT EXISTS "),
