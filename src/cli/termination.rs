@@ -9,15 +9,10 @@ use std::time::Instant;
 use crdb_migrate::{Error, Exit, Report, events};
 
 /// The termination-message path straight from the environment, for exits that happen before
-/// the configuration is valid (as `Config` would read it).
+/// the settings are valid (read as [`super::settings::termination_log`] reads it).
 pub(crate) fn env_termination_log() -> Option<PathBuf> {
-    std::env::var_os("MIGRATE_TERMINATION_LOG")
-        .filter(|p| !p.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            let default = PathBuf::from("/dev/termination-log");
-            default.exists().then_some(default)
-        })
+    let value = std::env::var("MIGRATE_TERMINATION_LOG").ok();
+    super::settings::termination_log(value.filter(|p| !p.is_empty()))
 }
 
 /// Logs `run.finished`, prints the error, writes the termination message, picks the exit code.
