@@ -204,7 +204,7 @@ pub(crate) async fn find(client: &Client) -> Result<Vec<Job>> {
 pub(crate) async fn list(client: &Client, ask: Ask) -> Result<Listed> {
     if unlistable() {
         return Ok(Listed::Unlisted(
-            "crdb_internal.jobs and SHOW JOBS refused earlier in this run (see job.unlisted)"
+            "crdb_internal.jobs and SHOW JOBS were refused earlier in this run, see job.unlisted"
                 .into(),
         ));
     }
