@@ -28,11 +28,13 @@ use crate::store::ledger::{self, AppliedRow, Ledger};
 mod foreign;
 mod lease;
 mod load;
+mod recover;
 mod stop;
 
 pub(crate) use lease::take_lease;
 use lease::unless_fenced_off;
 pub(crate) use load::{foreign_layout, loading};
+use recover::InFlight;
 pub use stop::Stop;
 
 /// How many times one run reconnects before it gives up (exit 10).
@@ -242,7 +244,7 @@ impl Run {
             lease,
             reread,
         } = leased;
-        let mut reconnects = 0u32;
+        let (mut reconnects, mut in_flight) = (0u32, None);
         loop {
             let guard = self.stop.guard();
             guard.working(Some(session.client.cancel_token()));
@@ -251,7 +253,8 @@ impl Run {
             let result = match self.prepare(session, lease, reread).await {
                 Ok(prepared) => {
                     pid = Some(prepared.pid);
-                    self.apply(session, set, lease, prepared).await
+                    self.apply(session, set, lease, prepared, &mut in_flight)
+                        .await
                 }
                 Err(e) => Err(e),
             };
@@ -303,15 +306,18 @@ impl Run {
         Ok(Prepared { pid, rows, applier })
     }
 
-    /// Re-plans from the ledger under the lease and applies the plan.
+    /// Settles the step a lost connection cut (`in_flight`), re-plans from the ledger under the
+    /// lease and applies the plan; `in_flight` ends as the step this one cuts, if any.
     async fn apply(
         &self,
         session: &Session,
         set: &[Migration],
         lease: &Lease,
         prepared: Prepared<'_>,
+        in_flight: &mut Option<InFlight>,
     ) -> Result<()> {
         let Prepared { pid, rows, applier } = prepared;
+        self.settle(session, &rows, &applier, in_flight).await?;
         let plan = self.plan(set, &rows)?;
         self.progress.at(ledger::current(&rows));
         if plan.steps.is_empty() {
@@ -332,47 +338,14 @@ impl Run {
         let applier = applier
             .with_progress(flavour, pid.pid, self.config.progress_interval)
             .with_settings(apply::Settings::new(&self.config, flavour));
-        let result = unless_fenced_off(lease, applier.run(&plan, &self.progress).await).await;
+        let result = applier.run(&plan, &self.progress).await;
+        *in_flight = InFlight::cut(&plan, &applier, &result);
+        let result = unless_fenced_off(lease, result).await;
         self.progress.at(match result {
             Ok(()) => plan.target,
             Err(_) => status::current_after(&rows, &plan, &self.progress.snapshot().versions),
         });
         result
-    }
-
-    /// Recover: a new migration connection after the old one dropped, once the old session is
-    /// gone and the lease is known to be still ours.
-    async fn recover(
-        &self,
-        lease: &Lease,
-        (old_token, old_pid): (tokio_postgres::CancelToken, Option<flavour::SessionRef>),
-        attempt: u32,
-        cause: Error,
-    ) -> Result<Session> {
-        let down = std::time::Instant::now();
-        tracing::warn!(
-            event = events::DB_WAIT,
-            attempt,
-            reason = %cause,
-            "the migration connection dropped; reconnecting"
-        );
-        let url = self.stop.url(&self.config)?;
-        let (client, info) =
-            connect::wait_and_connect(url, self.config.wait_timeout, false).await?;
-        // The old session may still be running our last flight: end it, so the ledger says
-        // for certain whether that step committed.
-        flavour::end_session(&client, info.flavour, url, &old_token, old_pid).await;
-        lease::still_ours(&client, &self.tables, lease).await?;
-        tracing::warn!(
-            event = events::DB_RECONNECTED,
-            connection = "migration",
-            attempt,
-            downtime_ms = down.elapsed().as_millis() as u64,
-            holder = %lease.fence.holder,
-            fence = lease.fence.token,
-            "reconnected; the lease is still ours, carrying on from the ledger"
-        );
-        Ok(Session { client, info })
     }
 
     /// The plan to the goal from `rows`.

@@ -38,6 +38,7 @@ use failure::{failed_statement, sql_failed, statements};
 use replay::{LedgerWriteError, replay};
 
 pub(crate) use failure::excerpt;
+pub(crate) use no_transaction::may_start_a_job;
 
 /// Runs plans on one connection under a lease.
 pub struct Applier<'a> {
@@ -54,6 +55,8 @@ pub struct Applier<'a> {
     watch: Option<crate::progress::Watch>,
     stall: Option<stall::StallCheck>,
     settings: Settings,
+    /// The plan step last started (its index) and when: the one a lost connection cut.
+    in_flight: std::sync::Mutex<Option<(usize, Instant)>>,
 }
 
 /// Defaults and limits for the steps' per-file settings.
@@ -140,6 +143,7 @@ impl<'a> Applier<'a> {
             watch: None,
             stall: None,
             settings: Settings::default(),
+            in_flight: std::sync::Mutex::new(None),
         })
     }
 
@@ -195,7 +199,7 @@ impl<'a> Applier<'a> {
     /// Runs every step of `plan` in order, recording each finished version in `progress` (so a
     /// failure still says what was applied). Stops before a step when a stop was requested.
     pub async fn run(&self, plan: &Plan<'_>, progress: &Progress) -> Result<()> {
-        for step in &plan.steps {
+        for (i, step) in plan.steps.iter().enumerate() {
             self.check_go_on(|| "the heartbeat found the lease expired or taken".into())?;
             let m = &*step.migration;
             tracing::info!(
@@ -208,6 +212,9 @@ impl<'a> Applier<'a> {
                 "migration started"
             );
             let started = Instant::now();
+            if let Ok(mut at) = self.in_flight.lock() {
+                *at = Some((i, started));
+            }
             let work = async {
                 if m.no_transaction {
                     self.step_no_transaction(step).await
@@ -247,6 +254,12 @@ impl<'a> Applier<'a> {
             progress.done(m.version);
         }
         Ok(())
+    }
+
+    /// The step of the last plan [`Applier::run`] ran that was started last (its index in the
+    /// plan) and when it started: after a lost connection, the step it cut.
+    pub(crate) fn in_flight(&self) -> Option<(usize, Instant)> {
+        self.in_flight.lock().ok().and_then(|at| *at)
     }
 
     /// Runs one autocommitted, fenced ledger statement (journal, dirty mark, the final record of
@@ -289,7 +302,7 @@ impl<'a> Applier<'a> {
     }
 
     /// Marks `m` dirty in its own transaction and returns the error to stop with.
-    async fn dirty(&self, m: &Migration, statements_done: i64, why: String) -> Error {
+    pub(crate) async fn dirty(&self, m: &Migration, statements_done: i64, why: String) -> Error {
         let marked = self.write_dirty(m, statements_done).await;
         let message = match marked {
             Ok(1) => why,

@@ -248,7 +248,7 @@ impl Applier<'_> {
 /// Can `sql` start a schema-change job on CockroachDB? Its first word is one of the statements
 /// that change the schema (CockroachDB's `tree.CanModifySchema` covers these and a few rarer
 /// ones). Comments before it are skipped.
-fn may_start_a_job(sql: &str) -> bool {
+pub(crate) fn may_start_a_job(sql: &str) -> bool {
     let mut rest = sql.trim_start();
     loop {
         if let Some(after) = rest.strip_prefix("--") {

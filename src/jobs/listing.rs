@@ -59,10 +59,6 @@ pub(crate) fn note_refusal(e: &tokio_postgres::Error) {
     }
 }
 
-/// The statuses of live jobs, as a SQL list.
-const LIVE: &str = "('pending', 'running', 'retry-running', 'reverting', 'retry-reverting', \
-                    'cancel-requested', 'paused', 'pause-requested', 'revert-failed')";
-
 /// The live schema-change jobs as `SHOW JOBS` lists them, in the order of [`from_values`]'
 /// arguments, the tables left out, plus `current_database()` to find them in the
 /// description. Plain `SHOW JOBS` abbreviates descriptions longer than 70 characters from
@@ -72,13 +68,47 @@ const LIVE: &str = "('pending', 'running', 'retry-running', 'reverting', 'retry-
 /// `created`, `fraction_completed`, `error`); the running status, whose name moved inside the
 /// jobs system (cockroachdb/cockroach#141206), is left NULL.
 pub(crate) fn show_jobs_sql() -> String {
+    show_sql(&format!("status IN {}", super::LIVE))
+}
+
+/// The schema-change jobs `SHOW JOBS` lists that meet `filter`, as [`show_jobs_sql`] reads them.
+fn show_sql(filter: &str) -> String {
     format!(
         "SELECT job_id, status, description, fraction_completed, NULL::STRING AS running_status, \
                 error, current_database() \
            FROM [SHOW JOBS SELECT job_id FROM [SHOW JOBS] \
-                  WHERE job_type IN ('SCHEMA CHANGE', 'NEW SCHEMA CHANGE') AND status IN {LIVE}] \
+                  WHERE job_type IN ('SCHEMA CHANGE', 'NEW SCHEMA CHANGE') AND {filter}] \
           ORDER BY created, job_id"
     )
+}
+
+/// Which schema-change jobs (on tables of the current database) a listing asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ask {
+    /// The live ones: every non-terminal status.
+    Live,
+    /// Every one created at most this many milliseconds ago (server clock), whatever its
+    /// status.
+    Recent(i64),
+}
+
+impl Ask {
+    /// The query on `crdb_internal`, and the one on `[SHOW JOBS]`.
+    fn sql(self) -> (String, String) {
+        match self {
+            Ask::Live => (super::find_sql(), show_jobs_sql()),
+            Ask::Recent(ms) => (super::recent_sql(ms), show_sql(&super::recent(ms, ""))),
+        }
+    }
+}
+
+/// What a listing found.
+#[derive(Debug)]
+pub(crate) enum Listed {
+    /// The jobs asked for, oldest first.
+    Jobs(Vec<Job>),
+    /// No surface answers this server and user: why (each surface's refusal).
+    Unlisted(String),
 }
 
 /// The tables of database `db` a job description names: every `db.schema.table` (bare or
@@ -114,11 +144,13 @@ pub(crate) fn tables_in(description: &str, db: &str) -> Vec<String> {
     out
 }
 
-/// The live jobs on tables of the current database through `[SHOW JOBS]`.
+/// The jobs on tables of the current database that `sql` ([`show_sql`]) lists through
+/// `[SHOW JOBS]`.
 async fn through_show_jobs(
     client: &Client,
+    sql: &str,
 ) -> std::result::Result<Vec<Job>, tokio_postgres::Error> {
-    let rows = client.query_typed(&show_jobs_sql(), &[]).await?;
+    let rows = client.query_typed(sql, &[]).await?;
     let mut jobs = Vec::new();
     for r in &rows {
         let description: Option<String> = r.try_get(2)?;
@@ -143,20 +175,46 @@ async fn through_show_jobs(
     Ok(jobs)
 }
 
-/// The live schema-change jobs on tables of the current database: `crdb_internal` unless it
-/// refused us before, else `[SHOW JOBS]`; when neither can be read for a reason of the
-/// server's or the user's ([`crate::sqlstate::is_surface_refused`]), a `job.unlisted` warning
-/// and no jobs. A lost connection (or any other failure) is an error.
+/// The live schema-change jobs on tables of the current database ([`list`]); when none can be
+/// listed, a `job.unlisted` warning (the first time) and no jobs.
 pub(crate) async fn find(client: &Client) -> Result<Vec<Job>> {
-    if unlistable() {
-        return Ok(Vec::new());
+    let first = !unlistable();
+    match list(client, Ask::Live).await? {
+        Listed::Jobs(jobs) => Ok(jobs),
+        Listed::Unlisted(why) => {
+            if first {
+                tracing::warn!(
+                    event = events::JOB_UNLISTED,
+                    reason = %why,
+                    "cannot list CockroachDB schema-change jobs ({why}); going on without \
+                     waiting for any: a schema change still running on a table a migration \
+                     alters may make that migration wait or fail"
+                );
+            }
+            Ok(Vec::new())
+        }
     }
+}
+
+/// The schema-change jobs on tables of the current database that `ask` names: from
+/// `crdb_internal` unless it refused us before, else from `[SHOW JOBS]`;
+/// [`Listed::Unlisted`] when neither can be read for a reason of the server's or the user's
+/// ([`crate::sqlstate::is_surface_refused`]), now or earlier in this process. A lost
+/// connection (or any other failure) is an error.
+pub(crate) async fn list(client: &Client, ask: Ask) -> Result<Listed> {
+    if unlistable() {
+        return Ok(Listed::Unlisted(
+            "crdb_internal.jobs and SHOW JOBS were refused earlier in this run, see job.unlisted"
+                .into(),
+        ));
+    }
+    let (internal, show) = ask.sql();
     let mut why = Vec::new();
     if !internals_refused() {
-        match super::find_internal(client).await {
+        match super::find_internal(client, &internal).await {
             Ok(jobs) => {
                 warn_if_partial(client).await;
-                return Ok(jobs);
+                return Ok(Listed::Jobs(jobs));
             }
             Err(e) if crate::sqlstate::is_surface_refused(&e) => {
                 note_refusal(&e);
@@ -165,23 +223,15 @@ pub(crate) async fn find(client: &Client) -> Result<Vec<Job>> {
             Err(e) => return Err(Error::db("listing CockroachDB schema-change jobs", e)),
         }
     }
-    match through_show_jobs(client).await {
+    match through_show_jobs(client, &show).await {
         Ok(jobs) => {
             warn_if_partial(client).await;
-            Ok(jobs)
+            Ok(Listed::Jobs(jobs))
         }
         Err(e) if crate::sqlstate::is_surface_refused(&e) => {
             note_show_jobs_refusal(&e);
             why.push(format!("SHOW JOBS: {}", db_text(&e)));
-            tracing::warn!(
-                event = events::JOB_UNLISTED,
-                reason = %why.join("; "),
-                "cannot list CockroachDB schema-change jobs ({}); going on without waiting for \
-                 any: a schema change still running on a table a migration alters may make \
-                 that migration wait or fail",
-                why.join("; ")
-            );
-            Ok(Vec::new())
+            Ok(Listed::Unlisted(why.join("; ")))
         }
         Err(e) => Err(Error::db(
             "listing CockroachDB schema-change jobs (SHOW JOBS)",

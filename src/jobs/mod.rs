@@ -19,6 +19,10 @@
 //!   would fight the job or build on a half-made change. The message names the job and the
 //!   command to inspect it (`SHOW JOB <id>`). Jobs on other tables are reported
 //!   (`job.found`) and left alone.
+//! - **After a cut COMMIT** (`committed.rs`): when the connection drops while a step's COMMIT
+//!   waits and the ledger then says the step committed, its jobs (created since it began, on
+//!   the tables it names, any status) are waited for; anything but `succeeded`, or no listing
+//!   at all for a step with DDL, marks the version dirty (exit 31).
 
 use std::time::{Duration, Instant};
 
@@ -105,21 +109,44 @@ pub(crate) fn motion(status: &str) -> Motion {
     }
 }
 
+/// The statuses of live jobs (every non-terminal one), as a SQL list.
+pub(crate) const LIVE: &str = "('pending', 'running', 'retry-running', 'reverting', \
+                               'retry-reverting', 'cancel-requested', 'paused', \
+                               'pause-requested', 'revert-failed')";
+
 /// The live schema-change jobs on tables of the current database, oldest first: id, status,
 /// description, fraction_completed, running_status, error, and the names of the tables of
 /// this database among the job's descriptors.
-pub(crate) fn find_sql() -> &'static str {
-    "SELECT j.job_id, j.status, j.description, j.fraction_completed, j.running_status, j.error, \
-            ARRAY(SELECT t.name FROM crdb_internal.tables AS t \
-                   WHERE t.database_name = current_database() AND t.table_id = ANY (j.descriptor_ids) \
-                   ORDER BY t.name) AS tables \
-       FROM crdb_internal.jobs AS j \
-      WHERE j.job_type IN ('SCHEMA CHANGE', 'NEW SCHEMA CHANGE') \
-        AND j.status IN ('pending', 'running', 'retry-running', 'reverting', 'retry-reverting', \
-                         'cancel-requested', 'paused', 'pause-requested', 'revert-failed') \
-        AND EXISTS (SELECT 1 FROM crdb_internal.tables AS t \
-                     WHERE t.database_name = current_database() AND t.table_id = ANY (j.descriptor_ids)) \
-      ORDER BY j.created, j.job_id"
+pub(crate) fn find_sql() -> String {
+    internal_sql(&format!("j.status IN {LIVE}"))
+}
+
+/// [`find_sql`] for every schema-change job created at most `ms` milliseconds ago by the
+/// server's clock, whatever its status (one that failed a moment ago included).
+pub(crate) fn recent_sql(ms: i64) -> String {
+    internal_sql(&recent(ms, "j."))
+}
+
+/// The condition "created at most `ms` milliseconds ago" on the columns of `prefix`.
+pub(crate) fn recent(ms: i64, prefix: &str) -> String {
+    format!("{prefix}created::TIMESTAMPTZ >= now() - INTERVAL '1 millisecond' * {ms}")
+}
+
+/// The schema-change jobs on tables of the current database that meet `filter`, read from
+/// `crdb_internal.jobs` (alias `j`).
+fn internal_sql(filter: &str) -> String {
+    format!(
+        "SELECT j.job_id, j.status, j.description, j.fraction_completed, j.running_status, j.error, \
+                ARRAY(SELECT t.name FROM crdb_internal.tables AS t \
+                       WHERE t.database_name = current_database() AND t.table_id = ANY (j.descriptor_ids) \
+                       ORDER BY t.name) AS tables \
+           FROM crdb_internal.jobs AS j \
+          WHERE j.job_type IN ('SCHEMA CHANGE', 'NEW SCHEMA CHANGE') \
+            AND {filter} \
+            AND EXISTS (SELECT 1 FROM crdb_internal.tables AS t \
+                         WHERE t.database_name = current_database() AND t.table_id = ANY (j.descriptor_ids)) \
+          ORDER BY j.created, j.job_id"
+    )
 }
 
 /// A job from its row's plain values (the order of [`find_sql`]'s columns).
@@ -150,12 +177,13 @@ pub(crate) async fn find(client: &Client) -> Result<Vec<Job>> {
     listing::find(client).await
 }
 
-/// The live schema-change jobs on tables of the current database read from `crdb_internal`
-/// ([`find_sql`]).
+/// The schema-change jobs on tables of the current database read from `crdb_internal` by `sql`
+/// ([`find_sql`], [`recent_sql`]).
 pub(crate) async fn find_internal(
     client: &Client,
+    sql: &str,
 ) -> std::result::Result<Vec<Job>, tokio_postgres::Error> {
-    let rows = client.query_typed(find_sql(), &[]).await?;
+    let rows = client.query_typed(sql, &[]).await?;
     rows.iter()
         .map(|r| {
             Ok(from_values(
@@ -231,28 +259,43 @@ pub(crate) async fn wait_running(
             });
         };
         waited_for = true;
-        for j in &moving {
-            tracing::info!(
-                event = events::JOB_WAITING,
-                job_id = j.id,
-                status = %j.status,
-                fraction = j.fraction,
-                running_status = j.running_status.as_deref(),
-                waited_ms = waited.as_millis() as u64,
-                delay_ms = delay.as_millis() as u64,
-                "waiting for schema-change {}",
-                j.text()
-            );
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = cancel.cancelled() => return Err(Error::Terminated),
-        }
+        pause(&moving, waited, delay, cancel).await?;
+    }
+}
+
+/// Logs `job.waiting` for each of `moving`, then sleeps `delay` ([`Error::Terminated`] on
+/// `cancel`).
+pub(crate) async fn pause(
+    moving: &[&Job],
+    waited: Duration,
+    delay: Duration,
+    cancel: &CancellationToken,
+) -> Result<()> {
+    for j in moving {
+        tracing::info!(
+            event = events::JOB_WAITING,
+            job_id = j.id,
+            status = %j.status,
+            fraction = j.fraction,
+            running_status = j.running_status.as_deref(),
+            waited_ms = waited.as_millis() as u64,
+            delay_ms = delay.as_millis() as u64,
+            "waiting for schema-change {}",
+            j.text()
+        );
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => Ok(()),
+        _ = cancel.cancelled() => Err(Error::Terminated),
     }
 }
 
 /// Sleep before the next poll, never past the timeout; `None` once it has passed.
-fn next_poll(proposed: Option<Duration>, waited: Duration, timeout: Duration) -> Option<Duration> {
+pub(crate) fn next_poll(
+    proposed: Option<Duration>,
+    waited: Duration,
+    timeout: Duration,
+) -> Option<Duration> {
     let left = timeout.checked_sub(waited).filter(|d| !d.is_zero())?;
     Some(proposed.unwrap_or(Duration::from_secs(2)).min(left))
 }
@@ -334,7 +377,10 @@ pub(crate) fn words_of(sql: &str) -> Vec<String> {
     out
 }
 
+mod committed;
 mod listing;
+
+pub(crate) use committed::{dirty_reason, verdict};
 
 pub(crate) use listing::{internals_refused, note_refusal, note_show_jobs_refusal, unlistable};
 
