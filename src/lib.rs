@@ -101,6 +101,7 @@ mod duration;
 mod jobs;
 mod phase;
 mod progress;
+mod snapshot;
 mod table_name;
 
 use source::split;
@@ -120,6 +121,7 @@ pub use plan::{Goal, Plan, Rollback};
 pub use repair::Repair;
 pub use report::{Outcome, Report};
 pub use run::{Run, Stop};
+pub use snapshot::Snapshot;
 pub use source::Migration;
 pub use status::Status;
 pub use store::TableName;
@@ -139,6 +141,7 @@ pub mod parts {
     pub use crate::jobs::Job;
     pub use crate::lint::Severity;
     pub use crate::plan::{Direction, Phase, Step};
+    pub use crate::snapshot::{Change, Parts};
     pub use crate::status::{PhaseStatus, State, StatusRow};
     pub use crate::store::lease::LeaseInfo;
     pub use crate::store::ledger::{AppliedRow, StoredUndo};

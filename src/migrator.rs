@@ -19,6 +19,7 @@ use crate::repair::Repair;
 use crate::report::{Progress, Report};
 use crate::run::{self, Run, Stop};
 use crate::session::Lease;
+use crate::snapshot::Snapshot;
 use crate::source::{self, Migration};
 use crate::status::{self, Status};
 use crate::store::Tables;
@@ -149,6 +150,12 @@ impl Migrator {
     pub async fn connect(&self) -> Result<(Client, ServerInfo)> {
         let url = self.url()?;
         connect::wait_and_connect(url, self.config.wait_timeout, self.config.create_database).await
+    }
+
+    /// The live schema in its canonical form, without our ledger and lease tables.
+    pub async fn schema(&self) -> Result<Snapshot> {
+        let (client, info) = self.connect().await?;
+        Snapshot::read(&client, info.flavour, &self.tables).await
     }
 
     /// Reads the ledger's rows.

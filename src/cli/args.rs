@@ -82,6 +82,12 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the live schema in its canonical form (same objects, same output).
+    Schema {
+        /// Print the JSON form (with its hash).
+        #[arg(long)]
+        json: bool,
+    },
     /// Write a new migration file and print its path (no database needed).
     Create {
         /// What the migration does, e.g. "add users email".
