@@ -103,6 +103,7 @@ mod phase;
 mod progress;
 mod snapshot;
 mod table_name;
+mod undo_test;
 
 use source::split;
 
@@ -125,6 +126,7 @@ pub use snapshot::Snapshot;
 pub use source::Migration;
 pub use status::Status;
 pub use store::TableName;
+pub use undo_test::UndoReport;
 
 /// What can be wrong: the payloads of [`Error`]'s variants.
 pub mod problems {
@@ -145,6 +147,7 @@ pub mod parts {
     pub use crate::status::{PhaseStatus, State, StatusRow};
     pub use crate::store::lease::LeaseInfo;
     pub use crate::store::ledger::{AppliedRow, StoredUndo};
+    pub use crate::undo_test::{Checked, Verdict};
 }
 
 /// Reaching the database on its own, without a [`Migrator`]: the parsed URL

@@ -98,6 +98,7 @@ fn sink_of(command: &Command) -> Sink {
     match command {
         Command::Status { .. }
         | Command::Schema { .. }
+        | Command::Test { .. }
         | Command::Plan { .. }
         | Command::Verify { .. }
         | Command::Create { .. }

@@ -25,6 +25,7 @@ use crate::status::{self, Status};
 use crate::store::Tables;
 use crate::store::lease::{self, LeaseInfo};
 use crate::store::ledger::{self, AppliedRow};
+use crate::undo_test::{self, UndoReport};
 
 /// Runs migration operations with one configuration.
 pub struct Migrator {
@@ -156,6 +157,15 @@ impl Migrator {
     pub async fn schema(&self) -> Result<Snapshot> {
         let (client, info) = self.connect().await?;
         Snapshot::read(&client, info.flavour, &self.tables).await
+    }
+
+    /// `test`: the undo round trip of every migration on this (scratch) database, one verdict
+    /// per migration; refuses a database that holds anything but our ledger unless `force`.
+    /// The ledger is not written.
+    pub async fn test_undos_report(&self, force: bool) -> Result<UndoReport> {
+        let set = self.load()?;
+        let (client, info) = self.connect().await?;
+        undo_test::run(&client, info.flavour, &self.tables, &set, force).await
     }
 
     /// Reads the ledger's rows.

@@ -75,6 +75,7 @@ async fn other_command(migrator: &Migrator, command: Command) -> Result<Option<i
         Command::Migrate { .. } | Command::Rollback { .. } => Ok(None),
         Command::Status { json } => status(migrator, json).await,
         Command::Schema { json } => schema(migrator, json).await,
+        Command::Test { json, force } => test_undos(migrator, json, force).await,
         Command::Create {
             description,
             up,
@@ -147,6 +148,26 @@ async fn schema(migrator: &Migrator, json: bool) -> Result<Option<i64>, Error> {
         print!("{}", snapshot.text());
     }
     Ok(None)
+}
+
+/// `test [--json] [--force]`: prints every migration's undo verdict; fails when one failed.
+async fn test_undos(migrator: &Migrator, json: bool, force: bool) -> Result<Option<i64>, Error> {
+    let report = migrator.test_undos_report(force).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.json()).unwrap_or_default()
+        );
+    } else {
+        print!("{}", report.text());
+    }
+    match report.failed() {
+        0 => Ok(None),
+        failed => Err(Error::UndoTest {
+            failed,
+            checked: report.migrations.len(),
+        }),
+    }
 }
 
 /// `verify [--strict]`: prints the set and its warnings; `--strict` fails on a risk.

@@ -61,6 +61,21 @@ impl Snapshot {
         }
     }
 
+    /// The objects a user made: all but the `public` schema and the `plpgsql` extension that
+    /// every new database holds, as `kind name`.
+    pub fn user_objects(&self) -> Vec<String> {
+        self.objects
+            .keys()
+            .filter(|(kind, name)| {
+                !matches!(
+                    (kind.as_str(), name.as_str()),
+                    ("schema", "public") | ("extension", "plpgsql")
+                )
+            })
+            .map(|(kind, name)| format!("{kind} {name}"))
+            .collect()
+    }
+
     /// How many objects it holds.
     pub fn len(&self) -> usize {
         self.objects.len()
