@@ -149,3 +149,55 @@ fn a_non_transactional_undo_is_checked_and_the_forward_reapplied() {
         1
     );
 }
+
+/// The project sets of tests/fixtures/real (and the larger import fixtures), imported and run
+/// through `test`: every undo restores its schema, and the run stays well within seconds.
+#[test]
+fn the_fixture_projects_undo_cleanly() {
+    let sets = [
+        ("real", "golang-migrate"),
+        ("real", "sqlx"),
+        ("real", "goose"),
+        ("real", "dbmate"),
+        ("real", "flyway"),
+        ("real", "diesel"),
+        ("real", "pop"),
+        ("import", "golang-migrate"),
+        ("import", "goose"),
+        ("import", "sqlx"),
+    ];
+    for (group, tool) in sets {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let into = tmp.path().join("migrations");
+        run(bin()
+            .args(["import", "--from", tool])
+            .arg(support::fixtures::fixture(group, tool))
+            .arg("--into")
+            .arg(&into))
+        .expect_code(0);
+        let db = fresh_db(&format!("undo_{group}_{tool}"));
+        let started = std::time::Instant::now();
+        let out = crdb_test(&db, &into, &["--json"]);
+        let took = started.elapsed();
+        assert_eq!(
+            out.code, 0,
+            "{group}/{tool}:\n{}\n{}",
+            out.stdout, out.stderr
+        );
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+        let migrations = report["migrations"].as_array().expect("migrations");
+        assert!(migrations.len() >= 2, "{group}/{tool}: {report}");
+        assert!(
+            migrations.iter().all(|m| m["verdict"] == "ok"),
+            "{group}/{tool}: {report}"
+        );
+        assert!(
+            took < std::time::Duration::from_secs(30),
+            "{group}/{tool} took {took:?}"
+        );
+        eprintln!(
+            "{group}/{tool}: {} migrations in {took:?}",
+            migrations.len()
+        );
+    }
+}
