@@ -156,7 +156,7 @@ impl Migrator {
     /// The live schema in its canonical form, without our ledger and lease tables.
     pub async fn schema(&self) -> Result<Snapshot> {
         let (client, info) = self.connect().await?;
-        Snapshot::read(&client, info.flavour, &self.tables).await
+        Snapshot::read(&client, &info, &self.tables).await
     }
 
     /// `test`: the undo round trip of every migration on this (scratch) database, one verdict
@@ -165,7 +165,7 @@ impl Migrator {
     pub async fn test_undos_report(&self, force: bool) -> Result<UndoReport> {
         let set = self.load()?;
         let (client, info) = self.connect().await?;
-        undo_test::run(&client, info.flavour, &self.tables, &set, force).await
+        undo_test::run(&client, &info, &self.tables, &set, force).await
     }
 
     /// Reads the ledger's rows.

@@ -1,7 +1,10 @@
 //! The CockroachDB reader: `pg_dump` does not work against CockroachDB, so the schema comes
 //! from its own `SHOW CREATE ALL SCHEMAS / TYPES / TABLES` (v22.1 and later; ALL TABLES also
-//! returns the `ALTER TABLE ... ADD CONSTRAINT` statements that follow the CREATEs) and the
-//! routines from `SHOW CREATE ALL ROUTINES` where the version has it, else `pg_proc`. Each
+//! returns the `ALTER TABLE ... ADD CONSTRAINT` statements that follow the CREATEs), and
+//! `SHOW CREATE ALL ROUTINES / TRIGGERS` from v25.3 (cockroachdb/cockroach, FeatureShowCreateAll
+//! Routines/Triggers). Before v25.3 routines come from `pg_proc` (named by argument type oids)
+//! and triggers are not read. The version is taken from `version()`, not by trying the
+//! statement: a failed statement would abort the transaction an undo is checked in. Each
 //! table is cut into its elements (one a line in CockroachDB's formatting) so that column order
 //! does not count. Left out: what CockroachDB manages itself (the hidden `crdb_region` column,
 //! the `crdb_internal_region` type, `LOCALITY` clauses and zone configurations), `VALIDATE
@@ -12,7 +15,7 @@ use tokio_postgres::Client;
 use super::Snapshot;
 use crate::error::{Error, Result};
 
-pub(super) async fn read(client: &Client, ours: &[String]) -> Result<Snapshot> {
+pub(super) async fn read(client: &Client, version: &str, ours: &[String]) -> Result<Snapshot> {
     let mut snapshot = Snapshot::default();
     for show in [
         "SHOW CREATE ALL SCHEMAS",
@@ -23,13 +26,28 @@ pub(super) async fn read(client: &Client, ours: &[String]) -> Result<Snapshot> {
             add_statement(&mut snapshot, &statement, ours);
         }
     }
-    match show_create(client, "SHOW CREATE ALL ROUTINES").await {
-        Ok(statements) => statements
-            .iter()
-            .for_each(|s| add_statement(&mut snapshot, s, ours)),
-        Err(_) => routines_from_pg_proc(client, &mut snapshot).await?,
+    if at_least(version, (25, 3)) {
+        for show in ["SHOW CREATE ALL ROUTINES", "SHOW CREATE ALL TRIGGERS"] {
+            for statement in show_create(client, show).await? {
+                add_statement(&mut snapshot, &statement, ours);
+            }
+        }
+    } else {
+        routines_from_pg_proc(client, &mut snapshot).await?;
     }
     Ok(snapshot)
+}
+
+/// Whether `version()` (e.g. `CockroachDB CCL v25.3.1 (...)`) is at least `want`.
+fn at_least(version: &str, want: (u32, u32)) -> bool {
+    let found = version.split_whitespace().find_map(|w| {
+        let mut parts = w.strip_prefix('v')?.split(['.', '-']);
+        Some((
+            parts.next()?.parse::<u32>().ok()?,
+            parts.next()?.parse::<u32>().ok()?,
+        ))
+    });
+    found.is_some_and(|v| v >= want)
 }
 
 /// The statements of one `SHOW CREATE ALL ...`: its `create_statement` column, split.
@@ -58,7 +76,7 @@ async fn show_create(client: &Client, show: &str) -> Result<Vec<String>> {
 
 /// Routines on versions without `SHOW CREATE ALL ROUTINES`: name, arguments and body.
 async fn routines_from_pg_proc(client: &Client, snapshot: &mut Snapshot) -> Result<()> {
-    let sql = "SELECT n.nspname || '.' || p.proname || '(' || coalesce(oidvectortypes(p.proargtypes), '') || ')', \
+    let sql = "SELECT n.nspname || '.' || p.proname || '(' || p.proargtypes::STRING || ')', \
                coalesce(p.prosrc, '') FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
                WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'crdb_internal', 'pg_extension')";
     let rows = client
@@ -117,6 +135,17 @@ fn add_statement(snapshot: &mut Snapshot, statement: &str, ours: &[String]) {
             snapshot.insert(
                 kind,
                 &format!("{signature})"),
+                [("definition".into(), statement.into())],
+            );
+        }
+        ("CREATE TRIGGER ", _) => {
+            let table = upper
+                .find(" ON ")
+                .map(|i| object_name(&statement[i + 4..]))
+                .unwrap_or_default();
+            snapshot.insert(
+                kind,
+                &format!("{name} on {table}"),
                 [("definition".into(), statement.into())],
             );
         }
@@ -210,6 +239,38 @@ mod tests {
     use super::*;
 
     const TABLE: &str = "CREATE TABLE public.users (\n\tid INT8 NOT NULL,\n\tname STRING NULL DEFAULT 'x':::STRING,\n\tcrdb_region public.crdb_internal_region NOT VISIBLE NOT NULL DEFAULT default_to_database_primary_region(gateway_region())::public.crdb_internal_region,\n\tCONSTRAINT users_pkey PRIMARY KEY (id ASC),\n\tUNIQUE INDEX users_name_key (name ASC),\n\tFAMILY \"primary\" (name, id)\n) LOCALITY REGIONAL BY ROW";
+
+    #[test]
+    fn routines_and_triggers_are_shown_from_v25_3() {
+        assert!(at_least(
+            "CockroachDB CCL v25.3.1 (x86_64-pc-linux-gnu)",
+            (25, 3)
+        ));
+        assert!(at_least("CockroachDB CCL v26.1.0-alpha.1 (x)", (25, 3)));
+        assert!(!at_least("CockroachDB CCL v25.2.4 (x)", (25, 3)));
+        assert!(!at_least("CockroachDB CCL v24.3.0 (x)", (25, 3)));
+        let mut s = Snapshot::default();
+        add_statement(
+            &mut s,
+            "CREATE TRIGGER tr BEFORE INSERT ON public.t FOR EACH ROW EXECUTE FUNCTION f()",
+            &[],
+        );
+        add_statement(
+            &mut s,
+            "CREATE FUNCTION public.f(x INT8)\n\tRETURNS INT8\n\tLANGUAGE SQL\n\tAS $$SELECT x$$",
+            &[],
+        );
+        assert!(
+            s.text().starts_with("function public.f(x INT8)\n"),
+            "{}",
+            s.text()
+        );
+        assert!(
+            s.text().contains("trigger tr on public.t\n"),
+            "{}",
+            s.text()
+        );
+    }
 
     #[test]
     fn tables_are_cut_into_elements_without_region_parts() {

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 use tokio_postgres::Client;
 
-use crate::connect::Flavour;
+use crate::connect::{Flavour, ServerInfo};
 use crate::error::Result;
 use crate::store::Tables;
 
@@ -34,14 +34,14 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Reads the live schema of the connected database, leaving out our ledger and lease.
-    pub async fn read(client: &Client, flavour: Flavour, tables: &Tables) -> Result<Snapshot> {
+    pub async fn read(client: &Client, server: &ServerInfo, tables: &Tables) -> Result<Snapshot> {
         let ours = [
             tables.name().to_string(),
             format!("{}_lease", tables.name()),
         ];
-        match flavour {
+        match server.flavour {
             Flavour::PostgreSQL => postgres::read(client, &ours).await,
-            Flavour::CockroachDB => cockroach::read(client, &ours).await,
+            Flavour::CockroachDB => cockroach::read(client, &server.version, &ours).await,
         }
     }
 

@@ -12,7 +12,7 @@ use tokio_postgres::Client;
 
 pub use verdict::{Checked, UndoReport, Verdict};
 
-use crate::connect::Flavour;
+use crate::connect::ServerInfo;
 use crate::error::{Error, Result};
 use crate::snapshot::Snapshot;
 use crate::source::Migration;
@@ -23,13 +23,13 @@ use crate::store::Tables;
 /// anything but our ledger unless `force`.
 pub async fn run(
     client: &Client,
-    flavour: Flavour,
+    server: &ServerInfo,
     tables: &Tables,
     set: &[Migration],
     force: bool,
 ) -> Result<UndoReport> {
     let run_started = Instant::now();
-    let mut before = Snapshot::read(client, flavour, tables).await?;
+    let mut before = Snapshot::read(client, server, tables).await?;
     let held = before.user_objects();
     if !force && !held.is_empty() {
         return Err(Error::Config {
@@ -48,11 +48,11 @@ pub async fn run(
         let verdict = if stopped {
             Verdict::NotRun
         } else {
-            let v = check(client, flavour, tables, m, &before).await?;
+            let v = check(client, server, tables, m, &before).await?;
             stopped =
                 matches!(v, Verdict::ForwardFailed { .. }) || (m.no_transaction && v.failed());
             if !stopped {
-                before = Snapshot::read(client, flavour, tables).await?;
+                before = Snapshot::read(client, server, tables).await?;
             }
             v
         };
@@ -81,7 +81,7 @@ fn file_name(m: &Migration) -> String {
 /// stops the run.
 async fn check(
     client: &Client,
-    flavour: Flavour,
+    server: &ServerInfo,
     tables: &Tables,
     m: &Migration,
     before: &Snapshot,
@@ -96,7 +96,7 @@ async fn check(
         if let Err((line, error)) = execute(client, undo).await {
             return Ok(Verdict::UndoFailed { line, error });
         }
-        let after = Snapshot::read(client, flavour, tables).await?;
+        let after = Snapshot::read(client, server, tables).await?;
         if let Err((line, error)) = apply(client, &m.up_statements, false).await {
             return Ok(Verdict::ForwardFailed { line, error });
         }
@@ -105,7 +105,7 @@ async fn check(
     sql(client, "BEGIN").await?;
     let verdict = match execute(client, undo).await {
         Err((line, error)) => Verdict::UndoFailed { line, error },
-        Ok(()) => compare(before, &Snapshot::read(client, flavour, tables).await?),
+        Ok(()) => compare(before, &Snapshot::read(client, server, tables).await?),
     };
     sql(client, "ROLLBACK").await?;
     Ok(verdict)
