@@ -30,6 +30,16 @@ const OBJECTS: &[&str] = &[
     "CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.title := upper(NEW.title); RETURN NEW; END $$",
     "CREATE PROCEDURE insert_data(a integer, b integer) LANGUAGE SQL AS $$ INSERT INTO distributors (name) VALUES (a::text); $$",
     "CREATE TRIGGER films_touch BEFORE INSERT OR UPDATE ON inventory.films FOR EACH ROW EXECUTE FUNCTION touch()",
+    "CREATE TABLE measurement (city_id int NOT NULL, logdate date NOT NULL, note text COLLATE \"C\") \
+       PARTITION BY RANGE (logdate)",
+    "CREATE TABLE measurement_y2006m02 PARTITION OF measurement FOR VALUES FROM ('2006-02-01') TO ('2006-03-01')",
+    "CREATE UNLOGGED TABLE scratch (id int) WITH (fillfactor = 70)",
+    "COMMENT ON TABLE distributors IS 'who sells the films'",
+    "COMMENT ON COLUMN distributors.zip IS 'US only'",
+    "GRANT SELECT ON distributors TO PUBLIC",
+    "ALTER TABLE distributors ENABLE ROW LEVEL SECURITY",
+    "CREATE POLICY positive ON distributors USING (did > 0)",
+    "CREATE RULE notify_me AS ON UPDATE TO distributors DO ALSO NOTIFY distributors",
 ];
 
 fn schema(db: &TestDb, json: bool) -> String {
@@ -61,7 +71,9 @@ fn db_with(tag: &str, statements: &[&str]) -> TestDb {
 fn every_object_kind_is_shown_whatever_the_creation_order() {
     let a = db_with("schema_order_a", OBJECTS);
     // The same objects, created in another order where dependencies allow it.
-    let order = [0, 6, 5, 4, 3, 2, 1, 12, 13, 7, 14, 8, 15, 11, 10, 9];
+    let order = [
+        0, 6, 5, 4, 3, 2, 1, 12, 13, 7, 24, 23, 14, 8, 15, 11, 10, 9, 22, 21, 20, 19, 18, 16, 17,
+    ];
     let reordered: Vec<&str> = order.iter().map(|&i| OBJECTS[i]).collect();
     let b = db_with("schema_order_b", &reordered);
     let (text_a, text_b) = (schema(&a, false), schema(&b, false));
@@ -86,6 +98,17 @@ fn every_object_kind_is_shown_whatever_the_creation_order() {
         "function public.add(integer, integer)\n",
         "procedure public.insert_data(IN a integer, IN b integer)\n",
         "trigger films_touch on inventory.films\n",
+        "column note: text null collate C\n",
+        "options: logged partition by RANGE (logdate)\n",
+        "options: logged partition of public.measurement FOR VALUES FROM ('2006-02-01') TO ('2006-03-01')\n",
+        "options: unlogged with fillfactor=70\n",
+        "comment: who sells the films\n",
+        "comment on column zip: US only\n",
+        "options: logged row level security\n",
+        "policy positive: PERMISSIVE ALL to public using ((did > 0))\n",
+        "rule notify_me on public.distributors\n",
+        "owned by: public.distributors.code\n",
+        "  grants: =r/",
     ] {
         assert!(
             text_a.contains(expected),
