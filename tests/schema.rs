@@ -40,6 +40,9 @@ const OBJECTS: &[&str] = &[
     "ALTER TABLE distributors ENABLE ROW LEVEL SECURITY",
     "CREATE POLICY positive ON distributors USING (did > 0)",
     "CREATE RULE notify_me AS ON UPDATE TO distributors DO ALSO NOTIFY distributors",
+    "CREATE STATISTICS film_stats (dependencies) ON code, title FROM inventory.films",
+    "ALTER TABLE inventory.films DISABLE TRIGGER films_touch",
+    "COMMENT ON SCHEMA inventory IS 'stock'",
 ];
 
 fn schema(db: &TestDb, json: bool) -> String {
@@ -72,7 +75,8 @@ fn every_object_kind_is_shown_whatever_the_creation_order() {
     let a = db_with("schema_order_a", OBJECTS);
     // The same objects, created in another order where dependencies allow it.
     let order = [
-        0, 6, 5, 4, 3, 2, 1, 12, 13, 7, 24, 23, 14, 8, 15, 11, 10, 9, 22, 21, 20, 19, 18, 16, 17,
+        0, 6, 5, 4, 3, 2, 1, 12, 13, 7, 24, 23, 14, 8, 15, 27, 26, 25, 11, 10, 9, 22, 21, 20, 19,
+        18, 16, 17,
     ];
     let reordered: Vec<&str> = order.iter().map(|&i| OBJECTS[i]).collect();
     let b = db_with("schema_order_b", &reordered);
@@ -109,6 +113,9 @@ fn every_object_kind_is_shown_whatever_the_creation_order() {
         "rule notify_me on public.distributors\n",
         "owned by: public.distributors.code\n",
         "  grants: =r/",
+        "statistics inventory.film_stats\n  definition: f on code, title from inventory.films\n",
+        "FOR EACH ROW EXECUTE FUNCTION touch() (disabled)\n",
+        "schema inventory\n  comment: stock\n",
     ] {
         assert!(
             text_a.contains(expected),
