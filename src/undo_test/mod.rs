@@ -12,7 +12,7 @@ use tokio_postgres::Client;
 
 pub use verdict::{Checked, UndoReport, Verdict};
 
-use crate::connect::ServerInfo;
+use crate::connect::{Flavour, ServerInfo};
 use crate::error::{Error, Result};
 use crate::snapshot::Snapshot;
 use crate::source::Migration;
@@ -29,6 +29,9 @@ pub async fn run(
     force: bool,
 ) -> Result<UndoReport> {
     let run_started = Instant::now();
+    if server.flavour == Flavour::CockroachDB {
+        keep_transactions_whole(client).await?;
+    }
     let mut before = Snapshot::read(client, server, tables).await?;
     let held = before.user_objects();
     if !force && !held.is_empty() {
@@ -68,6 +71,20 @@ pub async fn run(
         migrations: checked,
         duration_ms: run_started.elapsed().as_millis() as u64,
     })
+}
+
+/// From v25.1 CockroachDB commits an open transaction before each DDL statement
+/// (`autocommit_before_ddl`); turned off, as for migrations, so that an undo checked in a
+/// transaction is really rolled back. An older version without the setting does not do it.
+async fn keep_transactions_whole(client: &Client) -> Result<()> {
+    for sql in crate::flavour::cockroach_settings() {
+        match client.batch_execute(sql).await {
+            Ok(()) => {}
+            Err(e) if crate::sqlstate::is_unknown_setting(&e) => {}
+            Err(e) => return Err(Error::db(format!("running `{sql}`"), e)),
+        }
+    }
+    Ok(())
 }
 
 fn file_name(m: &Migration) -> String {
