@@ -43,6 +43,8 @@ const OBJECTS: &[&str] = &[
     "CREATE STATISTICS film_stats (dependencies) ON code, title FROM inventory.films",
     "ALTER TABLE inventory.films DISABLE TRIGGER films_touch",
     "COMMENT ON SCHEMA inventory IS 'stock'",
+    "REVOKE EXECUTE ON FUNCTION add(integer, integer) FROM PUBLIC",
+    "GRANT USAGE ON SCHEMA inventory TO PUBLIC",
 ];
 
 fn schema(db: &TestDb, json: bool) -> String {
@@ -75,8 +77,8 @@ fn every_object_kind_is_shown_whatever_the_creation_order() {
     let a = db_with("schema_order_a", OBJECTS);
     // The same objects, created in another order where dependencies allow it.
     let order = [
-        0, 6, 5, 4, 3, 2, 1, 12, 13, 7, 24, 23, 14, 8, 15, 27, 26, 25, 11, 10, 9, 22, 21, 20, 19,
-        18, 16, 17,
+        0, 6, 5, 4, 3, 2, 1, 12, 13, 7, 24, 23, 14, 8, 15, 27, 29, 28, 26, 25, 11, 10, 9, 22, 21,
+        20, 19, 18, 16, 17,
     ];
     let reordered: Vec<&str> = order.iter().map(|&i| OBJECTS[i]).collect();
     let b = db_with("schema_order_b", &reordered);
@@ -115,13 +117,22 @@ fn every_object_kind_is_shown_whatever_the_creation_order() {
         "  grants: =r/",
         "statistics inventory.film_stats\n  definition: f on code, title from inventory.films\n",
         "FOR EACH ROW EXECUTE FUNCTION touch() (disabled)\n",
-        "schema inventory\n  comment: stock\n",
+        "schema inventory\n  comment: stock\n  exists: yes\n  grants: =U/",
     ] {
         assert!(
             text_a.contains(expected),
             "{expected:?} missing from:\n{text_a}"
         );
     }
+    // A revoked default grant shows: the function's second part is its grants.
+    let add = text_a
+        .split("function public.add(integer, integer)\n")
+        .nth(1);
+    assert!(
+        add.and_then(|rest| rest.lines().nth(1))
+            .is_some_and(|l| l.starts_with("  grants: ") && l.contains("=X/")),
+        "{text_a}"
+    );
     // Objects of the extension come with it; the identity sequence with its column.
     assert!(!text_a.contains("citext_eq"), "{text_a}");
     assert!(!text_a.contains("floatmultirange"), "{text_a}");

@@ -199,6 +199,23 @@ fn detail_queries() -> Vec<String> {
              FROM pg_statistic_ext s JOIN {REL} ON c.oid = s.stxrelid WHERE {rel}"
         ),
         format!(
+            "SELECT 'schema', n.nspname, 'grants', {} FROM pg_namespace n \
+             WHERE n.nspacl IS NOT NULL AND {USER_NS} AND {} IS DISTINCT FROM {}",
+            sorted_acl("n.nspacl"),
+            sorted_acl("n.nspacl"),
+            sorted_acl("acldefault('n', n.nspowner)")
+        ),
+        format!(
+            "SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END, \
+             n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')', \
+             'grants', {} FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+             WHERE p.proacl IS NOT NULL AND {USER_NS} AND {} AND {} IS DISTINCT FROM {}",
+            sorted_acl("p.proacl"),
+            not_extension("pg_proc", "p.oid"),
+            sorted_acl("p.proacl"),
+            sorted_acl("acldefault('f', p.proowner)")
+        ),
+        format!(
             "SELECT 'schema', n.nspname, 'comment', d.description FROM pg_description d \
              JOIN pg_namespace n ON n.oid = d.objoid WHERE d.classoid = 'pg_namespace'::regclass AND {USER_NS}"
         ),
