@@ -122,7 +122,13 @@ fn routine_and_type_queries() -> Vec<String> {
 
 pub(super) async fn read(client: &Client, ours: &[String]) -> Result<Snapshot> {
     let mut snapshot = Snapshot::default();
-    let all = [queries(), routine_and_type_queries(), detail_queries()].concat();
+    let all = [
+        queries(),
+        routine_and_type_queries(),
+        detail_queries(),
+        grant_and_statistics_queries(),
+    ]
+    .concat();
     for (i, sql) in all.iter().enumerate() {
         let rows = if sql.contains("$1") {
             client.query(sql.as_str(), &[&ours]).await
@@ -144,13 +150,10 @@ const REL_KIND: &str = "CASE c.relkind WHEN 'f' THEN 'foreign table' WHEN 'v' TH
     WHEN 'I' THEN 'index' ELSE 'table' END";
 
 /// What `pg_dump` would also write about an object beyond its definition: table options
-/// (persistence, partitioning, row level security, storage parameters), comments, grants that
-/// differ from the default, policies, rules and which column owns a sequence.
+/// (persistence, partitioning, row level security, storage parameters, replica identity,
+/// inheritance), comments, policies, rules and which column owns a sequence.
 fn detail_queries() -> Vec<String> {
     let rel = user_rel();
-    let sorted_acl = |acl: &str| {
-        format!("(SELECT string_agg(a::text, ' ' ORDER BY a::text) FROM unnest({acl}) a)")
-    };
     vec![
         format!(
             "SELECT {REL_KIND}, {QNAME}, 'options', concat_ws(' ', \
@@ -185,37 +188,6 @@ fn detail_queries() -> Vec<String> {
             not_extension("pg_proc", "p.oid")
         ),
         format!(
-            "SELECT {REL_KIND}, {QNAME}, 'grants', {} FROM {REL} \
-             WHERE c.relacl IS NOT NULL AND c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S') AND {rel} \
-             AND {} IS DISTINCT FROM {}",
-            sorted_acl("c.relacl"),
-            sorted_acl("c.relacl"),
-            sorted_acl("acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::\"char\", c.relowner)")
-        ),
-        format!(
-            "SELECT 'statistics', n.nspname || '.' || s.stxname, 'definition', array_to_string(s.stxkind, ',') \
-             || ' on ' || coalesce((SELECT string_agg(attname, ', ' ORDER BY attname) FROM pg_attribute \
-             WHERE attrelid = s.stxrelid AND attnum = ANY(s.stxkeys)), '') || ' from ' || {QNAME} \
-             FROM pg_statistic_ext s JOIN {REL} ON c.oid = s.stxrelid WHERE {rel}"
-        ),
-        format!(
-            "SELECT 'schema', n.nspname, 'grants', {} FROM pg_namespace n \
-             WHERE n.nspacl IS NOT NULL AND {USER_NS} AND {} IS DISTINCT FROM {}",
-            sorted_acl("n.nspacl"),
-            sorted_acl("n.nspacl"),
-            sorted_acl("acldefault('n', n.nspowner)")
-        ),
-        format!(
-            "SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END, \
-             n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')', \
-             'grants', {} FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
-             WHERE p.proacl IS NOT NULL AND {USER_NS} AND {} AND {} IS DISTINCT FROM {}",
-            sorted_acl("p.proacl"),
-            not_extension("pg_proc", "p.oid"),
-            sorted_acl("p.proacl"),
-            sorted_acl("acldefault('f', p.proowner)")
-        ),
-        format!(
             "SELECT 'schema', n.nspname, 'comment', d.description FROM pg_description d \
              JOIN pg_namespace n ON n.oid = d.objoid WHERE d.classoid = 'pg_namespace'::regclass AND {USER_NS}"
         ),
@@ -240,6 +212,50 @@ fn detail_queries() -> Vec<String> {
              JOIN pg_attribute a ON a.attrelid = rc.oid AND a.attnum = d.refobjsubid \
              WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass \
              AND d.deptype = 'a' AND c.relkind = 'S' AND {rel}"
+        ),
+    ]
+}
+
+/// Grants that differ from the default on relations, schemas and routines (as `pg_dump` writes
+/// them), and extended statistics objects.
+fn grant_and_statistics_queries() -> Vec<String> {
+    let rel = user_rel();
+    let sorted_acl = |acl: &str| {
+        format!("(SELECT string_agg(a::text, ' ' ORDER BY a::text) FROM unnest({acl}) a)")
+    };
+    vec![
+        format!(
+            "SELECT {REL_KIND}, {QNAME}, 'grants', {} FROM {REL} \
+             WHERE c.relacl IS NOT NULL AND c.relkind IN ('r', 'p', 'f', 'v', 'm', 'S') AND {rel} \
+             AND {} IS DISTINCT FROM {}",
+            sorted_acl("c.relacl"),
+            sorted_acl("c.relacl"),
+            sorted_acl(
+                "acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::\"char\", c.relowner)"
+            )
+        ),
+        format!(
+            "SELECT 'statistics', n.nspname || '.' || s.stxname, 'definition', array_to_string(s.stxkind, ',') \
+             || ' on ' || coalesce((SELECT string_agg(attname, ', ' ORDER BY attname) FROM pg_attribute \
+             WHERE attrelid = s.stxrelid AND attnum = ANY(s.stxkeys)), '') || ' from ' || {QNAME} \
+             FROM pg_statistic_ext s JOIN {REL} ON c.oid = s.stxrelid WHERE {rel}"
+        ),
+        format!(
+            "SELECT 'schema', n.nspname, 'grants', {} FROM pg_namespace n \
+             WHERE n.nspacl IS NOT NULL AND {USER_NS} AND {} IS DISTINCT FROM {}",
+            sorted_acl("n.nspacl"),
+            sorted_acl("n.nspacl"),
+            sorted_acl("acldefault('n', n.nspowner)")
+        ),
+        format!(
+            "SELECT CASE p.prokind WHEN 'p' THEN 'procedure' WHEN 'a' THEN 'aggregate' ELSE 'function' END, \
+             n.nspname || '.' || p.proname || '(' || pg_get_function_identity_arguments(p.oid) || ')', \
+             'grants', {} FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace \
+             WHERE p.proacl IS NOT NULL AND {USER_NS} AND {} AND {} IS DISTINCT FROM {}",
+            sorted_acl("p.proacl"),
+            not_extension("pg_proc", "p.oid"),
+            sorted_acl("p.proacl"),
+            sorted_acl("acldefault('f', p.proowner)")
         ),
     ]
 }
