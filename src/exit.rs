@@ -167,6 +167,18 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_undo_test_fails_the_job_with_33() {
+        let e = Error::UndoTest {
+            failed: 1,
+            checked: 3,
+        };
+        assert_eq!(of(&e).code(), 33);
+        assert_eq!(of(&e).name(), "undo_test_failed");
+        assert_eq!(of(&e).pod_failure_action(), PodFailureAction::FailJob);
+        assert!(e.to_string().contains("1 of 3 migration(s)"), "{e}");
+    }
+
+    #[test]
     fn process_and_strict_verify_failures_are_bad_input() {
         // RFC 2822 cannot write a year before 1900: a formatting error, as a broken clock gives.
         let clock = time::macros::datetime!(1800-01-01 0:00 UTC)
