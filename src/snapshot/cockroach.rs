@@ -98,6 +98,9 @@ fn add_statement(snapshot: &mut Snapshot, statement: &str, ours: &[String]) {
     {
         return;
     }
+    if upper.starts_with("COMMENT ON ") {
+        return add_comment(snapshot, &statement["COMMENT ON ".len()..], ours);
+    }
     let kinds = [
         ("CREATE TABLE ", "table"),
         ("CREATE MATERIALIZED VIEW ", "materialized view"),
@@ -150,6 +153,40 @@ fn add_statement(snapshot: &mut Snapshot, statement: &str, ours: &[String]) {
             );
         }
         _ => snapshot.insert(kind, &name, [("definition".into(), statement.into())]),
+    }
+}
+
+/// `COMMENT ON TABLE t / COLUMN t.c / INDEX t@i / CONSTRAINT c ON t IS '...'` (which SHOW CREATE
+/// writes after its table) as a part of table `t`.
+fn add_comment(snapshot: &mut Snapshot, rest: &str, ours: &[String]) {
+    let Some((what, target)) = rest.split_once(' ') else {
+        return;
+    };
+    let name = object_name(target);
+    let comment = target
+        .split_once(" IS ")
+        .map(|(_, c)| c.trim())
+        .unwrap_or_default();
+    let (table, part) = match what.to_ascii_uppercase().as_str() {
+        "TABLE" => (name.clone(), "comment".to_string()),
+        "COLUMN" => match name.rsplit_once('.') {
+            Some((table, column)) => (table.to_string(), format!("comment on column {column}")),
+            None => return,
+        },
+        "INDEX" => match name.split_once('@') {
+            Some((table, index)) => (table.to_string(), format!("comment on index {index}")),
+            None => return,
+        },
+        "CONSTRAINT" => {
+            let after = &target[name.len()..];
+            let on = after.trim_start().strip_prefix("ON ").unwrap_or("");
+            (object_name(on), format!("comment on constraint {name}"))
+        }
+        _ => return,
+    };
+    let bare = table.rsplit('.').next().unwrap_or(&table).trim_matches('"');
+    if !ours.iter().any(|o| o == bare) {
+        snapshot.insert("table", &table, [(part, comment.to_string())]);
     }
 }
 
@@ -294,13 +331,18 @@ mod tests {
         );
         add_statement(
             &mut s,
+            "COMMENT ON COLUMN public.users.name IS 'shown'",
+            &ours,
+        );
+        add_statement(
+            &mut s,
             "CREATE TYPE public.crdb_internal_region AS ENUM ('us-east1')",
             &ours,
         );
         assert_eq!(
             s.text(),
             "table public.users\n  column id: INT8 NOT NULL\n  column name: STRING NULL DEFAULT 'x':::STRING\n  \
-             constraint fk: CONSTRAINT fk FOREIGN KEY (id) REFERENCES public.x(id)\n  \
+             comment on column name: 'shown'\n  constraint fk: CONSTRAINT fk FOREIGN KEY (id) REFERENCES public.x(id)\n  \
              constraint users_pkey: CONSTRAINT users_pkey PRIMARY KEY (id ASC)\n  \
              family \"primary\": (id, name)\n  index users_name_key: UNIQUE INDEX users_name_key (name ASC)\n"
         );
