@@ -50,7 +50,9 @@ fn at_least(version: &str, want: (u32, u32)) -> bool {
     found.is_some_and(|v| v >= want)
 }
 
-/// The statements of one `SHOW CREATE ALL ...`: its `create_statement` column, split.
+/// The statements of one `SHOW CREATE ALL ...`: its `create_statement` column, split at `;`
+/// line ends (older versions return ALL TABLES as one row, the FK `VALIDATE` statements after
+/// a `--` comment line).
 async fn show_create(client: &Client, show: &str) -> Result<Vec<String>> {
     let rows = client
         .simple_query(show)
