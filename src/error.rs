@@ -27,6 +27,14 @@ pub enum Error {
         "verify --strict: a warning of severity risk was found (see above): fix the file, or mark a deliberate breaking change `-- @CONTRACT`"
     )]
     StrictVerify,
+    /// `test` found undos that fail or do not restore the schema (listed above).
+    #[error("test: {failed} of {checked} migration(s) failed the undo round trip (see above)")]
+    UndoTest {
+        /// How many failed.
+        failed: usize,
+        /// How many were checked.
+        checked: usize,
+    },
     /// The async runtime could not be started.
     #[error("runtime: cannot start the async runtime: {0}")]
     Runtime(#[source] std::io::Error),

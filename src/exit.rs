@@ -30,6 +30,7 @@ pub fn of(e: &Error) -> Exit {
         Error::PartiallyApplied { .. } => Exit::PartiallyApplied,
         Error::Disagreement(_) | Error::BackgroundJob { .. } => Exit::Disagreement,
         Error::Terminated => Exit::Terminated,
+        Error::UndoTest { .. } => Exit::UndoTestFailed,
     }
 }
 
@@ -68,6 +69,8 @@ pub enum Exit {
     PartiallyApplied = 31,
     /// 32: the database disagrees with the image (drift, dirty mark, unknown versions).
     Disagreement = 32,
+    /// 33: `test` found an undo that fails or does not restore the schema.
+    UndoTestFailed = 33,
     /// 143: stopped by SIGTERM/SIGINT after cleaning up.
     Terminated = 143,
 }
@@ -82,7 +85,7 @@ impl Error {
 
 impl Exit {
     /// All exit codes, in ascending order.
-    pub const ALL: [Exit; 11] = [
+    pub const ALL: [Exit; 12] = [
         Exit::Ok,
         Exit::Unreachable,
         Exit::Timeout,
@@ -93,6 +96,7 @@ impl Exit {
         Exit::MigrationFailed,
         Exit::PartiallyApplied,
         Exit::Disagreement,
+        Exit::UndoTestFailed,
         Exit::Terminated,
     ];
 
@@ -115,7 +119,8 @@ impl Exit {
             | Exit::AuthRejected
             | Exit::MigrationFailed
             | Exit::PartiallyApplied
-            | Exit::Disagreement => PodFailureAction::FailJob,
+            | Exit::Disagreement
+            | Exit::UndoTestFailed => PodFailureAction::FailJob,
         }
     }
 
@@ -132,6 +137,7 @@ impl Exit {
             Exit::MigrationFailed => "migration_failed",
             Exit::PartiallyApplied => "partially_applied",
             Exit::Disagreement => "database_disagrees",
+            Exit::UndoTestFailed => "undo_test_failed",
             Exit::Terminated => "terminated",
         }
     }
@@ -158,6 +164,18 @@ mod tests {
             source: None,
         };
         assert_eq!(of(&lost).code(), 10);
+    }
+
+    #[test]
+    fn a_failed_undo_test_fails_the_job_with_33() {
+        let e = Error::UndoTest {
+            failed: 1,
+            checked: 3,
+        };
+        assert_eq!(of(&e).code(), 33);
+        assert_eq!(of(&e).name(), "undo_test_failed");
+        assert_eq!(of(&e).pod_failure_action(), PodFailureAction::FailJob);
+        assert!(e.to_string().contains("1 of 3 migration(s)"), "{e}");
     }
 
     #[test]

@@ -101,7 +101,9 @@ mod duration;
 mod jobs;
 mod phase;
 mod progress;
+mod snapshot;
 mod table_name;
+mod undo_test;
 
 use source::split;
 
@@ -120,9 +122,11 @@ pub use plan::{Goal, Plan, Rollback};
 pub use repair::Repair;
 pub use report::{Outcome, Report};
 pub use run::{Run, Stop};
+pub use snapshot::Snapshot;
 pub use source::Migration;
 pub use status::Status;
 pub use store::TableName;
+pub use undo_test::UndoReport;
 
 /// What can be wrong: the payloads of [`Error`]'s variants.
 pub mod problems {
@@ -139,9 +143,11 @@ pub mod parts {
     pub use crate::jobs::Job;
     pub use crate::lint::Severity;
     pub use crate::plan::{Direction, Phase, Step};
+    pub use crate::snapshot::{Change, Parts};
     pub use crate::status::{PhaseStatus, State, StatusRow};
     pub use crate::store::lease::LeaseInfo;
     pub use crate::store::ledger::{AppliedRow, StoredUndo};
+    pub use crate::undo_test::{Checked, Verdict};
 }
 
 /// Reaching the database on its own, without a [`Migrator`]: the parsed URL

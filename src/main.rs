@@ -97,6 +97,8 @@ fn bad_command_line(e: clap::Error, started: Instant) -> ExitCode {
 fn sink_of(command: &Command) -> Sink {
     match command {
         Command::Status { .. }
+        | Command::Schema { .. }
+        | Command::Test { .. }
         | Command::Plan { .. }
         | Command::Verify { .. }
         | Command::Create { .. }

@@ -19,11 +19,13 @@ use crate::repair::Repair;
 use crate::report::{Progress, Report};
 use crate::run::{self, Run, Stop};
 use crate::session::Lease;
+use crate::snapshot::Snapshot;
 use crate::source::{self, Migration};
 use crate::status::{self, Status};
 use crate::store::Tables;
 use crate::store::lease::{self, LeaseInfo};
 use crate::store::ledger::{self, AppliedRow};
+use crate::undo_test::{self, UndoReport};
 
 /// Runs migration operations with one configuration.
 pub struct Migrator {
@@ -149,6 +151,21 @@ impl Migrator {
     pub async fn connect(&self) -> Result<(Client, ServerInfo)> {
         let url = self.url()?;
         connect::wait_and_connect(url, self.config.wait_timeout, self.config.create_database).await
+    }
+
+    /// The live schema in its canonical form, without our ledger and lease tables.
+    pub async fn schema(&self) -> Result<Snapshot> {
+        let (client, info) = self.connect().await?;
+        Snapshot::read(&client, &info, &self.tables).await
+    }
+
+    /// `test`: the undo round trip of every migration on this (scratch) database, one verdict
+    /// per migration; refuses a database that holds anything but our ledger unless `force`.
+    /// The ledger is not written.
+    pub async fn test_undos_report(&self, force: bool) -> Result<UndoReport> {
+        let set = self.load()?;
+        let (client, info) = self.connect().await?;
+        undo_test::run(&client, &info, &self.tables, &set, force).await
     }
 
     /// Reads the ledger's rows.

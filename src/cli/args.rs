@@ -82,6 +82,21 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the live schema in its canonical form (same objects, same output).
+    Schema {
+        /// Print the JSON form (with its hash).
+        #[arg(long)]
+        json: bool,
+    },
+    /// On a scratch database: apply each migration, run its undo, check the schema is restored.
+    Test {
+        /// Print the per-migration verdicts as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Run even when the database holds objects besides our ledger.
+        #[arg(long)]
+        force: bool,
+    },
     /// Write a new migration file and print its path (no database needed).
     Create {
         /// What the migration does, e.g. "add users email".

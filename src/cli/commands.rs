@@ -74,6 +74,8 @@ async fn other_command(migrator: &Migrator, command: Command) -> Result<Option<i
         // Runs: `run` takes them, with their report.
         Command::Migrate { .. } | Command::Rollback { .. } => Ok(None),
         Command::Status { json } => status(migrator, json).await,
+        Command::Schema { json } => schema(migrator, json).await,
+        Command::Test { json, force } => test_undos(migrator, json, force).await,
         Command::Create {
             description,
             up,
@@ -132,6 +134,40 @@ async fn status(migrator: &Migrator, json: bool) -> Result<Option<i64>, Error> {
         print!("{}", render::status_text(&s));
     }
     Ok(Some(s.current_version))
+}
+
+/// `schema [--json]`: prints the live schema's canonical text (or JSON).
+async fn schema(migrator: &Migrator, json: bool) -> Result<Option<i64>, Error> {
+    let snapshot = migrator.schema().await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&snapshot.json()).unwrap_or_default()
+        );
+    } else {
+        print!("{}", snapshot.text());
+    }
+    Ok(None)
+}
+
+/// `test [--json] [--force]`: prints every migration's undo verdict; fails when one failed.
+async fn test_undos(migrator: &Migrator, json: bool, force: bool) -> Result<Option<i64>, Error> {
+    let report = migrator.test_undos_report(force).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.json()).unwrap_or_default()
+        );
+    } else {
+        print!("{}", report.text());
+    }
+    match report.failed() {
+        0 => Ok(None),
+        failed => Err(Error::UndoTest {
+            failed,
+            checked: report.migrations.len(),
+        }),
+    }
 }
 
 /// `verify [--strict]`: prints the set and its warnings; `--strict` fails on a risk.

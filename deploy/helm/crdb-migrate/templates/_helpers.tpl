@@ -55,7 +55,7 @@ rules:
     onExitCodes:
       containerName: {{ . }}
       operator: In
-      values: [20, 21, 30, 31, 32]
+      values: [20, 21, 30, 31, 32, 33]
   - action: Count
     onExitCodes:
       containerName: {{ . }}

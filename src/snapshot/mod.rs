@@ -1,0 +1,186 @@
+//! The live schema as one canonical value: a [`Snapshot`] read by one reader per server
+//! flavour (`postgres` from `pg_catalog`, `cockroach` from `SHOW CREATE ALL ...`), with a
+//! stable text form, a hash and a [`Snapshot::diff`] naming what was added, removed or changed.
+//!
+//! Canonical means: objects sorted by kind and qualified name, each object's parts (columns,
+//! constraints, indexes, ...) sorted by name, so column order does not count; every value has
+//! its whitespace runs collapsed to one space, so neither does the layout of a function body.
+//! To add an object kind: read it in both readers as `(kind, name, parts)` and insert it with
+//! [`Snapshot::insert`]; the text form, hash and diff follow.
+
+mod cockroach;
+mod diff;
+mod postgres;
+
+use std::collections::BTreeMap;
+
+use sha2::{Digest, Sha256};
+use tokio_postgres::Client;
+
+use crate::connect::{Flavour, ServerInfo};
+use crate::error::Result;
+use crate::store::Tables;
+
+pub use diff::Change;
+
+/// One object's parts: part name (e.g. `column email`) → canonical value.
+pub type Parts = BTreeMap<String, String>;
+
+/// The canonical schema: (kind, qualified name) → parts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    objects: BTreeMap<(String, String), Parts>,
+}
+
+impl Snapshot {
+    /// Reads the live schema of the connected database, leaving out our ledger and lease.
+    pub async fn read(client: &Client, server: &ServerInfo, tables: &Tables) -> Result<Snapshot> {
+        let ours = [
+            tables.name().to_string(),
+            format!("{}_lease", tables.name()),
+        ];
+        match server.flavour {
+            Flavour::PostgreSQL => postgres::read(client, &ours).await,
+            Flavour::CockroachDB => cockroach::read(client, &server.version, &ours).await,
+        }
+    }
+
+    /// Adds (or extends) an object; every value is made canonical on the way in.
+    pub fn insert(
+        &mut self,
+        kind: &str,
+        name: &str,
+        parts: impl IntoIterator<Item = (String, String)>,
+    ) {
+        let entry = self
+            .objects
+            .entry((kind.to_string(), name.to_string()))
+            .or_default();
+        for (part, value) in parts {
+            entry.insert(part, canonical(&value));
+        }
+    }
+
+    /// The objects a user made: all but the `public` schema and the `plpgsql` extension that
+    /// every new database holds, as `kind name`.
+    pub fn user_objects(&self) -> Vec<String> {
+        self.objects
+            .keys()
+            .filter(|(kind, name)| {
+                !matches!(
+                    (kind.as_str(), name.as_str()),
+                    ("schema", "public") | ("extension", "plpgsql")
+                )
+            })
+            .map(|(kind, name)| format!("{kind} {name}"))
+            .collect()
+    }
+
+    /// How many objects it holds.
+    pub fn len(&self) -> usize {
+        self.objects.len()
+    }
+
+    /// Whether it holds no object.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+
+    /// The stable text form: one `kind name` line per object, then one indented
+    /// `part: value` line per part.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for ((kind, name), parts) in &self.objects {
+            out.push_str(&format!("{kind} {name}\n"));
+            for (part, value) in parts {
+                out.push_str(&format!("  {part}: {value}\n"));
+            }
+        }
+        out
+    }
+
+    /// The SHA-256 of the text form, in hex.
+    pub fn hash(&self) -> String {
+        Sha256::digest(self.text().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The JSON form: `{"hash": ..., "objects": [{"kind", "name", "parts": {...}}]}`.
+    pub fn json(&self) -> serde_json::Value {
+        let objects: Vec<_> = self
+            .objects
+            .iter()
+            .map(|((kind, name), parts)| {
+                serde_json::json!({"kind": kind, "name": name, "parts": parts})
+            })
+            .collect();
+        serde_json::json!({"hash": self.hash(), "objects": objects})
+    }
+
+    /// What changed from `self` to `other`: each object added, removed or changed, and for a
+    /// changed one each part added, removed or changed.
+    pub fn diff(&self, other: &Snapshot) -> Vec<Change> {
+        diff::diff(&self.objects, &other.objects)
+    }
+}
+
+/// Collapses every whitespace run to one space and trims the ends.
+fn canonical(value: &str) -> String {
+    value.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(default: &str, order: &[&str]) -> Snapshot {
+        let mut s = Snapshot::default();
+        for c in order {
+            let v = if *c == "age" {
+                default.to_string()
+            } else {
+                "text".into()
+            };
+            s.insert("table", "public.t", [(format!("column {c}"), v)]);
+        }
+        s
+    }
+
+    #[test]
+    fn column_order_and_whitespace_do_not_count() {
+        let a = table("integer  default\n 1", &["age", "name"]);
+        let b = table("integer default 1", &["name", "age"]);
+        assert_eq!(a.text(), b.text());
+        assert_eq!(a.hash(), b.hash());
+        assert!(a.diff(&b).is_empty());
+        assert_eq!(
+            a.text(),
+            "table public.t\n  column age: integer default 1\n  column name: text\n"
+        );
+    }
+
+    #[test]
+    fn diff_names_the_changed_part() {
+        let a = table("integer default 1", &["age"]);
+        let b = table("integer default 2", &["age"]);
+        let mut c = b.clone();
+        c.insert(
+            "index",
+            "public.i",
+            [("definition".to_string(), "x".to_string())],
+        );
+        let changes = a.diff(&c);
+        let text: Vec<String> = changes.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "added index public.i",
+                "changed table public.t: column age: `integer default 1` -> `integer default 2`"
+            ]
+        );
+        assert_eq!(c.diff(&a).len(), 2);
+        assert_ne!(a.hash(), b.hash());
+    }
+}

@@ -1,0 +1,179 @@
+//! `test`: the round trip of every undo on a scratch database. For each migration in order:
+//! snapshot, forward SQL, undo, snapshot again; the two must be equal. A transactional undo
+//! runs in its own transaction, is checked there and rolled back, so the database is back in
+//! the forward state and a failing undo derails nothing. A non-transactional undo runs as it
+//! would in a rollback and the forward SQL is then applied again. The ledger is not written.
+
+mod verdict;
+
+use std::time::Instant;
+
+use tokio_postgres::Client;
+
+pub use verdict::{Checked, UndoReport, Verdict};
+
+use crate::connect::{Flavour, ServerInfo};
+use crate::error::{Error, Result};
+use crate::snapshot::Snapshot;
+use crate::source::Migration;
+use crate::source::split::Statement;
+use crate::store::Tables;
+
+/// Checks every migration of `set` on the connected scratch database; refuses one that holds
+/// anything but our ledger unless `force`.
+pub async fn run(
+    client: &Client,
+    server: &ServerInfo,
+    tables: &Tables,
+    set: &[Migration],
+    force: bool,
+) -> Result<UndoReport> {
+    let run_started = Instant::now();
+    if server.flavour == Flavour::CockroachDB {
+        keep_transactions_whole(client).await?;
+    }
+    let mut before = Snapshot::read(client, server, tables).await?;
+    let held = before.user_objects();
+    if !force && !held.is_empty() {
+        return Err(Error::Config {
+            name: "DATABASE_URL".into(),
+            message: format!(
+                "test needs an empty scratch database, and this one holds {} object(s) (first: {}); name an empty database, or pass --force",
+                held.len(),
+                held[0]
+            ),
+        });
+    }
+    let mut checked = Vec::with_capacity(set.len());
+    let mut stopped = false;
+    for m in set {
+        let started = Instant::now();
+        let verdict = if stopped {
+            Verdict::NotRun
+        } else {
+            let v = check(client, server, tables, m, &before).await?;
+            stopped =
+                matches!(v, Verdict::ForwardFailed { .. }) || (m.no_transaction && v.failed());
+            if !stopped {
+                before = Snapshot::read(client, server, tables).await?;
+            }
+            v
+        };
+        checked.push(Checked {
+            version: m.version,
+            file: file_name(m),
+            transactional: !m.no_transaction,
+            verdict,
+            duration_ms: started.elapsed().as_millis() as u64,
+        });
+    }
+    Ok(UndoReport {
+        migrations: checked,
+        duration_ms: run_started.elapsed().as_millis() as u64,
+    })
+}
+
+/// From v25.1 CockroachDB commits an open transaction before each DDL statement
+/// (`autocommit_before_ddl`); turned off, as for migrations, so that an undo checked in a
+/// transaction is really rolled back. An older version without the setting does not do it.
+async fn keep_transactions_whole(client: &Client) -> Result<()> {
+    for sql in crate::flavour::cockroach_settings() {
+        match client.batch_execute(sql).await {
+            Ok(()) => {}
+            Err(e) if crate::sqlstate::is_unknown_setting(&e) => {}
+            Err(e) => return Err(Error::db(format!("running `{sql}`"), e)),
+        }
+    }
+    Ok(())
+}
+
+fn file_name(m: &Migration) -> String {
+    m.path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// One migration's round trip; leaves the database in its forward state unless the verdict
+/// stops the run.
+async fn check(
+    client: &Client,
+    server: &ServerInfo,
+    tables: &Tables,
+    m: &Migration,
+    before: &Snapshot,
+) -> Result<Verdict> {
+    if let Err((line, error)) = apply(client, &m.up_statements, !m.no_transaction).await {
+        return Ok(Verdict::ForwardFailed { line, error });
+    }
+    let Some(undo) = &m.down_statements else {
+        return Ok(Verdict::Irreversible);
+    };
+    if m.no_transaction {
+        if let Err((line, error)) = execute(client, undo).await {
+            return Ok(Verdict::UndoFailed { line, error });
+        }
+        let after = Snapshot::read(client, server, tables).await?;
+        if let Err((line, error)) = apply(client, &m.up_statements, false).await {
+            return Ok(Verdict::ForwardFailed { line, error });
+        }
+        return Ok(compare(before, &after));
+    }
+    sql(client, "BEGIN").await?;
+    let verdict = match execute(client, undo).await {
+        Err((line, error)) => Verdict::UndoFailed { line, error },
+        Ok(()) => compare(before, &Snapshot::read(client, server, tables).await?),
+    };
+    sql(client, "ROLLBACK").await?;
+    Ok(verdict)
+}
+
+fn compare(before: &Snapshot, after: &Snapshot) -> Verdict {
+    let differences = before.diff(after);
+    if differences.is_empty() {
+        Verdict::Ok
+    } else {
+        Verdict::NotRestored { differences }
+    }
+}
+
+/// Runs `statements`, in one transaction when `transactional` (rolled back on failure).
+async fn apply(
+    client: &Client,
+    statements: &[Statement],
+    transactional: bool,
+) -> std::result::Result<(), (usize, String)> {
+    let fail = |e: Error| (0, e.to_string());
+    if !transactional {
+        return execute(client, statements).await;
+    }
+    sql(client, "BEGIN").await.map_err(fail)?;
+    match execute(client, statements).await {
+        Ok(()) => sql(client, "COMMIT").await.map_err(fail),
+        Err(e) => {
+            sql(client, "ROLLBACK").await.map_err(fail)?;
+            Err(e)
+        }
+    }
+}
+
+/// Runs each statement; the first failure as (line, server message).
+async fn execute(
+    client: &Client,
+    statements: &[Statement],
+) -> std::result::Result<(), (usize, String)> {
+    for s in statements {
+        client
+            .batch_execute(&s.text)
+            .await
+            .map_err(|e| (s.line, crate::error::server_message(&e)))?;
+    }
+    Ok(())
+}
+
+async fn sql(client: &Client, text: &str) -> Result<()> {
+    client
+        .batch_execute(text)
+        .await
+        .map_err(|e| Error::db(format!("test: {text}"), e))
+}
