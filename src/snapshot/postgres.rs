@@ -6,6 +6,7 @@
 //! and our own ledger and lease tables (`$1`).
 
 use tokio_postgres::Client;
+use tokio_postgres::types::{ToSql, Type};
 
 use super::Snapshot;
 use crate::error::{Error, Result};
@@ -129,13 +130,27 @@ pub(super) async fn read(client: &Client, ours: &[String]) -> Result<Snapshot> {
         grant_and_statistics_queries(),
     ]
     .concat();
-    for (i, sql) in all.iter().enumerate() {
-        let rows = if sql.contains("$1") {
-            client.query(sql.as_str(), &[&ours]).await
-        } else {
-            client.query(sql.as_str(), &[]).await
-        }
-        .map_err(|e| Error::db(format!("reading the schema (query {i})"), e))?;
+    // One flight: every query sent back to back, unnamed (`query_typed`: no prepare round
+    // trip, no statement to close afterwards), replies read in order.
+    let ours = ours.to_vec();
+    let with_ours: [(&(dyn ToSql + Sync), Type); 1] = [(&ours, Type::TEXT_ARRAY)];
+    let queries = all
+        .iter()
+        .map(|sql| {
+            let params = if sql.contains("$1") {
+                &with_ours[..]
+            } else {
+                &[]
+            };
+            client.query_typed(sql.as_str(), params)
+        })
+        .collect();
+    for (i, rows) in crate::pipeline::in_order(queries)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let rows = rows.map_err(|e| Error::db(format!("reading the schema (query {i})"), e))?;
         for row in rows {
             let get = |i: usize| row.get::<_, Option<String>>(i).unwrap_or_default();
             snapshot.insert(&get(0), &get(1), [(get(2), get(3))]);

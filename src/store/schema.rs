@@ -4,12 +4,13 @@
 //! more for setup to create, and the lease table is already left out of every snapshot.
 
 use tokio_postgres::Client;
+use tokio_postgres::types::Type;
 
 use crate::error::{Error, Result};
 use crate::snapshot::Snapshot;
 use crate::sqlstate;
 use crate::store::Tables;
-use crate::store::fence::Fence;
+use crate::store::fence::{Fence, Param};
 
 /// The columns, as `create_sql` declares them and adoption adds them.
 pub const COLUMNS: [&str; 3] = [
@@ -43,7 +44,8 @@ pub fn store_sql(t: &Tables) -> String {
     format!(
         "UPDATE {lease} SET schema_version = $4::INT8, schema_hash = $5::TEXT, schema_text = $6::TEXT,
             expires_at = clock_timestamp() + INTERVAL '1 millisecond' * $3::INT8
-         WHERE id = 1 AND holder = $1::TEXT AND fence = $2::INT8 AND expires_at > clock_timestamp()",
+         WHERE id = 1 AND holder = $1::TEXT AND fence = $2::INT8 AND expires_at > clock_timestamp()
+         RETURNING id",
         lease = t.lease()
     )
 }
@@ -58,15 +60,16 @@ pub async fn store(
     snapshot: &Snapshot,
 ) -> Result<bool> {
     let (sql, text, hash) = (store_sql(t), snapshot.text(), snapshot.hash());
-    let params: [crate::store::fence::Param<'_>; 6] = [
-        &fence.holder,
-        &fence.token,
-        &fence.ttl_ms,
-        &version,
-        &hash,
-        &text,
+    // Unnamed (`query_typed`): one round trip, and no statement left to close after it.
+    let params: [(Param<'_>, Type); 6] = [
+        (&fence.holder, Type::TEXT),
+        (&fence.token, Type::INT8),
+        (&fence.ttl_ms, Type::INT8),
+        (&version, Type::INT8),
+        (&hash, Type::TEXT),
+        (&text, Type::TEXT),
     ];
-    let write = || client.execute(&sql, &params);
+    let write = || client.query_typed(&sql, &params);
     let written = match write().await {
         Err(e) if sqlstate::is_undefined_column(&e) => {
             for add in add_columns_sql(t) {
@@ -79,7 +82,10 @@ pub async fn store(
         }
         r => r,
     };
-    Ok(written.map_err(|e| Error::db("storing the schema snapshot", e))? == 1)
+    Ok(written
+        .map_err(|e| Error::db("storing the schema snapshot", e))?
+        .len()
+        == 1)
 }
 
 /// The stored snapshot; `None` when no run stored one (or the tables predate it).
@@ -88,7 +94,11 @@ pub async fn stored(client: &Client, t: &Tables) -> Result<Option<Stored>> {
         "SELECT schema_version, schema_hash, schema_text FROM {} WHERE id = 1",
         t.lease()
     );
-    match client.query_opt(&sql, &[]).await {
+    match client
+        .query_typed(&sql, &[])
+        .await
+        .map(|rows| rows.into_iter().next())
+    {
         Ok(Some(row)) => {
             let version: Option<i64> = row.try_get(0).ok().flatten();
             let hash: Option<String> = row.try_get(1).ok().flatten();
