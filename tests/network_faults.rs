@@ -219,7 +219,7 @@ fn measure_clean_run() -> [String; 4] {
     let (awaited_c2s, tail_c2s) = split_at_tail(&mig_c2s, Dir::ClientToServer);
     let (awaited_s2c, tail_s2c) = split_at_tail(&mig_s2c, Dir::ServerToClient);
     // After migration 20's COMMIT (`Q`) the schema snapshot: its queries and then its store,
-    // each unnamed (`PBDES`, answered `12T` rows `CZ`) in one flight; then nothing but the
+    // each unnamed (`PBDES`) and answered with one row (`12TDCZ`), in one flight; then nothing but the
     // statement closes.
     let snapshot_flight = awaited_c2s.rfind('Q').map(|at| &awaited_c2s[at + 1..]);
     assert!(
@@ -396,7 +396,7 @@ macro_rules! cut_tests {
 // Migration connection: client to server up to the schema snapshot's store after migration
 // 20's COMMIT, before the statement-close tail; server to client up to the ReadyForQuery
 // answering that store.
-cut_tests! { migration_connection: connection super::MIGRATION_CONN, c2s 350, s2c 682 }
+cut_tests! { migration_connection: connection super::MIGRATION_CONN, c2s 350, s2c 528 }
 // Lease connection: the whole of it.
 cut_tests! { lease_connection: connection super::LEASE_CONN, c2s 13, s2c 37 }
 
