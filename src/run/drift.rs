@@ -92,7 +92,7 @@ pub(super) async fn store(
         Err(e) if e.is_connection_lost() => Err(e),
         Err(e) => {
             tracing::warn!(
-                event = events::SCHEMA_DRIFT,
+                event = events::SCHEMA_NOT_STORED,
                 version,
                 error = %e,
                 "the schema snapshot could not be stored; drift is not checked until the next run stores one"
