@@ -25,14 +25,12 @@ use crate::status;
 use crate::store::Tables;
 use crate::store::ledger::{self, AppliedRow, Ledger};
 
-mod drift;
 mod foreign;
 mod lease;
 mod load;
 mod recover;
 mod stop;
 
-pub(crate) use drift::drift_of;
 pub(crate) use lease::take_lease;
 use lease::unless_fenced_off;
 pub(crate) use load::{foreign_layout, loading};
@@ -48,8 +46,6 @@ pub struct Run {
     tables: Tables,
     stop: Stop,
     progress: Progress,
-    /// The drift check is done (once per run, before the first step).
-    drift_checked: std::sync::atomic::AtomicBool,
 }
 
 /// The migration connection.
@@ -101,7 +97,6 @@ impl Run {
             goal,
             stop,
             progress,
-            drift_checked: Default::default(),
         }
     }
 
@@ -334,13 +329,6 @@ impl Run {
             );
             return Ok(());
         }
-        let (client, info) = (&session.client, &session.info);
-        if !self
-            .drift_checked
-            .swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
-            drift::check(&self.config, client, info, &self.tables, plan.current).await?;
-        }
         let flavour = session.info.flavour;
         if flavour == Flavour::CockroachDB {
             let tables = jobs::words_of_steps(&plan);
@@ -352,10 +340,6 @@ impl Run {
             .with_settings(apply::Settings::new(&self.config, flavour));
         let result = applier.run(&plan, &self.progress).await;
         *in_flight = InFlight::cut(&plan, &applier, &result);
-        let result = match result {
-            Ok(()) => drift::store(client, info, &self.tables, lease, plan.target).await,
-            Err(e) => Err(e),
-        };
         let result = unless_fenced_off(lease, result).await;
         self.progress.at(match result {
             Ok(()) => plan.target,
