@@ -756,65 +756,6 @@ fn fences_grow_per_acquisition_are_stored_and_shown_and_only_writers_take_the_le
 // Stale acquisitions: an acquiring UPDATE left in a dropped connection's backend
 // ---------------------------------------------------------------------------------------------
 
-/// Another session with `sql` run in a transaction kept open until [`OpenTx::commit`] (or
-/// drop): a row lock or a table lock the test holds.
-struct OpenTx {
-    commit: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl OpenTx {
-    fn begin(db: &TestDb, sql: &str) -> OpenTx {
-        let (url, sql) = (db.url.clone(), format!("BEGIN; {sql}"));
-        let (commit, committed) = tokio::sync::oneshot::channel::<()>();
-        let (ran_tx, ran) = std::sync::mpsc::channel::<Result<(), String>>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let client = match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
-                    Ok((client, conn)) => {
-                        tokio::spawn(conn);
-                        client
-                    }
-                    Err(e) => return drop(ran_tx.send(Err(e.to_string()))),
-                };
-                let r = client.batch_execute(&sql).await.map_err(|e| e.to_string());
-                let ok = r.is_ok();
-                let _ = ran_tx.send(r);
-                if ok {
-                    let _ = committed.await;
-                    let _ = client.batch_execute("COMMIT").await;
-                }
-            });
-        });
-        ran.recv_timeout(Duration::from_secs(30))
-            .expect("the open transaction answers")
-            .expect("the open transaction's statement runs");
-        OpenTx {
-            commit: Some(commit),
-            thread: Some(thread),
-        }
-    }
-
-    fn commit(&mut self) {
-        if let Some(tx) = self.commit.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for OpenTx {
-    fn drop(&mut self) {
-        self.commit();
-    }
-}
-
 /// The statement another session of this database is waiting on a lock with, once one whose
 /// text contains `needle` is.
 fn waiting_on_a_lock(db: &TestDb, needle: &str) -> String {
@@ -861,10 +802,10 @@ fn gated(tag: &str) -> (TestDb, tempfile::TempDir) {
 fn holding_at_the_gate(db: &TestDb, dir: &Path, holder: &str) -> (String, Background, OpenTx) {
     run(cmd(&db.url, dir, holder, WAIT).args(["migrate", "--target", "1"])).expect_code(0);
     let mut row = OpenTx::begin(
-        db,
+        &db.url,
         "SELECT 1 FROM _migrations_lease WHERE id = 1 FOR UPDATE",
     );
-    let gate = OpenTx::begin(db, "LOCK TABLE gate IN ACCESS EXCLUSIVE MODE");
+    let gate = OpenTx::begin(&db.url, "LOCK TABLE gate IN ACCESS EXCLUSIVE MODE");
     let running = Background::spawn(cmd(&db.url, dir, holder, WAIT).env("MIGRATE_LEASE_TTL", "1m"));
     let acquire = waiting_on_a_lock(db, "SET holder = $1::TEXT");
     row.commit();

@@ -13,72 +13,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::{TestDb, bin_at, dir_with, field, fresh_db, psql, run, wait_until};
+use support::{OpenTx, TestDb, bin_at, dir_with, field, fresh_db, psql, run, wait_until};
 
 /// The holder's `application_name`, which the exit-30 message must name.
 const HOLDER_APP: &str = "lock_holder_test";
 
-/// Another session: `BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE;`, kept open until
-/// [`LockHolder::release`] (or drop) commits it.
-struct LockHolder {
-    release: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl LockHolder {
-    fn take(db: &TestDb, table: &str) -> LockHolder {
-        let url = format!("{}&application_name={HOLDER_APP}", db.url);
-        let sql = format!("BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE");
-        let (release, released) = tokio::sync::oneshot::channel::<()>();
-        let (held_tx, held_rx) = std::sync::mpsc::channel::<Result<(), String>>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let (client, conn) =
-                    match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
-                        Ok(c) => c,
-                        Err(e) => {
-                            let _ = held_tx.send(Err(e.to_string()));
-                            return;
-                        }
-                    };
-                tokio::spawn(conn);
-                let r = client.batch_execute(&sql).await.map_err(|e| e.to_string());
-                let ok = r.is_ok();
-                let _ = held_tx.send(r);
-                if ok {
-                    let _ = released.await;
-                    let _ = client.batch_execute("COMMIT").await;
-                }
-            });
-        });
-        held_rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the lock holder answers")
-            .expect("the lock holder takes the lock");
-        LockHolder {
-            release: Some(release),
-            thread: Some(thread),
-        }
-    }
-
-    fn release(&mut self) {
-        if let Some(tx) = self.release.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for LockHolder {
-    fn drop(&mut self) {
-        self.release();
-    }
+/// Another session, named [`HOLDER_APP`]: `BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE;`, kept
+/// open until [`OpenTx::commit`] (or drop) commits it.
+fn take_lock(db: &TestDb, table: &str) -> OpenTx {
+    let url = format!("{}&application_name={HOLDER_APP}", db.url);
+    OpenTx::begin(
+        &url,
+        &format!("LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"),
+    )
 }
 
 /// The binary running in the background, its stdout lines collected as they come.
@@ -173,14 +120,14 @@ fn a_held_lock_is_retried_and_the_migration_applies_once_it_is_released() {
     let db = fresh_db("lock_retry_applies");
     psql(&db.url, "CREATE TABLE t (id INT PRIMARY KEY)");
     let dir = add_column_set();
-    let mut holder = LockHolder::take(&db, "t");
+    let mut holder = take_lock(&db, "t");
     let running = Running::start(&db, dir.path(), &[("MIGRATE_LOCK_RETRIES", "20")]);
     wait_until(
         Duration::from_secs(30),
         "the first lock-timeout retry",
         || !lock_retries(&running.events_named("migration.retry")).is_empty(),
     );
-    holder.release();
+    holder.commit();
     let lines = running.lines.clone();
     let (code, stderr) = running.finish();
     assert_eq!(
@@ -232,7 +179,7 @@ fn a_lock_held_throughout_exits_30_after_the_bounded_retries_naming_the_holder()
     let db = fresh_db("lock_retry_exhausted");
     psql(&db.url, "CREATE TABLE t (id INT PRIMARY KEY)");
     let dir = add_column_set();
-    let holder = LockHolder::take(&db, "t");
+    let holder = take_lock(&db, "t");
     let holder_pid = psql(
         &db.url,
         &format!(

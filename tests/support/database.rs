@@ -176,3 +176,62 @@ pub fn count(db: &TestDb, sql: &str) -> i64 {
         .parse()
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
+
+/// Another session, on `url`, with `sql` run in a transaction kept open until
+/// [`OpenTx::commit`] (or drop): a row lock or a table lock the test holds.
+pub struct OpenTx {
+    commit: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl OpenTx {
+    pub fn begin(url: &str, sql: &str) -> OpenTx {
+        let (url, sql) = (url.to_owned(), format!("BEGIN; {sql}"));
+        let (commit, committed) = tokio::sync::oneshot::channel::<()>();
+        let (ran_tx, ran) = std::sync::mpsc::channel::<Result<(), String>>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let client = match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+                    Ok((client, conn)) => {
+                        tokio::spawn(conn);
+                        client
+                    }
+                    Err(e) => return drop(ran_tx.send(Err(e.to_string()))),
+                };
+                let r = client.batch_execute(&sql).await.map_err(|e| e.to_string());
+                let ok = r.is_ok();
+                let _ = ran_tx.send(r);
+                if ok {
+                    let _ = committed.await;
+                    let _ = client.batch_execute("COMMIT").await;
+                }
+            });
+        });
+        ran.recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the open transaction answers")
+            .expect("the open transaction's statement runs");
+        OpenTx {
+            commit: Some(commit),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn commit(&mut self) {
+        if let Some(tx) = self.commit.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for OpenTx {
+    fn drop(&mut self) {
+        self.commit();
+    }
+}
