@@ -17,8 +17,14 @@ COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 # --locked: the build uses exactly the reviewed Cargo.lock and fails rather than update it.
 # The cache mounts keep the registry and target directory between builds on the same builder.
+# Nothing here names an architecture: a multi-platform build (linux/amd64,linux/arm64) runs this
+# stage once per platform, natively or under QEMU, each with that platform's rust image. A cache
+# mount's id defaults to its path and is shared by all platforms (moby/buildkit#2598), so the
+# target directory gets one id per platform: two concurrent builds would otherwise write
+# target/release/crdb-migrate in the same directory, and one could copy out the other's binary.
+ARG TARGETPLATFORM
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
-    --mount=type=cache,target=/src/target \
+    --mount=type=cache,target=/src/target,id=crdb-migrate-target-${TARGETPLATFORM},sharing=locked \
     cargo build --release --locked \
     && install -D -m 0755 target/release/crdb-migrate /out/crdb-migrate
 
