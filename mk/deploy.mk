@@ -2,7 +2,8 @@
 #   make image         build the container image (needs a reachable Docker engine)
 #   make deploy-check  hadolint, kustomize + kubernetes-validate, helm lint/template, the Argo
 #                      Rollouts examples against the Rollouts CRD schemas, actionlint/zizmor (see
-#                      scripts/deploy-check.sh); tools go into .cache/tools
+#                      scripts/deploy-check.sh); tools go into .cache/tools; then the release
+#                      scripts and the chart with the published image (scripts/release-check.sh)
 
 IMAGE ?= crdb-migrate
 IMAGE_TAG ?= dev
@@ -18,3 +19,4 @@ image:
 
 deploy-check:
 	bash scripts/deploy-check.sh
+	bash scripts/release-check.sh
