@@ -4,9 +4,10 @@
 # the same machine reuses it. Used by .ci/run (offline checks) and the advisories workflow.
 #   CARGO_DENY_CACHE  where the binary goes (default ~/.cache/crdb-migrate/cargo-deny-<version>)
 #
-# The install builds cargo-deny with its release profile minus fat LTO and one codegen unit:
-# on a 2-core machine that profile is most of the install's time, and cargo-deny's checks take
-# about a second on this tree either way (docs/releasing.md has the figures).
+# The install is an unoptimised build (`--debug`, no debug info): half the CPU time of
+# cargo-deny's own release profile (fat LTO, one codegen unit) on a 2-core machine, while its
+# checks of this tree still take about a second (docs/releasing.md has the figures). Same
+# version, same Cargo.lock, from crates.io: only the optimisation level differs.
 set -euo pipefail
 
 CARGO_DENY_VERSION=0.20.2
@@ -19,8 +20,8 @@ if [[ ! -x "$bin" ]] || [[ "$("$bin" --version 2>/dev/null)" != "cargo-deny $CAR
   build="$(mktemp -d)"
   trap 'rm -rf "$build"' EXIT
   echo "cargo-deny: installing $CARGO_DENY_VERSION into $cache (once per machine)" >&2
-  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_TARGET_DIR="$build" \
-    cargo install --locked --quiet --force --version "$CARGO_DENY_VERSION" --root "$cache" cargo-deny
+  CARGO_PROFILE_DEV_DEBUG=false CARGO_TARGET_DIR="$build" \
+    cargo install --debug --locked --quiet --force --version "$CARGO_DENY_VERSION" --root "$cache" cargo-deny
   rm -rf "$build"
   echo "cargo-deny: installed in $(($(date +%s) - start))s" >&2
 fi
