@@ -109,7 +109,8 @@ impl Run {
     pub async fn run(mut self) -> Outcome {
         self.progress.reset();
         let stop = self.stop.clone();
-        let result = stop.or_abandoned(self.steps()).await;
+        // What the run learns about listing CockroachDB's jobs is its own (jobs::per_run).
+        let result = jobs::per_run(stop.or_abandoned(self.steps())).await;
         Outcome {
             report: self.progress.snapshot(),
             result,
