@@ -80,6 +80,7 @@ mod create;
 mod error;
 mod exit;
 mod flavour;
+pub mod fleet;
 pub mod import;
 mod lint;
 mod log;
@@ -111,10 +112,11 @@ use source::split;
 // those values, grouped by what they describe, in the namespaces below. Everything else is
 // private to the crate.
 pub use baseline::Baseline;
-pub use config::{Config, Overrides, parse_version};
+pub use config::{Config, FleetSettings, Overrides, TargetSource, parse_version};
 pub use duration::parse_duration;
 pub use error::{Error, Result};
 pub use exit::Exit;
+pub use fleet::{Fleet, FleetOutcome};
 pub use lint::Warning;
 pub use log::events;
 pub use migrator::Migrator;
