@@ -3,8 +3,11 @@
 
 mod support;
 
+use std::time::Duration;
+
 use crdb_migrate::{Config, Goal, Run};
 use support::dressed::{Gate, add_job, dressed_server};
+use support::fixtures;
 use support::*;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -202,4 +205,410 @@ fn schema_per_tenant_targets_from_a_file_each_migrate_once_and_a_rerun_is_a_no_o
         );
         assert_eq!(field(e, "target_version").as_i64(), Some(3), "{e}");
     }
+}
+
+#[test]
+fn database_per_tenant_targets_from_a_query() {
+    let tag = format!("fq{}", std::process::id());
+    let names: Vec<String> = (0..3).map(|i| format!("{tag}_db{i}")).collect();
+    let admin = server().maintenance_url();
+    for n in &names {
+        psql(&admin, &format!("CREATE DATABASE {n}"));
+    }
+    let url = server().admin_url("{target}");
+    let query =
+        format!("SELECT datname FROM pg_database WHERE datname LIKE '{tag}\\_db%' ORDER BY 1");
+    let dir = fixtures::migrations(2, |_| String::new());
+    for n in &names {
+        psql(&server().admin_url(n), "CREATE TABLE effects (version INT)");
+    }
+    let out = run(bin_at(&url, dir.path())
+        .env("MIGRATE_TARGETS_QUERY", &query)
+        .env("MIGRATE_HOLDER", "fleet-test"));
+    out.expect_code(0);
+    for n in &names {
+        let got = psql(
+            &server().admin_url(n),
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM effects",
+        );
+        assert_eq!(got, "1,2", "{n}");
+    }
+    let started = out.events_named("fleet.started");
+    assert_eq!(
+        field(&started[0], "targets").as_u64(),
+        Some(3),
+        "{}",
+        out.stdout
+    );
+
+    // A NULL row is refused naming its row (NULL sorts last: row 4), before any target is
+    // touched.
+    let nulls = format!("SELECT NULL UNION ALL {query}");
+    let out = run(bin_at(&url, dir.path()).env("MIGRATE_TARGETS_QUERY", &nulls));
+    out.expect_code(20);
+    assert!(
+        out.stderr.contains("MIGRATE_TARGETS_QUERY row 4"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn bad_lines_and_duplicates_are_refused_with_exit_20_naming_the_line_and_nothing_changes() {
+    let (db, _) = tenants("fleet_bad_lines", 2);
+    let dir = tenant_set(1, |_| String::new());
+    let url = schema_url(&db);
+    for (lines, says) in [
+        (vec!["t0", "t1", "t1;drop"], "line 3"),
+        (vec!["t0", "# c", "t1", "t0"], "lines 1 and 4"),
+        (vec!["t0", "postgres://x:y@h/d?nope=1"], "line 2"),
+        (vec!["t0", "../t1"], "line 2"),
+    ] {
+        let file = targets_file(&lines);
+        let out = run(&mut fleet_cmd(&url, dir.path(), file.path()));
+        out.expect_code(20);
+        let path = file.path().display().to_string();
+        assert!(
+            out.stderr.contains(&format!("{path} {says}")),
+            "{says}: {}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("s3cret-pw") && !out.stdout.contains("s3cret-pw"));
+        assert_eq!(effects(&db), "", "{says}: nothing may run");
+    }
+    // A file and a query together: both named.
+    let file = targets_file(&["t0"]);
+    let out =
+        run(fleet_cmd(&url, dir.path(), file.path()).env("MIGRATE_TARGETS_QUERY", "SELECT 1"));
+    out.expect_code(20);
+    assert!(
+        out.stderr
+            .contains("MIGRATE_TARGETS_FILE and MIGRATE_TARGETS_QUERY"),
+        "{}",
+        out.stderr
+    );
+    // --targets on the command line is the same file.
+    let file = targets_file(&["t0", "t 1"]);
+    let out = run(bin_at(&url, dir.path())
+        .arg("migrate")
+        .arg("--targets")
+        .arg(file.path()));
+    out.expect_code(20);
+    assert!(out.stderr.contains("line 2"), "{}", out.stderr);
+}
+
+/// Held while the test's transaction holds advisory lock 42: each migration takes it shared
+/// (until it commits) and records how many runs hold it with it.
+const SHARED_LOCK: &str = "SELECT pg_advisory_xact_lock_shared(42);\n\
+     INSERT INTO public.concurrent SELECT count(*) FROM pg_locks \
+      WHERE locktype = 'advisory' AND objid = 42 AND mode = 'ShareLock' AND granted;";
+
+fn waiting_on_42(db: &TestDb) -> i64 {
+    count(
+        db,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 42 AND NOT granted",
+    )
+}
+
+#[test]
+fn no_more_targets_than_the_parallelism_are_in_flight() {
+    let (db, names) = tenants("fleet_parallel", 6);
+    psql(&db.url, "CREATE TABLE public.concurrent (n INT)");
+    let dir = tenant_set(1, |_| SHARED_LOCK.to_string());
+    let lines: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+    let file = targets_file(&lines);
+    let mut blocker = OpenTx::begin(&db.url, "SELECT pg_advisory_xact_lock(42)");
+    let bg = Background::spawn(
+        fleet_cmd(&schema_url(&db), dir.path(), file.path()).env("MIGRATE_PARALLELISM", "2"),
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "two runs waiting on the lock",
+        || waiting_on_42(&db) == 2,
+    );
+    blocker.commit();
+    let out = bg.wait(Duration::from_secs(60));
+    out.expect_code(0);
+    assert_eq!(effects(&db), expected_effects(&names, 1));
+    // Never more than two at once, and two did run together.
+    assert_eq!(psql(&db.url, "SELECT max(n) FROM public.concurrent"), "2");
+    assert_eq!(count(&db, "SELECT count(*) FROM public.concurrent"), 6);
+}
+
+#[test]
+fn three_shards_at_once_migrate_every_target_exactly_once() {
+    let (db, names) = tenants("fleet_shards", 12);
+    let dir = tenant_set(2, |_| String::new());
+    let lines: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+    let file = targets_file(&lines);
+    let url = schema_url(&db);
+    let pods: Vec<Background> = (0..3)
+        .map(|i| {
+            Background::spawn(
+                fleet_cmd(&url, dir.path(), file.path())
+                    .env("MIGRATE_SHARDS", "3")
+                    .env("JOB_COMPLETION_INDEX", i.to_string())
+                    .env("MIGRATE_HOLDER", format!("pod-{i}")),
+            )
+        })
+        .collect();
+    let mut shares = 0;
+    for pod in pods {
+        let out = pod.wait(Duration::from_secs(60));
+        out.expect_code(0);
+        let started = out.events_named("fleet.started");
+        assert_eq!(field(&started[0], "listed").as_u64(), Some(12));
+        shares += field(&started[0], "targets").as_u64().unwrap_or(0);
+    }
+    assert_eq!(shares, 12);
+    assert_eq!(effects(&db), expected_effects(&names, 2));
+    // A shard index out of range is refused naming it.
+    let out = run(fleet_cmd(&url, dir.path(), file.path())
+        .env("MIGRATE_SHARDS", "3")
+        .env("JOB_COMPLETION_INDEX", "3"));
+    out.expect_code(20);
+    assert!(
+        out.stderr.contains("JOB_COMPLETION_INDEX"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// Fails (exit 30) in schema `bad` only.
+const FAILS_IN_BAD: &str =
+    "DO $$ BEGIN IF current_schema() = 'bad' THEN RAISE EXCEPTION 'broken tenant'; END IF; END $$;";
+
+#[test]
+fn a_failed_canary_leaves_the_rest_not_started() {
+    let (db, names) = tenants("fleet_canary", 4);
+    psql(&db.url, "CREATE SCHEMA bad");
+    let dir = tenant_set(1, |_| FAILS_IN_BAD.to_string());
+    let mut lines = vec!["bad"];
+    lines.extend(names.iter().map(|s| s.as_str()));
+    let file = targets_file(&lines);
+    let term = tempfile::tempdir().expect("tempdir");
+    let out = run(fleet_cmd(&schema_url(&db), dir.path(), file.path())
+        .env("MIGRATE_CANARY_TARGETS", "1")
+        .env("MIGRATE_TERMINATION_LOG", term.path().join("termination")));
+    out.expect_code(30);
+    assert_eq!(effects(&db), "");
+    let message = termination(&term);
+    assert_eq!(message["targets"]["failed"], 1, "{message}");
+    assert_eq!(message["targets"]["not_started"], 4, "{message}");
+    assert_eq!(message["failed_targets"][0]["target"], "bad", "{message}");
+    assert_eq!(message["failed_targets"][0]["exit_code"], 30, "{message}");
+    let failed = out.events_named("fleet.target_finished");
+    assert_eq!(failed.len(), 1, "{}", out.stdout);
+    assert_eq!(field(&failed[0], "target").as_str(), Some("bad"));
+
+    // Canaries that pass let the rest go.
+    let file = targets_file(&lines[1..]);
+    let out = run(
+        fleet_cmd(&schema_url(&db), dir.path(), file.path()).env("MIGRATE_CANARY_TARGETS", "2")
+    );
+    out.expect_code(0);
+    assert_eq!(effects(&db), expected_effects(&names, 1));
+}
+
+#[test]
+fn after_max_failures_no_new_target_starts_and_the_running_ones_finish() {
+    let (db, names) = tenants("fleet_budget", 5);
+    psql(
+        &db.url,
+        "CREATE SCHEMA bad; CREATE TABLE public.concurrent (n INT)",
+    );
+    // `bad` fails at once; t0 runs beside it, held on the lock until `bad` has failed.
+    let dir = tenant_set(1, |_| format!("{FAILS_IN_BAD}\n{SHARED_LOCK}"));
+    let mut lines = vec!["bad"];
+    lines.extend(names.iter().map(|s| s.as_str()));
+    let file = targets_file(&lines);
+    let mut blocker = OpenTx::begin(&db.url, "SELECT pg_advisory_xact_lock(42)");
+    let bg = Background::spawn(
+        fleet_cmd(&schema_url(&db), dir.path(), file.path())
+            .env("MIGRATE_PARALLELISM", "2")
+            .env("MIGRATE_MAX_FAILURES", "1"),
+    );
+    wait_until(Duration::from_secs(30), "bad failed and t0 waiting", || {
+        bg.has_logged("fleet.target_finished") && waiting_on_42(&db) == 1
+    });
+    blocker.commit();
+    let out = bg.wait(Duration::from_secs(60));
+    out.expect_code(30);
+    assert_eq!(effects(&db), "t0:1:1", "t0 was running: it finished");
+    let finished = out.events_named("fleet.finished");
+    assert_eq!(
+        field(&finished[0], "failed").as_u64(),
+        Some(1),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(field(&finished[0], "applied").as_u64(), Some(1));
+    assert_eq!(field(&finished[0], "not_started").as_u64(), Some(4));
+}
+
+#[test]
+fn targets_broken_in_different_ways_each_fail_with_their_own_code() {
+    let tag = format!("fb{}", std::process::id());
+    let db = |s: &str| format!("{tag}_{s}");
+    let admin = server().maintenance_url();
+    for s in ["ok", "badsql", "drift"] {
+        psql(&admin, &format!("CREATE DATABASE {}", db(s)));
+    }
+    for s in ["ok", "drift"] {
+        psql(
+            &server().admin_url(&db(s)),
+            "CREATE TABLE effects (version INT)",
+        );
+    }
+    let dir = fixtures::migrations(2, |_| String::new());
+    // Drift: version 1 applied, then its recorded checksum no longer matches the file.
+    run(bin_at(&server().admin_url(&db("drift")), dir.path()).args(["migrate", "--target", "1"]))
+        .expect_code(0);
+    psql(
+        &server().admin_url(&db("drift")),
+        "UPDATE _migrations SET checksum = 'edited'",
+    );
+    let unreachable = format!(
+        "postgresql://postgres:pw@127.0.0.1:{}/x?sslmode=disable",
+        free_port()
+    );
+    let (ok, badsql, drift, missing) = (db("ok"), db("badsql"), db("drift"), db("missing"));
+    let file = targets_file(&[&unreachable, &ok, &badsql, &drift, &missing]);
+    let term = tempfile::tempdir().expect("tempdir");
+    let out = run(
+        fleet_cmd(&server().admin_url("{target}"), dir.path(), file.path())
+            .env("MIGRATE_WAIT_TIMEOUT", "1s")
+            .env("MIGRATE_TERMINATION_LOG", term.path().join("termination")),
+    );
+    // The first permanent failure in list order (bad SQL, line 3) is the fleet's.
+    out.expect_code(30);
+    let message = termination(&term);
+    assert_eq!(message["targets"]["applied"], 1, "{message}");
+    assert_eq!(message["targets"]["failed"], 4, "{message}");
+    let codes: Vec<(String, i64)> = message["failed_targets"]
+        .as_array()
+        .expect("failed_targets")
+        .iter()
+        .map(|f| {
+            (
+                f["target"].as_str().unwrap_or("").to_string(),
+                f["exit_code"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let shown = |u: &str| {
+        u.split('@')
+            .nth(1)
+            .and_then(|r| r.split('?').next())
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(
+        codes,
+        vec![
+            (shown(&unreachable), 10),
+            (badsql.clone(), 30),
+            (drift.clone(), 32),
+            (missing.clone(), 20)
+        ],
+        "{message}"
+    );
+    assert!(!out.stdout.contains(":pw@") && !out.stderr.contains(":pw@"));
+    let finished = out.events_named("fleet.finished");
+    let listed = field(&finished[0], "failed_targets").as_str().unwrap_or("");
+    assert!(
+        listed.contains(&drift) && listed.contains("\"exit_code\":32"),
+        "{listed}"
+    );
+    // Each failure is logged in its target's name.
+    for e in out.events_named("fleet.target_finished") {
+        assert!(field(&e, "target").as_str().is_some(), "{e}");
+    }
+
+    // Only transient failures: the first transient code.
+    let file = targets_file(&[&ok, &unreachable]);
+    let out = run(
+        fleet_cmd(&server().admin_url("{target}"), dir.path(), file.path())
+            .env("MIGRATE_WAIT_TIMEOUT", "1s"),
+    );
+    out.expect_code(10);
+
+    // status over the same targets: one line each, and the JSON array.
+    let file = targets_file(&[&ok, &drift, &missing]);
+    let out =
+        run(fleet_cmd(&server().admin_url("{target}"), dir.path(), file.path()).arg("status"));
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    assert!(
+        lines[0].starts_with(&ok) && lines[0].contains("up_to_date"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with(&drift) && lines[1].contains("disagrees"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].starts_with(&missing) && lines[2].contains("error"),
+        "{}",
+        lines[2]
+    );
+    out.expect_code(20);
+    let out = run(
+        fleet_cmd(&server().admin_url("{target}"), dir.path(), file.path())
+            .args(["status", "--json"]),
+    );
+    let all: serde_json::Value = serde_json::from_str(&out.stdout).expect("status json");
+    assert_eq!(all[0]["target"], ok.as_str(), "{all}");
+    assert_eq!(all[0]["current_version"], 2, "{all}");
+    assert_eq!(all[1]["target"], drift.as_str());
+    assert_eq!(all[2]["exit_code"], 20, "{all}");
+
+    // plan over targets: each target's steps.
+    let file = targets_file(&[&ok, &badsql]);
+    let out = run(
+        fleet_cmd(&server().admin_url("{target}"), dir.path(), file.path())
+            .args(["plan", "--json"]),
+    );
+    out.expect_code(0);
+    let plans: serde_json::Value = serde_json::from_str(&out.stdout).expect("plan json");
+    assert_eq!(plans[0]["target"], ok.as_str(), "{plans}");
+    assert_eq!(plans[1]["target"], badsql.as_str(), "{plans}");
+    assert_eq!(
+        plans[1]["steps"].as_array().map(Vec::len),
+        Some(2),
+        "{plans}"
+    );
+}
+
+#[test]
+fn sigterm_stops_the_running_targets_as_a_run_is_stopped_and_starts_no_other() {
+    let (db, names) = tenants("fleet_sigterm", 3);
+    psql(&db.url, "CREATE TABLE public.concurrent (n INT)");
+    let dir = tenant_set(1, |_| SHARED_LOCK.to_string());
+    let lines: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+    let file = targets_file(&lines);
+    let mut blocker = OpenTx::begin(&db.url, "SELECT pg_advisory_xact_lock(42)");
+    let term = tempfile::tempdir().expect("tempdir");
+    let bg = Background::spawn(
+        fleet_cmd(&schema_url(&db), dir.path(), file.path())
+            .env("MIGRATE_PARALLELISM", "1")
+            .env("MIGRATE_SHUTDOWN_GRACE", "1s")
+            .env("MIGRATE_TERMINATION_LOG", term.path().join("termination")),
+    );
+    wait_until(Duration::from_secs(30), "t0 waiting on the lock", || {
+        waiting_on_42(&db) == 1
+    });
+    bg.signal("TERM");
+    let out = bg.wait(Duration::from_secs(30));
+    out.expect_code(143);
+    // The abandoned statement was cancelled: nothing waits on the lock any more.
+    assert_eq!(waiting_on_42(&db), 0);
+    blocker.commit();
+    assert_eq!(effects(&db), "");
+    let message = termination(&term);
+    assert_eq!(message["targets"]["not_started"], 2, "{message}");
+    assert_eq!(message["targets"]["failed"], 1, "{message}");
+    assert_eq!(message["failed_targets"][0]["exit_code"], 143, "{message}");
 }
