@@ -205,6 +205,13 @@ fn schema_per_tenant_targets_from_a_file_each_migrate_once_and_a_rerun_is_a_no_o
         );
         assert_eq!(field(e, "target_version").as_i64(), Some(3), "{e}");
     }
+
+    // rollback over the fleet: each target undoes its newest migration.
+    let back = run(fleet_cmd(&url, dir.path(), file.path()).args(["rollback", "--count", "1"]));
+    back.expect_code(0);
+    let undone = back.events_named("migration.rolled_back");
+    assert_eq!(undone.len(), 5, "{}", back.stdout);
+    assert_eq!(effects(&db), expected_effects(&names, 2));
 }
 
 #[test]
@@ -319,12 +326,14 @@ fn no_more_targets_than_the_parallelism_are_in_flight() {
     let file = targets_file(&lines);
     let mut blocker = OpenTx::begin(&db.url, "SELECT pg_advisory_xact_lock(42)");
     let bg = Background::spawn(
-        fleet_cmd(&schema_url(&db), dir.path(), file.path()).env("MIGRATE_PARALLELISM", "2"),
+        fleet_cmd(&schema_url(&db), dir.path(), file.path())
+            .env("MIGRATE_PARALLELISM", "2")
+            .env("MIGRATE_PROGRESS_INTERVAL", "200ms"),
     );
     wait_until(
         Duration::from_secs(30),
-        "two runs waiting on the lock",
-        || waiting_on_42(&db) == 2,
+        "two runs waiting, progress logged",
+        || waiting_on_42(&db) == 2 && bg.has_logged("fleet.progress"),
     );
     blocker.commit();
     let out = bg.wait(Duration::from_secs(60));
@@ -430,6 +439,15 @@ fn after_max_failures_no_new_target_starts_and_the_running_ones_finish() {
     );
     wait_until(Duration::from_secs(30), "bad failed and t0 waiting", || {
         bg.has_logged("fleet.target_finished") && waiting_on_42(&db) == 1
+    });
+    // A target's connections close when its run ends: only t0's two (migration, lease) are left.
+    let ours = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'crdb-migrate' \
+           AND datname = '{}'",
+        db.name
+    );
+    wait_until(Duration::from_secs(10), "bad's connections closed", || {
+        count(&db, &ours) == 2
     });
     blocker.commit();
     let out = bg.wait(Duration::from_secs(60));
@@ -611,4 +629,32 @@ fn sigterm_stops_the_running_targets_as_a_run_is_stopped_and_starts_no_other() {
     assert_eq!(message["targets"]["not_started"], 2, "{message}");
     assert_eq!(message["targets"]["failed"], 1, "{message}");
     assert_eq!(message["failed_targets"][0]["exit_code"], 143, "{message}");
+}
+
+#[test]
+fn the_termination_message_fits_in_4096_bytes_however_many_targets_fail() {
+    let db = fresh_db("fleet_many_failed");
+    let dir = tenant_set(1, |_| String::new());
+    // Forty long names of schemas that do not exist: each run fails (nowhere to create its
+    // ledger).
+    let names: Vec<String> = (0..40)
+        .map(|i| format!("{}{i:02}", "n".repeat(60)))
+        .collect();
+    let lines: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+    let file = targets_file(&lines);
+    let term = tempfile::tempdir().expect("tempdir");
+    let out = run(fleet_cmd(&schema_url(&db), dir.path(), file.path())
+        .env("MIGRATE_PARALLELISM", "8")
+        .env("MIGRATE_TERMINATION_LOG", term.path().join("termination")));
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    let message = termination(&term);
+    assert_eq!(message["targets"]["failed"], 40, "{message}");
+    let listed = message["failed_targets"].as_array().map_or(0, Vec::len);
+    assert!(listed > 0, "{message}");
+    assert_eq!(
+        message["more_failed"].as_u64(),
+        Some(40 - listed as u64),
+        "{message}"
+    );
+    assert_eq!(message["failed_targets"][0]["target"], names[0].as_str());
 }
