@@ -464,9 +464,21 @@ fn after_max_failures_no_new_target_starts_and_the_running_ones_finish() {
     assert_eq!(field(&finished[0], "not_started").as_u64(), Some(4));
 }
 
-#[test]
-fn targets_broken_in_different_ways_each_fail_with_their_own_code() {
-    let tag = format!("fb{}", std::process::id());
+/// Targets broken in different ways, each a database of the shared server (its name) but for
+/// `unreachable` (a URL with a password to a closed port): `ok`, `badsql` (no `effects` table:
+/// migration 1 fails, 30), `drift` (version 1 applied, its checksum edited: 32), `missing`
+/// (no such database: 20); `dir` holds migrations 1 and 2.
+struct Broken {
+    ok: String,
+    badsql: String,
+    drift: String,
+    missing: String,
+    unreachable: String,
+    dir: tempfile::TempDir,
+}
+
+fn broken(tag: &str) -> Broken {
+    let tag = format!("{tag}{}", std::process::id());
     let db = |s: &str| format!("{tag}_{s}");
     let admin = server().maintenance_url();
     for s in ["ok", "badsql", "drift"] {
@@ -479,18 +491,28 @@ fn targets_broken_in_different_ways_each_fail_with_their_own_code() {
         );
     }
     let dir = fixtures::migrations(2, |_| String::new());
-    // Drift: version 1 applied, then its recorded checksum no longer matches the file.
-    run(bin_at(&server().admin_url(&db("drift")), dir.path()).args(["migrate", "--target", "1"]))
-        .expect_code(0);
-    psql(
-        &server().admin_url(&db("drift")),
-        "UPDATE _migrations SET checksum = 'edited'",
-    );
-    let unreachable = format!(
-        "postgresql://postgres:pw@127.0.0.1:{}/x?sslmode=disable",
-        free_port()
-    );
-    let (ok, badsql, drift, missing) = (db("ok"), db("badsql"), db("drift"), db("missing"));
+    let drift = server().admin_url(&db("drift"));
+    run(bin_at(&drift, dir.path()).args(["migrate", "--target", "1"])).expect_code(0);
+    psql(&drift, "UPDATE _migrations SET checksum = 'edited'");
+    Broken {
+        ok: db("ok"),
+        badsql: db("badsql"),
+        drift: db("drift"),
+        missing: db("missing"),
+        unreachable: format!(
+            "postgresql://postgres:pw@127.0.0.1:{}/x?sslmode=disable",
+            free_port()
+        ),
+        dir,
+    }
+}
+
+#[test]
+fn targets_broken_in_different_ways_each_fail_with_their_own_code() {
+    let b = broken("fb");
+    let (ok, badsql, drift, missing, unreachable) =
+        (&b.ok, &b.badsql, &b.drift, &b.missing, &b.unreachable);
+    let dir = &b.dir;
     let file = targets_file(&[&unreachable, &ok, &badsql, &drift, &missing]);
     let term = tempfile::tempdir().expect("tempdir");
     let out = run(
@@ -535,7 +557,7 @@ fn targets_broken_in_different_ways_each_fail_with_their_own_code() {
     let finished = out.events_named("fleet.finished");
     let listed = field(&finished[0], "failed_targets").as_str().unwrap_or("");
     assert!(
-        listed.contains(&drift) && listed.contains("\"exit_code\":32"),
+        listed.contains(drift.as_str()) && listed.contains("\"exit_code\":32"),
         "{listed}"
     );
     // Each failure is logged in its target's name.
@@ -550,54 +572,6 @@ fn targets_broken_in_different_ways_each_fail_with_their_own_code() {
             .env("MIGRATE_WAIT_TIMEOUT", "1s"),
     );
     out.expect_code(10);
-
-    // status over the same targets: one line each, and the JSON array.
-    let file = targets_file(&[&ok, &drift, &missing]);
-    let out =
-        run(fleet_cmd(&server().admin_url("{target}"), dir.path(), file.path()).arg("status"));
-    let lines: Vec<&str> = out.stdout.lines().collect();
-    assert_eq!(lines.len(), 3, "{}", out.stdout);
-    assert!(
-        lines[0].starts_with(&ok) && lines[0].contains("up_to_date"),
-        "{}",
-        lines[0]
-    );
-    assert!(
-        lines[1].starts_with(&drift) && lines[1].contains("disagrees"),
-        "{}",
-        lines[1]
-    );
-    assert!(
-        lines[2].starts_with(&missing) && lines[2].contains("error"),
-        "{}",
-        lines[2]
-    );
-    out.expect_code(20);
-    let out = run(
-        fleet_cmd(&server().admin_url("{target}"), dir.path(), file.path())
-            .args(["status", "--json"]),
-    );
-    let all: serde_json::Value = serde_json::from_str(&out.stdout).expect("status json");
-    assert_eq!(all[0]["target"], ok.as_str(), "{all}");
-    assert_eq!(all[0]["current_version"], 2, "{all}");
-    assert_eq!(all[1]["target"], drift.as_str());
-    assert_eq!(all[2]["exit_code"], 20, "{all}");
-
-    // plan over targets: each target's steps.
-    let file = targets_file(&[&ok, &badsql]);
-    let out = run(
-        fleet_cmd(&server().admin_url("{target}"), dir.path(), file.path())
-            .args(["plan", "--json"]),
-    );
-    out.expect_code(0);
-    let plans: serde_json::Value = serde_json::from_str(&out.stdout).expect("plan json");
-    assert_eq!(plans[0]["target"], ok.as_str(), "{plans}");
-    assert_eq!(plans[1]["target"], badsql.as_str(), "{plans}");
-    assert_eq!(
-        plans[1]["steps"].as_array().map(Vec::len),
-        Some(2),
-        "{plans}"
-    );
 }
 
 #[test]
@@ -657,4 +631,59 @@ fn the_termination_message_fits_in_4096_bytes_however_many_targets_fail() {
         "{message}"
     );
     assert_eq!(message["failed_targets"][0]["target"], names[0].as_str());
+}
+
+#[test]
+fn status_and_plan_over_targets_give_one_entry_per_target() {
+    let b = broken("fs");
+    let (ok, badsql, drift, missing) = (&b.ok, &b.badsql, &b.drift, &b.missing);
+    let dir = &b.dir;
+    run(bin_at(&server().admin_url(ok), dir.path()).arg("migrate")).expect_code(0);
+    // status over the same targets: one line each, and the JSON array.
+    let file = targets_file(&[&ok, &drift, &missing]);
+    let out =
+        run(fleet_cmd(&server().admin_url("{target}"), dir.path(), file.path()).arg("status"));
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    assert!(
+        lines[0].starts_with(ok.as_str()) && lines[0].contains("up_to_date"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].starts_with(drift.as_str()) && lines[1].contains("disagrees"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].starts_with(missing.as_str()) && lines[2].contains("error"),
+        "{}",
+        lines[2]
+    );
+    out.expect_code(20);
+    let out = run(
+        fleet_cmd(&server().admin_url("{target}"), dir.path(), file.path())
+            .args(["status", "--json"]),
+    );
+    let all: serde_json::Value = serde_json::from_str(&out.stdout).expect("status json");
+    assert_eq!(all[0]["target"], ok.as_str(), "{all}");
+    assert_eq!(all[0]["current_version"], 2, "{all}");
+    assert_eq!(all[1]["target"], drift.as_str());
+    assert_eq!(all[2]["exit_code"], 20, "{all}");
+
+    // plan over targets: each target's steps.
+    let file = targets_file(&[&ok, &badsql]);
+    let out = run(
+        fleet_cmd(&server().admin_url("{target}"), dir.path(), file.path())
+            .args(["plan", "--json"]),
+    );
+    out.expect_code(0);
+    let plans: serde_json::Value = serde_json::from_str(&out.stdout).expect("plan json");
+    assert_eq!(plans[0]["target"], ok.as_str(), "{plans}");
+    assert_eq!(plans[1]["target"], badsql.as_str(), "{plans}");
+    assert_eq!(
+        plans[1]["steps"].as_array().map(Vec::len),
+        Some(2),
+        "{plans}"
+    );
 }
