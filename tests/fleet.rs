@@ -513,7 +513,7 @@ fn targets_broken_in_different_ways_each_fail_with_their_own_code() {
     let (ok, badsql, drift, missing, unreachable) =
         (&b.ok, &b.badsql, &b.drift, &b.missing, &b.unreachable);
     let dir = &b.dir;
-    let file = targets_file(&[&unreachable, &ok, &badsql, &drift, &missing]);
+    let file = targets_file(&[unreachable, ok, badsql, drift, missing]);
     let term = tempfile::tempdir().expect("tempdir");
     let out = run(
         fleet_cmd(&server().admin_url("{target}"), dir.path(), file.path())
@@ -546,7 +546,7 @@ fn targets_broken_in_different_ways_each_fail_with_their_own_code() {
     assert_eq!(
         codes,
         vec![
-            (shown(&unreachable), 10),
+            (shown(unreachable), 10),
             (badsql.clone(), 30),
             (drift.clone(), 32),
             (missing.clone(), 20)
@@ -566,7 +566,7 @@ fn targets_broken_in_different_ways_each_fail_with_their_own_code() {
     }
 
     // Only transient failures: the first transient code.
-    let file = targets_file(&[&ok, &unreachable]);
+    let file = targets_file(&[ok, unreachable]);
     let out = run(
         fleet_cmd(&server().admin_url("{target}"), dir.path(), file.path())
             .env("MIGRATE_WAIT_TIMEOUT", "1s"),
@@ -640,7 +640,7 @@ fn status_and_plan_over_targets_give_one_entry_per_target() {
     let dir = &b.dir;
     run(bin_at(&server().admin_url(ok), dir.path()).arg("migrate")).expect_code(0);
     // status over the same targets: one line each, and the JSON array.
-    let file = targets_file(&[&ok, &drift, &missing]);
+    let file = targets_file(&[ok, drift, missing]);
     let out =
         run(fleet_cmd(&server().admin_url("{target}"), dir.path(), file.path()).arg("status"));
     let lines: Vec<&str> = out.stdout.lines().collect();
@@ -672,7 +672,7 @@ fn status_and_plan_over_targets_give_one_entry_per_target() {
     assert_eq!(all[2]["exit_code"], 20, "{all}");
 
     // plan over targets: each target's steps.
-    let file = targets_file(&[&ok, &badsql]);
+    let file = targets_file(&[ok, badsql]);
     let out = run(
         fleet_cmd(&server().admin_url("{target}"), dir.path(), file.path())
             .args(["plan", "--json"]),
