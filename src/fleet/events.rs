@@ -64,7 +64,8 @@ pub(super) fn target_finished(name: &str, verdict: &Verdict, applied: usize) {
     }
 }
 
-/// `fleet.finished`: counts, and the failed targets as JSON text.
+/// `fleet.finished`: counts, and the failed targets as JSON text (the JSON log writes it as
+/// the array it holds: `cli/span_fields.rs`).
 pub(super) fn finished(s: &Summary, result: &Result<()>, started: Instant) {
     let failed_targets = serde_json::to_string(&s.failed_targets).unwrap_or_default();
     let exit_code = match result {
