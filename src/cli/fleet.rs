@@ -57,10 +57,14 @@ pub(crate) fn run(
     let work = async {
         let fleet = Fleet::new(config, goal, stop.clone()).await?;
         match command {
-            Command::Status { json, .. } => Ok(Ended::Listed(status(&fleet, json).await)),
+            // Reads only: abandoned at once past the grace, nothing to clean up.
+            Command::Status { json, .. } => {
+                Ok(Ended::Listed(stop.or_abandoned(status(&fleet, json)).await))
+            }
             Command::Plan { json, target, .. } => {
                 let target = target.map(|t| parse_version("--target", &t)).transpose()?;
-                Ok(Ended::Listed(plan(&fleet, target, json).await))
+                let planned = stop.or_abandoned(plan(&fleet, target, json)).await;
+                Ok(Ended::Listed(planned))
             }
             _ => Ok(Ended::Ran(Box::new(fleet.run().await))),
         }
