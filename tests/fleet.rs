@@ -328,17 +328,27 @@ fn no_more_targets_than_the_parallelism_are_in_flight() {
     let bg = Background::spawn(
         fleet_cmd(&schema_url(&db), dir.path(), file.path())
             .env("MIGRATE_PARALLELISM", "2")
-            .env("MIGRATE_PROGRESS_INTERVAL", "200ms"),
+            .env("MIGRATE_PROGRESS_INTERVAL", "200ms")
+            .env("MIGRATE_LEASE_TTL", "1s"),
     );
     wait_until(
         Duration::from_secs(30),
-        "two runs waiting, progress logged",
-        || waiting_on_42(&db) == 2 && bg.has_logged("fleet.progress"),
+        "two waiting, progress, heartbeats",
+        || {
+            waiting_on_42(&db) == 2
+                && bg.has_logged("fleet.progress")
+                && bg.has_logged("lease.renewed")
+        },
     );
     blocker.commit();
     let out = bg.wait(Duration::from_secs(60));
     out.expect_code(0);
     assert_eq!(effects(&db), expected_effects(&names, 1));
+    // The heartbeat runs in a task of its own: its events name their target too.
+    for e in out.events_named("lease.renewed") {
+        let t = field(&e, "target").as_str().unwrap_or("");
+        assert!(names.iter().any(|n| n == t), "{e}");
+    }
     // Never more than two at once, and two did run together.
     assert_eq!(psql(&db.url, "SELECT max(n) FROM public.concurrent"), "2");
     assert_eq!(count(&db, "SELECT count(*) FROM public.concurrent"), 6);
