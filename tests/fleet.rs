@@ -695,3 +695,31 @@ fn status_and_plan_over_targets_give_one_entry_per_target() {
         "{plans}"
     );
 }
+
+#[test]
+fn the_library_runs_a_fleet_and_folds_its_outcomes() {
+    let (db, names) = tenants("fleet_library", 3);
+    let dir = tenant_set(2, |_| String::new());
+    let lines: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
+    let file = targets_file(&lines);
+    let mut config = Config::new(Some(schema_url(&db)), dir.path());
+    config.fleet.targets = Some(crdb_migrate::TargetSource::File(file.path().into()));
+    config.fleet.parallelism = 2;
+    let rt = runtime();
+    let fleet = rt
+        .block_on(crdb_migrate::Fleet::new(
+            config,
+            Goal::Up(None),
+            crdb_migrate::Stop::default(),
+        ))
+        .expect("targets");
+    let shown: Vec<&str> = fleet.targets().iter().map(|t| t.name()).collect();
+    assert_eq!(shown, lines);
+    let outcome = rt.block_on(fleet.run());
+    assert!(outcome.result.is_ok(), "{:?}", outcome.result);
+    assert_eq!(
+        (outcome.summary.applied, outcome.summary.migrations),
+        (3, 6)
+    );
+    assert_eq!(effects(&db), expected_effects(&names, 2));
+}
