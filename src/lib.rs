@@ -67,6 +67,11 @@
 //! # drop(stops);
 //! # }
 //! ```
+//!
+//! A [`Fleet`] is many runs: the targets its settings name (a file or a query; databases, or
+//! schemas of one database), this shard's share of them, each migrated by a [`Run`] of its own
+//! with bounded parallelism, the files loaded once for all; [`Fleet::run`] returns a
+//! [`FleetOutcome`] with counts by outcome, the failed targets and the fleet's result.
 #![deny(missing_docs)]
 
 // The flow of one run: config → source → connect → store → plan → session → apply → report.
