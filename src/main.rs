@@ -126,6 +126,11 @@ fn run(
     if config.fleet.targets.is_some() && !command.is_offline() {
         return cli::fleet::run(runtime, config, grace, command, started, termination);
     }
+    if let Some(e) = cli::fleet::placeholder_without_targets(&config)
+        && !command.is_offline()
+    {
+        return finish(Err(e), &Report::default(), started, termination);
+    }
     let migrator = Migrator::new(config);
     let work = cli::commands::run(&migrator, command);
     let outcome = runtime.block_on(cli::signals::with_signals(&migrator.stop(), grace, work));

@@ -283,6 +283,14 @@ fn bad_lines_and_duplicates_are_refused_with_exit_20_naming_the_line_and_nothing
         assert!(!out.stderr.contains("s3cret-pw") && !out.stdout.contains("s3cret-pw"));
         assert_eq!(effects(&db), "", "{says}: nothing may run");
     }
+    // {target} with no targets: refused, not a database named "{target}".
+    let out = run(bin_at(&url, dir.path()).arg("migrate"));
+    out.expect_code(20);
+    assert!(
+        out.stderr.contains("DATABASE_URL: holds {target}"),
+        "{}",
+        out.stderr
+    );
     // A file and a query together: both named.
     let file = targets_file(&["t0"]);
     let out =

@@ -77,6 +77,19 @@ pub(crate) fn run(
     }
 }
 
+/// A `DATABASE_URL` holding `{target}` without targets to put there would connect to a
+/// database literally named so: refused (exit 20) naming both.
+pub(crate) fn placeholder_without_targets(config: &Config) -> Option<Error> {
+    let url = config.database_url()?.to_ascii_lowercase();
+    let holds = url.contains("{target}") || url.contains("%7btarget%7d");
+    (holds && config.fleet.targets.is_none()).then(|| Error::Config {
+        name: "DATABASE_URL".into(),
+        message: "holds {target} but no targets are given: use --targets FILE, \
+                  MIGRATE_TARGETS_FILE or MIGRATE_TARGETS_QUERY"
+            .into(),
+    })
+}
+
 /// How a fleet command ended.
 enum Ended {
     /// `migrate` or `rollback`: the fleet's outcome.
