@@ -67,6 +67,11 @@
 //! # drop(stops);
 //! # }
 //! ```
+//!
+//! A [`Fleet`] is many runs: the targets its settings name (a file or a query; databases, or
+//! schemas of one database), this shard's share of them, each migrated by a [`Run`] of its own
+//! with bounded parallelism, the files loaded once for all; [`Fleet::run`] returns a
+//! [`FleetOutcome`] with counts by outcome, the failed targets and the fleet's result.
 #![deny(missing_docs)]
 
 // The flow of one run: config → source → connect → store → plan → session → apply → report.
@@ -80,6 +85,7 @@ mod create;
 mod error;
 mod exit;
 mod flavour;
+pub mod fleet;
 pub mod import;
 mod lint;
 mod log;
@@ -111,10 +117,11 @@ use source::split;
 // those values, grouped by what they describe, in the namespaces below. Everything else is
 // private to the crate.
 pub use baseline::Baseline;
-pub use config::{Config, Overrides, parse_version};
+pub use config::{Config, FleetSettings, Overrides, TargetSource, parse_version};
 pub use duration::parse_duration;
 pub use error::{Error, Result};
 pub use exit::Exit;
+pub use fleet::{Fleet, FleetOutcome};
 pub use lint::Warning;
 pub use log::events;
 pub use migrator::Migrator;

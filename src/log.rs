@@ -74,4 +74,12 @@ pub mod events {
     pub const RUN_FINISHED: &str = "run.finished";
     /// A signal arrived.
     pub const RUN_SIGNAL: &str = "run.signal";
+    /// A fleet began: its share of the targets, the shard, the parallelism, the canary wave.
+    pub const FLEET_STARTED: &str = "fleet.started";
+    /// A fleet's progress (every `MIGRATE_PROGRESS_INTERVAL`): targets done out of the total.
+    pub const FLEET_PROGRESS: &str = "fleet.progress";
+    /// One target of a fleet ended: its outcome (and exit code and reason when it failed).
+    pub const FLEET_TARGET_FINISHED: &str = "fleet.target_finished";
+    /// A fleet ended: counts by outcome and the failed targets.
+    pub const FLEET_FINISHED: &str = "fleet.finished";
 }

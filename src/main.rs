@@ -24,10 +24,14 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return bad_command_line(e, started),
     };
-    let command = cli.command.unwrap_or(Command::Migrate { target: None });
+    let mut command = cli.command.unwrap_or(Command::Migrate {
+        target: None,
+        targets: None,
+    });
     let sink = sink_of(&command);
     let logs = cli.global.log_options();
-    let validated = Config::from_env(cli.global.overrides())
+    let targets = command.take_targets();
+    let validated = Config::from_env(cli.global.overrides(targets))
         .and_then(|c| Settings::from_env(logs).map(|s| (c, s)));
     let (config, settings) = match validated {
         Ok(both) => both,
@@ -118,6 +122,15 @@ fn run(
     started: Instant,
     termination: Option<&std::path::Path>,
 ) -> ExitCode {
+    // A fleet of targets: every command that needs a database goes through it.
+    if config.fleet.targets.is_some() && !command.is_offline() {
+        return cli::fleet::run(runtime, config, grace, command, started, termination);
+    }
+    if let Some(e) = cli::fleet::placeholder_without_targets(&config)
+        && !command.is_offline()
+    {
+        return finish(Err(e), &Report::default(), started, termination);
+    }
     let migrator = Migrator::new(config);
     let work = cli::commands::run(&migrator, command);
     let outcome = runtime.block_on(cli::signals::with_signals(&migrator.stop(), grace, work));

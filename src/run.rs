@@ -7,6 +7,8 @@
 //! it did with how it ended ([`Outcome`]). Each run has its own connections, lease, [`Stop`]
 //! and report, so several can run at once in one process.
 
+use std::sync::Arc;
+
 use tokio_postgres::Client;
 
 use crate::apply::{self, Applier};
@@ -46,6 +48,8 @@ pub struct Run {
     tables: Tables,
     stop: Stop,
     progress: Progress,
+    /// The files, when they were loaded already (a fleet loads them once for every run).
+    set: Option<Arc<Vec<Migration>>>,
 }
 
 /// The migration connection.
@@ -97,6 +101,15 @@ impl Run {
             goal,
             stop,
             progress,
+            set: None,
+        }
+    }
+
+    /// A run that uses `set`, loaded already, instead of loading the files itself.
+    pub(crate) fn with_set(config: Config, goal: Goal, set: Arc<Vec<Migration>>) -> Run {
+        Run {
+            set: Some(set),
+            ..Run::new(config, goal)
         }
     }
 
@@ -109,7 +122,8 @@ impl Run {
     pub async fn run(mut self) -> Outcome {
         self.progress.reset();
         let stop = self.stop.clone();
-        let result = stop.or_abandoned(self.steps()).await;
+        // What the run learns about listing CockroachDB's jobs is its own (jobs::per_run).
+        let result = jobs::per_run(stop.or_abandoned(self.steps())).await;
         Outcome {
             report: self.progress.snapshot(),
             result,
@@ -131,14 +145,18 @@ impl Run {
         result
     }
 
-    /// Load: the files, read while connecting. A run that may create the database loads first,
+    /// Load: the files (unless given), read while connecting. A run that may create the database loads first,
     /// so bad files never leave a new database behind.
-    async fn load_and_connect(&self) -> Result<(Vec<Migration>, Ready)> {
+    async fn load_and_connect(&self) -> Result<(Arc<Vec<Migration>>, Ready)> {
+        if let Some(set) = &self.set {
+            return Ok((set.clone(), self.connect().await?));
+        }
         if self.config.create_database {
             let set = loading(&self.config)?.finish().map_err(Error::Source)?;
-            return Ok((set, self.connect().await?));
+            return Ok((Arc::new(set), self.connect().await?));
         }
-        load::load_while(|| loading(&self.config), self.connect()).await
+        let (set, ready) = load::load_while(|| loading(&self.config), self.connect()).await?;
+        Ok((Arc::new(set), ready))
     }
 
     /// Connect: waits for the database (creating it if so configured); sends the first read.

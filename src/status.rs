@@ -95,6 +95,25 @@ pub struct Status {
     pub phase: PhaseStatus,
 }
 
+impl Status {
+    /// One word for the whole database, for a line per target of a fleet: `disagrees` (what
+    /// `migrate` would refuse), `dirty`, `files_bad` (the files did not load), `pending`, or
+    /// `up_to_date`.
+    pub fn state_word(&self) -> &'static str {
+        if !self.disagreements.is_empty() {
+            "disagrees"
+        } else if !self.dirty.is_empty() {
+            "dirty"
+        } else if !self.file_problems.is_empty() {
+            "files_bad"
+        } else if !self.pending.is_empty() {
+            "pending"
+        } else {
+            "up_to_date"
+        }
+    }
+}
+
 fn rfc3339(t: Option<time::OffsetDateTime>) -> Option<String> {
     t.and_then(|t| {
         t.format(&time::format_description::well_known::Rfc3339)

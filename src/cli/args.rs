@@ -61,6 +61,9 @@ pub(crate) enum Command {
         /// Stop at this version [env: MIGRATE_TARGET_VERSION] [default: the newest file]
         #[arg(long)]
         target: Option<String>,
+        /// A fleet: one target per line (a name or a URL) [env: MIGRATE_TARGETS_FILE]
+        #[arg(long, value_name = "FILE")]
+        targets: Option<PathBuf>,
     },
     /// Undo the newest migration, the newest N, every one above a version, or every one newer
     /// than this image.
@@ -75,12 +78,18 @@ pub(crate) enum Command {
         /// ledger keeps (what an older release runs when it is rolled back to).
         #[arg(long)]
         to_image: bool,
+        /// A fleet: one target per line (a name or a URL) [env: MIGRATE_TARGETS_FILE]
+        #[arg(long, value_name = "FILE")]
+        targets: Option<PathBuf>,
     },
     /// Show applied, pending, dirty and unknown migrations and the lease.
     Status {
         /// Print the stable JSON form.
         #[arg(long)]
         json: bool,
+        /// A fleet: one target per line (a name or a URL) [env: MIGRATE_TARGETS_FILE]
+        #[arg(long, value_name = "FILE")]
+        targets: Option<PathBuf>,
     },
     /// Print the live schema in its canonical form (same objects, same output).
     Schema {
@@ -122,6 +131,9 @@ pub(crate) enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// A fleet: one target per line (a name or a URL) [env: MIGRATE_TARGETS_FILE]
+        #[arg(long, value_name = "FILE")]
+        targets: Option<PathBuf>,
     },
     /// Wait, without the lease, until every migration up to VERSION is applied.
     Wait {
@@ -175,9 +187,41 @@ pub(crate) enum Command {
     },
 }
 
+impl Command {
+    /// Takes out `--targets FILE` (of `migrate`, `rollback`, `status`, `plan`).
+    pub(crate) fn take_targets(&mut self) -> Option<PathBuf> {
+        match self {
+            Command::Migrate { targets, .. }
+            | Command::Rollback { targets, .. }
+            | Command::Status { targets, .. }
+            | Command::Plan { targets, .. } => targets.take(),
+            _ => None,
+        }
+    }
+
+    /// Whether the command can work on a fleet of targets.
+    pub(crate) fn takes_targets(&self) -> bool {
+        matches!(
+            self,
+            Command::Migrate { .. }
+                | Command::Rollback { .. }
+                | Command::Status { .. }
+                | Command::Plan { .. }
+        )
+    }
+
+    /// Whether the command needs no database (so a fleet's settings do not concern it).
+    pub(crate) fn is_offline(&self) -> bool {
+        matches!(
+            self,
+            Command::Create { .. } | Command::Verify { .. } | Command::Import { .. }
+        )
+    }
+}
+
 impl Global {
-    /// The options as overrides of the environment.
-    pub(crate) fn overrides(self) -> crdb_migrate::Overrides {
+    /// The options as overrides of the environment, with `--targets` (taken from the command).
+    pub(crate) fn overrides(self, targets_file: Option<PathBuf>) -> crdb_migrate::Overrides {
         crdb_migrate::Overrides {
             database_url: self.database_url,
             migrations_dir: self.migrations_dir,
@@ -187,6 +231,7 @@ impl Global {
             lease_ttl: self.lease_ttl,
             lease_timeout: self.lease_timeout,
             holder: self.holder,
+            targets_file,
         }
     }
 

@@ -1,7 +1,9 @@
 //! Each command run against the library, printing its product on stdout.
 
 use crdb_migrate::import::Tool;
-use crdb_migrate::{Baseline, Error, Goal, Migrator, Outcome, Repair, Report, Warning, events};
+use crdb_migrate::{
+    Baseline, Config, Error, Goal, Migrator, Outcome, Repair, Report, Warning, events,
+};
 
 use super::args::Command;
 use super::render;
@@ -18,11 +20,12 @@ pub(crate) fn parse_version(name: &str, v: &str) -> Result<i64, Error> {
 /// Every command stops when [`crdb_migrate::Stop::abandon`] is called.
 pub(crate) async fn run(migrator: &Migrator, command: Command) -> Outcome {
     let goal = match command {
-        Command::Migrate { target } => migrate_goal(migrator, target),
+        Command::Migrate { target, .. } => migrate_goal(migrator.config(), target),
         Command::Rollback {
             count,
             target,
             to_image,
+            ..
         } => rollback_goal(count, target, to_image),
         other => {
             let stop = migrator.stop();
@@ -46,13 +49,13 @@ pub(crate) async fn run(migrator: &Migrator, command: Command) -> Outcome {
 }
 
 /// `migrate [--target V]`: up to V, else to `MIGRATE_TARGET_VERSION`, else to the newest file.
-fn migrate_goal(migrator: &Migrator, target: Option<String>) -> Result<Goal, Error> {
+pub(crate) fn migrate_goal(config: &Config, target: Option<String>) -> Result<Goal, Error> {
     let target = target.map(|t| parse_version("--target", &t)).transpose()?;
-    Ok(Goal::Up(target.or(migrator.config().target_version)))
+    Ok(Goal::Up(target.or(config.target_version)))
 }
 
 /// `rollback [--count N | --target V | --to-image]`: the newest one when none is given.
-fn rollback_goal(
+pub(crate) fn rollback_goal(
     count: Option<usize>,
     target: Option<String>,
     to_image: bool,
@@ -73,7 +76,7 @@ async fn other_command(migrator: &Migrator, command: Command) -> Result<Option<i
     match command {
         // Runs: `run` takes them, with their report.
         Command::Migrate { .. } | Command::Rollback { .. } => Ok(None),
-        Command::Status { json } => status(migrator, json).await,
+        Command::Status { json, .. } => status(migrator, json).await,
         Command::Schema { json } => schema(migrator, json).await,
         Command::Test { json, force } => test_undos(migrator, json, force).await,
         Command::Create {
@@ -85,7 +88,7 @@ async fn other_command(migrator: &Migrator, command: Command) -> Result<Option<i
             Ok(None)
         }
         Command::Verify { strict } => verify(migrator, strict),
-        Command::Plan { json, target } => {
+        Command::Plan { json, target, .. } => {
             let target = target.map(|t| parse_version("--target", &t)).transpose()?;
             plan(migrator, target, json).await
         }

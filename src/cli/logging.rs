@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 
 use super::settings::LogFormat;
+use super::span_fields::SpanFields;
 
 use tracing_subscriber::filter::{LevelFilter, Targets};
 
@@ -40,12 +41,18 @@ pub(crate) fn init(format: LogFormat, filter: &str, sink: Sink) {
         f => f,
     };
     let result = match format {
+        // Flat: the event's fields and its spans' (a fleet's `target`) beside the rest.
         LogFormat::Json => tracing::subscriber::set_global_default(
             builder
-                .json()
-                .flatten_event(true)
-                .with_current_span(false)
-                .with_span_list(false)
+                .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+                .event_format(SpanFields(
+                    tracing_subscriber::fmt::format()
+                        .json()
+                        .flatten_event(true)
+                        .with_current_span(false)
+                        .with_span_list(false)
+                        .with_target(false),
+                ))
                 .with_writer(writer)
                 .finish()
                 .with(filter),

@@ -206,3 +206,49 @@ fn of_version(warnings: &[Warning], version: i64) -> &[Warning] {
     let len = warnings[start..].partition_point(|w| w.version == version);
     &warnings[start..start + len]
 }
+
+/// One target's `status` as a line of a fleet's: `target  version  state  pending=N dirty=[..]`,
+/// or the error that kept it from being read.
+pub(crate) fn target_status_line(target: &str, s: &Result<Status, crdb_migrate::Error>) -> String {
+    match s {
+        Ok(s) => format!(
+            "{target:<24} {:<20} {:<11} pending={} dirty={:?} lease={}",
+            s.current_version,
+            s.state_word(),
+            s.pending.len(),
+            s.dirty,
+            s.lease
+                .as_ref()
+                .and_then(|l| l.holder.as_deref())
+                .unwrap_or("-")
+        ),
+        Err(e) => format!("{target:<24} {:<20} {:<11} {e}", "-", "error"),
+    }
+}
+
+/// One target's `status --json` object, with `target`; for an error, `target`, `error` and
+/// `exit_code`.
+pub(crate) fn target_status_json(
+    target: &str,
+    s: &Result<Status, crdb_migrate::Error>,
+) -> serde_json::Value {
+    match s {
+        Ok(s) => match serde_json::to_value(s) {
+            Ok(serde_json::Value::Object(mut m)) => {
+                m.insert("target".into(), target.into());
+                serde_json::Value::Object(m)
+            }
+            _ => serde_json::json!({ "target": target }),
+        },
+        Err(e) => target_error_json(target, e),
+    }
+}
+
+/// A target whose status or plan could not be had: `target`, `error`, `exit_code`.
+pub(crate) fn target_error_json(target: &str, e: &crdb_migrate::Error) -> serde_json::Value {
+    serde_json::json!({
+        "target": target,
+        "error": e.to_string(),
+        "exit_code": e.exit().code(),
+    })
+}

@@ -13,25 +13,40 @@ pub(crate) async fn with_signals<F>(stop: &Stop, grace: Duration, work: F) -> Ou
 where
     F: std::future::Future<Output = Outcome>,
 {
+    let working = || stop.is_working();
+    with_signals_on(stop, working, grace, work)
+        .await
+        .unwrap_or_else(Outcome::failed)
+}
+
+/// [`with_signals`] for any work: `working` says whether a migration step is in flight (a
+/// fleet's runs each have their own [`Stop`]); `Err` when the handlers cannot be installed.
+pub(crate) async fn with_signals_on<F, T>(
+    stop: &Stop,
+    working: impl Fn() -> bool,
+    grace: Duration,
+    work: F,
+) -> Result<T, Error>
+where
+    F: std::future::Future<Output = T>,
+{
     use tokio::signal::unix::{SignalKind, signal};
     let (mut term, mut int) = match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
     ) {
         (Ok(t), Ok(i)) => (t, i),
-        _ => {
-            return Outcome::failed(Error::Signals);
-        }
+        _ => return Err(Error::Signals),
     };
     let mut work = std::pin::pin!(work);
     tokio::select! {
-        r = &mut work => return r,
+        r = &mut work => return Ok(r),
         _ = term.recv() => {}
         _ = int.recv() => {}
     };
     // A migration step in flight gets the grace budget; anything else (waiting for the
     // database, the lease or a version) stops at once.
-    let working = stop.is_working();
+    let working = working();
     let grace = if working {
         grace
     } else {
@@ -51,7 +66,7 @@ where
     stop.cancel();
     tokio::select! {
         // Everything asked for was done within the grace: the database is at the target.
-        r = &mut work => return r,
+        r = &mut work => return Ok(r),
         _ = tokio::time::sleep(grace) => {}
         // A second signal: the operator wants out now.
         _ = term.recv() => {}
@@ -68,5 +83,5 @@ where
         }
     );
     stop.abandon();
-    work.await
+    Ok(work.await)
 }

@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use crdb_migrate::{Error, Exit, Report, events};
+use crdb_migrate::{Error, Exit, FleetOutcome, Report, events};
+
+/// Kubernetes keeps at most this many bytes of a termination message.
+const TERMINATION_BYTES: usize = 4096;
 
 /// The termination-message path straight from the environment, for exits that happen before
 /// the settings are valid (read as [`super::settings::termination_log`] reads it).
@@ -67,4 +70,83 @@ pub(crate) fn finish(
         let _ = std::fs::write(path, format!("{message}\n"));
     }
     ExitCode::from(exit.code())
+}
+
+/// The end of a fleet's `migrate` or `rollback` (`fleet.finished` was logged by the fleet):
+/// the error on stderr, the termination message with the counts by outcome and as many failed
+/// targets as fit in Kubernetes' 4096 bytes (`more_failed`: how many did not), the exit code.
+pub(crate) fn finish_fleet(
+    outcome: FleetOutcome,
+    started: Instant,
+    termination: Option<&Path>,
+) -> ExitCode {
+    let FleetOutcome { summary, result } = outcome;
+    let exit = match &result {
+        Ok(()) => Exit::Ok,
+        Err(e) => e.exit(),
+    };
+    let error = result.as_ref().err().map(|e| e.to_string());
+    if let Some(e) = &error {
+        eprintln!("error: {e}");
+    }
+    if let Some(path) = termination {
+        let message = fleet_message(&summary, exit, error.as_deref(), started);
+        let _ = std::fs::write(path, format!("{message}\n"));
+    }
+    ExitCode::from(exit.code())
+}
+
+/// The fleet's termination message, at most [`TERMINATION_BYTES`] with its newline.
+fn fleet_message(
+    s: &crdb_migrate::fleet::Summary,
+    exit: Exit,
+    error: Option<&str>,
+    started: Instant,
+) -> serde_json::Value {
+    let mut message = serde_json::json!({
+        "exit_code": exit.code(),
+        "reason": exit.name(),
+        "version": null,
+        "applied": s.migrations,
+        "duration_ms": started.elapsed().as_millis() as u64,
+        "error": error.map(|e| cut(e, 512)),
+        "targets": {
+            "applied": s.applied,
+            "up_to_date": s.up_to_date,
+            "failed": s.failed,
+            "not_started": s.not_started,
+            "total": s.total,
+        },
+    });
+    // Room for `"failed_targets":[],"more_failed":NNNNNN` and the newline.
+    let mut room = TERMINATION_BYTES - 48 - message.to_string().len();
+    let mut listed = Vec::new();
+    for f in &s.failed_targets {
+        let entry = serde_json::json!({
+            "target": cut(&f.target, 200),
+            "exit_code": f.exit_code,
+            "reason": cut(&f.reason, 200),
+        });
+        let len = entry.to_string().len() + 1;
+        if len > room {
+            break;
+        }
+        room -= len;
+        listed.push(entry);
+    }
+    let more = s.failed_targets.len() - listed.len();
+    message["failed_targets"] = serde_json::Value::Array(listed);
+    if more > 0 {
+        message["more_failed"] = more.into();
+    }
+    message
+}
+
+/// `s` cut to at most `max` bytes, on a character boundary.
+fn cut(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
 }

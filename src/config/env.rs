@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::Overrides;
+use super::fleet::{FleetSettings, RawFleet};
 use super::parse::{DEFAULT_LOCK_RETRIES, parse_retries, parse_version};
 use super::vars::{default_holder, duration_var, flag_var, optional_duration_var, var};
 use crate::error::{Error, Result};
@@ -36,6 +37,13 @@ pub(super) struct Env {
     pub migrate_lock_timeout: Option<String>,
     pub migrate_lock_retries: Option<String>,
     pub migrate_phase: Option<String>,
+    pub migrate_targets_file: Option<String>,
+    pub migrate_targets_query: Option<String>,
+    pub migrate_parallelism: Option<String>,
+    pub migrate_shards: Option<String>,
+    pub job_completion_index: Option<String>,
+    pub migrate_canary_targets: Option<String>,
+    pub migrate_max_failures: Option<String>,
 }
 
 /// `MIGRATE_WAIT_TIMEOUT` and `MIGRATE_LEASE_TTL`.
@@ -91,7 +99,11 @@ impl Env {
             lease_ttl,
             lease_timeout,
             holder,
+            targets_file,
         } = o;
+        self.migrate_targets_file = targets_file
+            .map(|p| p.to_string_lossy().into_owned())
+            .or(self.migrate_targets_file.take());
         self.database_url = database_url.or(self.database_url.take());
         self.environment = environment.or(self.environment.take());
         self.migrate_table = table.or(self.migrate_table.take());
@@ -205,6 +217,22 @@ impl Env {
             interval: Some(progress_interval).filter(|d| !d.is_zero()),
             job_wait_timeout,
         })
+    }
+
+    /// The fleet's settings (`MIGRATE_TARGETS_FILE` or `--targets`, `MIGRATE_TARGETS_QUERY`,
+    /// `MIGRATE_PARALLELISM`, `MIGRATE_SHARDS`, `JOB_COMPLETION_INDEX`,
+    /// `MIGRATE_CANARY_TARGETS`, `MIGRATE_MAX_FAILURES`), in that order.
+    pub fn fleet(&mut self) -> Result<FleetSettings> {
+        RawFleet {
+            file: self.migrate_targets_file.take(),
+            query: self.migrate_targets_query.take(),
+            parallelism: self.migrate_parallelism.take(),
+            shards: self.migrate_shards.take(),
+            index: self.job_completion_index.take(),
+            canary: self.migrate_canary_targets.take(),
+            max_failures: self.migrate_max_failures.take(),
+        }
+        .validate()
     }
 
     /// `MIGRATE_LOCK_TIMEOUT` (default: the server's) and `MIGRATE_LOCK_RETRIES` (default 5).

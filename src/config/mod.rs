@@ -13,10 +13,12 @@ use crate::phase::Phase;
 use crate::table_name::TableName;
 
 mod env;
+mod fleet;
 mod parse;
 mod vars;
 
 use env::Env;
+pub use fleet::{FleetSettings, TargetSource};
 pub use parse::{DEFAULT_LOCK_RETRIES, parse_version};
 use vars::{environment_var, var};
 
@@ -39,6 +41,8 @@ pub struct Overrides {
     pub lease_timeout: Option<String>,
     /// `--holder`.
     pub holder: Option<String>,
+    /// `--targets` (a fleet's targets file).
+    pub targets_file: Option<PathBuf>,
 }
 
 /// The validated configuration of a run.
@@ -85,6 +89,8 @@ pub struct Config {
     pub lock_retries: u32,
     /// `MIGRATE_PHASE` (`expand`, `contract`); `None`: apply every pending migration.
     pub phase: Option<Phase>,
+    /// The fleet's targets and scheduling; no targets: one database (`DATABASE_URL`).
+    pub fleet: FleetSettings,
 }
 
 impl std::fmt::Debug for Config {
@@ -124,6 +130,7 @@ impl Config {
         let progress = env.progress()?;
         let locks = env.locks()?;
         let phase = var("MIGRATE_PHASE", env.migrate_phase.take(), Phase::parse)?;
+        let fleet = env.fleet()?;
         Ok(Config {
             database_url: env.database_url.take(),
             migrations_dir,
@@ -144,12 +151,21 @@ impl Config {
             lock_timeout: locks.lock_timeout,
             lock_retries: locks.lock_retries,
             phase,
+            fleet,
         })
     }
 
     /// DATABASE_URL as given (the connection code parses it, once per run); `None` when unset.
     pub fn database_url(&self) -> Option<&str> {
         self.database_url.as_deref()
+    }
+
+    /// This configuration for another database: one target of a fleet.
+    pub fn with_database_url(&self, url: String) -> Config {
+        Config {
+            database_url: Some(url),
+            ..self.clone()
+        }
     }
 
     /// A configuration with defaults for everything, for library callers and tests.

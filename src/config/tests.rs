@@ -98,3 +98,63 @@ fn debug_hides_the_url() {
     let c = Config::new(Some("postgresql://u:hunter2@h/db".into()), "m");
     assert!(!format!("{c:?}").contains("hunter2"));
 }
+
+#[test]
+fn fleet_settings_are_checked_each_naming_its_variable() {
+    let c = Config::from_vars(vars(&[]), Overrides::default()).unwrap();
+    assert_eq!(c.fleet, FleetSettings::default());
+    assert_eq!(c.fleet.parallelism, 4);
+    let c = Config::from_vars(
+        vars(&[
+            ("MIGRATE_TARGETS_QUERY", "SELECT 1"),
+            ("MIGRATE_PARALLELISM", "16"),
+            ("MIGRATE_SHARDS", "3"),
+            ("JOB_COMPLETION_INDEX", "2"),
+            ("MIGRATE_CANARY_TARGETS", "1"),
+            ("MIGRATE_MAX_FAILURES", "5"),
+        ]),
+        Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        c.fleet.targets,
+        Some(TargetSource::Query("SELECT 1".into()))
+    );
+    assert_eq!(
+        (c.fleet.parallelism, c.fleet.shards, c.fleet.shard),
+        (16, 3, 2)
+    );
+    assert_eq!((c.fleet.canary, c.fleet.max_failures), (1, Some(5)));
+    let err = |pairs: &[(&str, &str)]| {
+        Config::from_vars(vars(pairs), Overrides::default())
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(err(&[("MIGRATE_PARALLELISM", "0")]).starts_with("MIGRATE_PARALLELISM"));
+    assert!(err(&[("MIGRATE_SHARDS", "x")]).starts_with("MIGRATE_SHARDS"));
+    assert!(err(&[("MIGRATE_SHARDS", "3")]).starts_with("JOB_COMPLETION_INDEX"));
+    assert!(
+        err(&[("MIGRATE_SHARDS", "3"), ("JOB_COMPLETION_INDEX", "3")])
+            .starts_with("JOB_COMPLETION_INDEX")
+    );
+    assert!(err(&[("MIGRATE_CANARY_TARGETS", "-1")]).starts_with("MIGRATE_CANARY_TARGETS"));
+    assert!(err(&[("MIGRATE_MAX_FAILURES", "0")]).starts_with("MIGRATE_MAX_FAILURES"));
+    let both = err(&[
+        ("MIGRATE_TARGETS_FILE", "t.txt"),
+        ("MIGRATE_TARGETS_QUERY", "SELECT 1"),
+    ]);
+    assert!(
+        both.contains("MIGRATE_TARGETS_FILE") && both.contains("MIGRATE_TARGETS_QUERY"),
+        "{both}"
+    );
+    // --targets stands for MIGRATE_TARGETS_FILE, so it conflicts with a query too.
+    let o = Overrides {
+        targets_file: Some("t.txt".into()),
+        ..Overrides::default()
+    };
+    let e = Config::from_vars(vars(&[("MIGRATE_TARGETS_QUERY", "SELECT 1")]), o).unwrap_err();
+    assert!(e.to_string().contains("MIGRATE_TARGETS_QUERY"), "{e}");
+    // An Indexed Job's index is ignored without shards.
+    let c = Config::from_vars(vars(&[("JOB_COMPLETION_INDEX", "7")]), Overrides::default());
+    assert_eq!(c.unwrap().fleet.shard, 0);
+}

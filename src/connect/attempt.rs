@@ -47,11 +47,12 @@ where
     <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
 {
     let (client, connection) = config.connect(tls).await?;
-    tokio::spawn(async move {
+    // In the caller's span: a fleet's target is named on this event too.
+    tokio::spawn(tracing::Instrument::in_current_span(async move {
         if let Err(e) = connection.await {
             tracing::debug!(event = events::DB_CONNECTION_CLOSED, error = %e, "database connection ended");
         }
-    });
+    }));
     if !probe {
         // A side connection (the lease's): the migration connection asked the version already.
         let unprobed = ServerInfo {

@@ -4,7 +4,7 @@
 //! - **`crdb_internal.jobs`** first: it has the job's descriptor ids, so the tables are exact.
 //!   From v25.4 it is an "unsafe internal" behind `allow_unsafe_internals`, off by default from
 //!   v26.1 (cockroachdb/cockroach#158085): reads then fail with 42501. We never set the
-//!   variable (CockroachDB advises against it in production); once refused, this process goes
+//!   variable (CockroachDB advises against it in production); once refused, this run goes
 //!   straight to the next surface.
 //! - **`[SHOW JOBS]`** next: a delegated statement, exempt from the gate ("SHOW commands ...
 //!   bypass the allow_unsafe_internals setting", docs `crdb-internal.md`; the nested
@@ -17,7 +17,14 @@
 //!
 //! Visibility: a user without the `VIEWJOB` privilege (or admin) sees only its own jobs on
 //! either surface; that is said once per run (`job.unlisted`) and the run goes on.
+//!
+//! What was learnt (a surface refused, the warning given) belongs to one run: it is kept in
+//! [`Surfaces`], set for the run's future by [`per_run`]. Several runs in one process (a fleet
+//! of databases) each decide for themselves: a gated `crdb_internal` on one cluster says
+//! nothing about another's. Outside a run (`status`) each listing starts afresh.
 
+use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio_postgres::Client;
@@ -26,28 +33,54 @@ use super::{Job, from_values};
 use crate::error::{Error, Result};
 use crate::log::events;
 
-/// `crdb_internal` refused us once in this process: do not ask it again.
-static INTERNALS_REFUSED: AtomicBool = AtomicBool::new(false);
-/// `[SHOW JOBS]` refused us once in this process (a server that lacks it, or a PostgreSQL
-/// dressed as CockroachDB): with `crdb_internal` refused too, jobs are not asked for again.
-static SHOW_JOBS_REFUSED: AtomicBool = AtomicBool::new(false);
-/// The visibility warning was given (once per process).
-static VISIBILITY_CHECKED: AtomicBool = AtomicBool::new(false);
-
-/// Whether `crdb_internal` refused us earlier in this process.
-pub(crate) fn internals_refused() -> bool {
-    INTERNALS_REFUSED.load(Ordering::Relaxed)
+/// What one run learnt about the job surfaces of its server.
+#[derive(Default)]
+pub(crate) struct Surfaces {
+    /// `crdb_internal` refused us once in this run: do not ask it again.
+    internals_refused: AtomicBool,
+    /// `[SHOW JOBS]` refused us once in this run (a server that lacks it, or a PostgreSQL
+    /// dressed as CockroachDB): with `crdb_internal` refused too, jobs are not asked for again.
+    show_jobs_refused: AtomicBool,
+    /// The visibility warning was given (once per run).
+    visibility_checked: AtomicBool,
 }
 
-/// Neither surface answered earlier in this process (the warning was given then).
+tokio::task_local! {
+    /// The surfaces of the run whose future is being polled (see [`per_run`]).
+    static SURFACES: Arc<Surfaces>;
+}
+
+/// Runs `work` (one run's steps) with surfaces of its own: nothing learnt by another run, in
+/// this process or not, is seen, and nothing learnt here leaks out.
+pub(crate) async fn per_run<F: Future>(work: F) -> F::Output {
+    SURFACES.scope(Arc::default(), work).await
+}
+
+/// `f` on the current run's surfaces; outside a run, on fresh ones (nothing remembered).
+fn with<R>(f: impl FnOnce(&Surfaces) -> R) -> R {
+    let mut f = Some(f);
+    match SURFACES.try_with(|s| (f.take().expect("called once"))(s)) {
+        Ok(r) => r,
+        Err(_) => (f.take().expect("not called"))(&Surfaces::default()),
+    }
+}
+
+/// Whether `crdb_internal` refused us earlier in this run.
+pub(crate) fn internals_refused() -> bool {
+    with(|s| s.internals_refused.load(Ordering::Relaxed))
+}
+
+/// Neither surface answered earlier in this run (the warning was given then).
 pub(crate) fn unlistable() -> bool {
-    internals_refused() && SHOW_JOBS_REFUSED.load(Ordering::Relaxed)
+    with(|s| {
+        s.internals_refused.load(Ordering::Relaxed) && s.show_jobs_refused.load(Ordering::Relaxed)
+    })
 }
 
 /// Remembers that `[SHOW JOBS]` refused us.
 pub(crate) fn note_show_jobs_refusal(e: &tokio_postgres::Error) {
     if crate::sqlstate::is_surface_refused(e) {
-        SHOW_JOBS_REFUSED.store(true, Ordering::Relaxed);
+        with(|s| s.show_jobs_refused.store(true, Ordering::Relaxed));
     }
 }
 
@@ -55,7 +88,7 @@ pub(crate) fn note_show_jobs_refusal(e: &tokio_postgres::Error) {
 /// change during this run).
 pub(crate) fn note_refusal(e: &tokio_postgres::Error) {
     if crate::sqlstate::is_surface_refused(e) {
-        INTERNALS_REFUSED.store(true, Ordering::Relaxed);
+        with(|s| s.internals_refused.store(true, Ordering::Relaxed));
     }
 }
 
@@ -199,7 +232,7 @@ pub(crate) async fn find(client: &Client) -> Result<Vec<Job>> {
 /// The schema-change jobs on tables of the current database that `ask` names: from
 /// `crdb_internal` unless it refused us before, else from `[SHOW JOBS]`;
 /// [`Listed::Unlisted`] when neither can be read for a reason of the server's or the user's
-/// ([`crate::sqlstate::is_surface_refused`]), now or earlier in this process. A lost
+/// ([`crate::sqlstate::is_surface_refused`]), now or earlier in this run. A lost
 /// connection (or any other failure) is an error.
 pub(crate) async fn list(client: &Client, ask: Ask) -> Result<Listed> {
     if unlistable() {
@@ -254,10 +287,10 @@ fn db_text(e: &tokio_postgres::Error) -> String {
 pub(crate) const ADMIN_SQL: &str =
     "SELECT current_user, pg_has_role(current_user, 'admin', 'MEMBER')";
 
-/// Once per process: warns (`job.unlisted`) when the user is not an admin, so that jobs of
+/// Once per run: warns (`job.unlisted`) when the user is not an admin, so that jobs of
 /// other users may be invisible to it. Best effort: a failed check says nothing.
 pub(crate) async fn warn_if_partial(client: &Client) {
-    if VISIBILITY_CHECKED.swap(true, Ordering::Relaxed) {
+    if with(|s| s.visibility_checked.swap(true, Ordering::Relaxed)) {
         return;
     }
     let Ok(Some(row)) = client.query_opt(ADMIN_SQL, &[]).await else {

@@ -382,7 +382,9 @@ mod listing;
 
 pub(crate) use committed::{dirty_reason, verdict};
 
-pub(crate) use listing::{internals_refused, note_refusal, note_show_jobs_refusal, unlistable};
+pub(crate) use listing::{
+    internals_refused, note_refusal, note_show_jobs_refusal, per_run, unlistable,
+};
 
 #[cfg(test)]
 mod tests;

@@ -68,7 +68,7 @@ pub(crate) fn ours(samples: Vec<Sample>, elapsed: Duration) -> Vec<Sample> {
 }
 
 /// Our user's running schema-change jobs, read on `client` (a side connection): from
-/// `crdb_internal` unless it refused us before in this process, else from `[SHOW JOBS]`;
+/// `crdb_internal` unless it refused us before in this run, else from `[SHOW JOBS]`;
 /// nothing (elapsed time only, no query) once both have refused.
 pub(super) async fn sample(client: &Client) -> Result<Vec<Sample>, tokio_postgres::Error> {
     if crate::jobs::unlistable() {

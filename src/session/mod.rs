@@ -263,13 +263,14 @@ impl Lease {
         );
         let conn = Arc::new(conn);
         let lost = Arc::new(AtomicBool::new(false));
-        let heartbeat = tokio::spawn(heartbeat(
+        // In the run's span: a fleet's heartbeat events carry their target too.
+        let heartbeat = tokio::spawn(tracing::Instrument::in_current_span(heartbeat(
             conn.clone(),
             t.clone(),
             fence.clone(),
             ttl,
             lost.clone(),
-        ));
+        )));
         Lease {
             conn,
             tables: t.clone(),
