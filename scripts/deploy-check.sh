@@ -214,7 +214,11 @@ if ((${#kustomize_cmd[@]})); then
     if rendered="$("${kustomize_cmd[@]}" "$ROOT/deploy/kustomize/$dir")"; then
       validate "kustomize $dir" <<<"$rendered"
       [[ "$dir" == overlays/argocd ]] && check_argocd_hooks <<<"$rendered"
-      [[ "$dir" == overlays/fleet ]] && check_fleet "kustomize $dir" <<<"$rendered"
+      if [[ "$dir" == overlays/fleet ]]; then
+        check_fleet "kustomize $dir" <<<"$rendered"
+        # The checker itself: each breakage it knows of, applied to this render, must be caught.
+        "$VENV/bin/python" "$ROOT/deploy/indexed-job/validate.py" --self-test "$TOOLS/rendered-fleet.yaml" || fail "deploy/indexed-job/validate.py --self-test"
+      fi
     else
       fail "${kustomize_cmd[*]} deploy/kustomize/$dir"
     fi

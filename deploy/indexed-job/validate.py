@@ -2,6 +2,7 @@
 """Checks the rendered fleet Jobs (Indexed Jobs) beyond what the OpenAPI schema can say.
 
 Usage: validate.py KUBERNETES_VERSION LABEL MANIFESTS.yaml
+       validate.py --self-test MANIFESTS.yaml   (a good render: each known breakage must be caught)
 
 kubernetes-validate checks each field's type against the Kubernetes OpenAPI schema, but the
 schema cannot say how the fields of an Indexed Job depend on each other: the API server checks
@@ -146,7 +147,67 @@ def check_wiring(job, docs, errors):
         errors.append(f"ConfigMap {name}: {key} names no target")
 
 
+def job_errors(job, docs, version):
+    """Every broken rule of one Indexed Job, as messages."""
+    errors = []
+    containers = {c["name"] for c in job["spec"]["template"]["spec"]["containers"]}
+    check_spec(job, version, errors)
+    check_policy(job, containers, errors)
+    check_wiring(job, docs, errors)
+    return errors
+
+
+def errors_of(docs, version):
+    jobs = [d for d in docs if d["kind"] == "Job" and d["spec"].get("completionMode") == "Indexed"]
+    return [e for job in jobs for e in job_errors(job, docs, version)]
+
+
+def container_env(job):
+    return job["spec"]["template"]["spec"]["containers"][0]["env"]
+
+
+# Breakages the checker must catch, each applied to a copy of a good Indexed Job.
+BREAKAGES = {
+    "FailIndex without backoffLimitPerIndex": lambda j: j["spec"].pop("backoffLimitPerIndex"),
+    "maxFailedIndexes above completions": lambda j: j["spec"].update(maxFailedIndexes=j["spec"]["completions"] + 1),
+    "backoffLimit set": lambda j: j["spec"].update(backoffLimit=4),
+    "restartPolicy OnFailure": lambda j: j["spec"]["template"]["spec"].update(restartPolicy="OnFailure"),
+    "FailJob in place of FailIndex": lambda j: [r.update(action="FailJob") for r in j["spec"]["podFailurePolicy"]["rules"]
+                                                if r["action"] == "FailIndex"],
+    "exit codes out of order": lambda j: [r["onExitCodes"]["values"].reverse() for r in j["spec"]["podFailurePolicy"]["rules"]
+                                          if "onExitCodes" in r],
+    "MIGRATE_SHARDS differs from completions": lambda j: j["spec"].update(completions=j["spec"]["completions"] + 1),
+    "no source of targets": lambda j: j["spec"]["template"]["spec"]["containers"][0].update(
+        env=[e for e in container_env(j) if not e["name"].startswith("MIGRATE_TARGETS_")]),
+    "parallelism above 10^5": lambda j: j["spec"].update(parallelism=LIMIT + 1),
+}
+
+
+def self_test(path):
+    import copy
+    with open(path) as f:
+        docs = [d for d in yaml.safe_load_all(f) if d]
+    if errors_of(docs, (1, 33)):
+        print(f"FAIL: self-test: the good render is refused: {errors_of(docs, (1, 33))}")
+        return 1
+    missed = []
+    for name, breakage in BREAKAGES.items():
+        broken = copy.deepcopy(docs)
+        breakage(next(d for d in broken if d["kind"] == "Job" and d["spec"].get("completionMode") == "Indexed"))
+        if not errors_of(broken, (1, 33)):
+            missed.append(name)
+    if not errors_of(docs, (1, 28)):
+        missed.append("Kubernetes 1.28")
+    for name in missed:
+        print(f"FAIL: self-test: not caught: {name}")
+    if not missed:
+        print(f"ok: deploy/indexed-job/validate.py catches each of {len(BREAKAGES) + 1} known breakages")
+    return 1 if missed else 0
+
+
 def main():
+    if sys.argv[1] == "--self-test":
+        return self_test(sys.argv[2])
     version = tuple(int(x) for x in sys.argv[1].split(".")[:2])
     label, path = sys.argv[2], sys.argv[3]
     with open(path) as f:
@@ -161,11 +222,7 @@ def main():
         print(f"FAIL: {label}: Job(s) {single} beside the fleet: a run without {{target}} resolved would fail")
         failed = True
     for job in jobs:
-        errors = []
-        containers = {c["name"] for c in job["spec"]["template"]["spec"]["containers"]}
-        check_spec(job, version, errors)
-        check_policy(job, containers, errors)
-        check_wiring(job, docs, errors)
+        errors = job_errors(job, docs, version)
         for message in errors:
             print(f"FAIL: {label}: Job {job['metadata']['name']}: {message}")
         failed |= bool(errors)

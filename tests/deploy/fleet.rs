@@ -221,6 +221,7 @@ fn deploy_check_validates_the_fleet_for_the_versions_the_docs_name() {
     for needle in [
         "overlays/fleet",
         "deploy/indexed-job/validate.py",
+        "validate.py\" --self-test",
         "fleet.enabled=true,fleet.shards=3,fleet.targets.list[0]",
         "fleet.targets.query=",
         "fleet.targets.configMap.name=",
