@@ -396,6 +396,7 @@ def fleet(db, tmp):
     if "--targets" not in helped.stdout + helped.stderr:
         print(f"\nfleet: skipped, {FLEET_BIN} has no `migrate --targets` (set BENCH_FLEET_BIN)")
         return [Row(f"fleet {FLEET_TARGETS} schemas x {FLEET_MIGRATIONS} migrations", "skipped: no --targets")]
+    load = [os.getloadavg()[0]]
     mig = write_migrations(os.path.join(tmp, "fleet_migrations"), FLEET_MIGRATIONS)
     targets = fleet_targets()
     listed = os.path.join(tmp, "targets.txt")
@@ -445,10 +446,11 @@ def fleet(db, tmp):
                                   "--no-dump-schema", "migrate"]))
         if tables_in(d_url, looped) != FLEET_LOOP * FLEET_MIGRATIONS:
             raise RuntimeError("loop of dbmate processes: tables missing after the run")
-    return fleet_report(runs, loop_apply, loop_noop, peer)
+    load.append(os.getloadavg()[0])
+    return fleet_report(runs, loop_apply, loop_noop, peer, load)
 
 
-def fleet_report(runs, loop_apply, loop_noop, peer):
+def fleet_report(runs, loop_apply, loop_noop, peer, load):
     (apply_s, apply_rss), (noop_s, noop_rss) = runs["apply"], runs["noop"]
     shape = f"{FLEET_TARGETS} schemas x {FLEET_MIGRATIONS} migrations"
     scaled = "" if FLEET_LOOP == FLEET_TARGETS else f", loops of {FLEET_LOOP} scaled to {FLEET_TARGETS}"
@@ -457,6 +459,8 @@ def fleet_report(runs, loop_apply, loop_noop, peer):
           (f"   loop of dbmate {peer:6.1f} s" if peer is not None else ""))
     print(f"  no-op  fleet {noop_s:6.1f} s   loop of processes {loop_noop:6.1f} s")
     print(f"  fleet peak RSS: apply {apply_rss / 1024:.1f} MiB, no-op {noop_rss / 1024:.1f} MiB")
+    # Parallelism only pays with idle cores: a busy machine shrinks the fleet's ratios.
+    print(f"  load average (1 min) {load[0]:.1f} before, {load[1]:.1f} after, on {os.cpu_count()} cores")
     rows = [Row(f"fleet apply {shape} vs a loop of processes", f"{loop_apply / apply_s:.1f}x faster "
                 f"({apply_s:.1f} vs {loop_apply:.1f} s{scaled})", ">= 5x", loop_apply / apply_s >= 5)]
     if peer is not None:
