@@ -88,7 +88,7 @@ class Db:
         return all(self.run_sql(up, not no_tx) is None for up, no_tx in ups)
 
     def dump(self):
-        args = [os.path.join(self.bindir, "pg_dump"), "--schema-only", "--no-owner",
+        args = [os.path.join(self.bindir, "pg_dump"), "--schema-only",
                 "-T", self.table, "-T", self.table + "_lease", "-d", self.url]
         p = subprocess.run(args, capture_output=True, text=True, check=True)
         return normalise(p.stdout)
