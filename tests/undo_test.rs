@@ -114,6 +114,180 @@ fn bad_undos_of_each_kind_are_named_in_one_run() {
     }
 }
 
+/// What `pg_dump --schema-only` shows beyond tables, indexes, views and routines, in the forms
+/// PostgreSQL's ALTER/CREATE/COMMENT/GRANT pages document: one change per file after a base,
+/// each with an empty undo, so each must be named as not restored (the base is irreversible).
+const PG_DUMP_KINDS: &[(&str, &str)] = &[
+    ("owner", "ALTER TABLE t OWNER TO undo_kinds_role"),
+    (
+        "default_privileges",
+        "ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO undo_kinds_role",
+    ),
+    (
+        "event_trigger",
+        "CREATE EVENT TRIGGER et ON ddl_command_start EXECUTE FUNCTION on_ddl()",
+    ),
+    ("publication", "CREATE PUBLICATION pub FOR TABLE t"),
+    (
+        "ts_config",
+        "CREATE TEXT SEARCH CONFIGURATION cfg (COPY = english)",
+    ),
+    (
+        "ts_dictionary",
+        "CREATE TEXT SEARCH DICTIONARY dict (TEMPLATE = simple)",
+    ),
+    (
+        "operator",
+        "CREATE OPERATOR === (LEFTARG = int, RIGHTARG = int, FUNCTION = int_eq3)",
+    ),
+    (
+        "cast",
+        "CREATE CAST (mood AS int) WITH FUNCTION mood_to_int(mood)",
+    ),
+    ("collation", "CREATE COLLATION coll FROM \"C\""),
+    ("operator_family", "CREATE OPERATOR FAMILY fam USING btree"),
+    (
+        "user_mapping",
+        "CREATE USER MAPPING FOR undo_kinds_role SERVER s",
+    ),
+    ("column_grant", "GRANT SELECT (a) ON t TO undo_kinds_role"),
+    ("type_grant", "REVOKE USAGE ON TYPE mood FROM PUBLIC"),
+    (
+        "storage",
+        "ALTER TABLE t ALTER COLUMN a SET STORAGE EXTERNAL",
+    ),
+    (
+        "column_options",
+        "ALTER TABLE t ALTER COLUMN b SET (n_distinct = 100)",
+    ),
+    ("cluster", "ALTER TABLE t CLUSTER ON t_pkey"),
+    ("view_options", "ALTER VIEW v SET (security_barrier = true)"),
+    (
+        "view_default",
+        "ALTER VIEW v ALTER COLUMN a SET DEFAULT 'x'",
+    ),
+    (
+        "constraint_comment",
+        "COMMENT ON CONSTRAINT t_pkey ON t IS 'pk'",
+    ),
+    (
+        "trigger_comment",
+        "COMMENT ON TRIGGER t_touch ON t IS 'touch'",
+    ),
+    (
+        "aggregate",
+        "DROP AGGREGATE agg(int); CREATE AGGREGATE agg(int) (sfunc = int4pl, stype = int, initcond = '1')",
+    ),
+    (
+        "compression",
+        "ALTER TABLE t ALTER COLUMN a SET COMPRESSION pglz",
+    ),
+    (
+        "foreign_table_options",
+        "ALTER FOREIGN TABLE ft OPTIONS (ADD k 'v')",
+    ),
+    (
+        "access_method",
+        "CREATE ACCESS METHOD am TYPE TABLE HANDLER heap_tableam_handler",
+    ),
+    (
+        "conversion",
+        "CREATE CONVERSION conv FOR 'LATIN1' TO 'UTF8' FROM iso8859_1_to_utf8",
+    ),
+    ("server_options", "ALTER SERVER s OPTIONS (ADD host 'h')"),
+    (
+        "server_grant",
+        "GRANT USAGE ON FOREIGN SERVER s TO undo_kinds_role",
+    ),
+    (
+        "column_fdw_options",
+        "ALTER FOREIGN TABLE ft ALTER COLUMN x OPTIONS (ADD c 'd')",
+    ),
+    ("statistics_target", "ALTER STATISTICS st SET STATISTICS 50"),
+    (
+        "index_statistics",
+        "ALTER INDEX t_expr ALTER COLUMN 1 SET STATISTICS 77",
+    ),
+    (
+        "function_owner",
+        "ALTER FUNCTION touch() OWNER TO undo_kinds_role",
+    ),
+    ("schema_owner", "ALTER SCHEMA sch OWNER TO undo_kinds_role"),
+    (
+        "sequence_owner",
+        "ALTER SEQUENCE sq OWNER TO undo_kinds_role",
+    ),
+    (
+        "matview_options",
+        "ALTER MATERIALIZED VIEW mv SET (fillfactor = 50)",
+    ),
+    ("policy_comment", "COMMENT ON POLICY p ON t IS 'c'"),
+    (
+        "default_acl_revoke",
+        "ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC",
+    ),
+];
+
+const PG_DUMP_BASE: &str = "CREATE TABLE t (id int PRIMARY KEY, a text, b int);
+CREATE VIEW v AS SELECT id, a FROM t;
+CREATE TYPE mood AS ENUM ('sad', 'ok');
+CREATE FUNCTION mood_to_int(mood) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT 1';
+CREATE FUNCTION int_eq3(int, int) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT $1 = $2';
+CREATE FUNCTION on_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN END $$;
+CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER t_touch BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION touch();
+CREATE AGGREGATE agg(int) (sfunc = int4pl, stype = int, initcond = '0');
+CREATE FOREIGN DATA WRAPPER w;
+CREATE SERVER s FOREIGN DATA WRAPPER w;
+CREATE FOREIGN TABLE ft (x int) SERVER s;
+CREATE SCHEMA sch;
+CREATE MATERIALIZED VIEW mv AS SELECT 1 AS x;
+CREATE STATISTICS st ON a, b FROM t;
+CREATE INDEX t_expr ON t ((b + 1));
+CREATE SEQUENCE sq;
+ALTER TABLE t ENABLE ROW LEVEL SECURITY;
+CREATE POLICY p ON t USING (true);
+";
+
+#[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: the fixture is its DDL"
+)]
+fn what_pg_dump_shows_is_checked_too() {
+    let db = fresh_db("undo_pg_dump_kinds");
+    psql(
+        &db.url,
+        "DO $$ BEGIN CREATE ROLE undo_kinds_role; EXCEPTION WHEN duplicate_object THEN NULL; END $$",
+    );
+    let mut files = vec![("001_base.sql".to_string(), PG_DUMP_BASE.to_string())];
+    for (i, (name, sql)) in PG_DUMP_KINDS.iter().enumerate() {
+        files.push((
+            format!("{:03}_{name}.sql", i + 2),
+            format!("{sql};\n-- @UNDO\n"),
+        ));
+    }
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_bytes()))
+        .collect();
+    let dir = dir_with(&refs);
+    let out = crdb_test(&db, dir.path(), &["--json", "--force"]);
+    out.expect_code(33);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let migrations = report["migrations"].as_array().expect("migrations");
+    assert_eq!(migrations.len(), PG_DUMP_KINDS.len() + 1, "{report}");
+    assert_eq!(migrations[0]["verdict"], "irreversible", "{report}");
+    for m in &migrations[1..] {
+        assert_eq!(m["verdict"], "not_restored", "{m}");
+        assert_eq!(
+            m["differences"].as_array().map(Vec::len),
+            Some(1),
+            "one object named: {m}"
+        );
+    }
+}
+
 #[test]
 fn a_database_holding_objects_is_refused_unless_forced() {
     let db = fresh_db("undo_refuse");
