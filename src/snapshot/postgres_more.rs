@@ -60,15 +60,18 @@ pub(super) fn user_rel() -> String {
     )
 }
 
-/// Every query of this module.
+/// Every query of this module and of `postgres_objects`, as one statement (`UNION ALL`): one
+/// round trip, however many kinds are added.
 pub(super) fn queries() -> Vec<String> {
-    [
+    let all = [
         owners_and_grants(),
         column_and_relation_details(),
         comments(),
         super::postgres_objects::queries(),
     ]
-    .concat()
+    .concat();
+    let branches: Vec<String> = all.iter().map(|q| format!("({q})")).collect();
+    vec![branches.join(" UNION ALL ")]
 }
 
 fn owners_and_grants() -> Vec<String> {
