@@ -83,8 +83,10 @@ class Db:
         name = url.path.lstrip("/")
         admin = urllib.parse.urlunsplit(url._replace(path="/postgres"))
         for sql in (f'DROP DATABASE "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'):
-            subprocess.run([os.path.join(self.bindir, "psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1",
-                            "-d", admin, "-c", sql], capture_output=True, check=True)
+            p = subprocess.run([os.path.join(self.bindir, "psql"), "-X", "-q", "-v",
+                                "ON_ERROR_STOP=1", "-d", admin, "-c", sql], capture_output=True)
+            if p.returncode != 0:
+                return False
         return all(self.run_sql(up, not no_tx) is None for up, no_tx in ups)
 
     def dump(self):
