@@ -1,6 +1,8 @@
 //! More of what `pg_dump --schema-only` writes, for the PostgreSQL reader: owners, default
 //! privileges, column and type grants, column storage and options, clustering, view options,
-//! comments on constraints, triggers, policies and rules, aggregate details, and (in
+//! identity options, replica identity indexes, unlogged sequences, typed tables, statistics on
+//! expressions, range options, comments on constraints, triggers, policies and rules,
+//! aggregate details, and (in
 //! `postgres_objects`) the objects outside tables and routines. Same row shape as the main
 //! reader: `(kind, name, part, value)`, `$1` our own tables. An owner is named only when it is
 //! not the database's owner (nor `pg_database_owner`), so a schema made by the usual role reads
@@ -66,6 +68,7 @@ pub(super) fn queries() -> Vec<String> {
     let all = [
         owners_and_grants(),
         column_and_relation_details(),
+        identity_and_storage_details(),
         comments(),
         super::postgres_objects::queries(),
     ]
@@ -182,6 +185,56 @@ fn column_and_relation_details() -> Vec<String> {
              FROM pg_aggregate a JOIN pg_proc p ON p.oid = a.aggfnoid \
              JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {USER_NS} AND {}",
             own("pg_proc", "p.oid")
+        ),
+    ]
+}
+
+/// An identity column's sequence options, the index a replica identity uses, unlogged
+/// sequences, typed tables, extended statistics on expressions, and a range type's options.
+/// The identity sequence's and the multirange type's names are left out: they follow their
+/// column's and range's.
+fn identity_and_storage_details() -> Vec<String> {
+    let rel = user_rel();
+    vec![
+        format!(
+            "SELECT 'table', {QNAME}, 'column ' || a.attname || ' identity', \
+             format_type(s.seqtypid, NULL) || ' start ' || s.seqstart || ' increment ' || s.seqincrement \
+             || ' min ' || s.seqmin || ' max ' || s.seqmax || ' cache ' || s.seqcache \
+             || CASE WHEN s.seqcycle THEN ' cycle' ELSE '' END \
+             || CASE WHEN sc.relpersistence = 'u' THEN ' unlogged' ELSE '' END \
+             FROM pg_sequence s JOIN pg_class sc ON sc.oid = s.seqrelid \
+             JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = sc.oid AND d.deptype = 'i' \
+             JOIN {REL} ON c.oid = d.refobjid \
+             JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = d.refobjsubid WHERE {rel}"
+        ),
+        format!(
+            "SELECT 'index', n.nspname || '.' || i.relname, 'replica identity', 'yes' FROM pg_index x \
+             JOIN pg_class i ON i.oid = x.indexrelid JOIN {REL} ON c.oid = x.indrelid \
+             WHERE x.indisreplident AND {rel}"
+        ),
+        format!(
+            "SELECT 'sequence', {QNAME}, 'options', 'unlogged' FROM {REL} WHERE c.relkind = 'S' \
+             AND c.relpersistence = 'u' AND {rel} AND NOT EXISTS (SELECT 1 FROM pg_depend i \
+             WHERE i.classid = 'pg_class'::regclass AND i.objid = c.oid AND i.deptype = 'i')"
+        ),
+        format!(
+            "SELECT 'table', {QNAME}, 'of type', format_type(c.reloftype, NULL) FROM {REL} \
+             WHERE c.reloftype <> 0 AND {rel}"
+        ),
+        format!(
+            "SELECT 'statistics', n.nspname || '.' || s.stxname, 'expressions', \
+             array_to_string(pg_get_statisticsobjdef_expressions(s.oid), ', ') FROM pg_statistic_ext s \
+             JOIN {REL} ON c.oid = s.stxrelid WHERE s.stxexprs IS NOT NULL AND {rel}"
+        ),
+        format!(
+            "SELECT 'type', n.nspname || '.' || t.typname, 'range options', concat_ws(' ', \
+             'opclass ' || (SELECT opcname FROM pg_opclass WHERE oid = r.rngsubopc), \
+             'collation ' || (SELECT collname FROM pg_collation WHERE oid = NULLIF(r.rngcollation, 0)), \
+             'canonical ' || NULLIF(r.rngcanonical, 0)::regproc::text, \
+             'subtype_diff ' || NULLIF(r.rngsubdiff, 0)::regproc::text) \
+             FROM pg_range r JOIN pg_type t ON t.oid = r.rngtypid \
+             JOIN pg_namespace n ON n.oid = t.typnamespace WHERE {USER_NS} AND {}",
+            own("pg_type", "t.oid")
         ),
     ]
 }

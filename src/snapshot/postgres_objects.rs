@@ -1,7 +1,8 @@
 //! The objects `pg_dump --schema-only` writes that are neither relations, types nor routines:
 //! event triggers, publications, text search objects, operators, operator families and
 //! classes, casts, collations, conversions, access methods, foreign-data wrappers, servers,
-//! user mappings and foreign tables' servers. Rows as in `postgres_more`.
+//! user mappings, foreign tables' servers, procedural languages and subscriptions. Rows as in
+//! `postgres_more`.
 
 use super::postgres_more::{QNAME, REL, USER_NS, grants, own, owner, user_rel};
 
@@ -12,7 +13,13 @@ fn comment(oid: &str, catalog: &str) -> String {
 
 /// Every query of this module.
 pub(super) fn queries() -> Vec<String> {
-    [catalog_objects(), text_search(), foreign_data()].concat()
+    [
+        catalog_objects(),
+        text_search(),
+        foreign_data(),
+        languages_and_subscriptions(),
+    ]
+    .concat()
 }
 
 /// Objects that are neither relations, types nor routines. Built-in casts and access methods
@@ -193,6 +200,31 @@ fn text_search() -> Vec<String> {
              t.tmplinit::text || ' ' || t.tmpllexize::text FROM pg_ts_template t \
              JOIN pg_namespace n ON n.oid = t.tmplnamespace WHERE {USER_NS} AND {}",
             own("pg_ts_template", "t.oid")
+        ),
+    ]
+}
+
+/// Procedural languages made with CREATE LANGUAGE (not by an extension), and subscriptions of
+/// this database (their connection string is left out: it may hold a password).
+fn languages_and_subscriptions() -> Vec<String> {
+    vec![
+        format!(
+            "SELECT 'language', l.lanname, 'definition', concat_ws(' ', \
+             CASE WHEN l.lanpltrusted THEN 'trusted' END, 'handler ' || l.lanplcallfoid::regproc::text, \
+             'inline ' || NULLIF(l.laninline, 0)::regproc::text, \
+             'validator ' || NULLIF(l.lanvalidator, 0)::regproc::text, \
+             'grants ' || {}) || {} || {} FROM pg_language l WHERE l.oid >= 16384 AND {}",
+            grants("l.lanacl", "l", "l.lanowner"),
+            owner("l.lanowner"),
+            comment("l.oid", "pg_language"),
+            own("pg_language", "l.oid")
+        ),
+        format!(
+            "SELECT 'subscription', s.subname, 'definition', 'publications ' \
+             || array_to_string(s.subpublications, ', ') || CASE WHEN s.subenabled THEN '' \
+             ELSE ' disabled' END || {} FROM pg_subscription s \
+             WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            owner("s.subowner")
         ),
     ]
 }
