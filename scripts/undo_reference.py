@@ -12,8 +12,9 @@ scratch PostgreSQL database:
     compare, then apply the forward SQL again and go on
 
 The two dumps are compared after normalising what our canonical schema deliberately ignores:
-comment and SET lines of the dump, whitespace (inside function bodies and elsewhere), the order
-of the columns inside a table, the order of the statements, and our own ledger and lease tables.
+comment and SET lines and psql meta-commands of the dump, whitespace (inside function bodies
+and elsewhere), the order of the columns inside a table, the order of the statements, and our
+own ledger and lease tables. Everything else pg_dump writes counts, owners included.
 The verdicts use the vocabulary of `crdb-migrate test --json`: ok, irreversible, undo_failed,
 not_restored, forward_failed, not_run.
 
@@ -25,7 +26,6 @@ needs psql and pg_dump (default /usr/lib/postgresql/15/bin).
 """
 
 import argparse
-import urllib.parse
 import json
 import os
 import re
@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 NAME = re.compile(r"^(\d+)_([a-z0-9_]+)\.sql$")
 
