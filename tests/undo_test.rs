@@ -338,6 +338,35 @@ fn a_non_transactional_undo_is_checked_and_the_forward_reapplied() {
     );
 }
 
+/// A non-transactional undo that leaves the forward's index behind is named as not restored,
+/// not as a forward SQL that fails to apply again; the run stops there.
+#[test]
+fn a_non_transactional_undo_that_leaves_an_index_is_not_restored() {
+    let db = fresh_db("undo_notx_leaves");
+    let dir = dir_with(&[
+        GOOD[0],
+        (
+            "20240102000000_index.sql",
+            b"-- @NO_TRANSACTION\nCREATE INDEX CONCURRENTLY users_name ON users (name);\n-- @UNDO\n",
+        ),
+        GOOD[2],
+    ]);
+    let out = crdb_test(&db, dir.path(), &["--json"]);
+    out.expect_code(33);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let verdicts: Vec<&str> = report["migrations"]
+        .as_array()
+        .expect("migrations")
+        .iter()
+        .map(|m| m["verdict"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(verdicts, ["ok", "not_restored", "not_run"], "{report}");
+    assert_eq!(
+        report["migrations"][1]["differences"][0]["name"], "public.users_name",
+        "{report}"
+    );
+}
+
 /// The project sets of tests/fixtures/real (and the larger import fixtures), imported and run
 /// through `test`: every undo restores its schema, and the run stays well within seconds.
 #[test]
