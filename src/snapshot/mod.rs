@@ -11,6 +11,8 @@
 mod cockroach;
 mod diff;
 mod postgres;
+mod postgres_more;
+mod postgres_objects;
 
 use std::collections::BTreeMap;
 

@@ -127,6 +127,7 @@ pub(super) async fn read(client: &Client, ours: &[String]) -> Result<Snapshot> {
         routine_and_type_queries(),
         detail_queries(),
         grant_and_statistics_queries(),
+        super::postgres_more::queries(),
     ]
     .concat();
     for (i, sql) in all.iter().enumerate() {
