@@ -118,10 +118,13 @@ fn reused_connections_give_each_target_a_fresh_session_in_its_own_schema() {
     let distinct: BTreeSet<i64> = pids.iter().map(|(_, p)| *p).collect();
     assert_eq!(pids.len(), 6);
     assert_eq!(distinct.len(), 1, "{pids:?}");
+    // `db.ready` is logged for each new migration connection: one, for the first target.
+    assert_eq!(out.events_named("db.ready").len(), 1, "{}", out.stdout);
     // A rerun: every target a no-op on the reused connections; nothing ran again.
     let again = run(&mut fleet_cmd(&schema_url(&db), dir.path(), file.path()));
     again.expect_code(0);
     assert_eq!(again.events_named("run.nothing_to_do").len(), 6);
+    assert_eq!(again.events_named("db.ready").len(), 1, "{}", again.stdout);
     assert_eq!(seen(&db).0.len(), 12);
 }
 

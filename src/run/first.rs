@@ -32,7 +32,9 @@ impl Run {
         if let Some(set) = self.tenant.as_ref().and_then(Tenant::take) {
             let (client, info) = (set.client, set.info);
             if let Some(ready) = self.first_read(Session { client, info }, true).await {
-                *self.spare_side.lock().map_err(|_| Error::Terminated)? = set.side;
+                if let Ok(mut spare) = self.spare_side.lock() {
+                    *spare = set.side;
+                }
                 return Ok(ready);
             }
         }
