@@ -4,8 +4,9 @@
 //! ended cleanly gives its connections to a [`Pool`], and the next such target takes them
 //! instead of connecting. A taken connection is reset to what a fresh one with the target's
 //! own URL gives — `DISCARD ALL` (settings back to the connection's startup values, prepared
-//! statements, temporary tables, advisory locks and cursors gone; on CockroachDB: settings and
-//! prepared statements, `pkg/sql/discard.go`), then the target's `search_path` with
+//! statements, temporary tables, advisory locks and cursors gone; on CockroachDB, per
+//! `pkg/sql/discard.go`: settings, prepared statements, sequence caches and temporary tables,
+//! older releases only the first two), then the target's `search_path` with
 //! `set_config`, which parses the list as the startup option does — in the run's first flight.
 //! Every schema target's first read also checks that the first schema of its `search_path`
 //! exists: without it the first migration would fail half-way (or land in another schema).
