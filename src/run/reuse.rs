@@ -205,7 +205,7 @@ mod tests {
     }
 
     #[test]
-    fn the_pool_keeps_at_most_its_cap_and_only_same_key_sets() {
+    fn only_search_path_urls_are_tenants_and_an_empty_pool_gives_nothing() {
         let pool = Pool::new(2);
         let url = DbUrl::parse("postgres://u@h/d?options=-c%20search_path%3Dt1").unwrap();
         let other = DbUrl::parse("postgres://u@h/e?options=-c%20search_path%3Dt1").unwrap();
