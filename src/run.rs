@@ -7,16 +7,15 @@
 //! it did with how it ended ([`Outcome`]). Each run has its own connections, lease, [`Stop`]
 //! and report, so several can run at once in one process.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio_postgres::Client;
 
 use crate::apply::{self, Applier};
 use crate::config::Config;
-use crate::connect::{self, Flavour, ServerInfo};
+use crate::connect::{Flavour, ServerInfo};
 use crate::error::{Error, Result};
 use crate::flavour;
-use crate::import::probe::history_tables;
 use crate::jobs;
 use crate::log::events;
 use crate::plan::{Allow, Goal, Plan};
@@ -27,16 +26,20 @@ use crate::status;
 use crate::store::Tables;
 use crate::store::ledger::{self, AppliedRow, Ledger};
 
+mod first;
 mod foreign;
 mod lease;
 mod load;
 mod recover;
+mod reuse;
 mod stop;
 
 pub(crate) use lease::take_lease;
 use lease::unless_fenced_off;
 pub(crate) use load::{foreign_layout, loading};
 use recover::InFlight;
+pub(crate) use reuse::Pool;
+use reuse::Tenant;
 pub use stop::Stop;
 
 /// How many times one run reconnects before it gives up (exit 10).
@@ -50,6 +53,10 @@ pub struct Run {
     progress: Progress,
     /// The files, when they were loaded already (a fleet loads them once for every run).
     set: Option<Arc<Vec<Migration>>>,
+    /// A schema target of a fleet: takes and gives back connections (see `reuse`).
+    tenant: Option<Tenant>,
+    /// The lease connection that came with a reused migration connection, until the lease.
+    spare_side: Mutex<Option<Arc<Client>>>,
 }
 
 /// The migration connection.
@@ -102,6 +109,8 @@ impl Run {
             stop,
             progress,
             set: None,
+            tenant: None,
+            spare_side: Mutex::new(None),
         }
     }
 
@@ -111,6 +120,14 @@ impl Run {
             set: Some(set),
             ..Run::new(config, goal)
         }
+    }
+
+    /// A run of target `name` of a fleet that takes its connections from `pool` and gives
+    /// them back after a clean end, when its URL sets a `search_path` (a schema target).
+    pub(crate) fn reusing(mut self, pool: &Pool, name: &str) -> Run {
+        let url = self.stop.url(&self.config).ok();
+        self.tenant = url.and_then(|url| pool.tenant(name, url));
+        self
     }
 
     /// The handle that stops this run.
@@ -142,6 +159,10 @@ impl Run {
         guard.hold(&leased.lease);
         let result = self.apply_recovering(&mut leased, &set).await;
         guard.release(Some(&leased.session.client)).await;
+        if result.is_ok() {
+            let side = leased.lease.client();
+            self.keep(leased.session, Some(side));
+        }
         result
     }
 
@@ -157,24 +178,6 @@ impl Run {
         }
         let (set, ready) = load::load_while(|| loading(&self.config), self.connect()).await?;
         Ok((Arc::new(set), ready))
-    }
-
-    /// Connect: waits for the database (creating it if so configured); sends the first read.
-    async fn connect(&self) -> Result<Ready> {
-        let url = self.stop.url(&self.config)?;
-        let (client, info) =
-            connect::wait_and_connect(url, self.config.wait_timeout, self.config.create_database)
-                .await?;
-        let (ledger, present) =
-            tokio::join!(ledger::read(&client, &self.tables), history_tables(&client));
-        let first = ledger.map(|ledger| FirstRead {
-            ledger,
-            present: present.map_err(|e| Error::db("looking for other tools' history tables", e)),
-        });
-        Ok(Ready {
-            session: Session { client, info },
-            first,
-        })
     }
 
     /// Plan and lease, starting over (bounded) when a connection drops before the lease is
@@ -233,6 +236,7 @@ impl Run {
                     target = first.target,
                     "nothing to do"
                 );
+                self.keep(session, None);
                 return Ok(None);
             }
             Ok(_) => {}
@@ -245,7 +249,10 @@ impl Run {
         // The lease's connection opens only now that there is work: a run with nothing to do
         // stays one connection (opening a backend costs the server more than the round trip
         // it would save).
-        let (lease, reread) = take_lease(&self.config, &self.tables, &self.stop).await?;
+        let spare = self.spare_side.lock().ok().and_then(|mut s| s.take());
+        let reused = spare.zip(self.tenant.as_ref());
+        let (lease, reread) =
+            lease::take_lease_on(&self.config, &self.tables, &self.stop, reused).await?;
         Ok(Some(Leased {
             session,
             lease,

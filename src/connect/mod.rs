@@ -11,6 +11,7 @@
 //! [`DbUrl::redacted`], and every failure text is scrubbed of the password before it leaves.
 
 mod attempt;
+mod reuse;
 mod tls;
 mod url;
 mod wait;

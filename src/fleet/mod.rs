@@ -16,7 +16,7 @@ use crate::connect::{self, DbUrl};
 use crate::error::{Error, Result};
 use crate::plan::Goal;
 use crate::report::Outcome;
-use crate::run::{Run, Stop};
+use crate::run::{Pool, Run, Stop};
 use crate::source::Migration;
 
 mod events;
@@ -161,6 +161,7 @@ impl Fleet {
         let mut work = Work {
             fleet: &self,
             set,
+            pool: Pool::new(limits.parallelism),
             summary: Summary {
                 total: self.targets.len(),
                 ..Summary::default()
@@ -189,6 +190,8 @@ impl Fleet {
 struct Work<'f> {
     fleet: &'f Fleet,
     set: Arc<Vec<Migration>>,
+    /// Connections schema targets hand to the next (closed when the fleet ends).
+    pool: Pool,
     summary: Summary,
     worst: summary::Worst,
 }
@@ -197,7 +200,8 @@ impl Scheduled for Work<'_> {
     fn start(&mut self, index: usize) -> (Stop, impl Future<Output = Outcome> + 'static) {
         let target = &self.fleet.targets[index];
         let config = self.fleet.config_of(target);
-        let run = Run::with_set(config, self.fleet.goal, self.set.clone());
+        let run = Run::with_set(config, self.fleet.goal, self.set.clone())
+            .reusing(&self.pool, target.name());
         let span = tracing::error_span!("target", target = %target.name());
         (run.stop(), run.run().instrument(span))
     }

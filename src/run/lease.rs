@@ -1,6 +1,8 @@
 //! The lease as a run uses it: taken on a connection of its own, and consulted when a step
 //! fails, to tell a runner fenced off by a peer (exit 12) from a genuine failure.
 
+use std::sync::Arc;
+
 use tokio_postgres::Client;
 
 use crate::config::Config;
@@ -11,6 +13,7 @@ use crate::session::{self, Lease, LeaseConn, Reread};
 use crate::store::{Tables, lease};
 
 use super::Stop;
+use super::reuse::Tenant;
 
 /// Checks, on a new migration connection, that the lease is still ours.
 pub(super) async fn still_ours(client: &Client, tables: &Tables, lease: &Lease) -> Result<()> {
@@ -30,8 +33,22 @@ pub(crate) async fn take_lease(
     tables: &Tables,
     stop: &Stop,
 ) -> Result<(Lease, Reread)> {
+    take_lease_on(config, tables, stop, None).await
+}
+
+/// As [`take_lease`], on `reused` (a lease connection an earlier target of a fleet gave back)
+/// once it is reset; on a new connection when there is none or the reset fails.
+pub(super) async fn take_lease_on(
+    config: &Config,
+    tables: &Tables,
+    stop: &Stop,
+    reused: Option<(Arc<Client>, &Tenant)>,
+) -> Result<(Lease, Reread)> {
     let url = stop.url(config)?;
-    let side = connect::wait_and_connect_side(url, config.wait_timeout).await?;
+    let side = match reused {
+        Some((side, tenant)) if tenant.reset_side(&side).await.is_ok() => side,
+        _ => Arc::new(connect::wait_and_connect_side(url, config.wait_timeout).await?),
+    };
     let conn = LeaseConn::new(side, url.clone(), config.wait_timeout);
     let (holder, ttl, timeout) = (&config.holder, config.lease_ttl, config.lease_timeout);
     session::acquire(conn, tables, holder, ttl, timeout, stop.token()).await

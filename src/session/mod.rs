@@ -33,10 +33,11 @@ pub struct LeaseConn {
 }
 
 impl LeaseConn {
-    /// Wraps `client`, reconnecting to `url` within `wait` when it drops.
-    pub fn new(client: Client, url: DbUrl, wait: Duration) -> LeaseConn {
+    /// Wraps `client` (shared: a fleet hands a finished run's lease connection to the next
+    /// run), reconnecting to `url` within `wait` when it drops.
+    pub fn new(client: Arc<Client>, url: DbUrl, wait: Duration) -> LeaseConn {
         LeaseConn {
-            client: std::sync::Mutex::new(Arc::new(client)),
+            client: std::sync::Mutex::new(client),
             url,
             wait,
         }
