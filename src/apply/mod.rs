@@ -1,5 +1,6 @@
 //! Executing a plan under the lease: each step one transaction holding the migration's SQL and
-//! its fenced ledger write (`transaction`), replayed on SQLSTATE 40001 (`replay`), marked dirty
+//! its fenced ledger write, consecutive ones chained into one pipelined flight (`chain`,
+//! `flight`, `transaction`), replayed on SQLSTATE 40001 (`transaction`, `replay`), marked dirty
 //! when the commit's outcome is unknown (XXA00, 40003); `@NO_TRANSACTION` steps run statement
 //! by statement with a journal in `statements_done` (`no_transaction`), so a rerun resumes
 //! after the last one done. Knows nothing of files: it runs the migrations a plan hands it.
@@ -9,7 +10,9 @@
 //! and line of the file it stopped at (`failure`).
 
 mod blockers;
+mod chain;
 mod failure;
+mod flight;
 mod no_transaction;
 mod timeouts;
 
@@ -52,6 +55,8 @@ pub struct Applier<'a> {
     restore: Prepared,
     checked_up: Prepared,
     checked_down: Prepared,
+    /// The ledger table, quoted (the chains' guards read it).
+    ledger: String,
     watch: Option<crate::progress::Watch>,
     stall: Option<stall::StallCheck>,
     settings: Settings,
@@ -140,6 +145,7 @@ impl<'a> Applier<'a> {
             restore: next()?,
             checked_up: next()?,
             checked_down: next()?,
+            ledger: tables.ledger().to_string(),
             watch: None,
             stall: None,
             settings: Settings::default(),
@@ -197,63 +203,97 @@ impl<'a> Applier<'a> {
     }
 
     /// Runs every step of `plan` in order, recording each finished version in `progress` (so a
-    /// failure still says what was applied). Stops before a step when a stop was requested.
+    /// failure still says what was applied): consecutive transactional steps as one chain, a
+    /// `@NO_TRANSACTION` step alone. Stops before a chain or step when a stop was requested.
     pub async fn run(&self, plan: &Plan<'_>, progress: &Progress) -> Result<()> {
-        for (i, step) in plan.steps.iter().enumerate() {
+        let steps = &plan.steps;
+        let mut i = 0;
+        while i < steps.len() {
             self.check_go_on(|| "the heartbeat found the lease expired or taken".into())?;
-            let m = &*step.migration;
-            tracing::info!(
-                event = events::MIGRATION_STARTED,
-                version = m.version,
-                description = %m.description,
-                checksum = %m.checksum,
-                direction = step.direction.as_str(),
-                no_transaction = m.no_transaction,
-                "migration started"
-            );
-            let started = Instant::now();
-            if let Ok(mut at) = self.in_flight.lock() {
-                *at = Some((i, started));
-            }
+            let step = &steps[i];
+            let end = match step.migration.no_transaction {
+                true => i + 1,
+                false => chain::end(steps, i, self.cockroach()),
+            };
+            self.started(i, step);
             let work = async {
-                if m.no_transaction {
-                    self.step_no_transaction(step).await
+                if step.migration.no_transaction {
+                    self.step_no_transaction(step).await?;
+                    self.finished(step, progress);
+                    Ok(())
                 } else {
-                    self.step_transaction(step).await
+                    self.step_chain(&steps[i..end], i, progress).await
                 }
             };
             let result = match &self.stall {
                 Some(check) => check.guard(work).await,
                 None => work.await,
             };
-            let duration_ms = started.elapsed().as_millis() as u64;
             if let Err(e) = result {
-                tracing::error!(
-                    event = events::MIGRATION_FAILED,
-                    version = m.version,
-                    description = %m.description,
-                    checksum = %m.checksum,
-                    duration_ms,
-                    error = %e,
-                    "migration failed"
-                );
+                let at = self.in_flight().map_or(i, |(at, _)| at);
+                self.failed(&steps[at.min(end - 1)], &e);
                 return Err(e);
             }
-            let (event, message) = match step.direction {
-                Direction::Up => (events::MIGRATION_APPLIED, "migration applied"),
-                Direction::Down => (events::MIGRATION_ROLLED_BACK, "migration rolled back"),
-            };
-            tracing::info!(
-                event,
-                version = m.version,
-                description = %m.description,
-                checksum = %m.checksum,
-                duration_ms,
-                "{message}"
-            );
-            progress.done(m.version);
+            i = end;
         }
         Ok(())
+    }
+
+    /// Logs `migration.started` for `step` (at `i` in the plan) and keeps it as the step in
+    /// flight.
+    fn started(&self, i: usize, step: &Step<'_>) {
+        let m = &*step.migration;
+        tracing::info!(
+            event = events::MIGRATION_STARTED,
+            version = m.version,
+            description = %m.description,
+            checksum = %m.checksum,
+            direction = step.direction.as_str(),
+            no_transaction = m.no_transaction,
+            "migration started"
+        );
+        if let Ok(mut at) = self.in_flight.lock() {
+            *at = Some((i, Instant::now()));
+        }
+    }
+
+    /// How long the step in flight has run, in milliseconds.
+    fn duration_ms(&self) -> u64 {
+        self.in_flight()
+            .map_or(0, |(_, started)| started.elapsed().as_millis() as u64)
+    }
+
+    /// Logs `migration.applied` (or `migration.rolled_back`) for `step`, the step in flight,
+    /// and records it in `progress`.
+    fn finished(&self, step: &Step<'_>, progress: &Progress) {
+        let m = &*step.migration;
+        let (event, message) = match step.direction {
+            Direction::Up => (events::MIGRATION_APPLIED, "migration applied"),
+            Direction::Down => (events::MIGRATION_ROLLED_BACK, "migration rolled back"),
+        };
+        tracing::info!(
+            event,
+            version = m.version,
+            description = %m.description,
+            checksum = %m.checksum,
+            duration_ms = self.duration_ms(),
+            "{message}"
+        );
+        progress.done(m.version);
+    }
+
+    /// Logs `migration.failed` for `step`, the step in flight.
+    fn failed(&self, step: &Step<'_>, e: &Error) {
+        let m = &*step.migration;
+        tracing::error!(
+            event = events::MIGRATION_FAILED,
+            version = m.version,
+            description = %m.description,
+            checksum = %m.checksum,
+            duration_ms = self.duration_ms(),
+            error = %e,
+            "migration failed"
+        );
     }
 
     /// The step of the last plan [`Applier::run`] ran that was started last (its index in the

@@ -1,0 +1,171 @@
+//! Chains: consecutive transactional steps sent as one pipelined flight of chained
+//! transactions, so a run of migrations costs about one round trip instead of one each.
+//!
+//! Each step keeps its own transaction, fence check and ledger row. tokio-postgres ends every
+//! request with its own Sync, so after a failed transaction the server still runs the next
+//! `BEGIN`: every step after the first therefore opens with a guard, in the same simple query
+//! as its `BEGIN` (no message added), that raises unless the step before it committed, read
+//! from the ledger (up: its row present, `applied` and written under our fence; down: its row
+//! gone). A raised guard aborts that transaction, its `COMMIT` rolls back, and the guard after
+//! it fails in turn: the chain stops at the first failure, as one step per flight did.
+//!
+//! What a guard cannot see is a `COMMIT` whose answer is an error although its writes
+//! committed. PostgreSQL answers `COMMIT` with success once committed and with an error only
+//! when it rolled back, so there the ledger says it all. CockroachDB can answer XXA00 (a
+//! schema change failed after its transaction, ledger row included, committed), 57014 (the
+//! wait for the schema-change jobs cut short, cockroachdb/cockroach#128474) and 40003 at any
+//! `COMMIT` (an ambiguous result: `ClientVisibleAmbiguousError` becomes
+//! `StatementCompletionUnknown` in `pkg/sql/pgwire/pgerror/pgcode.go`); each marks the step
+//! dirty and stops the run. So on CockroachDB every step ends its chain: the next flight goes
+//! out only once the `COMMIT` before it answered, exactly as before. There the wait for a
+//! schema change's jobs inside `COMMIT` dwarfs the round trip anyway.
+//!
+//! A chain is bounded ([`MAX_STEPS`], [`MAX_BYTES`]), so its flight's requests and replies
+//! stay small in memory.
+
+use crate::plan::{Direction, Step};
+
+use super::failure::statements;
+
+/// The most steps one chain holds.
+pub(super) const MAX_STEPS: usize = 64;
+
+/// The most SQL text (bytes) one chain holds; a single larger step is a chain of its own.
+pub(super) const MAX_BYTES: usize = 256 * 1024;
+
+/// How a guard's failure reads (the cast's input, so the server's message starts with it).
+const MARKER: &str = "crdb-migrate chain guard";
+
+/// The end (exclusive) of the chain that starts at `from` (a transactional step): the
+/// consecutive transactional steps after it, up to the bounds; on CockroachDB (`cockroach`)
+/// the step alone.
+pub(super) fn end(steps: &[Step<'_>], from: usize, cockroach: bool) -> usize {
+    if cockroach {
+        return from + 1;
+    }
+    let mut bytes = 0usize;
+    let mut to = from;
+    for step in &steps[from..] {
+        if step.migration.no_transaction || to - from == MAX_STEPS {
+            break;
+        }
+        bytes += statements(step).iter().map(|s| s.text.len()).sum::<usize>();
+        if to > from && bytes > MAX_BYTES {
+            break;
+        }
+        to += 1;
+    }
+    to.max(from + 1)
+}
+
+/// `begin` and the guard that refuses to go on unless `previous` committed, as one simple
+/// query: `ledger` is the quoted ledger table, `fence` our fence token. Raises SQLSTATE 22P02
+/// (a failed cast, as the fence check does) naming the version; `count(*)` in the cast's input
+/// keeps any planner from folding it into an error at plan time.
+pub(super) fn guarded_begin(begin: &str, ledger: &str, previous: &Step<'_>, fence: i64) -> String {
+    let v = previous.migration.version;
+    let (want, filter) = match previous.direction {
+        Direction::Up => (
+            1,
+            format!("version = {v} AND status = 'applied' AND fence = {fence}"),
+        ),
+        Direction::Down => (0, format!("version = {v}")),
+    };
+    format!(
+        "{begin}; SELECT CASE WHEN count(*) = {want} THEN 1::INT8 \
+         ELSE ('{MARKER}: migration {v} did not commit, so this one does not start (' || count(*)::TEXT || ' rows)')::INT8 END \
+         FROM {ledger} WHERE {filter}"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use super::*;
+    use crate::source::Migration;
+
+    fn step(v: i64, sql: &str, no_transaction: bool, direction: Direction) -> Step<'static> {
+        let mut m = Migration::fixture(v);
+        let statement = crate::split::Statement {
+            text: sql.into(),
+            line: 1,
+            repeat_until_zero: false,
+        };
+        m.no_transaction = no_transaction;
+        match direction {
+            Direction::Up => m.up_statements = vec![statement],
+            Direction::Down => m.down_statements = Some(vec![statement]),
+        }
+        Step {
+            migration: Cow::Owned(m),
+            direction,
+            resume_from: 0,
+        }
+    }
+
+    fn up(v: i64) -> Step<'static> {
+        step(v, "CREATE TABLE t (id INT);", false, Direction::Up)
+    }
+
+    #[test]
+    fn a_chain_runs_to_the_next_no_transaction_step() {
+        let mut steps: Vec<_> = (1..=5).map(up).collect();
+        steps[3] = step(
+            4,
+            "CREATE INDEX CONCURRENTLY i ON t (id);",
+            true,
+            Direction::Up,
+        );
+        assert_eq!(end(&steps, 0, false), 3);
+        // The no-transaction step is never chained; the one after it starts a chain.
+        assert_eq!(end(&steps, 4, false), 5);
+    }
+
+    #[test]
+    fn on_cockroachdb_every_step_ends_its_chain() {
+        let steps: Vec<_> = (1..=5).map(up).collect();
+        assert_eq!(end(&steps, 0, true), 1);
+        assert_eq!(end(&steps, 4, true), 5);
+    }
+
+    #[test]
+    fn a_chain_is_bounded_by_steps_and_by_bytes() {
+        let steps: Vec<_> = (1..=200).map(up).collect();
+        assert_eq!(end(&steps, 0, false), MAX_STEPS);
+        assert_eq!(end(&steps, 190, false), 200);
+        let big = "x".repeat(MAX_BYTES / 2 + 1);
+        let steps: Vec<_> = (1..=4)
+            .map(|v| step(v, &big, false, Direction::Up))
+            .collect();
+        assert_eq!(end(&steps, 0, false), 1, "two would pass the byte bound");
+        let huge = "x".repeat(MAX_BYTES * 2);
+        let steps = [step(1, &huge, false, Direction::Up), up(2)];
+        assert_eq!(
+            end(&steps, 0, false),
+            1,
+            "a step larger than the bound goes alone"
+        );
+    }
+
+    #[test]
+    fn the_guard_reads_the_previous_steps_ledger_effect() {
+        let g = guarded_begin("BEGIN", "\"_migrations\"", &up(7), 42);
+        assert!(
+            g.starts_with("BEGIN; SELECT CASE WHEN count(*) = 1 "),
+            "{g}"
+        );
+        assert!(
+            g.ends_with(
+                "FROM \"_migrations\" WHERE version = 7 AND status = 'applied' AND fence = 42"
+            ),
+            "{g}"
+        );
+        assert!(g.contains("migration 7 did not commit"), "{g}");
+        assert!(g.contains("|| count(*)::TEXT ||"), "not foldable: {g}");
+        let down = step(7, "DROP TABLE t;", false, Direction::Down);
+        let g = guarded_begin("BEGIN", "\"_migrations\"", &down, 42);
+        assert!(g.contains("WHEN count(*) = 0 "), "{g}");
+        assert!(g.ends_with("WHERE version = 7"), "{g}");
+    }
+}
