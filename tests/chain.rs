@@ -347,3 +347,51 @@ fn a_40001_in_an_undo_resumes_the_rollback_chain_there() {
     let down: Vec<i64> = (1..=8).rev().collect();
     assert_eq!(versions_of(&out, "migration.rolled_back"), down);
 }
+
+#[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: CockroachDB never chains"
+)]
+fn a_stop_mid_chain_lets_the_step_in_flight_finish_and_starts_nothing_after_it() {
+    let db = chain_db("chain_stop", 6);
+    let dir = files(
+        6,
+        |v| {
+            if v == 2 {
+                "SELECT pg_sleep(1);".into()
+            } else {
+                String::new()
+            }
+        },
+        |_| String::new(),
+    );
+    let run = Background::spawn(
+        support::fixtures::cmd(&db.url, dir.path(), HOLDER, "10s")
+            .env("MIGRATE_SHUTDOWN_GRACE", "20s")
+            .arg("migrate"),
+    );
+    wait_until(
+        Duration::from_secs(30),
+        "migration 2 sleeping on the server",
+        || {
+            psql(
+                &db.url,
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND state = 'active' AND query LIKE '%pg_sleep(1)%' AND pid <> pg_backend_pid()",
+            ) != "0"
+        },
+    );
+    run.signal("TERM");
+    let out = run.wait(Duration::from_secs(30));
+    out.expect_code(143);
+    // 3.. were in the same flight: their guards refused before any statement ran.
+    assert_eq!(counts(&db, "ran", 6), "1:1,2:1,3:0,4:0,5:0,6:0");
+    assert_eq!(ledger_rows(&db), "1:applied,2:applied");
+    assert_eq!(versions_of(&out, "migration.started"), vec![1, 2]);
+    assert_eq!(versions_of(&out, "migration.applied"), vec![1, 2]);
+    assert!(!out.has_event("migration.failed"), "{}", out.stdout);
+    // The stop lock was let go: the next run goes on from 3 at once.
+    run_on(&db, dir.path(), &["migrate"]).expect_code(0);
+    assert_eq!(counts(&db, "ran", 6), expect(6, |_| 1));
+}

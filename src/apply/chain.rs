@@ -20,6 +20,12 @@
 //! out only once the `COMMIT` before it answered, exactly as before. There the wait for a
 //! schema change's jobs inside `COMMIT` dwarfs the round trip anyway.
 //!
+//! A stop (SIGTERM) lets the step in flight finish and starts nothing new, as between flights:
+//! the guard also refuses while another session holds the advisory lock [`stop_key`] of our
+//! fence, which the lease's connection takes when a stop is asked for ([`STOP`]). The guard
+//! tries that lock and lets it go at once in the same expression, so neither side ever waits
+//! on the other for longer than that.
+//!
 //! A chain is bounded ([`MAX_STEPS`], [`MAX_BYTES`]), so its flight's requests and replies
 //! stay small in memory.
 
@@ -35,6 +41,19 @@ pub(super) const MAX_BYTES: usize = 256 * 1024;
 
 /// How a guard's failure reads (the cast's input, so the server's message starts with it).
 const MARKER: &str = "crdb-migrate chain guard";
+
+/// Taken on the lease's connection when a stop is asked for mid-chain: the guards after it
+/// refuse (`$1`: [`stop_key`]). Session-level, so it holds until [`UNSTOP`] or the session ends.
+pub(super) const STOP: &str = "SELECT pg_advisory_lock($1::INT8)";
+
+/// Lets [`STOP`]'s lock go once the chain is over.
+pub(super) const UNSTOP: &str = "SELECT pg_advisory_unlock($1::INT8)";
+
+/// The advisory lock key that stops the chains run under `fence`: the token, with a fixed
+/// pattern in its high bits so it is unlikely to meet an application's own keys.
+pub(super) fn stop_key(fence: i64) -> i64 {
+    fence ^ 0x6372_6462_0000_0000
+}
 
 /// The end (exclusive) of the chain that starts at `from` (a transactional step): the
 /// consecutive transactional steps after it, up to the bounds; on CockroachDB (`cockroach`)
@@ -58,10 +77,11 @@ pub(super) fn end(steps: &[Step<'_>], from: usize, cockroach: bool) -> usize {
     to.max(from + 1)
 }
 
-/// `begin` and the guard that refuses to go on unless `previous` committed, as one simple
-/// query: `ledger` is the quoted ledger table, `fence` our fence token. Raises SQLSTATE 22P02
-/// (a failed cast, as the fence check does) naming the version; `count(*)` in the cast's input
-/// keeps any planner from folding it into an error at plan time.
+/// `begin` and the guard that refuses to go on unless `previous` committed and no stop was
+/// asked for, as one simple query: `ledger` is the quoted ledger table, `fence` our fence
+/// token. Raises SQLSTATE 22P02 (a failed cast, as the fence check does) naming the version or
+/// the stop; `count(*)` in the cast's input keeps any planner from folding it into an error at
+/// plan time. `CASE` evaluates its conditions in order, so the stop lock is tried, then let go.
 pub(super) fn guarded_begin(begin: &str, ledger: &str, previous: &Step<'_>, fence: i64) -> String {
     let v = previous.migration.version;
     let (want, filter) = match previous.direction {
@@ -71,10 +91,17 @@ pub(super) fn guarded_begin(begin: &str, ledger: &str, previous: &Step<'_>, fenc
         ),
         Direction::Down => (0, format!("version = {v}")),
     };
+    let key = stop_key(fence);
+    let raise = |why: &str| format!("('{MARKER}: {why} (' || count(*)::TEXT || ' rows)')::INT8");
     format!(
-        "{begin}; SELECT CASE WHEN count(*) = {want} THEN 1::INT8 \
-         ELSE ('{MARKER}: migration {v} did not commit, so this one does not start (' || count(*)::TEXT || ' rows)')::INT8 END \
-         FROM {ledger} WHERE {filter}"
+        "{begin}; SELECT CASE WHEN NOT pg_try_advisory_lock({key}::INT8) THEN {stop} \
+         WHEN NOT pg_advisory_unlock({key}::INT8) THEN {stop} \
+         WHEN count(*) = {want} THEN 1::INT8 ELSE {not_committed} END \
+         FROM {ledger} WHERE {filter}",
+        stop = raise("a stop was asked for, so this migration does not start"),
+        not_committed = raise(&format!(
+            "migration {v} did not commit, so this one does not start"
+        )),
     )
 }
 
@@ -151,10 +178,8 @@ mod tests {
     #[test]
     fn the_guard_reads_the_previous_steps_ledger_effect() {
         let g = guarded_begin("BEGIN", "\"_migrations\"", &up(7), 42);
-        assert!(
-            g.starts_with("BEGIN; SELECT CASE WHEN count(*) = 1 "),
-            "{g}"
-        );
+        assert!(g.starts_with("BEGIN; SELECT CASE WHEN "), "{g}");
+        assert!(g.contains(" WHEN count(*) = 1 THEN 1::INT8 ELSE "), "{g}");
         assert!(
             g.ends_with(
                 "FROM \"_migrations\" WHERE version = 7 AND status = 'applied' AND fence = 42"
@@ -163,9 +188,27 @@ mod tests {
         );
         assert!(g.contains("migration 7 did not commit"), "{g}");
         assert!(g.contains("|| count(*)::TEXT ||"), "not foldable: {g}");
+        let key = stop_key(42);
+        assert!(
+            g.contains(&format!("WHEN NOT pg_try_advisory_lock({key}::INT8) THEN"))
+                && g.contains(&format!("WHEN NOT pg_advisory_unlock({key}::INT8) THEN")),
+            "the stop lock is tried and let go: {g}"
+        );
+        assert!(
+            g.find("pg_try_advisory_lock") < g.find("WHEN count(*)"),
+            "{g}"
+        );
         let down = step(7, "DROP TABLE t;", false, Direction::Down);
         let g = guarded_begin("BEGIN", "\"_migrations\"", &down, 42);
         assert!(g.contains("WHEN count(*) = 0 "), "{g}");
         assert!(g.ends_with("WHERE version = 7"), "{g}");
+    }
+
+    #[test]
+    fn the_stop_key_is_the_fence_token_marked() {
+        assert_eq!(stop_key(1), 0x6372_6462_0000_0001);
+        assert_ne!(stop_key(1), stop_key(2));
+        assert_eq!(STOP, "SELECT pg_advisory_lock($1::INT8)");
+        assert_eq!(UNSTOP, "SELECT pg_advisory_unlock($1::INT8)");
     }
 }

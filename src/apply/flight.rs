@@ -122,6 +122,10 @@ impl Track<'_> {
             self.broken.store(true, Ordering::SeqCst);
             return;
         }
+        if part == Part::GuardedBegin {
+            // Its guard passed: the step before it committed and no stop was asked for.
+            self.applier.announce(&self.steps[j]);
+        }
         let n = statements(&self.steps[j]).len();
         self.statement
             .store(in_flight_after(part, n), Ordering::SeqCst);
@@ -130,7 +134,7 @@ impl Track<'_> {
         }
         self.applier.finished(&self.steps[j], self.progress);
         if let Some(next) = self.steps.get(j + 1) {
-            self.applier.started(self.base + j + 1, next);
+            self.applier.at(self.base + j + 1);
             let n = statements(next).len();
             self.statement
                 .store(in_flight_after(Part::Begin, n), Ordering::SeqCst);
@@ -230,8 +234,34 @@ impl<'a> Applier<'a> {
             reply
         });
         let flight = pipeline::in_order(requests.collect());
-        let replies = self.watched(steps, track, flight).await;
+        let replies = self
+            .watched(steps, track, self.stoppable(steps.len(), flight))
+            .await;
         (parts, replies)
+    }
+
+    /// Runs the flight of a chain of `n` steps; when a stop is asked for meanwhile, takes the
+    /// stop lock on the lease's connection, so the guards of the steps not yet started refuse
+    /// (the step in flight goes on to its end), and lets it go once the flight is over. A lease
+    /// connection that cannot take it only lets the chain run to its end.
+    async fn stoppable<T>(&self, n: usize, flight: impl std::future::Future<Output = T>) -> T {
+        if n < 2 {
+            return flight.await;
+        }
+        tokio::pin!(flight);
+        tokio::select! {
+            biased;
+            r = &mut flight => return r,
+            () = self.cancel.cancelled() => {}
+        }
+        let lease = self.lease.client();
+        let key = chain::stop_key(self.lease.fence.token);
+        let params: [Param<'_>; 1] = [&key];
+        let bound = std::time::Duration::from_secs(5);
+        let stop = tokio::time::timeout(bound, lease.execute(chain::STOP, &params));
+        let (r, _) = tokio::join!(flight, stop);
+        let _ = tokio::time::timeout(bound, lease.execute(chain::UNSTOP, &params)).await;
+        r
     }
 
     /// Runs `flight`, logging `migration.progress` meanwhile for the step `track` says is in

@@ -220,7 +220,7 @@ impl<'a> Applier<'a> {
                 if step.migration.no_transaction {
                     self.step_no_transaction(step).await?;
                     self.finished(step, progress);
-                    Ok(())
+                    Ok(1)
                 } else {
                     self.step_chain(&steps[i..end], i, progress).await
                 }
@@ -229,19 +229,34 @@ impl<'a> Applier<'a> {
                 Some(check) => check.guard(work).await,
                 None => work.await,
             };
-            if let Err(e) = result {
-                let at = self.in_flight().map_or(i, |(at, _)| at);
-                self.failed(&steps[at.min(end - 1)], &e);
-                return Err(e);
+            match result {
+                // A stop cut the chain short: the check above ends the run.
+                Ok(done) => i += done,
+                Err(e) => {
+                    let at = self.in_flight().map_or(i, |(at, _)| at);
+                    self.failed(&steps[at.min(end - 1)], &e);
+                    return Err(e);
+                }
             }
-            i = end;
         }
         Ok(())
     }
-
     /// Logs `migration.started` for `step` (at `i` in the plan) and keeps it as the step in
     /// flight.
     fn started(&self, i: usize, step: &Step<'_>) {
+        self.announce(step);
+        self.at(i);
+    }
+
+    /// Keeps the step at `i` in the plan as the step in flight, from now.
+    fn at(&self, i: usize) {
+        if let Ok(mut at) = self.in_flight.lock() {
+            *at = Some((i, Instant::now()));
+        }
+    }
+
+    /// Logs `migration.started` for `step`.
+    fn announce(&self, step: &Step<'_>) {
         let m = &*step.migration;
         tracing::info!(
             event = events::MIGRATION_STARTED,
@@ -252,9 +267,6 @@ impl<'a> Applier<'a> {
             no_transaction = m.no_transaction,
             "migration started"
         );
-        if let Ok(mut at) = self.in_flight.lock() {
-            *at = Some((i, Instant::now()));
-        }
     }
 
     /// How long the step in flight has run, in milliseconds.

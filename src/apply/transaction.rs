@@ -24,6 +24,9 @@ enum Fail {
     Retry,
     /// SQLSTATE 55P03 (lock timeout) at this part: rolled back, try again after a pause.
     LockTimeout(tokio_postgres::Error, Part),
+    /// A stop was asked for and this step's guard refused to start it: the steps before it
+    /// committed, nothing after it ran.
+    Stopped,
     /// Anything else: stop.
     Stop(Error),
 }
@@ -51,18 +54,19 @@ impl Budget {
 impl Applier<'_> {
     /// Runs the chain `steps` (the first at `base` in the plan; its `migration.started` is
     /// logged), sending it again from a step that must be retried; each step is reported as it
-    /// commits. On error, the failed step is the one [`Applier::in_flight`] names.
+    /// commits. Returns how many steps committed: all, or fewer when a stop was asked for. On
+    /// error, the failed step is the one [`Applier::in_flight`] names.
     pub(super) async fn step_chain(
         &self,
         steps: &[Step<'_>],
         base: usize,
         progress: &Progress,
-    ) -> Result<()> {
+    ) -> Result<usize> {
         let mut from = 0;
         let mut budget = Budget::new(self.settings.lock_retries);
         loop {
             let Err((at, fail)) = self.attempt(&steps[from..], base + from, progress).await else {
-                return Ok(());
+                return Ok(steps.len());
             };
             if at > 0 {
                 // The steps before it committed: the budgets are the failed step's own.
@@ -71,6 +75,7 @@ impl Applier<'_> {
             }
             let step = &steps[from];
             match fail {
+                Fail::Stopped => return Ok(from),
                 Fail::Stop(e) => return Err(e),
                 Fail::Retry => self.replay_later(step, &mut budget).await?,
                 Fail::LockTimeout(e, part) => {
@@ -214,6 +219,12 @@ impl Applier<'_> {
         let m = &*step.migration;
         if sqlstate::is_retry(&e) {
             return Fail::Retry;
+        }
+        if part == Part::GuardedBegin
+            && self.cancel.is_cancelled()
+            && !sqlstate::is_connection_lost(&e)
+        {
+            return Fail::Stopped;
         }
         if sqlstate::is_lock_timeout(&e) && part != Part::Commit {
             return Fail::LockTimeout(e, part);
