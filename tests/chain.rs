@@ -1,6 +1,8 @@
 //! Chained transactions against a real PostgreSQL, through the binary: consecutive
 //! transactional migrations go out as one flight, each in its own transaction with its ledger
-//! row, and every step after the first refuses to start unless the one before it committed.
+//! row, and every step after the first refuses to start unless the one before it committed:
+//! a failure, a spent replay budget, a fence moved and a stop stop the chain there (up and
+//! down); a 40001 and a lock timeout send it again from the failed migration.
 //!
 //! Each migration `v` counts its executions in a sequence `ran_<v>` (`nextval` is not
 //! transactional, so a rolled-back run still counts), and commits its side effect in the table
@@ -394,4 +396,52 @@ fn a_stop_mid_chain_lets_the_step_in_flight_finish_and_starts_nothing_after_it()
     // The stop lock was let go: the next run goes on from 3 at once.
     run_on(&db, dir.path(), &["migrate"]).expect_code(0);
     assert_eq!(counts(&db, "ran", 6), expect(6, |_| 1));
+}
+
+#[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: CockroachDB never chains"
+)]
+fn a_lock_timeout_in_migration_k_resumes_the_chain_at_k_once_the_lock_is_gone() {
+    let db = chain_db("chain_lock", 5);
+    psql(&db.url, "CREATE TABLE held (id INT)");
+    let mut holder = OpenTx::begin(&db.url, "LOCK TABLE held IN ACCESS EXCLUSIVE MODE");
+    let dir = files(
+        5,
+        |v| {
+            if v == 3 {
+                "INSERT INTO held VALUES (3);".into()
+            } else {
+                String::new()
+            }
+        },
+        |_| String::new(),
+    );
+    let run = Background::spawn(
+        support::fixtures::cmd(&db.url, dir.path(), HOLDER, "10s")
+            .env("MIGRATE_LOCK_TIMEOUT", "200ms")
+            .env("MIGRATE_LOCK_RETRIES", "100")
+            .arg("migrate"),
+    );
+    wait_until(Duration::from_secs(30), "a lock-timeout retry", || {
+        run.has_logged("migration.retry")
+    });
+    holder.commit();
+    let out = run.wait(Duration::from_secs(60));
+    out.expect_code(0);
+    let retries = out.events_named("migration.retry");
+    assert!(!retries.is_empty());
+    for e in &retries {
+        assert_eq!(field(e, "version").as_i64(), Some(3), "{e}");
+        assert_eq!(field(e, "sqlstate").as_str(), Some("55P03"), "{e}");
+    }
+    // 1, 2 committed before the first timeout and never ran again; 4, 5 ran once, after 3.
+    let tries = retries.len() as i64 + 1;
+    assert_eq!(
+        counts(&db, "ran", 5),
+        expect(5, |v| if v == 3 { tries } else { 1 })
+    );
+    assert_eq!(effects(&db), "1,2,3,4,5");
+    assert_eq!(psql(&db.url, "SELECT count(*) FROM held"), "1");
 }
