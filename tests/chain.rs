@@ -445,3 +445,82 @@ fn a_lock_timeout_in_migration_k_resumes_the_chain_at_k_once_the_lock_is_gone() 
     assert_eq!(effects(&db), "1,2,3,4,5");
     assert_eq!(psql(&db.url, "SELECT count(*) FROM held"), "1");
 }
+
+#[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: CockroachDB never chains"
+)]
+fn chains_in_schemas_of_one_database_never_meet_each_others_stop_lock() {
+    // Every schema's first lease has fence 1: the stop lock is keyed by the ledger too, so the
+    // guards of runs side by side (a fleet of schemas) never take each other's for a stop.
+    const SCHEMAS: usize = 4;
+    const N: i64 = 40;
+    let db = fresh_db("chain_schemas");
+    let dir = files(N, |_| String::new(), |_| String::new());
+    let urls: Vec<String> = (0..SCHEMAS)
+        .map(|k| {
+            let counters: String = (1..=N)
+                .map(|v| format!("CREATE SEQUENCE s{k}.ran_{v}; CREATE SEQUENCE s{k}.undone_{v};"))
+                .collect();
+            psql(
+                &db.url,
+                &format!("CREATE SCHEMA s{k}; CREATE TABLE s{k}.effects (version INT8 NOT NULL); {counters}"),
+            );
+            format!("{}&options=-csearch_path%3Ds{k}", db.url)
+        })
+        .collect();
+    let runs: Vec<Background> = urls
+        .iter()
+        .map(|url| {
+            Background::spawn(support::fixtures::cmd(url, dir.path(), HOLDER, "10s").arg("migrate"))
+        })
+        .collect();
+    for (k, run) in runs.into_iter().enumerate() {
+        let out = run.wait(Duration::from_secs(60));
+        assert_eq!(out.code, 0, "schema s{k}\n{}\n{}", out.stdout, out.stderr);
+        assert_eq!(
+            psql(
+                &urls[k],
+                "SELECT count(*) FROM _migrations WHERE status = 'applied'"
+            ),
+            N.to_string()
+        );
+        assert_eq!(
+            psql(&urls[k], "SELECT count(*) FROM effects"),
+            N.to_string()
+        );
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: CockroachDB never chains"
+)]
+fn another_schemas_stop_lock_held_does_not_stop_a_chain() {
+    let db = fresh_db("chain_other_stop");
+    let dir = files(6, |_| String::new(), |_| String::new());
+    let url = |k: usize| format!("{}&options=-csearch_path%3Ds{k}", db.url);
+    for k in 0..2 {
+        let counters: String = (1..=6)
+            .map(|v| format!("CREATE SEQUENCE s{k}.ran_{v}; CREATE SEQUENCE s{k}.undone_{v};"))
+            .collect();
+        psql(
+            &db.url,
+            &format!(
+                "CREATE SCHEMA s{k}; CREATE TABLE s{k}.effects (version INT8 NOT NULL); {counters}"
+            ),
+        );
+    }
+    run(support::fixtures::cmd(&url(1), dir.path(), HOLDER, "10s").arg("migrate")).expect_code(0);
+    // Schema s1's run stopping, as its lease's connection would hold the lock (fence 1, as
+    // the first lease of s0 will have too).
+    let _held = OpenTx::begin(
+        &url(1),
+        "SELECT pg_advisory_lock(('_migrations'::regclass::oid::INT8 - 2147483648)::INT4, 1)",
+    );
+    let out = run(support::fixtures::cmd(&url(0), dir.path(), HOLDER, "10s").arg("migrate"));
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert_eq!(psql(&url(0), "SELECT count(*) FROM effects"), "6");
+}

@@ -21,10 +21,11 @@
 //! schema change's jobs inside `COMMIT` dwarfs the round trip anyway.
 //!
 //! A stop (SIGTERM) lets the step in flight finish and starts nothing new, as between flights:
-//! the guard also refuses while another session holds the advisory lock [`stop_key`] of our
-//! fence, which the lease's connection takes when a stop is asked for ([`STOP`]). The guard
-//! tries that lock and lets it go at once in the same expression, so neither side ever waits
-//! on the other for longer than that.
+//! the guard also refuses while another session holds our stop lock, an advisory lock keyed by
+//! the ledger table (its OID: one per ledger, so the runs of other schemas of the same database
+//! never meet it) and our fence token ([`STOP`]), which the lease's connection takes when a stop
+//! is asked for. The guard tries that lock and lets it go at once in the same expression, so
+//! neither side ever waits on the other for longer than that.
 //!
 //! A chain is bounded ([`MAX_STEPS`], [`MAX_BYTES`]), so its flight's requests and replies
 //! stay small in memory.
@@ -43,16 +44,28 @@ pub(super) const MAX_BYTES: usize = 256 * 1024;
 const MARKER: &str = "crdb-migrate chain guard";
 
 /// Taken on the lease's connection when a stop is asked for mid-chain: the guards after it
-/// refuse (`$1`: [`stop_key`]). Session-level, so it holds until [`UNSTOP`] or the session ends.
-pub(super) const STOP: &str = "SELECT pg_advisory_lock($1::INT8)";
+/// refuse. Keyed by the ledger table's OID (`$1`: its name, resolved as the guard's `FROM`
+/// resolves it) and [`stop_key`] (`$2`). Session-level, so it holds until [`UNSTOP`] or the
+/// session ends.
+pub(super) const STOP: &str =
+    "SELECT pg_advisory_lock(($1::TEXT::regclass::oid::INT8 - 2147483648)::INT4, $2::INT4)";
 
 /// Lets [`STOP`]'s lock go once the chain is over.
-pub(super) const UNSTOP: &str = "SELECT pg_advisory_unlock($1::INT8)";
+pub(super) const UNSTOP: &str =
+    "SELECT pg_advisory_unlock(($1::TEXT::regclass::oid::INT8 - 2147483648)::INT4, $2::INT4)";
 
-/// The advisory lock key that stops the chains run under `fence`: the token, with a fixed
-/// pattern in its high bits so it is unlikely to meet an application's own keys.
-pub(super) fn stop_key(fence: i64) -> i64 {
-    fence ^ 0x6372_6462_0000_0000
+/// The stop lock's second key: the fence token's low 32 bits (one holder at a time per ledger,
+/// so the token only tells our acquisition from an earlier one's).
+pub(super) fn stop_key(fence: i64) -> i32 {
+    fence as i32
+}
+
+/// The stop lock's keys as literals, for the guard's simple query (as [`STOP`] computes them).
+fn keys(ledger: &str, fence: i64) -> String {
+    format!(
+        "('{ledger}'::regclass::oid::INT8 - 2147483648)::INT4, ({})::INT4",
+        stop_key(fence)
+    )
 }
 
 /// The end (exclusive) of the chain that starts at `from` (a transactional step): the
@@ -91,11 +104,11 @@ pub(super) fn guarded_begin(begin: &str, ledger: &str, previous: &Step<'_>, fenc
         ),
         Direction::Down => (0, format!("version = {v}")),
     };
-    let key = stop_key(fence);
+    let key = keys(ledger, fence);
     let raise = |why: &str| format!("('{MARKER}: {why} (' || count(*)::TEXT || ' rows)')::INT8");
     format!(
-        "{begin}; SELECT CASE WHEN NOT pg_try_advisory_lock({key}::INT8) THEN {stop} \
-         WHEN NOT pg_advisory_unlock({key}::INT8) THEN {stop} \
+        "{begin}; SELECT CASE WHEN NOT pg_try_advisory_lock({key}) THEN {stop} \
+         WHEN NOT pg_advisory_unlock({key}) THEN {stop} \
          WHEN count(*) = {want} THEN 1::INT8 ELSE {not_committed} END \
          FROM {ledger} WHERE {filter}",
         stop = raise("a stop was asked for, so this migration does not start"),
@@ -188,10 +201,10 @@ mod tests {
         );
         assert!(g.contains("migration 7 did not commit"), "{g}");
         assert!(g.contains("|| count(*)::TEXT ||"), "not foldable: {g}");
-        let key = stop_key(42);
+        let key = "('\"_migrations\"'::regclass::oid::INT8 - 2147483648)::INT4, (42)::INT4";
         assert!(
-            g.contains(&format!("WHEN NOT pg_try_advisory_lock({key}::INT8) THEN"))
-                && g.contains(&format!("WHEN NOT pg_advisory_unlock({key}::INT8) THEN")),
+            g.contains(&format!("WHEN NOT pg_try_advisory_lock({key}) THEN"))
+                && g.contains(&format!("WHEN NOT pg_advisory_unlock({key}) THEN")),
             "the stop lock is tried and let go: {g}"
         );
         assert!(
@@ -205,10 +218,11 @@ mod tests {
     }
 
     #[test]
-    fn the_stop_key_is_the_fence_token_marked() {
-        assert_eq!(stop_key(1), 0x6372_6462_0000_0001);
-        assert_ne!(stop_key(1), stop_key(2));
-        assert_eq!(STOP, "SELECT pg_advisory_lock($1::INT8)");
-        assert_eq!(UNSTOP, "SELECT pg_advisory_unlock($1::INT8)");
+    fn the_stop_lock_is_keyed_by_the_ledger_and_the_fence() {
+        assert_eq!(stop_key(1), 1);
+        assert_eq!(stop_key((7 << 32) + 3), 3);
+        let keys = "($1::TEXT::regclass::oid::INT8 - 2147483648)::INT4, $2::INT4";
+        assert_eq!(STOP, format!("SELECT pg_advisory_lock({keys})"));
+        assert_eq!(UNSTOP, format!("SELECT pg_advisory_unlock({keys})"));
     }
 }

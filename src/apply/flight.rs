@@ -256,7 +256,7 @@ impl<'a> Applier<'a> {
         }
         let lease = self.lease.client();
         let key = chain::stop_key(self.lease.fence.token);
-        let params: [Param<'_>; 1] = [&key];
+        let params: [Param<'_>; 2] = [&self.ledger, &key];
         let bound = std::time::Duration::from_secs(5);
         let stop = tokio::time::timeout(bound, lease.execute(chain::STOP, &params));
         let (r, _) = tokio::join!(flight, stop);
