@@ -14,6 +14,7 @@ mod chain;
 mod failure;
 mod flight;
 mod no_transaction;
+mod report;
 mod timeouts;
 
 mod replay;
@@ -241,73 +242,6 @@ impl<'a> Applier<'a> {
         }
         Ok(())
     }
-    /// Logs `migration.started` for `step` (at `i` in the plan) and keeps it as the step in
-    /// flight.
-    fn started(&self, i: usize, step: &Step<'_>) {
-        self.announce(step);
-        self.at(i);
-    }
-
-    /// Keeps the step at `i` in the plan as the step in flight, from now.
-    fn at(&self, i: usize) {
-        if let Ok(mut at) = self.in_flight.lock() {
-            *at = Some((i, Instant::now()));
-        }
-    }
-
-    /// Logs `migration.started` for `step`.
-    fn announce(&self, step: &Step<'_>) {
-        let m = &*step.migration;
-        tracing::info!(
-            event = events::MIGRATION_STARTED,
-            version = m.version,
-            description = %m.description,
-            checksum = %m.checksum,
-            direction = step.direction.as_str(),
-            no_transaction = m.no_transaction,
-            "migration started"
-        );
-    }
-
-    /// How long the step in flight has run, in milliseconds.
-    fn duration_ms(&self) -> u64 {
-        self.in_flight()
-            .map_or(0, |(_, started)| started.elapsed().as_millis() as u64)
-    }
-
-    /// Logs `migration.applied` (or `migration.rolled_back`) for `step`, the step in flight,
-    /// and records it in `progress`.
-    fn finished(&self, step: &Step<'_>, progress: &Progress) {
-        let m = &*step.migration;
-        let (event, message) = match step.direction {
-            Direction::Up => (events::MIGRATION_APPLIED, "migration applied"),
-            Direction::Down => (events::MIGRATION_ROLLED_BACK, "migration rolled back"),
-        };
-        tracing::info!(
-            event,
-            version = m.version,
-            description = %m.description,
-            checksum = %m.checksum,
-            duration_ms = self.duration_ms(),
-            "{message}"
-        );
-        progress.done(m.version);
-    }
-
-    /// Logs `migration.failed` for `step`, the step in flight.
-    fn failed(&self, step: &Step<'_>, e: &Error) {
-        let m = &*step.migration;
-        tracing::error!(
-            event = events::MIGRATION_FAILED,
-            version = m.version,
-            description = %m.description,
-            checksum = %m.checksum,
-            duration_ms = self.duration_ms(),
-            error = %e,
-            "migration failed"
-        );
-    }
-
     /// The step of the last plan [`Applier::run`] ran that was started last (its index in the
     /// plan) and when it started: after a lost connection, the step it cut.
     pub(crate) fn in_flight(&self) -> Option<(usize, Instant)> {
