@@ -17,8 +17,7 @@ use crate::report::Progress;
 use crate::store::fence::{Checked, FenceCheck, FencedWrite, Param};
 
 use super::failure::statements;
-use super::{Applier, Prepared, chain, timeouts};
-use crate::pipeline;
+use super::{Applier, Prepared, chain, drive, timeouts};
 
 /// What each reply of a step's part of the flight is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,7 +232,7 @@ impl<'a> Applier<'a> {
             track.after(j, part, reply.is_ok());
             reply
         });
-        let flight = pipeline::in_order(requests.collect());
+        let flight = drive::in_order(requests.collect());
         let replies = self
             .watched(steps, track, self.stoppable(steps.len(), flight))
             .await;

@@ -11,6 +11,7 @@
 
 mod blockers;
 mod chain;
+mod drive;
 mod failure;
 mod flight;
 mod no_transaction;
