@@ -4,7 +4,12 @@
 //! (`pg_ctl stop -m immediate` and start) in the middle of a 200-migration run; the migration
 //! connection stalls past the lease TTL; and a pipelined step refuses to commit once another
 //! session took the lease mid-flight. (The pipelined step's 40001 replay and its XXA00 dirty
-//! mark at COMMIT are in `cockroach_semantics.rs`.)
+//! mark at COMMIT are in `cockroach_semantics.rs`; a chain's failure, replay and fence in
+//! `chain.rs`.)
+//!
+//! The 20 migrations go out as ONE flight of chained transactions, so a cut anywhere in it can
+//! leave several COMMITs in flight: some committed, the replies of none read. After the
+//! reconnect the ledger says which committed, and the rest of the run goes on from there.
 //!
 //! Every migration inserts its version into a side-effect table `effects` in its own
 //! transaction, so a double apply shows as two rows and a lost one as none: "exactly once" is
@@ -20,7 +25,7 @@
 //! drops its prepared ledger statements, and tokio-postgres' `Statement` drop queues a
 //! Close + Sync and forgets it. The process may exit before those (and their CloseComplete +
 //! ReadyForQuery) have passed the proxy, so their number at exit varies from run to run (seen:
-//! 360 of 374 server messages counted when the process had exited). A cut there would test
+//! 360 of 374 server messages counted, before the migrations were chained when the process had exited). A cut there would test
 //! nothing of the binary (its work is over) and could not fire reliably, so the cut lists end
 //! at the last awaited message; the measuring test pins the tail's exact shape apart.
 //!
@@ -48,9 +53,13 @@ const N: i64 = 20;
 /// (`3Z`); the process may exit before any of it has passed the proxy.
 const MIGRATION_CLOSED_STATEMENTS: usize = 7;
 
-/// The first client message of migration 10's pipelined flight in a clean run (the stalls
-/// aim at it; the measuring test checks it).
+/// The first client message of migration 10's part of the chained flight in a clean run (the
+/// stalls aim at it; the measuring test checks it).
 const FLIGHT_10: u64 = 120;
+
+/// At most this many flights on the migration connection of a clean run (6 measured, some
+/// slack for a chain the proxy sees in two writes): the migrations go out as one.
+const MIGRATION_FLIGHTS: u64 = 8;
 
 /// The holder name every run here takes the lease as.
 const HOLDER: &str = "netfault";
@@ -212,7 +221,15 @@ fn measure_clean_run() -> [String; 4] {
     assert_eq!(
         tags.get(at..at + 10),
         Some("QQQQBESBES"),
-        "migration 10's flight starts at client message {FLIGHT_10}: {tags}"
+        "migration 10's part of the flight starts at client message {FLIGHT_10}: {tags}"
+    );
+    // The 20 migrations are one flight: the connection's flights are its startup, the session
+    // settings, the prepared statements, the chain and the statement-close tail (over 20 when
+    // each migration was a flight of its own).
+    assert!(
+        mig.flights <= MIGRATION_FLIGHTS,
+        "the migrations went out in one flight: {} flights on the migration connection",
+        mig.flights
     );
     let mig_c2s = mig.tags(Dir::ClientToServer);
     let mig_s2c = mig.tags(Dir::ServerToClient);
@@ -355,7 +372,7 @@ fn cut_both_ways(conn: u64, k: u64, c2s: u64, s2c: u64) {
 
 /// One `#[test]` per message index of a clean run on one connection, `$module::at_<k>` for `k`
 /// from 1 up to the larger of its two counts, zero-padded to that count's digits (`at_001` ..
-/// `at_360`): [`cut_both_ways`] at `k`, in each direction that has `k` messages. The counts are
+/// `at_417`): [`cut_both_ways`] at `k`, in each direction that has `k` messages. The counts are
 /// literals because the tests' names are made from them (`seq!`); the module exports them as
 /// `C2S` and `S2C` for the measuring test, which checks them against a clean run.
 macro_rules! cut_tests {
@@ -388,7 +405,7 @@ macro_rules! cut_tests {
 //
 // Migration connection: client to server up to migration 20's COMMIT, before the
 // statement-close tail; server to client up to the ReadyForQuery answering that COMMIT.
-cut_tests! { migration_connection: connection super::MIGRATION_CONN, c2s 230, s2c 360 }
+cut_tests! { migration_connection: connection super::MIGRATION_CONN, c2s 230, s2c 417 }
 // Lease connection: the whole of it.
 cut_tests! { lease_connection: connection super::LEASE_CONN, c2s 13, s2c 37 }
 
@@ -503,22 +520,24 @@ fn stall_past_the_ttl(dir: Dir, k: u64) {
 
 #[test]
 fn a_stall_past_the_ttl_inside_a_flight_to_the_server_never_double_applies() {
-    // Client message 122 is the third of migration 10's pipelined flight (`QQQQBESBES`, from
-    // message 120 on: [`FLIGHT_10`]): the server holds an open transaction and hears no more.
+    // Client message 122 is the third of migration 10's part of the chained flight
+    // (`QQQQBESBES`, from message 120 on: [`FLIGHT_10`]): 1..9 committed, the server holds
+    // migration 10's open transaction and hears no more.
     stall_past_the_ttl(Dir::ClientToServer, FLIGHT_10 + 2);
 }
 
 #[test]
 fn a_stall_past_the_ttl_before_a_flight_reaches_the_server_never_double_applies() {
-    // Client message 120 is the first of migration 10's flight: the server never hears of it
-    // and sits idle, outside any transaction, while the client waits for its replies.
+    // Client message 120 is the first of migration 10's part of the flight: the server ran 1..9,
+    // never hears of 10 and sits idle, outside any transaction, while the client waits for the
+    // replies.
     stall_past_the_ttl(Dir::ClientToServer, FLIGHT_10);
 }
 
 #[test]
 fn a_stall_past_the_ttl_of_the_replies_never_double_applies() {
-    // Server message 200 is inside the replies to a migration's flight: the step committed
-    // (or not) on the server, the client never hears which.
+    // Server message 200 is inside the replies to the chained flight: the steps after it
+    // committed (or not) on the server, the client never hears which.
     stall_past_the_ttl(Dir::ServerToClient, 200);
 }
 

@@ -1,5 +1,6 @@
 //! Executing a plan under the lease: each step one transaction holding the migration's SQL and
-//! its fenced ledger write (`transaction`), replayed on SQLSTATE 40001 (`replay`), marked dirty
+//! its fenced ledger write, consecutive ones chained into one pipelined flight (`chain`,
+//! `flight`, `transaction`), replayed on SQLSTATE 40001 (`transaction`, `replay`), marked dirty
 //! when the commit's outcome is unknown (XXA00, 40003); `@NO_TRANSACTION` steps run statement
 //! by statement with a journal in `statements_done` (`no_transaction`), so a rerun resumes
 //! after the last one done. Knows nothing of files: it runs the migrations a plan hands it.
@@ -9,8 +10,12 @@
 //! and line of the file it stopped at (`failure`).
 
 mod blockers;
+mod chain;
+mod drive;
 mod failure;
+mod flight;
 mod no_transaction;
+mod report;
 mod timeouts;
 
 mod replay;
@@ -52,6 +57,8 @@ pub struct Applier<'a> {
     restore: Prepared,
     checked_up: Prepared,
     checked_down: Prepared,
+    /// The ledger table, quoted (the chains' guards read it).
+    ledger: String,
     watch: Option<crate::progress::Watch>,
     stall: Option<stall::StallCheck>,
     settings: Settings,
@@ -140,6 +147,7 @@ impl<'a> Applier<'a> {
             restore: next()?,
             checked_up: next()?,
             checked_down: next()?,
+            ledger: tables.ledger().to_string(),
             watch: None,
             stall: None,
             settings: Settings::default(),
@@ -197,65 +205,44 @@ impl<'a> Applier<'a> {
     }
 
     /// Runs every step of `plan` in order, recording each finished version in `progress` (so a
-    /// failure still says what was applied). Stops before a step when a stop was requested.
+    /// failure still says what was applied): consecutive transactional steps as one chain, a
+    /// `@NO_TRANSACTION` step alone. Stops before a chain or step when a stop was requested.
     pub async fn run(&self, plan: &Plan<'_>, progress: &Progress) -> Result<()> {
-        for (i, step) in plan.steps.iter().enumerate() {
+        let steps = &plan.steps;
+        let mut i = 0;
+        while i < steps.len() {
             self.check_go_on(|| "the heartbeat found the lease expired or taken".into())?;
-            let m = &*step.migration;
-            tracing::info!(
-                event = events::MIGRATION_STARTED,
-                version = m.version,
-                description = %m.description,
-                checksum = %m.checksum,
-                direction = step.direction.as_str(),
-                no_transaction = m.no_transaction,
-                "migration started"
-            );
-            let started = Instant::now();
-            if let Ok(mut at) = self.in_flight.lock() {
-                *at = Some((i, started));
-            }
+            let step = &steps[i];
+            let end = match step.migration.no_transaction {
+                true => i + 1,
+                false => chain::end(steps, i, self.cockroach()),
+            };
+            self.started(i, step);
             let work = async {
-                if m.no_transaction {
-                    self.step_no_transaction(step).await
+                if step.migration.no_transaction {
+                    self.step_no_transaction(step).await?;
+                    self.finished(step, progress);
+                    Ok(1)
                 } else {
-                    self.step_transaction(step).await
+                    self.step_chain(&steps[i..end], i, progress).await
                 }
             };
             let result = match &self.stall {
                 Some(check) => check.guard(work).await,
                 None => work.await,
             };
-            let duration_ms = started.elapsed().as_millis() as u64;
-            if let Err(e) = result {
-                tracing::error!(
-                    event = events::MIGRATION_FAILED,
-                    version = m.version,
-                    description = %m.description,
-                    checksum = %m.checksum,
-                    duration_ms,
-                    error = %e,
-                    "migration failed"
-                );
-                return Err(e);
+            match result {
+                // A stop cut the chain short: the check above ends the run.
+                Ok(done) => i += done,
+                Err(e) => {
+                    let at = self.in_flight().map_or(i, |(at, _)| at);
+                    self.failed(&steps[at.min(end - 1)], &e);
+                    return Err(e);
+                }
             }
-            let (event, message) = match step.direction {
-                Direction::Up => (events::MIGRATION_APPLIED, "migration applied"),
-                Direction::Down => (events::MIGRATION_ROLLED_BACK, "migration rolled back"),
-            };
-            tracing::info!(
-                event,
-                version = m.version,
-                description = %m.description,
-                checksum = %m.checksum,
-                duration_ms,
-                "{message}"
-            );
-            progress.done(m.version);
         }
         Ok(())
     }
-
     /// The step of the last plan [`Applier::run`] ran that was started last (its index in the
     /// plan) and when it started: after a lost connection, the step it cut.
     pub(crate) fn in_flight(&self) -> Option<(usize, Instant)> {

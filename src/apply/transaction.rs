@@ -1,29 +1,22 @@
-//! One transactional step, sent as one pipelined flight: `BEGIN ISOLATION LEVEL SERIALIZABLE`,
-//! the migration's `SET LOCAL statement_timeout` / `lock_timeout` (its directives, else the
-//! defaults), each statement of the migration as its own query, the fence check (which raises
-//! when the lease is not ours), the ledger write, on CockroachDB `SET LOCAL statement_timeout = 0`,
-//! and `COMMIT` — one round trip and one commit per migration. A failure anywhere
-//! leaves the transaction aborted, so the `COMMIT` at the end of the flight rolls it back. The
-//! whole flight is replayed on 40001; XXA00 or 40003 at COMMIT (and 57014 on CockroachDB)
-//! leaves the outcome unknown, so the migration is marked dirty instead. A lock timeout (55P03) rolls the flight back and
-//! tries again with `backoff::lock_retry` up to `MIGRATE_LOCK_RETRIES` times (a budget apart
-//! from the 40001 replays); when they run out, the error names the lock's holders.
-
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+//! The transactional steps of a chain (`chain`, sent as one flight by `flight`): a failure's
+//! meaning, and the retries. The whole chain is one pipelined flight; a failure anywhere leaves
+//! its transaction aborted (the `COMMIT` at the end of its part rolls it back) and stops the
+//! steps after it (their guards). The steps before it committed. On 40001 the chain is sent
+//! again from the failed step; XXA00 or 40003 at COMMIT (and 57014 on CockroachDB) leaves the
+//! outcome unknown, so the migration is marked dirty instead. A lock timeout (55P03) rolls the
+//! step back and sends the chain again from it after `backoff::lock_retry`, up to
+//! `MIGRATE_LOCK_RETRIES` times (a budget apart from the 40001 replays); when they run out, the
+//! error names the lock's holders. Both budgets are per migration, as with one step a flight.
 
 use crate::backoff;
 use crate::error::{Error, Result};
 use crate::log::events;
-use crate::plan::Direction;
 use crate::plan::Step;
-use crate::progress;
+use crate::report::Progress;
 use crate::sqlstate;
-use crate::store::fence::{Checked, FenceCheck, FencedWrite};
 
-use super::replay::{Replayable, replay};
-use super::{Applier, blockers, sql_failed, statements, timeouts};
-use crate::pipeline;
+use super::flight::{Part, Reply};
+use super::{Applier, blockers, sql_failed, statements};
 
 /// How one attempt at a transactional step ended, when it did not succeed.
 enum Fail {
@@ -31,117 +24,127 @@ enum Fail {
     Retry,
     /// SQLSTATE 55P03 (lock timeout) at this part: rolled back, try again after a pause.
     LockTimeout(tokio_postgres::Error, Part),
+    /// A stop was asked for and this step's guard refused to start it: the steps before it
+    /// committed, nothing after it ran.
+    Stopped,
     /// Anything else: stop.
     Stop(Error),
 }
 
-impl Replayable for Fail {
-    fn is_retry(&self) -> bool {
-        matches!(self, Fail::Retry)
-    }
+/// The retries left to the step a chain resumes at: 40001 replays (renewed after each lock
+/// timeout, as they were per attempt) and lock-timeout retries.
+struct Budget {
+    replays: Box<dyn Iterator<Item = std::time::Duration> + Send>,
+    replay_attempt: u32,
+    locks: Box<dyn Iterator<Item = std::time::Duration> + Send>,
+    lock_attempt: u32,
 }
 
-/// What each reply of the flight is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Part {
-    Begin,
-    /// The `i`-th `SET LOCAL` of the migration's limits.
-    Limit(usize),
-    Statement(usize),
-    FenceCheck,
-    LedgerWrite,
-    /// CockroachDB only: `SET LOCAL statement_timeout = 0`, so the wait for the schema-change
-    /// jobs at COMMIT is not cut short (see [`UNLIMIT`]).
-    Unlimit,
-    Commit,
-}
-
-/// How a migration's transaction begins. SERIALIZABLE is asked for, not assumed: under a role,
-/// database or cluster default of READ COMMITTED (or REPEATABLE READ), CockroachDB upgrades a
-/// transaction to SERIALIZABLE only when its *first* statement is DDL and refuses DDL anywhere
-/// later (`maybeAdjustTxnForDDL`, `pkg/sql/conn_executor_ddl.go`), and the `SET LOCAL`s come
-/// first. It also keeps the fence check and the ledger write serializable. One statement, so no
-/// round trip is added; PostgreSQL takes the same words.
-pub(super) const BEGIN: &str = "BEGIN ISOLATION LEVEL SERIALIZABLE";
-
-/// Sent right before COMMIT on CockroachDB. There a schema change runs as a job after the
-/// transaction commits and the session waits for it inside COMMIT; `statement_timeout` bounds
-/// that wait (cockroachdb/cockroach#128474, `TestStatementTimeoutForSchemaChangeCommit` in
-/// `pkg/sql/run_control_test.go`), and a wait cut short answers for a job still running: a
-/// COMMIT that says success (or 57014) before the schema change is done. With the limit lifted
-/// for the COMMIT alone, its answer is the jobs' outcome: success once they succeeded, XXA00
-/// when one failed (the migration is then marked dirty). The migration's own statements keep
-/// their limit; a role's or session's `statement_timeout` is lifted for the COMMIT too.
-pub(super) const UNLIMIT: &str = "SET LOCAL statement_timeout = 0";
-
-/// The parts of a flight for `limits` `SET LOCAL`s and `n` statements, in the order they are
-/// sent; `unlimit`: lift the statement timeout before COMMIT (CockroachDB).
-fn flight(limits: usize, n: usize, unlimit: bool) -> Vec<Part> {
-    let mut parts = Vec::with_capacity(limits + n + 5);
-    parts.push(Part::Begin);
-    parts.extend((0..limits).map(Part::Limit));
-    parts.extend((0..n).map(Part::Statement));
-    parts.extend([Part::FenceCheck, Part::LedgerWrite]);
-    if unlimit {
-        parts.push(Part::Unlimit);
-    }
-    parts.push(Part::Commit);
-    parts
-}
-
-/// The 1-based statement in flight once `done`'s reply is in, for a flight of `n` statements
-/// (replies come in order, so the next part is the one the server works on); 0 once the
-/// statements are done (fence check, ledger write, COMMIT — where CockroachDB runs the
-/// schema-change jobs of the transaction).
-fn in_flight_after(done: Part, n: usize) -> usize {
-    match done {
-        Part::Begin | Part::Limit(_) if n > 0 => 1,
-        Part::Statement(i) if i + 1 < n => i + 2,
-        _ => 0,
+impl Budget {
+    fn new(lock_retries: u32) -> Budget {
+        Budget {
+            replays: Box::new(backoff::replay()),
+            replay_attempt: 1,
+            locks: Box::new(backoff::lock_retry(lock_retries)),
+            lock_attempt: 1,
+        }
     }
 }
 
 impl Applier<'_> {
-    pub(super) async fn step_transaction(&self, step: &Step<'_>) -> Result<()> {
-        let m = &*step.migration;
-        let mut lock_delays = backoff::lock_retry(self.settings.lock_retries);
-        let mut lock_attempt = 1u32;
+    /// Runs the chain `steps` (the first at `base` in the plan; its `migration.started` is
+    /// logged), sending it again from a step that must be retried; each step is reported as it
+    /// commits. Returns how many steps committed: all, or fewer when a stop was asked for. On
+    /// error, the failed step is the one [`Applier::in_flight`] names.
+    pub(super) async fn step_chain(
+        &self,
+        steps: &[Step<'_>],
+        base: usize,
+        progress: &Progress,
+    ) -> Result<usize> {
+        let mut from = 0;
+        let mut budget = Budget::new(self.settings.lock_retries);
         loop {
-            let outcome = replay(m, "the migration's transaction", || self.attempt(step)).await;
-            let (e, part) = match outcome {
-                Ok(()) => return Ok(()),
-                Err((Fail::Stop(e), _)) => return Err(e),
-                Err((Fail::Retry, attempts)) => {
-                    return Err(Error::RetriesExhausted {
-                        version: m.version,
-                        attempts,
-                    });
-                }
-                Err((Fail::LockTimeout(e, part), _)) => (e, part),
+            let Err((at, fail)) = self.attempt(&steps[from..], base + from, progress).await else {
+                return Ok(steps.len());
             };
-            let Some(delay) = lock_delays.next() else {
-                return Err(self
-                    .lock_timeout_exhausted(step, e, part, lock_attempt)
-                    .await);
-            };
-            tracing::warn!(
-                event = events::MIGRATION_RETRY,
-                version = m.version,
-                description = %m.description,
-                checksum = %m.checksum,
-                attempt = lock_attempt,
-                reason = "lock timeout",
-                sqlstate = "55P03",
-                delay_ms = delay.as_millis() as u64,
-                "lock timeout; rolled back, trying the migration again"
-            );
-            tokio::select! {
-                () = tokio::time::sleep(delay) => {}
-                () = self.cancel.cancelled() => return Err(Error::Terminated),
+            if at > 0 {
+                // The steps before it committed: the budgets are the failed step's own.
+                from += at;
+                budget = Budget::new(self.settings.lock_retries);
             }
-            self.check_go_on(|| "the heartbeat found the lease expired or taken".into())?;
-            lock_attempt += 1;
+            let step = &steps[from];
+            match fail {
+                Fail::Stopped => return Ok(from),
+                Fail::Stop(e) => return Err(e),
+                Fail::Retry => self.replay_later(step, &mut budget).await?,
+                Fail::LockTimeout(e, part) => {
+                    self.lock_retry_later(step, &mut budget, e, part).await?
+                }
+            }
         }
+    }
+
+    /// After a 40001: waits to replay `step`, or says the replays are spent (exit 13).
+    async fn replay_later(&self, step: &Step<'_>, budget: &mut Budget) -> Result<()> {
+        let m = &*step.migration;
+        let Some(delay) = budget.replays.next() else {
+            return Err(Error::RetriesExhausted {
+                version: m.version,
+                attempts: budget.replay_attempt,
+            });
+        };
+        tracing::warn!(
+            event = events::MIGRATION_RETRY,
+            version = m.version,
+            description = %m.description,
+            checksum = %m.checksum,
+            attempt = budget.replay_attempt,
+            reason = "serialization failure",
+            sqlstate = "40001",
+            delay_ms = delay.as_millis() as u64,
+            "serialization failure; replaying the migration's transaction"
+        );
+        tokio::time::sleep(delay).await;
+        budget.replay_attempt += 1;
+        Ok(())
+    }
+
+    /// After a lock timeout at `part`: waits to try `step` again (with a fresh 40001 budget),
+    /// or says the retries are spent, naming the lock's holders (exit 30).
+    async fn lock_retry_later(
+        &self,
+        step: &Step<'_>,
+        budget: &mut Budget,
+        e: tokio_postgres::Error,
+        part: Part,
+    ) -> Result<()> {
+        let m = &*step.migration;
+        let Some(delay) = budget.locks.next() else {
+            return Err(self
+                .lock_timeout_exhausted(step, e, part, budget.lock_attempt)
+                .await);
+        };
+        tracing::warn!(
+            event = events::MIGRATION_RETRY,
+            version = m.version,
+            description = %m.description,
+            checksum = %m.checksum,
+            attempt = budget.lock_attempt,
+            reason = "lock timeout",
+            sqlstate = "55P03",
+            delay_ms = delay.as_millis() as u64,
+            "lock timeout; rolled back, trying the migration again"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = self.cancel.cancelled() => return Err(Error::Terminated),
+        }
+        self.check_go_on(|| "the heartbeat found the lease expired or taken".into())?;
+        budget.lock_attempt += 1;
+        budget.replays = Box::new(backoff::replay());
+        budget.replay_attempt = 1;
+        Ok(())
     }
 
     /// The error once every lock-timeout retry is spent (exit 30): the server's words, how
@@ -193,73 +196,20 @@ impl Applier<'_> {
         let _ = self.client.batch_execute("ROLLBACK").await;
     }
 
-    /// Sends the whole step at once and reads the replies in order.
-    async fn attempt(&self, step: &Step<'_>) -> std::result::Result<(), Fail> {
-        let (parts, replies) = self.send_flight(step).await;
-        // The first failure is the cause; the ones after it are its echo (25P02, "current
-        // transaction is aborted"), and the COMMIT after a failure is a rollback.
-        let failed = parts
-            .iter()
-            .zip(replies)
-            .find_map(|(part, r)| r.err().map(|e| (*part, e)));
-        let Some((part, e)) = failed else {
+    /// Sends the chain `steps` at once and reads the replies in order. On failure: the failed
+    /// step (in `steps`; the ones before it committed) and what its failure means.
+    async fn attempt(
+        &self,
+        steps: &[Step<'_>],
+        base: usize,
+        progress: &Progress,
+    ) -> std::result::Result<(), (usize, Fail)> {
+        let (parts, replies) = self.send_chain(steps, base, progress).await;
+        let Some((j, part, e)) = first_failure(&parts, replies) else {
             return Ok(());
         };
         self.rollback().await;
-        Err(self.failure(step, part, e).await)
-    }
-
-    /// Sends every part of the step's flight at once, watched for `migration.progress`; the
-    /// parts and the server's reply to each, in order.
-    async fn send_flight(&self, step: &Step<'_>) -> (Vec<Part>, Vec<Reply>) {
-        let m = &*step.migration;
-        let sqls = statements(step);
-        let f = &self.lease.fence;
-        let check = FenceCheck { fence: f };
-        let check_params = check.params();
-        let finish = match step.direction {
-            Direction::Up => Checked::Up {
-                migration: m,
-                fence: f,
-            },
-            Direction::Down => Checked::Down {
-                version: &m.version,
-            },
-        };
-        let finish_params = finish.params();
-        let finish_statement = match step.direction {
-            Direction::Up => &self.checked_up,
-            Direction::Down => &self.checked_down,
-        };
-        let limit_sqls = timeouts::set_local(&timeouts::limits(m, &self.settings));
-        let limit_sqls = &limit_sqls;
-        let c = self.client;
-        let (check_params, finish_params) = (&check_params, &finish_params);
-        let parts = flight(limit_sqls.len(), sqls.len(), self.cockroach());
-        let n = sqls.len();
-        let in_flight = Arc::new(AtomicUsize::new(in_flight_after(Part::Begin, n)));
-        let now = &in_flight;
-        let flight = pipeline::in_order(
-            parts
-                .iter()
-                .map(|part| async move {
-                    let reply = match *part {
-                        Part::Begin => c.batch_execute(BEGIN).await.map(|()| 0),
-                        Part::Limit(i) => c.batch_execute(&limit_sqls[i]).await.map(|()| 0),
-                        Part::Statement(i) => c.batch_execute(&sqls[i].text).await.map(|()| 0),
-                        Part::FenceCheck => c.execute(&self.fence_check, check_params).await,
-                        Part::LedgerWrite => c.execute(finish_statement, finish_params).await,
-                        Part::Unlimit => c.batch_execute(UNLIMIT).await.map(|()| 0),
-                        Part::Commit => c.batch_execute("COMMIT").await.map(|()| 0),
-                    };
-                    now.store(in_flight_after(*part, n), Ordering::SeqCst);
-                    reply
-                })
-                .collect(),
-        );
-        let replies =
-            progress::watched(self.watch.as_ref(), m.version, in_flight.clone(), flight).await;
-        (parts, replies)
+        Err((j, self.failure(&steps[j], part, e).await))
     }
 
     /// What the flight's first failure `e`, at `part`, means (the transaction already rolled
@@ -269,6 +219,12 @@ impl Applier<'_> {
         let m = &*step.migration;
         if sqlstate::is_retry(&e) {
             return Fail::Retry;
+        }
+        if part == Part::GuardedBegin
+            && self.cancel.is_cancelled()
+            && !sqlstate::is_connection_lost(&e)
+        {
+            return Fail::Stopped;
         }
         if sqlstate::is_lock_timeout(&e) && part != Part::Commit {
             return Fail::LockTimeout(e, part);
@@ -289,97 +245,30 @@ impl Applier<'_> {
             Part::Statement(i) => {
                 super::failure::schema_locked_hint(sql_failed(m, e, Some((step, i)), true))
             }
-            Part::Begin | Part::Limit(_) | Part::Unlimit | Part::Commit => {
+            Part::Begin | Part::GuardedBegin | Part::Limit(_) | Part::Unlimit | Part::Commit => {
                 sql_failed(m, e, None, true)
             }
         })
     }
 }
 
-/// The server's reply to one part of a flight (rows affected; 0 for a simple query).
-type Reply = std::result::Result<u64, tokio_postgres::Error>;
+/// The first failed reply of a flight, with its part and step: the cause. The ones after it
+/// are its echo (25P02, "current transaction is aborted", and the guards of the steps after
+/// it), and the COMMIT after a failure is a rollback.
+fn first_failure(
+    parts: &[(usize, Part)],
+    replies: Vec<Reply>,
+) -> Option<(usize, Part, tokio_postgres::Error)> {
+    parts
+        .iter()
+        .zip(replies)
+        .find_map(|((j, part), r)| r.err().map(|e| (*j, *part, e)))
+}
 
 /// Why a COMMIT's outcome is unknown, for the dirty mark: its SQLSTATE and the server's words.
 fn commit_unknown(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("SQLSTATE {} at COMMIT: {}", db.code().code(), db.message()),
         None => e.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_statement_in_flight_follows_the_replies() {
-        assert_eq!(in_flight_after(Part::Begin, 3), 1);
-        assert_eq!(in_flight_after(Part::Statement(0), 3), 2);
-        assert_eq!(in_flight_after(Part::Statement(1), 3), 3);
-        assert_eq!(in_flight_after(Part::Statement(2), 3), 0);
-        assert_eq!(in_flight_after(Part::Begin, 0), 0);
-        assert_eq!(in_flight_after(Part::Limit(1), 3), 1);
-        assert_eq!(in_flight_after(Part::Limit(0), 0), 0);
-        assert_eq!(in_flight_after(Part::FenceCheck, 3), 0);
-        assert_eq!(in_flight_after(Part::Commit, 3), 0);
-    }
-
-    #[test]
-    fn a_flight_is_begin_statements_fence_write_commit() {
-        assert_eq!(
-            flight(0, 2, false),
-            vec![
-                Part::Begin,
-                Part::Statement(0),
-                Part::Statement(1),
-                Part::FenceCheck,
-                Part::LedgerWrite,
-                Part::Commit
-            ]
-        );
-        // A down-only migration's no-op forward still records its row in one flight.
-        assert_eq!(
-            flight(0, 0, false),
-            vec![
-                Part::Begin,
-                Part::FenceCheck,
-                Part::LedgerWrite,
-                Part::Commit
-            ]
-        );
-    }
-
-    #[test]
-    fn on_cockroachdb_the_timeout_is_lifted_right_before_commit() {
-        assert_eq!(
-            flight(1, 1, true),
-            vec![
-                Part::Begin,
-                Part::Limit(0),
-                Part::Statement(0),
-                Part::FenceCheck,
-                Part::LedgerWrite,
-                Part::Unlimit,
-                Part::Commit
-            ]
-        );
-        assert_eq!(UNLIMIT, "SET LOCAL statement_timeout = 0");
-        assert_eq!(BEGIN, "BEGIN ISOLATION LEVEL SERIALIZABLE");
-    }
-
-    #[test]
-    fn the_limits_go_right_after_begin_in_the_same_flight() {
-        assert_eq!(
-            flight(2, 1, false),
-            vec![
-                Part::Begin,
-                Part::Limit(0),
-                Part::Limit(1),
-                Part::Statement(0),
-                Part::FenceCheck,
-                Part::LedgerWrite,
-                Part::Commit
-            ]
-        );
     }
 }

@@ -7,8 +7,11 @@
 //! (`jobs::verdict`): one that failed, was canceled, stopped or outlasted
 //! `MIGRATE_JOB_WAIT_TIMEOUT` marks the version dirty (exit 31), and so do jobs that cannot be
 //! listed when the step's SQL can start one. PostgreSQL's DDL is transactional: nothing to
-//! settle there. `@NO_TRANSACTION` steps neither: each statement's reply (its jobs' outcome)
-//! came before the row was written.
+//! settle there, even when the drop cut a chain of transactional steps with several COMMITs in
+//! flight: the ledger, re-read once the old backend is gone, says which of them committed, and
+//! the new plan starts after the last. (CockroachDB never chains, so there the cut step is the
+//! only one whose COMMIT can be unknown.) `@NO_TRANSACTION` steps neither: each statement's
+//! reply (its jobs' outcome) came before the row was written.
 
 use std::time::Instant;
 
