@@ -244,6 +244,9 @@ impl Migrator {
             s.disagreements.clear();
             s.file_problems = problems;
         }
+        // Hand changes since the last run that did work: independent of the files.
+        let drift = crate::run::drift_of(&client, &info, &self.tables, s.current_version).await?;
+        s.disagreements.extend(drift);
         Ok(s)
     }
 

@@ -25,12 +25,14 @@ use crate::status;
 use crate::store::Tables;
 use crate::store::ledger::{self, AppliedRow, Ledger};
 
+mod drift;
 mod foreign;
 mod lease;
 mod load;
 mod recover;
 mod stop;
 
+pub(crate) use drift::drift_of;
 pub(crate) use lease::take_lease;
 use lease::unless_fenced_off;
 pub(crate) use load::{foreign_layout, loading};
@@ -46,6 +48,8 @@ pub struct Run {
     tables: Tables,
     stop: Stop,
     progress: Progress,
+    /// The drift check is done (once per run, before the first step).
+    drift_checked: std::sync::atomic::AtomicBool,
 }
 
 /// The migration connection.
@@ -97,6 +101,7 @@ impl Run {
             goal,
             stop,
             progress,
+            drift_checked: Default::default(),
         }
     }
 
@@ -329,6 +334,13 @@ impl Run {
             );
             return Ok(());
         }
+        let (client, info) = (&session.client, &session.info);
+        if !self
+            .drift_checked
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            drift::check(&self.config, client, info, &self.tables, plan.current).await?;
+        }
         let flavour = session.info.flavour;
         if flavour == Flavour::CockroachDB {
             let tables = jobs::words_of_steps(&plan);
@@ -340,6 +352,10 @@ impl Run {
             .with_settings(apply::Settings::new(&self.config, flavour));
         let result = applier.run(&plan, &self.progress).await;
         *in_flight = InFlight::cut(&plan, &applier, &result);
+        let result = match result {
+            Ok(()) => drift::store(client, info, &self.tables, lease, plan.target).await,
+            Err(e) => Err(e),
+        };
         let result = unless_fenced_off(lease, result).await;
         self.progress.at(match result {
             Ok(()) => plan.target,

@@ -36,6 +36,7 @@ pub(super) struct Env {
     pub migrate_lock_timeout: Option<String>,
     pub migrate_lock_retries: Option<String>,
     pub migrate_phase: Option<String>,
+    pub migrate_on_drift: Option<String>,
 }
 
 /// `MIGRATE_WAIT_TIMEOUT` and `MIGRATE_LEASE_TTL`.

@@ -17,7 +17,7 @@ mod parse;
 mod vars;
 
 use env::Env;
-pub use parse::{DEFAULT_LOCK_RETRIES, parse_version};
+pub use parse::{DEFAULT_LOCK_RETRIES, OnDrift, parse_version};
 use vars::{environment_var, var};
 
 /// Values given on the command line; each overrides the environment variable of the same meaning.
@@ -85,6 +85,9 @@ pub struct Config {
     pub lock_retries: u32,
     /// `MIGRATE_PHASE` (`expand`, `contract`); `None`: apply every pending migration.
     pub phase: Option<Phase>,
+    /// `MIGRATE_ON_DRIFT` (default warn): what `migrate` does when the schema was changed by
+    /// hand since the last run that did work.
+    pub on_drift: OnDrift,
 }
 
 impl std::fmt::Debug for Config {
@@ -124,6 +127,12 @@ impl Config {
         let progress = env.progress()?;
         let locks = env.locks()?;
         let phase = var("MIGRATE_PHASE", env.migrate_phase.take(), Phase::parse)?;
+        let on_drift = var(
+            "MIGRATE_ON_DRIFT",
+            env.migrate_on_drift.take(),
+            parse::parse_on_drift,
+        )?
+        .unwrap_or_default();
         Ok(Config {
             database_url: env.database_url.take(),
             migrations_dir,
@@ -144,6 +153,7 @@ impl Config {
             lock_timeout: locks.lock_timeout,
             lock_retries: locks.lock_retries,
             phase,
+            on_drift,
         })
     }
 

@@ -99,6 +99,24 @@ impl Snapshot {
         out
     }
 
+    /// A snapshot read back from its [`Snapshot::text`] form (as stored after a run); lines
+    /// it cannot read are skipped, so a damaged text shows up as differences, not an error.
+    pub fn from_text(text: &str) -> Snapshot {
+        let mut s = Snapshot::default();
+        let mut object: Option<(String, String)> = None;
+        for line in text.lines() {
+            if let Some(part) = line.strip_prefix("  ") {
+                if let (Some(key), Some((part, value))) = (&object, part.split_once(": ")) {
+                    s.insert(&key.0, &key.1, [(part.to_string(), value.to_string())]);
+                }
+            } else if let Some((kind, name)) = line.split_once(' ') {
+                s.insert(kind, name, []);
+                object = Some((kind.to_string(), name.to_string()));
+            }
+        }
+        s
+    }
+
     /// The SHA-256 of the text form, in hex.
     pub fn hash(&self) -> String {
         Sha256::digest(self.text().as_bytes())
@@ -181,6 +199,7 @@ mod tests {
             ]
         );
         assert_eq!(c.diff(&a).len(), 2);
+        assert_eq!(Snapshot::from_text(&c.text()), c);
         assert_ne!(a.hash(), b.hash());
     }
 }

@@ -6,6 +6,7 @@
 //! and our own ledger and lease tables (`$1`).
 
 use tokio_postgres::Client;
+use tokio_postgres::types::{ToSql, Type};
 
 use super::Snapshot;
 use crate::error::{Error, Result};
@@ -129,19 +130,50 @@ pub(super) async fn read(client: &Client, ours: &[String]) -> Result<Snapshot> {
         grant_and_statistics_queries(),
     ]
     .concat();
-    for (i, sql) in all.iter().enumerate() {
-        let rows = if sql.contains("$1") {
-            client.query(sql.as_str(), &[&ours]).await
-        } else {
-            client.query(sql.as_str(), &[]).await
-        }
-        .map_err(|e| Error::db(format!("reading the schema (query {i})"), e))?;
-        for row in rows {
-            let get = |i: usize| row.get::<_, Option<String>>(i).unwrap_or_default();
-            snapshot.insert(&get(0), &get(1), [(get(2), get(3))]);
+    // One flight: every query sent back to back, unnamed (`query_typed`: no prepare round
+    // trip, no statement to close afterwards), each aggregated into one row of JSON, so the
+    // messages of a snapshot do not depend on how many objects the database holds.
+    let ours = ours.to_vec();
+    let with_ours: [(&(dyn ToSql + Sync), Type); 1] = [(&ours, Type::TEXT_ARRAY)];
+    let sqls: Vec<String> = all.iter().map(|sql| aggregated(sql)).collect();
+    let queries = sqls
+        .iter()
+        .map(|sql| {
+            let params = if sql.contains("$1") {
+                &with_ours[..]
+            } else {
+                &[]
+            };
+            client.query_typed(sql.as_str(), params)
+        })
+        .collect();
+    for (i, rows) in crate::pipeline::in_order(queries)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let rows = rows.map_err(|e| Error::db(format!("reading the schema (query {i})"), e))?;
+        let json: String = match rows.first() {
+            Some(row) => row
+                .try_get(0)
+                .map_err(|e| Error::db(format!("reading the schema (query {i})"), e))?,
+            None => String::new(),
+        };
+        let rows: Vec<[Option<String>; 4]> = serde_json::from_str(&json).unwrap_or_default();
+        for [kind, name, part, value] in rows {
+            let get = |v: Option<String>| v.unwrap_or_default();
+            snapshot.insert(&get(kind), &get(name), [(get(part), get(value))]);
         }
     }
     Ok(snapshot)
+}
+
+/// `sql` (four text columns: kind, name, part, value) as one row: a JSON array of its rows.
+fn aggregated(sql: &str) -> String {
+    format!(
+        "SELECT coalesce(json_agg(json_build_array(k::text, n::text, p::text, v::text)), '[]')::text \
+         FROM ({sql}) AS q(k, n, p, v)"
+    )
 }
 
 /// The relation kinds as object kinds (alias `c`).

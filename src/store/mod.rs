@@ -2,12 +2,13 @@
 //! `_migrations_lease`. [`TableName`] is the only way a table name reaches SQL: validated once,
 //! quoted in one place. `ledger` reads, creates and adopts the ledger; `lease` holds the lease
 //! row's statements (`owner` says which acquisition took it); `fence` the fenced writes that
-//! tie a ledger change to our lease.
+//! tie a ledger change to our lease; `schema` the snapshot stored on the lease row after a run.
 
 pub mod fence;
 pub mod lease;
 pub mod ledger;
 pub(crate) mod owner;
+pub mod schema;
 pub(crate) mod setup;
 
 pub use crate::table_name::TableName;
