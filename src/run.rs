@@ -48,8 +48,8 @@ pub struct Run {
     tables: Tables,
     stop: Stop,
     progress: Progress,
-    /// The drift check is done (once per run, before the first step).
-    drift_checked: std::sync::atomic::AtomicBool,
+    /// Schema drift: checked once before the first step, stored at the release.
+    drift: drift::State,
 }
 
 /// The migration connection.
@@ -84,6 +84,8 @@ struct Prepared<'a> {
     pid: flavour::SessionRef,
     rows: Vec<AppliedRow>,
     applier: Applier<'a>,
+    /// The stored schema, read in the same flight until the run's drift check is done.
+    drift: drift::Read,
 }
 
 impl Run {
@@ -101,7 +103,7 @@ impl Run {
             goal,
             stop,
             progress,
-            drift_checked: Default::default(),
+            drift: Default::default(),
         }
     }
 
@@ -132,7 +134,8 @@ impl Run {
         let guard = self.stop.guard();
         guard.hold(&leased.lease);
         let result = self.apply_recovering(&mut leased, &set).await;
-        guard.release(Some(&leased.session.client)).await;
+        let release = guard.release(Some(&leased.session.client));
+        drift::store_and_release(&self.drift, &leased, &self.tables, release).await;
         result
     }
 
@@ -295,20 +298,26 @@ impl Run {
             self.config.environment.as_deref().unwrap_or(""),
         );
         let cancel = self.stop.token();
-        let (pid, rows, applier) = match reread {
+        let drift = drift::read(&self.drift, client, &session.info, &self.tables);
+        let (pid, rows, applier, drift) = match reread {
             Reread::Rows(rows) => {
                 let statements = Applier::new(client, &self.tables, lease, cancel);
-                let (pid, applier) = tokio::join!(prepared, statements);
-                (pid?, rows, applier?)
+                let (pid, applier, drift) = tokio::join!(prepared, statements, drift);
+                (pid?, rows, applier?, drift)
             }
             Reread::ReadAgain => {
-                let (pid, ledger) =
-                    tokio::join!(prepared, ledger::read_adopted(client, &self.tables));
+                let (pid, ledger, drift) =
+                    tokio::join!(prepared, ledger::read_adopted(client, &self.tables), drift);
                 let applier = Applier::new(client, &self.tables, lease, cancel).await?;
-                (pid?, ledger?.rows, applier)
+                (pid?, ledger?.rows, applier, drift)
             }
         };
-        Ok(Prepared { pid, rows, applier })
+        Ok(Prepared {
+            pid,
+            rows,
+            applier,
+            drift,
+        })
     }
 
     /// Settles the step a lost connection cut (`in_flight`), re-plans from the ledger under the
@@ -321,7 +330,12 @@ impl Run {
         prepared: Prepared<'_>,
         in_flight: &mut Option<InFlight>,
     ) -> Result<()> {
-        let Prepared { pid, rows, applier } = prepared;
+        let Prepared {
+            pid,
+            rows,
+            applier,
+            drift,
+        } = prepared;
         self.settle(session, &rows, &applier, in_flight).await?;
         let plan = self.plan(set, &rows)?;
         self.progress.at(ledger::current(&rows));
@@ -334,13 +348,8 @@ impl Run {
             );
             return Ok(());
         }
-        let (client, info) = (&session.client, &session.info);
-        if !self
-            .drift_checked
-            .swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
-            drift::check(&self.config, client, info, &self.tables, plan.current).await?;
-        }
+        let on = (&session.client, &session.info, &self.tables);
+        drift::check(&self.drift, &self.config, on, drift, plan.current).await?;
         let flavour = session.info.flavour;
         if flavour == Flavour::CockroachDB {
             let tables = jobs::words_of_steps(&plan);
@@ -352,10 +361,9 @@ impl Run {
             .with_settings(apply::Settings::new(&self.config, flavour));
         let result = applier.run(&plan, &self.progress).await;
         *in_flight = InFlight::cut(&plan, &applier, &result);
-        let result = match result {
-            Ok(()) => drift::store(client, info, &self.tables, lease, plan.target).await,
-            Err(e) => Err(e),
-        };
+        if result.is_ok() {
+            self.drift.reached(plan.target);
+        }
         let result = unless_fenced_off(lease, result).await;
         self.progress.at(match result {
             Ok(()) => plan.target,

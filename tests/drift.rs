@@ -52,35 +52,216 @@ fn files(with_v2: bool) -> tempfile::TempDir {
     dir_with(&f)
 }
 
+/// One object of each kind to remove, one to change and the base the added ones hang on.
+const KINDS: &str = "CREATE TABLE base (id INT PRIMARY KEY, v TEXT, w TEXT);\n\
+    CREATE TABLE gone (id INT);\n\
+    CREATE TABLE col_add (id INT);\n\
+    CREATE TABLE col_drop (id INT, note TEXT);\n\
+    CREATE TABLE col_chg (id INT, note TEXT DEFAULT 'a');\n\
+    CREATE TABLE con_add (n INT);\n\
+    CREATE TABLE con_drop (n INT CONSTRAINT pos CHECK (n > 0));\n\
+    CREATE TABLE con_chg (n INT CONSTRAINT pos CHECK (n > 0));\n\
+    CREATE INDEX i_gone ON base (v);\n\
+    CREATE INDEX i_chg ON base (v);\n\
+    CREATE VIEW v_gone AS SELECT id FROM base;\n\
+    CREATE VIEW v_chg AS SELECT id FROM base;\n\
+    CREATE FUNCTION f_gone() RETURNS INT LANGUAGE sql AS 'SELECT 1';\n\
+    CREATE FUNCTION f_chg() RETURNS INT LANGUAGE sql AS 'SELECT\n    1';\n\
+    CREATE TYPE ty_gone AS ENUM ('a');\n\
+    CREATE TYPE ty_chg AS ENUM ('a');\n\
+    CREATE SEQUENCE sq_gone;\n\
+    CREATE SEQUENCE sq_chg;\n\
+    CREATE FUNCTION trg() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;\n\
+    CREATE TRIGGER tg_gone BEFORE INSERT ON base FOR EACH ROW EXECUTE FUNCTION trg();\n\
+    CREATE TRIGGER tg_chg BEFORE INSERT ON base FOR EACH ROW EXECUTE FUNCTION trg();\n";
+
+/// The hand changes, and what `status` must name for each.
+const HAND: [(&str, &str); 27] = [
+    ("CREATE TABLE t_hand (x INT)", "added table public.t_hand"),
+    ("DROP TABLE gone", "removed table public.gone"),
+    (
+        "ALTER TABLE base ALTER COLUMN w SET NOT NULL",
+        "changed table public.base",
+    ),
+    (
+        "ALTER TABLE col_add ADD COLUMN extra INT",
+        "changed table public.col_add",
+    ),
+    (
+        "ALTER TABLE col_drop DROP COLUMN note",
+        "changed table public.col_drop",
+    ),
+    (
+        "ALTER TABLE col_chg ALTER COLUMN note SET DEFAULT 'b'",
+        "changed table public.col_chg",
+    ),
+    (
+        "ALTER TABLE con_add ADD CONSTRAINT big CHECK (n < 9)",
+        "changed table public.con_add",
+    ),
+    (
+        "ALTER TABLE con_drop DROP CONSTRAINT pos",
+        "changed table public.con_drop",
+    ),
+    (
+        "ALTER TABLE con_chg DROP CONSTRAINT pos, ADD CONSTRAINT pos CHECK (n > 1)",
+        "changed table public.con_chg",
+    ),
+    (
+        "CREATE INDEX i_hand ON base (w)",
+        "added index public.i_hand",
+    ),
+    ("DROP INDEX i_gone", "removed index public.i_gone"),
+    (
+        "DROP INDEX i_chg; CREATE INDEX i_chg ON base (w)",
+        "changed index public.i_chg",
+    ),
+    (
+        "CREATE VIEW v_hand AS SELECT 1 AS one",
+        "added view public.v_hand",
+    ),
+    ("DROP VIEW v_gone", "removed view public.v_gone"),
+    (
+        "CREATE OR REPLACE VIEW v_chg AS SELECT id, 2 AS two FROM base",
+        "changed view public.v_chg",
+    ),
+    (
+        "CREATE FUNCTION f_hand() RETURNS INT LANGUAGE sql AS 'SELECT 3'",
+        "added function public.f_hand()",
+    ),
+    ("DROP FUNCTION f_gone()", "removed function public.f_gone()"),
+    (
+        "CREATE OR REPLACE FUNCTION f_chg() RETURNS INT LANGUAGE sql AS 'SELECT 2'",
+        "changed function public.f_chg()",
+    ),
+    (
+        "CREATE TYPE ty_hand AS ENUM ('x')",
+        "added type public.ty_hand",
+    ),
+    ("DROP TYPE ty_gone", "removed type public.ty_gone"),
+    (
+        "ALTER TYPE ty_chg ADD VALUE 'z'",
+        "changed type public.ty_chg",
+    ),
+    ("CREATE SEQUENCE sq_hand", "added sequence public.sq_hand"),
+    ("DROP SEQUENCE sq_gone", "removed sequence public.sq_gone"),
+    (
+        "ALTER SEQUENCE sq_chg INCREMENT BY 5",
+        "changed sequence public.sq_chg",
+    ),
+    (
+        "CREATE TRIGGER tg_hand AFTER UPDATE ON base FOR EACH ROW EXECUTE FUNCTION trg()",
+        "added trigger tg_hand on public.base",
+    ),
+    (
+        "DROP TRIGGER tg_gone ON base",
+        "removed trigger tg_gone on public.base",
+    ),
+    (
+        "DROP TRIGGER tg_chg ON base; CREATE TRIGGER tg_chg AFTER INSERT ON base FOR EACH ROW EXECUTE FUNCTION trg()",
+        "changed trigger tg_chg on public.base",
+    ),
+];
+
 #[test]
 #[cfg_attr(
     not(crdb_test_server = "postgres"),
     ignore = "needs PostgreSQL: the hand changes are its DDL"
 )]
 fn hand_changes_of_each_kind_are_named_by_status() {
-    let db = fresh_db("drift_status");
-    let dir = files(false);
+    let db = fresh_db("drift_kinds");
+    let dir = dir_with(&[("1_kinds.sql", KINDS.as_bytes())]);
     migrate(&db.url, dir.path(), None).expect_code(0);
     assert_eq!(drift_of(&db.url, dir.path()), None);
-    psql(&db.url, "CREATE TABLE by_hand (x INT)");
-    psql(&db.url, "ALTER TABLE accounts DROP COLUMN age");
+    // Whitespace inside a function body does not count.
     psql(
         &db.url,
-        "ALTER TABLE accounts ALTER COLUMN name SET DEFAULT 'b'",
+        "CREATE OR REPLACE FUNCTION f_chg() RETURNS INT LANGUAGE sql AS 'SELECT 1'",
     );
-    psql(&db.url, "CREATE INDEX accounts_name ON accounts (name)");
+    assert_eq!(drift_of(&db.url, dir.path()), None);
+    for (sql, _) in HAND {
+        psql(&db.url, sql);
+    }
     let drift = drift_of(&db.url, dir.path()).expect("a schema_drift disagreement");
     assert_eq!(drift["version"], 1);
-    let changes = drift["changes"].to_string();
-    for needle in ["by_hand", "column age", "'b'", "accounts_name"] {
-        assert!(changes.contains(needle), "{needle} in {changes}");
-    }
+    let changes: Vec<String> = drift["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} {}",
+                c["change"].as_str().unwrap(),
+                c["kind"].as_str().unwrap(),
+                c["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    let mut want: Vec<String> = HAND.iter().map(|(_, named)| named.to_string()).collect();
+    want.sort();
+    let mut got = changes.clone();
+    got.sort();
+    assert_eq!(got, want, "exactly the hand changes, each named once");
     let text = status(&db.url, dir.path(), false).stdout;
     assert!(
         text.contains("problem: the schema was changed by hand since version 1"),
         "{text}"
     );
-    assert!(text.contains("added table public.by_hand"), "{text}");
+    for (_, named) in HAND {
+        assert!(text.contains(named), "{named} in {text}");
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: the server builds the stored hashes there"
+)]
+fn the_server_hashes_objects_as_the_client_does() {
+    // CockroachDB's path hashes the client's snapshot; PostgreSQL's server builds the same
+    // text: per object, the SHA-256 of its sorted `part: value` lines, whitespace collapsed.
+    let db = fresh_db("drift_formula");
+    let dir = dir_with(&[("1_kinds.sql", KINDS.as_bytes())]);
+    migrate(&db.url, dir.path(), None).expect_code(0);
+    let stored = psql(&db.url, "SELECT schema_objects FROM _migrations_lease");
+    let out = run(bin_at(&db.url, dir.path()).args(["schema", "--json"]));
+    out.expect_code(0);
+    let start = out.stdout.find('{').expect("JSON");
+    let json: serde_json::Value = serde_json::from_str(&out.stdout[start..]).expect("JSON");
+    let mut lines = Vec::new();
+    for o in json["objects"].as_array().expect("objects") {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        for (part, value) in o["parts"].as_object().expect("parts") {
+            h.update(format!("{part}: {}\n", value.as_str().unwrap()));
+        }
+        let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        lines.push(format!(
+            "{} {}\t{}",
+            o["kind"].as_str().unwrap(),
+            o["name"].as_str().unwrap(),
+            &hex[..16]
+        ));
+    }
+    assert!(lines.len() > 20, "{lines:?}");
+    assert_eq!(stored.trim_end(), lines.join("\n"));
+}
+
+#[test]
+fn hand_changes_are_caught_on_either_server() {
+    // Portable DDL: on CockroachDB (in the workflow) this runs the client-read path.
+    let db = fresh_db("drift_portable");
+    migrate(&db.url, files(false).path(), None).expect_code(0);
+    assert_eq!(drift_of(&db.url, files(false).path()), None);
+    psql(&db.url, "CREATE TABLE by_hand (x INT)");
+    let drift = drift_of(&db.url, files(false).path()).expect("a schema_drift disagreement");
+    assert!(drift["changes"].to_string().contains("by_hand"), "{drift}");
+    let dir = files(true);
+    migrate(&db.url, dir.path(), Some("refuse")).expect_code(32);
+    assert!(!table_exists(&db, "orders"), "nothing applied");
+    migrate(&db.url, dir.path(), None).expect_code(0);
+    assert!(table_exists(&db, "orders"));
+    assert_eq!(drift_of(&db.url, dir.path()), None);
 }
 
 #[test]
@@ -144,7 +325,9 @@ fn a_no_op_migrate_sends_no_snapshot_query() {
         server.statements(&d.name)[from..]
             .iter()
             .filter(|l| {
-                is_sent(l) && (l.text.contains("pg_get_") || l.text.contains("schema_text"))
+                is_sent(l)
+                    && (l.text.contains("pg_get_")
+                        || (l.text.contains("schema_version") || l.text.contains("schema_objects")))
             })
             .count()
     };

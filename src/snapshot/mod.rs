@@ -10,6 +10,7 @@
 
 mod cockroach;
 mod diff;
+mod objects;
 mod postgres;
 
 use std::collections::BTreeMap;
@@ -22,6 +23,22 @@ use crate::error::Result;
 use crate::store::Tables;
 
 pub use diff::Change;
+pub use objects::{Objects, text_hash};
+
+/// The server-side query building the live [`Objects`] text, on PostgreSQL only (CockroachDB
+/// cannot run the readers' `SHOW CREATE ALL` inside a query): a scalar subquery whose text
+/// array parameter `ours` (e.g. `$4`) names our ledger and lease tables, see [`ours`].
+pub fn objects_sql(ours: &str) -> String {
+    postgres::objects_sql(ours)
+}
+
+/// Our own tables, left out of every snapshot: the ledger and the lease.
+pub fn ours(tables: &Tables) -> Vec<String> {
+    vec![
+        tables.name().to_string(),
+        format!("{}_lease", tables.name()),
+    ]
+}
 
 /// One object's parts: part name (e.g. `column email`) → canonical value.
 pub type Parts = BTreeMap<String, String>;
@@ -35,10 +52,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// Reads the live schema of the connected database, leaving out our ledger and lease.
     pub async fn read(client: &Client, server: &ServerInfo, tables: &Tables) -> Result<Snapshot> {
-        let ours = [
-            tables.name().to_string(),
-            format!("{}_lease", tables.name()),
-        ];
+        let ours = ours(tables);
         match server.flavour {
             Flavour::PostgreSQL => postgres::read(client, &ours).await,
             Flavour::CockroachDB => cockroach::read(client, &server.version, &ours).await,

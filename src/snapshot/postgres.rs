@@ -2,8 +2,10 @@
 //! `pg_get_*def` functions, and what `pg_dump` also writes about it (comments, grants,
 //! policies, rules, table options, statistics targets and objects, trigger states). Each query yields `(kind, name, part, value)` rows. Left out:
 //! the system schemas, objects that belong to an extension (they come with it), identity
-//! sequences (they belong to their column), a range type's constructors (they come with it)
-//! and our own ledger and lease tables (`$1`).
+//! sequences (they belong to their column), the index behind a primary key, unique or exclusion
+//! constraint (the constraint names its columns and `INCLUDE`, and we add the index's storage
+//! parameters and tablespace to it: leaving the index out spares a `pg_get_indexdef` per table),
+//! a range type's constructors (they come with it) and our own ledger and lease tables (`$1`).
 
 use tokio_postgres::Client;
 use tokio_postgres::types::{ToSql, Type};
@@ -60,12 +62,17 @@ fn queries() -> Vec<String> {
         ),
         format!(
             "SELECT 'table', {QNAME}, 'constraint ' || k.conname, pg_get_constraintdef(k.oid, true) \
+             || CASE WHEN k.contype IN ('p', 'u', 'x') THEN coalesce((SELECT ' with (' \
+                  || array_to_string(ci.reloptions, ', ') || ')' FROM pg_class ci WHERE ci.oid = k.conindid), '') \
+                || coalesce((SELECT ' tablespace ' || ts.spcname FROM pg_class ci \
+                  JOIN pg_tablespace ts ON ts.oid = ci.reltablespace WHERE ci.oid = k.conindid), '') ELSE '' END \
              FROM pg_constraint k JOIN {REL} ON c.oid = k.conrelid WHERE {rel}"
         ),
         format!(
             "SELECT 'index', n.nspname || '.' || i.relname, 'definition', pg_get_indexdef(x.indexrelid) \
              FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN {REL} ON c.oid = x.indrelid \
-             WHERE {rel}"
+             WHERE {rel} AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid \
+             AND k.conrelid = x.indrelid AND k.contype IN ('p', 'u', 'x'))"
         ),
         format!(
             "SELECT CASE c.relkind WHEN 'm' THEN 'materialized view' ELSE 'view' END, {QNAME}, \
@@ -166,6 +173,42 @@ pub(super) async fn read(client: &Client, ours: &[String]) -> Result<Snapshot> {
         }
     }
     Ok(snapshot)
+}
+
+/// One scalar subquery building the [`super::Objects`] text of the live schema on the server:
+/// every query's `(kind, name, part, value)` rows, values made canonical as
+/// `Snapshot::insert` does (whitespace runs to one space, ends trimmed), each object's
+/// `part: value` lines hashed in bytewise order, the `kind name<TAB>hash` lines joined in
+/// bytewise order. Only this text crosses the wire, and only when asked for. Our own tables are
+/// the text array parameter `ours` (e.g. `$4`).
+pub(super) fn objects_sql(ours: &str) -> String {
+    let all = [
+        queries(),
+        routine_and_type_queries(),
+        detail_queries(),
+        grant_and_statistics_queries(),
+    ]
+    .concat();
+    let rows: Vec<String> = all
+        .iter()
+        .map(|sql| {
+            format!(
+                "SELECT k::text, n::text, coalesce(p::text, ''), \
+                 btrim(regexp_replace(coalesce(v::text, ''), '\\s+', ' ', 'g'), ' ') \
+                 FROM ({}) AS q(k, n, p, v)",
+                sql.replace("$1", ours)
+            )
+        })
+        .collect();
+    format!(
+        "(SELECT coalesce(string_agg(o.k || ' ' || o.n || E'\\t' || o.h, E'\\n' \
+           ORDER BY o.k COLLATE \"C\", o.n COLLATE \"C\"), '') \
+         FROM (SELECT a.k, a.n, left(encode(sha256(convert_to(string_agg(a.p || ': ' || a.v || E'\\n', '' \
+                 ORDER BY a.p COLLATE \"C\"), 'UTF8')), 'hex'), {digits}) AS h \
+               FROM ({rows}) AS a(k, n, p, v) GROUP BY a.k, a.n) AS o)",
+        digits = super::objects::HASH_DIGITS,
+        rows = rows.join(" UNION ALL ")
+    )
 }
 
 /// `sql` (four text columns: kind, name, part, value) as one row: a JSON array of its rows.

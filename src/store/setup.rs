@@ -37,7 +37,7 @@ pub fn create_sql(t: &Tables) -> String {
             owner_seq INT8,
             schema_version INT8,
             schema_hash TEXT,
-            schema_text TEXT
+            schema_objects TEXT
         );
         INSERT INTO {lease} (id, fence) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;",
         l = t.ledger(),
