@@ -171,7 +171,8 @@ impl Migrator {
     /// Reads the ledger's rows.
     pub async fn applied(&self) -> Result<Vec<AppliedRow>> {
         let (client, _) = self.connect().await?;
-        Ok(ledger::read(&client, &self.tables).await?.rows)
+        let tables = self.tables.clone().with_undo(true);
+        Ok(ledger::read(&client, &tables).await?.rows)
     }
 
     /// The newest applied version (0 when none).

@@ -98,7 +98,7 @@ impl Run {
     /// A run sharing `stop` and `progress` with a [`crate::Migrator`].
     pub(crate) fn with(config: Config, goal: Goal, stop: Stop, progress: Progress) -> Run {
         Run {
-            tables: Tables::new(&config.table),
+            tables: Tables::new(&config.table).with_undo(!matches!(goal, Goal::Up(_))),
             config,
             goal,
             stop,

@@ -316,7 +316,7 @@ fn a_rollback_stores_the_new_state() {
 }
 
 #[test]
-fn a_no_op_migrate_sends_no_snapshot_query() {
+fn a_no_op_migrate_sends_no_snapshot_query_and_reads_no_undo_text() {
     let server = dressed_server();
     let d = server.plain("drift_noop");
     let dir = files(false);
@@ -340,4 +340,18 @@ fn a_no_op_migrate_sends_no_snapshot_query() {
         "the no-op run was logged"
     );
     assert_eq!(snapshot_queries(before), 0);
+    // Nor the undo texts: only rollback planning fetches them.
+    let undo_texts = |from: usize| {
+        server.statements(&d.name)[from..]
+            .iter()
+            .filter(|l| is_sent(l) && l.text.contains("undo_sql, undo_no_transaction"))
+            .count()
+    };
+    assert_eq!(undo_texts(before), 0, "a no-op reads no undo text");
+    let before = server.statements(&d.name).len();
+    run(bin_at(&d.url, dir.path())
+        .env("MIGRATE_WAIT_TIMEOUT", "10s")
+        .args(["rollback", "--count", "1"]))
+    .expect_code(0);
+    assert!(undo_texts(before) > 0, "a rollback reads the undo texts");
 }

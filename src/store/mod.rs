@@ -25,6 +25,8 @@ pub struct Tables {
     name: TableName,
     ledger: String,
     lease: String,
+    /// Ledger reads through these tables fetch each row's undo text (see [`Tables::with_undo`]).
+    undo: bool,
 }
 
 impl Tables {
@@ -34,7 +36,21 @@ impl Tables {
             name: name.clone(),
             ledger: quote_ident(name.as_str()),
             lease: quote_ident(&format!("{}_lease", name.as_str())),
+            undo: false,
         }
+    }
+
+    /// The same tables, with ledger reads that fetch each row's undo text when `undo`: only
+    /// rollback planning needs it, so every other read (a no-op `migrate`, `wait` polling,
+    /// `status`) leaves the text on the server and learns only whether one is kept.
+    pub fn with_undo(mut self, undo: bool) -> Tables {
+        self.undo = undo;
+        self
+    }
+
+    /// Whether ledger reads fetch each row's undo text.
+    pub fn reads_undo(&self) -> bool {
+        self.undo
     }
 
     /// The ledger's bare name.
