@@ -355,3 +355,23 @@ fn a_no_op_migrate_sends_no_snapshot_query_and_reads_no_undo_text() {
     .expect_code(0);
     assert!(undo_texts(before) > 0, "a rollback reads the undo texts");
 }
+
+#[test]
+fn a_lease_table_without_the_schema_columns_gets_them_at_the_next_run_with_work() {
+    let db = fresh_db("drift_old_lease");
+    migrate(&db.url, files(false).path(), None).expect_code(0);
+    for c in ["schema_version", "schema_hash", "schema_objects"] {
+        psql(
+            &db.url,
+            &format!("ALTER TABLE _migrations_lease DROP COLUMN {c}"),
+        );
+    }
+    // status only reads: no drift, no error, nothing added.
+    assert_eq!(drift_of(&db.url, files(false).path()), None);
+    let dir = files(true);
+    migrate(&db.url, dir.path(), None).expect_code(0);
+    let stored = psql(&db.url, "SELECT schema_version FROM _migrations_lease");
+    assert_eq!(stored.trim(), "2");
+    psql(&db.url, "CREATE TABLE by_hand (x INT)");
+    assert!(drift_of(&db.url, dir.path()).is_some());
+}
