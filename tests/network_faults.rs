@@ -50,7 +50,7 @@ const MIGRATION_CLOSED_STATEMENTS: usize = 7;
 
 /// The first client message of migration 10's pipelined flight in a clean run (the stalls
 /// aim at it; the measuring test checks it).
-const FLIGHT_10: u64 = 120;
+const FLIGHT_10: u64 = 125;
 
 /// The holder name every run here takes the lease as.
 const HOLDER: &str = "netfault";
@@ -388,9 +388,9 @@ macro_rules! cut_tests {
 //
 // Migration connection: client to server up to migration 20's COMMIT, before the
 // statement-close tail; server to client up to the ReadyForQuery answering that COMMIT.
-cut_tests! { migration_connection: connection super::MIGRATION_CONN, c2s 230, s2c 360 }
+cut_tests! { migration_connection: connection super::MIGRATION_CONN, c2s 235, s2c 366 }
 // Lease connection: the whole of it.
-cut_tests! { lease_connection: connection super::LEASE_CONN, c2s 13, s2c 37 }
+cut_tests! { lease_connection: connection super::LEASE_CONN, c2s 18, s2c 44 }
 
 // ---------------------------------------------------------------------------------------------
 // A run in the background
