@@ -70,6 +70,11 @@ pub mod events {
     pub const WAIT_REACHED: &str = "wait.reached";
     /// Nothing to apply or undo.
     pub const RUN_NOTHING_TO_DO: &str = "run.nothing_to_do";
+    /// The live schema differs from the one stored after the last run that did work.
+    pub const SCHEMA_DRIFT: &str = "schema.drift";
+    /// A run that did work could not store the schema snapshot (drift is not checked until
+    /// the next one stores it).
+    pub const SCHEMA_NOT_STORED: &str = "schema.not_stored";
     /// The run is over.
     pub const RUN_FINISHED: &str = "run.finished";
     /// A signal arrived.

@@ -38,7 +38,7 @@ pub struct Migrator {
 impl Migrator {
     /// A migrator for `config`.
     pub fn new(config: Config) -> Migrator {
-        let tables = Tables::new(&config.table);
+        let tables = Tables::new(&config.table).scoped(config.database_url());
         Migrator {
             config,
             tables,
@@ -171,7 +171,8 @@ impl Migrator {
     /// Reads the ledger's rows.
     pub async fn applied(&self) -> Result<Vec<AppliedRow>> {
         let (client, _) = self.connect().await?;
-        Ok(ledger::read(&client, &self.tables).await?.rows)
+        let tables = self.tables.clone().with_undo(true);
+        Ok(ledger::read(&client, &tables).await?.rows)
     }
 
     /// The newest applied version (0 when none).
@@ -244,6 +245,9 @@ impl Migrator {
             s.disagreements.clear();
             s.file_problems = problems;
         }
+        // Hand changes since the last run that did work: independent of the files.
+        let drift = crate::run::drift_of(&client, &info, &self.tables, s.current_version).await?;
+        s.disagreements.extend(drift);
         Ok(s)
     }
 

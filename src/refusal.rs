@@ -99,6 +99,14 @@ pub enum Disagreement {
         /// What does not match.
         why: String,
     },
+    /// The live schema differs from the snapshot stored after the last run that did work, at
+    /// the version the database is still at: someone changed it by hand since.
+    SchemaDrift {
+        /// The version the snapshot was stored at.
+        version: i64,
+        /// Each object added, removed or changed since.
+        changes: Vec<crate::snapshot::Change>,
+    },
     /// A rollback was asked for while a forward migration is half applied.
     PartlyApplied {
         /// The version.
@@ -208,6 +216,19 @@ impl std::fmt::Display for Disagreement {
                 f,
                 "version {version} ({description}): {why}; nothing was undone; restore the row's undo_sql, undo_no_transaction and undo_checksum, or undo it with the image that has its file"
             ),
+            Disagreement::SchemaDrift { version, changes } => {
+                write!(
+                    f,
+                    "the schema was changed by hand since version {version} was reached ({} object(s)): ",
+                    changes.len()
+                )?;
+                let named: Vec<String> = changes.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "{}; put the change in a migration, or undo it",
+                    named.join("; ")
+                )
+            }
             Disagreement::PartlyApplied {
                 version,
                 description,

@@ -26,14 +26,17 @@ use crate::status;
 use crate::store::Tables;
 use crate::store::ledger::{self, AppliedRow, Ledger};
 
+mod drift;
 mod first;
 mod foreign;
 mod lease;
 mod load;
+mod prepare;
 mod recover;
 mod reuse;
 mod stop;
 
+pub(crate) use drift::drift_of;
 pub(crate) use lease::take_lease;
 use lease::unless_fenced_off;
 pub(crate) use load::{foreign_layout, loading};
@@ -57,6 +60,8 @@ pub struct Run {
     tenant: Option<Tenant>,
     /// The lease connection that came with a reused migration connection, until the lease.
     spare_side: Mutex<Option<Arc<Client>>>,
+    /// Schema drift: checked once before the first step, stored at the release.
+    drift: drift::State,
 }
 
 /// The migration connection.
@@ -91,6 +96,8 @@ struct Prepared<'a> {
     pid: flavour::SessionRef,
     rows: Vec<AppliedRow>,
     applier: Applier<'a>,
+    /// The stored schema, read in the same flight until the run's drift check is done.
+    drift: drift::Read,
 }
 
 impl Run {
@@ -103,7 +110,9 @@ impl Run {
     /// A run sharing `stop` and `progress` with a [`crate::Migrator`].
     pub(crate) fn with(config: Config, goal: Goal, stop: Stop, progress: Progress) -> Run {
         Run {
-            tables: Tables::new(&config.table),
+            tables: Tables::new(&config.table)
+                .with_undo(!matches!(goal, Goal::Up(_)))
+                .scoped(config.database_url()),
             config,
             goal,
             stop,
@@ -111,6 +120,7 @@ impl Run {
             set: None,
             tenant: None,
             spare_side: Mutex::new(None),
+            drift: Default::default(),
         }
     }
 
@@ -158,7 +168,8 @@ impl Run {
         let guard = self.stop.guard();
         guard.hold(&leased.lease);
         let result = self.apply_recovering(&mut leased, &set).await;
-        guard.release(Some(&leased.session.client)).await;
+        let release = guard.release(Some(&leased.session.client));
+        drift::store_and_release(&self.drift, &leased, &self.tables, release).await;
         if result.is_ok() {
             let side = leased.lease.client();
             self.keep(leased.session, Some(side));
@@ -298,39 +309,6 @@ impl Run {
         }
     }
 
-    /// The session settings and the ledger statements in one flight; a three-column ledger (or
-    /// one not read yet on this connection) is adopted and read first.
-    async fn prepare<'a>(
-        &'a self,
-        session: &'a Session,
-        lease: &'a Lease,
-        reread: Reread,
-    ) -> Result<Prepared<'a>> {
-        let client = &session.client;
-        let prepared = flavour::prepare_session(
-            client,
-            session.info.flavour,
-            self.config.statement_timeout,
-            self.config.lease_ttl,
-            self.config.environment.as_deref().unwrap_or(""),
-        );
-        let cancel = self.stop.token();
-        let (pid, rows, applier) = match reread {
-            Reread::Rows(rows) => {
-                let statements = Applier::new(client, &self.tables, lease, cancel);
-                let (pid, applier) = tokio::join!(prepared, statements);
-                (pid?, rows, applier?)
-            }
-            Reread::ReadAgain => {
-                let (pid, ledger) =
-                    tokio::join!(prepared, ledger::read_adopted(client, &self.tables));
-                let applier = Applier::new(client, &self.tables, lease, cancel).await?;
-                (pid?, ledger?.rows, applier)
-            }
-        };
-        Ok(Prepared { pid, rows, applier })
-    }
-
     /// Settles the step a lost connection cut (`in_flight`), re-plans from the ledger under the
     /// lease and applies the plan; `in_flight` ends as the step this one cuts, if any.
     async fn apply(
@@ -341,7 +319,12 @@ impl Run {
         prepared: Prepared<'_>,
         in_flight: &mut Option<InFlight>,
     ) -> Result<()> {
-        let Prepared { pid, rows, applier } = prepared;
+        let Prepared {
+            pid,
+            rows,
+            applier,
+            drift,
+        } = prepared;
         self.settle(session, &rows, &applier, in_flight).await?;
         let plan = self.plan(set, &rows)?;
         self.progress.at(ledger::current(&rows));
@@ -354,6 +337,8 @@ impl Run {
             );
             return Ok(());
         }
+        let on = (&session.client, &session.info, &self.tables);
+        drift::check(&self.drift, &self.config, on, drift, plan.current).await?;
         let flavour = session.info.flavour;
         if flavour == Flavour::CockroachDB {
             let tables = jobs::words_of_steps(&plan);
@@ -365,6 +350,9 @@ impl Run {
             .with_settings(apply::Settings::new(&self.config, flavour));
         let result = applier.run(&plan, &self.progress).await;
         *in_flight = InFlight::cut(&plan, &applier, &result);
+        if result.is_ok() {
+            self.drift.reached(plan.target);
+        }
         let result = unless_fenced_off(lease, result).await;
         self.progress.at(match result {
             Ok(()) => plan.target,

@@ -316,10 +316,13 @@ fn bad_lines_and_duplicates_are_refused_with_exit_20_naming_the_line_and_nothing
 /// (until it commits) and counts the runs holding it with it, by advancing sequence
 /// `public.conc_<count>`. A sequence, not a row: `nextval` survives the rollback of a
 /// transaction replayed after a serialization failure (concurrent targets writing the shared
-/// `public.effects` may meet one), so every count seen stays seen.
+/// `public.effects` may meet one), so every count seen stays seen. `pg_locks` lists the locks
+/// of every database of the server, and other tests here take lock 42 in theirs at the same
+/// time, so each count is of this database's locks only.
 const SHARED_LOCK: &str = "SELECT pg_advisory_xact_lock_shared(42);\n\
      SELECT nextval(('public.conc_' || (SELECT count(*) FROM pg_locks \
-      WHERE locktype = 'advisory' AND objid = 42 AND mode = 'ShareLock' AND granted))::regclass);";
+      WHERE locktype = 'advisory' AND objid = 42 AND mode = 'ShareLock' AND granted \
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())))::regclass);";
 
 /// The sequences [`SHARED_LOCK`] advances.
 const CONCURRENCY_PROBE: &str = "CREATE SEQUENCE public.conc_1; CREATE SEQUENCE public.conc_2; \
@@ -337,7 +340,8 @@ fn most_at_once(db: &TestDb) -> String {
 fn waiting_on_42(db: &TestDb) -> i64 {
     count(
         db,
-        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 42 AND NOT granted",
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 42 AND NOT granted \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
     )
 }
 

@@ -55,7 +55,7 @@ const MIGRATION_CLOSED_STATEMENTS: usize = 7;
 
 /// The first client message of migration 10's part of the chained flight in a clean run (the
 /// stalls aim at it; the measuring test checks it).
-const FLIGHT_10: u64 = 120;
+const FLIGHT_10: u64 = 125;
 
 /// At most this many flights on the migration connection of a clean run (6 measured, some
 /// slack for a chain the proxy sees in two writes): the migrations go out as one.
@@ -405,9 +405,9 @@ macro_rules! cut_tests {
 //
 // Migration connection: client to server up to migration 20's COMMIT, before the
 // statement-close tail; server to client up to the ReadyForQuery answering that COMMIT.
-cut_tests! { migration_connection: connection super::MIGRATION_CONN, c2s 230, s2c 417 }
+cut_tests! { migration_connection: connection super::MIGRATION_CONN, c2s 235, s2c 423 }
 // Lease connection: the whole of it.
-cut_tests! { lease_connection: connection super::LEASE_CONN, c2s 13, s2c 37 }
+cut_tests! { lease_connection: connection super::LEASE_CONN, c2s 18, s2c 44 }
 
 // ---------------------------------------------------------------------------------------------
 // A run in the background

@@ -44,6 +44,7 @@ pub(super) struct Env {
     pub job_completion_index: Option<String>,
     pub migrate_canary_targets: Option<String>,
     pub migrate_max_failures: Option<String>,
+    pub migrate_on_drift: Option<String>,
 }
 
 /// `MIGRATE_WAIT_TIMEOUT` and `MIGRATE_LEASE_TTL`.

@@ -19,7 +19,7 @@ mod vars;
 
 use env::Env;
 pub use fleet::{FleetSettings, TargetSource};
-pub use parse::{DEFAULT_LOCK_RETRIES, parse_version};
+pub use parse::{DEFAULT_LOCK_RETRIES, OnDrift, parse_version};
 use vars::{environment_var, var};
 
 /// Values given on the command line; each overrides the environment variable of the same meaning.
@@ -91,6 +91,9 @@ pub struct Config {
     pub phase: Option<Phase>,
     /// The fleet's targets and scheduling; no targets: one database (`DATABASE_URL`).
     pub fleet: FleetSettings,
+    /// `MIGRATE_ON_DRIFT` (default warn): what `migrate` does when the schema was changed by
+    /// hand since the last run that did work.
+    pub on_drift: OnDrift,
 }
 
 impl std::fmt::Debug for Config {
@@ -131,6 +134,12 @@ impl Config {
         let locks = env.locks()?;
         let phase = var("MIGRATE_PHASE", env.migrate_phase.take(), Phase::parse)?;
         let fleet = env.fleet()?;
+        let on_drift = var(
+            "MIGRATE_ON_DRIFT",
+            env.migrate_on_drift.take(),
+            parse::parse_on_drift,
+        )?
+        .unwrap_or_default();
         Ok(Config {
             database_url: env.database_url.take(),
             migrations_dir,
@@ -152,6 +161,7 @@ impl Config {
             lock_retries: locks.lock_retries,
             phase,
             fleet,
+            on_drift,
         })
     }
 

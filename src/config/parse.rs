@@ -35,3 +35,23 @@ pub(super) fn parse_bool(s: &str) -> Option<bool> {
         _ => None,
     }
 }
+
+/// `MIGRATE_ON_DRIFT`: what `migrate` does when the live schema differs from the one stored
+/// after the last run that did work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnDrift {
+    /// Log `schema.drift` and go on (the default).
+    #[default]
+    Warn,
+    /// Refuse before anything runs (exit 32).
+    Refuse,
+}
+
+/// Parses `warn` or `refuse`.
+pub(super) fn parse_on_drift(s: &str) -> std::result::Result<OnDrift, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "warn" => Ok(OnDrift::Warn),
+        "refuse" => Ok(OnDrift::Refuse),
+        _ => Err(format!("expected warn or refuse, got {s:?}")),
+    }
+}

@@ -158,3 +158,19 @@ fn fleet_settings_are_checked_each_naming_its_variable() {
     let c = Config::from_vars(vars(&[("JOB_COMPLETION_INDEX", "7")]), Overrides::default());
     assert_eq!(c.unwrap().fleet.shard, 0);
 }
+
+#[test]
+fn on_drift_defaults_to_warn_and_a_bad_value_names_the_variable() {
+    let c = Config::from_vars(vars(&[]), Overrides::default()).unwrap();
+    assert_eq!(c.on_drift, OnDrift::Warn);
+    let c = Config::from_vars(
+        vars(&[("MIGRATE_ON_DRIFT", "Refuse")]),
+        Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(c.on_drift, OnDrift::Refuse);
+    let err =
+        Config::from_vars(vars(&[("MIGRATE_ON_DRIFT", "stop")]), Overrides::default()).unwrap_err();
+    assert!(err.to_string().starts_with("MIGRATE_ON_DRIFT"), "{err}");
+    assert_eq!(crate::exit::of(&err) as i32, 20);
+}

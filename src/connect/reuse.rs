@@ -54,6 +54,12 @@ fn take_search_path(words: Vec<String>) -> Option<(String, Vec<String>)> {
 }
 
 impl DbUrl {
+    /// The `search_path` this URL's `options` set (once), raw; `None` when they set none.
+    pub(crate) fn search_path(&self) -> Option<String> {
+        let options = self.parsed.options.as_deref()?;
+        take_search_path(words(options)).map(|(search_path, _)| search_path)
+    }
+
     /// `(key, search_path)` when this URL's `options` set `search_path` (once): connections of
     /// URLs with the same key differ only in that value, so one can serve another once its
     /// session is reset. `None`: the URL sets no `search_path` (not reused). The key holds the

@@ -25,6 +25,9 @@ pub(super) fn kept(row: &AppliedRow, file: Option<&Migration>) -> Kept {
     let (sql, no_transaction, recorded) = match &row.undo {
         StoredUndo::NotStored => return Kept::Nothing,
         StoredUndo::Irreversible => return Kept::Irreversible,
+        StoredUndo::Unread => {
+            return Kept::Bad("its stored undo was not read (a read without undo texts)".into());
+        }
         StoredUndo::Sql {
             sql,
             no_transaction,

@@ -10,6 +10,7 @@
 
 mod cockroach;
 mod diff;
+mod objects;
 mod postgres;
 mod postgres_more;
 mod postgres_objects;
@@ -24,6 +25,22 @@ use crate::error::Result;
 use crate::store::Tables;
 
 pub use diff::Change;
+pub use objects::{Objects, text_hash};
+
+/// The server-side query building the live [`Objects`] text, on PostgreSQL only (CockroachDB
+/// cannot run the readers' `SHOW CREATE ALL` inside a query): a scalar subquery whose text
+/// array parameter `ours` (e.g. `$4`) names our ledger and lease tables, see [`ours`].
+pub fn objects_sql(ours: &str, tables: &Tables) -> String {
+    postgres::objects_sql(ours, tables.schemas())
+}
+
+/// Our own tables, left out of every snapshot: the ledger and the lease.
+pub fn ours(tables: &Tables) -> Vec<String> {
+    vec![
+        tables.name().to_string(),
+        format!("{}_lease", tables.name()),
+    ]
+}
 
 /// One object's parts: part name (e.g. `column email`) → canonical value.
 pub type Parts = BTreeMap<String, String>;
@@ -37,14 +54,43 @@ pub struct Snapshot {
 impl Snapshot {
     /// Reads the live schema of the connected database, leaving out our ledger and lease.
     pub async fn read(client: &Client, server: &ServerInfo, tables: &Tables) -> Result<Snapshot> {
-        let ours = [
-            tables.name().to_string(),
-            format!("{}_lease", tables.name()),
-        ];
+        let ours = ours(tables);
         match server.flavour {
-            Flavour::PostgreSQL => postgres::read(client, &ours).await,
-            Flavour::CockroachDB => cockroach::read(client, &server.version, &ours).await,
+            Flavour::PostgreSQL => postgres::read(client, &ours, tables.schemas()).await,
+            Flavour::CockroachDB => {
+                let mut s = cockroach::read(client, &server.version, &ours).await?;
+                s.retain_schemas(tables.schemas());
+                Ok(s)
+            }
         }
+    }
+
+    /// Keeps only the objects of `schemas` (none: keeps all): a schema is kept by its name,
+    /// another object by the schema its qualified name starts with; objects whose names carry
+    /// no schema of the database (extensions, casts, ...) are kept.
+    fn retain_schemas(&mut self, schemas: &[String]) {
+        if schemas.is_empty() {
+            return;
+        }
+        let mut known: Vec<String> = self
+            .objects
+            .keys()
+            .filter(|(kind, _)| kind == "schema")
+            .map(|(_, name)| name.clone())
+            .chain(std::iter::once("public".to_string()))
+            .collect();
+        known.extend(schemas.iter().cloned());
+        self.objects.retain(|(kind, name), _| {
+            let schema = if kind == "schema" {
+                Some(name.as_str())
+            } else {
+                known
+                    .iter()
+                    .map(String::as_str)
+                    .find(|s| name.starts_with(&format!("{s}.")))
+            };
+            schema.is_none_or(|s| schemas.iter().any(|k| k == s))
+        });
     }
 
     /// Adds (or extends) an object; every value is made canonical on the way in.
@@ -99,6 +145,24 @@ impl Snapshot {
             }
         }
         out
+    }
+
+    /// A snapshot read back from its [`Snapshot::text`] form (as stored after a run); lines
+    /// it cannot read are skipped, so a damaged text shows up as differences, not an error.
+    pub fn from_text(text: &str) -> Snapshot {
+        let mut s = Snapshot::default();
+        let mut object: Option<(String, String)> = None;
+        for line in text.lines() {
+            if let Some(part) = line.strip_prefix("  ") {
+                if let (Some(key), Some((part, value))) = (&object, part.split_once(": ")) {
+                    s.insert(&key.0, &key.1, [(part.to_string(), value.to_string())]);
+                }
+            } else if let Some((kind, name)) = line.split_once(' ') {
+                s.insert(kind, name, []);
+                object = Some((kind.to_string(), name.to_string()));
+            }
+        }
+        s
     }
 
     /// The SHA-256 of the text form, in hex.
@@ -183,6 +247,7 @@ mod tests {
             ]
         );
         assert_eq!(c.diff(&a).len(), 2);
+        assert_eq!(Snapshot::from_text(&c.text()), c);
         assert_ne!(a.hash(), b.hash());
     }
 }

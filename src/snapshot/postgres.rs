@@ -2,10 +2,13 @@
 //! `pg_get_*def` functions, and what `pg_dump` also writes about it (comments, grants,
 //! policies, rules, table options, statistics targets and objects, trigger states). Each query yields `(kind, name, part, value)` rows. Left out:
 //! the system schemas, objects that belong to an extension (they come with it), identity
-//! sequences (they belong to their column), a range type's constructors (they come with it)
-//! and our own ledger and lease tables (`$1`).
+//! sequences (they belong to their column), the index behind a primary key, unique or exclusion
+//! constraint (the constraint names its columns and `INCLUDE`, and we add the index's storage
+//! parameters and tablespace to it: leaving the index out spares a `pg_get_indexdef` per table),
+//! a range type's constructors (they come with it) and our own ledger and lease tables (`$1`).
 
 use tokio_postgres::Client;
+use tokio_postgres::types::{ToSql, Type};
 
 use super::Snapshot;
 use crate::error::{Error, Result};
@@ -59,12 +62,17 @@ fn queries() -> Vec<String> {
         ),
         format!(
             "SELECT 'table', {QNAME}, 'constraint ' || k.conname, pg_get_constraintdef(k.oid, true) \
+             || CASE WHEN k.contype IN ('p', 'u', 'x') THEN coalesce((SELECT ' with (' \
+                  || array_to_string(ci.reloptions, ', ') || ')' FROM pg_class ci WHERE ci.oid = k.conindid), '') \
+                || coalesce((SELECT ' tablespace ' || ts.spcname FROM pg_class ci \
+                  JOIN pg_tablespace ts ON ts.oid = ci.reltablespace WHERE ci.oid = k.conindid), '') ELSE '' END \
              FROM pg_constraint k JOIN {REL} ON c.oid = k.conrelid WHERE {rel}"
         ),
         format!(
             "SELECT 'index', n.nspname || '.' || i.relname, 'definition', pg_get_indexdef(x.indexrelid) \
              FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN {REL} ON c.oid = x.indrelid \
-             WHERE {rel}"
+             WHERE {rel} AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = x.indexrelid \
+             AND k.conrelid = x.indrelid AND k.contype IN ('p', 'u', 'x'))"
         ),
         format!(
             "SELECT CASE c.relkind WHEN 'm' THEN 'materialized view' ELSE 'view' END, {QNAME}, \
@@ -120,7 +128,30 @@ fn routine_and_type_queries() -> Vec<String> {
     ]
 }
 
-pub(super) async fn read(client: &Client, ours: &[String]) -> Result<Snapshot> {
+/// `sql` narrowed to `schemas` (none: every schema): each user-namespace filter, and the two
+/// views filtered by schema name, also require one of them. Database-wide objects (extensions,
+/// casts, event triggers, foreign-data wrappers, ...) are kept: every schema sees them.
+fn scoped(sql: &str, schemas: &[String]) -> String {
+    if schemas.is_empty() {
+        return sql.to_string();
+    }
+    let names: Vec<String> = schemas
+        .iter()
+        .map(|s| format!("'{}'", s.replace('\'', "''")))
+        .collect();
+    let names = names.join(", ");
+    sql.replace(USER_NS, &format!("{USER_NS} AND n.nspname IN ({names})"))
+        .replace(
+            "FROM pg_policies WHERE ",
+            &format!("FROM pg_policies WHERE schemaname IN ({names}) AND "),
+        )
+        .replace(
+            "FROM pg_rules r WHERE ",
+            &format!("FROM pg_rules r WHERE r.schemaname IN ({names}) AND "),
+        )
+}
+
+pub(super) async fn read(client: &Client, ours: &[String], schemas: &[String]) -> Result<Snapshot> {
     let mut snapshot = Snapshot::default();
     let all = [
         queries(),
@@ -130,19 +161,89 @@ pub(super) async fn read(client: &Client, ours: &[String]) -> Result<Snapshot> {
         super::postgres_more::queries(),
     ]
     .concat();
-    for (i, sql) in all.iter().enumerate() {
-        let rows = if sql.contains("$1") {
-            client.query(sql.as_str(), &[&ours]).await
-        } else {
-            client.query(sql.as_str(), &[]).await
-        }
-        .map_err(|e| Error::db(format!("reading the schema (query {i})"), e))?;
-        for row in rows {
-            let get = |i: usize| row.get::<_, Option<String>>(i).unwrap_or_default();
-            snapshot.insert(&get(0), &get(1), [(get(2), get(3))]);
+    // One flight: every query sent back to back, unnamed (`query_typed`: no prepare round
+    // trip, no statement to close afterwards), each aggregated into one row of JSON, so the
+    // messages of a snapshot do not depend on how many objects the database holds.
+    let ours = ours.to_vec();
+    let with_ours: [(&(dyn ToSql + Sync), Type); 1] = [(&ours, Type::TEXT_ARRAY)];
+    let sqls: Vec<String> = all
+        .iter()
+        .map(|sql| aggregated(&scoped(sql, schemas)))
+        .collect();
+    let queries = sqls
+        .iter()
+        .map(|sql| {
+            let params = if sql.contains("$1") {
+                &with_ours[..]
+            } else {
+                &[]
+            };
+            client.query_typed(sql.as_str(), params)
+        })
+        .collect();
+    for (i, rows) in crate::pipeline::in_order(queries)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        let rows = rows.map_err(|e| Error::db(format!("reading the schema (query {i})"), e))?;
+        let json: String = match rows.first() {
+            Some(row) => row
+                .try_get(0)
+                .map_err(|e| Error::db(format!("reading the schema (query {i})"), e))?,
+            None => String::new(),
+        };
+        let rows: Vec<[Option<String>; 4]> = serde_json::from_str(&json).unwrap_or_default();
+        for [kind, name, part, value] in rows {
+            let get = |v: Option<String>| v.unwrap_or_default();
+            snapshot.insert(&get(kind), &get(name), [(get(part), get(value))]);
         }
     }
     Ok(snapshot)
+}
+
+/// One scalar subquery building the [`super::Objects`] text of the live schema on the server:
+/// every query's `(kind, name, part, value)` rows, values made canonical as
+/// `Snapshot::insert` does (whitespace runs to one space, ends trimmed), each object's
+/// `part: value` lines hashed in bytewise order, the `kind name<TAB>hash` lines joined in
+/// bytewise order. Only this text crosses the wire, and only when asked for. Our own tables are
+/// the text array parameter `ours` (e.g. `$4`).
+pub(super) fn objects_sql(ours: &str, schemas: &[String]) -> String {
+    let all = [
+        queries(),
+        routine_and_type_queries(),
+        detail_queries(),
+        grant_and_statistics_queries(),
+    ]
+    .concat();
+    let rows: Vec<String> = all
+        .iter()
+        .map(|sql| {
+            format!(
+                "SELECT k::text, n::text, coalesce(p::text, ''), \
+                 btrim(regexp_replace(coalesce(v::text, ''), '\\s+', ' ', 'g'), ' ') \
+                 FROM ({}) AS q(k, n, p, v)",
+                scoped(sql, schemas).replace("$1", ours)
+            )
+        })
+        .collect();
+    format!(
+        "(SELECT coalesce(string_agg(o.k || ' ' || o.n || E'\\t' || o.h, E'\\n' \
+           ORDER BY o.k COLLATE \"C\", o.n COLLATE \"C\"), '') \
+         FROM (SELECT a.k, a.n, left(encode(sha256(convert_to(string_agg(a.p || ': ' || a.v || E'\\n', '' \
+                 ORDER BY a.p COLLATE \"C\"), 'UTF8')), 'hex'), {digits}) AS h \
+               FROM ({rows}) AS a(k, n, p, v) GROUP BY a.k, a.n) AS o)",
+        digits = super::objects::HASH_DIGITS,
+        rows = rows.join(" UNION ALL ")
+    )
+}
+
+/// `sql` (four text columns: kind, name, part, value) as one row: a JSON array of its rows.
+fn aggregated(sql: &str) -> String {
+    format!(
+        "SELECT coalesce(json_agg(json_build_array(k::text, n::text, p::text, v::text)), '[]')::text \
+         FROM ({sql}) AS q(k, n, p, v)"
+    )
 }
 
 /// The relation kinds as object kinds (alias `c`).

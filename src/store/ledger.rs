@@ -45,6 +45,9 @@ pub enum StoredUndo {
     NotStored,
     /// The migration has no `-- @UNDO` section (`undo_sql` NULL, `undo_no_transaction` set).
     Irreversible,
+    /// Kept, but this read left its text on the server (only rollback planning reads it:
+    /// [`crate::store::Tables::with_undo`]).
+    Unread,
     /// The undo SQL, how it runs, and its checksum as recorded (empty when NULL).
     Sql {
         /// The undo section, as in the file.
@@ -81,15 +84,27 @@ pub fn current(rows: &[AppliedRow]) -> i64 {
         .unwrap_or(0)
 }
 
-const FULL_COLUMNS: &str = "version::INT8, description, (extract(epoch from applied_at) * 1000000)::INT8, checksum, duration_ms, applied_by, fence, status, statements_done, undo_sql, undo_no_transaction::INT, undo_checksum";
+/// The undo columns as a rollback reads them, and as every other read does: whether a text is
+/// kept, not the text (named `undo_kept`, which is how [`parse_rows`] tells them apart).
+const UNDO_COLUMNS: &str = "undo_sql, undo_no_transaction::INT, undo_checksum";
+const UNDO_KEPT_COLUMNS: &str =
+    "(undo_sql IS NOT NULL)::INT AS undo_kept, undo_no_transaction::INT";
 /// The columns of a ledger made by crdb-migrate before it stored undo.
 const PRE_UNDO_COLUMNS: &str = "version::INT8, description, (extract(epoch from applied_at) * 1000000)::INT8, checksum, duration_ms, applied_by, fence, status, statements_done";
 const OLDER_LEDGER_COLUMNS: &str =
     "version::INT8, description, (extract(epoch from applied_at) * 1000000)::INT8";
 
-/// The statement reading every row with our columns.
+/// The statement reading every row with our columns (the undo text only when `t` says so).
 pub fn read_sql(t: &Tables) -> String {
-    format!("SELECT {FULL_COLUMNS} FROM {} ORDER BY 1", t.ledger())
+    let undo = if t.reads_undo() {
+        UNDO_COLUMNS
+    } else {
+        UNDO_KEPT_COLUMNS
+    };
+    format!(
+        "SELECT {PRE_UNDO_COLUMNS}, {undo} FROM {} ORDER BY 1",
+        t.ledger()
+    )
 }
 
 /// Reads the ledger in one round trip without changing anything.
@@ -176,7 +191,13 @@ pub(crate) fn parse_rows(msgs: &[SimpleQueryMessage]) -> Result<Vec<AppliedRow>>
             fence: if full { int(6) } else { None },
             dirty: full && text(7).as_deref() == Some("dirty"),
             statements_done: if full { int(8).unwrap_or(0) } else { 0 },
-            undo: if r.len() > 9 {
+            undo: if r.columns().get(9).is_some_and(|c| c.name() == "undo_kept") {
+                match (int(10), int(9)) {
+                    (None, _) => StoredUndo::NotStored,
+                    (Some(_), Some(0)) => StoredUndo::Irreversible,
+                    (Some(_), _) => StoredUndo::Unread,
+                }
+            } else if r.len() > 9 {
                 stored_undo(text(9), int(10), text(11))
             } else {
                 StoredUndo::NotStored

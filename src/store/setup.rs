@@ -34,7 +34,10 @@ pub fn create_sql(t: &Tables) -> String {
             expires_at TIMESTAMPTZ,
             acquired_at TIMESTAMPTZ,
             owner TEXT,
-            owner_seq INT8
+            owner_seq INT8,
+            schema_version INT8,
+            schema_hash TEXT,
+            schema_objects TEXT
         );
         INSERT INTO {lease} (id, fence) VALUES (1, 0) ON CONFLICT (id) DO NOTHING;",
         l = t.ledger(),

@@ -266,6 +266,28 @@ impl DressedServer {
         }
     }
 
+    /// A fresh database left undressed (plain PostgreSQL), used by a superuser: for tests that
+    /// read what the binary sent on PostgreSQL's own path.
+    pub fn plain(&self, tag: &str) -> Dressed {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("p_{}_{n}_{}", clean_tag(tag, 30), std::process::id());
+        psql(
+            &self.server.admin_url("postgres"),
+            &format!("CREATE DATABASE {}", quote_ident(&name)),
+        );
+        let url = format!(
+            "{}?sslmode=disable",
+            self.server.url("postgres", None, &name)
+        );
+        Dressed {
+            admin_url: self.server.admin_url(&name),
+            name,
+            url,
+            user: "postgres".to_string(),
+        }
+    }
+
     /// CockroachDB's `defaultdb`, dressed (readable), made on first use: what creating a
     /// missing database connects through. Returns its name.
     pub fn defaultdb(&self) -> String {
