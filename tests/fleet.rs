@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crdb_migrate::{Config, Goal, Run};
 use support::dressed::{Gate, add_job, dressed_server};
-use support::fixtures;
+use support::fixtures::{self, fleet_cmd, targets_file};
 use support::*;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -101,21 +101,6 @@ fn schema_url(db: &TestDb) -> String {
             1
         )
     )
-}
-
-fn targets_file(lines: &[&str]) -> tempfile::NamedTempFile {
-    let mut f = tempfile::NamedTempFile::new().expect("targets file");
-    std::io::Write::write_all(&mut f, lines.join("\n").as_bytes()).expect("write targets");
-    f
-}
-
-/// The binary over the targets of `file` with `DATABASE_URL` = `url`.
-fn fleet_cmd(url: &str, dir: &std::path::Path, file: &std::path::Path) -> std::process::Command {
-    let mut cmd = bin_at(url, dir);
-    cmd.env("MIGRATE_TARGETS_FILE", file)
-        .env("MIGRATE_HOLDER", "fleet-test")
-        .env("MIGRATE_WAIT_TIMEOUT", "5s");
-    cmd
 }
 
 /// How many times each (tenant, version) ran: `tenant:version:count`, sorted.

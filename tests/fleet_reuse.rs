@@ -5,7 +5,16 @@ mod support;
 
 use std::collections::BTreeSet;
 
+use support::fixtures::targets_file;
 use support::*;
+
+/// The binary over the targets of `file`, one at a time (so every target after the first
+/// may reuse the connections of the one before).
+fn fleet_cmd(url: &str, dir: &std::path::Path, file: &std::path::Path) -> std::process::Command {
+    let mut cmd = support::fixtures::fleet_cmd(url, dir, file);
+    cmd.env("MIGRATE_PARALLELISM", "1");
+    cmd
+}
 
 /// A database with tenant schemas `names` (as given: unquoted, so folded to lower case) and
 /// `public.seen`, where every migration writes what its session looks like.
@@ -54,23 +63,6 @@ fn session_set(n: i64) -> tempfile::TempDir {
 /// `db`'s URL with `options=-c search_path={target}`: schema-per-tenant.
 fn schema_url(db: &TestDb) -> String {
     format!("{}&options=-c%20search_path%3D{{target}}", db.url)
-}
-
-fn targets_file(lines: &[&str]) -> tempfile::NamedTempFile {
-    let mut f = tempfile::NamedTempFile::new().expect("targets file");
-    std::io::Write::write_all(&mut f, lines.join("\n").as_bytes()).expect("write targets");
-    f
-}
-
-/// The binary over the targets of `file`, one at a time (so every target after the first
-/// may reuse the connections of the one before).
-fn fleet_cmd(url: &str, dir: &std::path::Path, file: &std::path::Path) -> std::process::Command {
-    let mut cmd = bin_at(url, dir);
-    cmd.env("MIGRATE_TARGETS_FILE", file)
-        .env("MIGRATE_HOLDER", "fleet-test")
-        .env("MIGRATE_PARALLELISM", "1")
-        .env("MIGRATE_WAIT_TIMEOUT", "5s");
-    cmd
 }
 
 /// `public.seen` rows as `tenant:version:work_mem:temp_table:prepared`, in run order, and

@@ -13,8 +13,9 @@ use tokio_postgres::types::{ToSql, Type};
 use super::Snapshot;
 use crate::error::{Error, Result};
 
-/// A user schema (alias `n`).
-const USER_NS: &str = "n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'";
+/// A user schema (alias `n`). Every query of the PostgreSQL readers filters with this one
+/// text, so [`scoped`] can narrow them all to a tenant's schemas.
+pub(super) const USER_NS: &str = "n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'";
 
 /// Not a member of an extension: `{}` is replaced by the catalog and the object's oid.
 fn not_extension(catalog: &str, oid: &str) -> String {

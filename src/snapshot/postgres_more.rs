@@ -8,8 +8,9 @@
 //! not the database's owner (nor `pg_database_owner`), so a schema made by the usual role reads
 //! as before.
 
-/// A user schema (alias `n`).
-pub(super) const USER_NS: &str = "n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'";
+/// A user schema (alias `n`): the reader's one filter, which `scoped` narrows to a tenant's
+/// schemas by its text.
+pub(super) use super::postgres::USER_NS;
 
 /// Not a member of an extension (its objects come with it).
 pub(super) fn own(catalog: &str, oid: &str) -> String {

@@ -83,3 +83,19 @@ pub const FLYWAY_HISTORY_TABLE: &str = "CREATE TABLE flyway_schema_history (
     success BOOLEAN NOT NULL,
     CONSTRAINT flyway_schema_history_pk PRIMARY KEY (installed_rank));
 CREATE INDEX flyway_schema_history_s_idx ON flyway_schema_history (success);";
+
+/// A targets file for `--targets` / `MIGRATE_TARGETS_FILE`, one line each.
+pub fn targets_file(lines: &[&str]) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().expect("targets file");
+    std::io::Write::write_all(&mut f, lines.join("\n").as_bytes()).expect("write targets");
+    f
+}
+
+/// The binary over the targets of `file` with `DATABASE_URL` = `url`.
+pub fn fleet_cmd(url: &str, dir: &Path, file: &Path) -> Command {
+    let mut cmd = bin_at(url, dir);
+    cmd.env("MIGRATE_TARGETS_FILE", file)
+        .env("MIGRATE_HOLDER", "fleet-test")
+        .env("MIGRATE_WAIT_TIMEOUT", "5s");
+    cmd
+}
