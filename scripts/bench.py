@@ -30,7 +30,8 @@ BENCH_N (500), BENCH_ROUNDS (3), BENCH_NET_N (100), BENCH_NET_ROUNDS (BENCH_ROUN
 BENCH_NET_DELAY_MS (10), BENCH_SCALE ("1000,10000"), BENCH_BIN (target/release/crdb-migrate),
 BENCH_FLEET_TARGETS (500), BENCH_FLEET_MIGRATIONS (20), BENCH_FLEET_PARALLELISM (16),
 BENCH_FLEET_LOOP (targets the loops run, default all; fewer are scaled up to all, and the row
-says so), BENCH_FLEET_BIN (BENCH_BIN), BENCH_PEER (dbmate, or none).
+says so), BENCH_FLEET_BIN (BENCH_BIN), BENCH_PEER (dbmate, or none), BENCH_ONLY (the sections
+to run, comma-separated: loopback,network,scale,fleet).
 """
 import json, os, shutil, statistics, subprocess, sys, tempfile, time
 
@@ -39,6 +40,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 NET_N = int(os.environ.get("BENCH_NET_N", "100"))
 NET_ROUNDS = int(os.environ.get("BENCH_NET_ROUNDS", str(ROUNDS)))
 NET_DELAY_MS = float(os.environ.get("BENCH_NET_DELAY_MS", "10"))
+ONLY = os.environ.get("BENCH_ONLY", "loopback,network,scale,fleet").split(",")
 SCALE = [int(x) for x in os.environ.get("BENCH_SCALE", "1000,10000").split(",")]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("BENCH_BIN") or os.path.join(ROOT, "target", "release", "crdb-migrate")
@@ -113,10 +115,10 @@ def main():
     started = time.perf_counter()
     try:
         db = Db(url)
-        rows = loopback(db, tmp)
-        rows += network(db, tmp)
-        rows += scale(db, tmp)
-        rows += fleet(db, tmp)
+        rows = []
+        for name, section in (("loopback", loopback), ("network", network), ("scale", scale), ("fleet", fleet)):
+            if name in ONLY:
+                rows += section(db, tmp)
     finally:
         subprocess.run([os.path.join(ROOT, "scripts", "throwaway-db.sh"), "stop", dbdir])
         shutil.rmtree(tmp, ignore_errors=True)  # the generated files (10,000 of them at scale)

@@ -33,7 +33,7 @@ fn user_rel() -> String {
     )
 }
 
-const REL: &str = "pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace";
+use super::postgres_more::REL;
 const QNAME: &str = "n.nspname || '.' || c.relname";
 
 fn queries() -> Vec<String> {
@@ -224,20 +224,36 @@ pub(super) fn objects_sql(ours: &str, schemas: &[String]) -> String {
                 "SELECT k::text, n::text, coalesce(p::text, ''), \
                  btrim(regexp_replace(coalesce(v::text, ''), '\\s+', ' ', 'g'), ' ') \
                  FROM ({}) AS q(k, n, p, v)",
-                scoped(sql, schemas).replace("$1", ours)
+                sql.replace(REL, REL_ONCE).replace("$1", ours)
             )
         })
         .collect();
-    format!(
-        "(SELECT coalesce(string_agg(o.k || ' ' || o.n || E'\\t' || o.h, E'\\n' \
+    let text = format!(
+        "(WITH {rels} SELECT coalesce(string_agg(o.k || ' ' || o.n || E'\\t' || o.h, E'\\n' \
            ORDER BY o.k COLLATE \"C\", o.n COLLATE \"C\"), '') \
          FROM (SELECT a.k, a.n, left(encode(sha256(convert_to(string_agg(a.p || ': ' || a.v || E'\\n', '' \
                  ORDER BY a.p COLLATE \"C\"), 'UTF8')), 'hex'), {digits}) AS h \
                FROM ({rows}) AS a(k, n, p, v) GROUP BY a.k, a.n) AS o)",
+        rels = rels(),
         digits = super::objects::HASH_DIGITS,
         rows = rows.join(" UNION ALL ")
+    );
+    scoped(&text, schemas)
+}
+
+/// The user relations, read from `pg_class` once for the whole objects text. `pg_class` has no
+/// index by namespace, so every query that joins it to `pg_namespace` scans all of it: 44,000
+/// rows, about 9 ms a scan, on a database of 500 tenant schemas of 20 tables, and the objects
+/// text joins it a dozen times. Its queries join this scan instead (`REL_ONCE`).
+fn rels() -> String {
+    format!(
+        "rels AS MATERIALIZED (SELECT c.* FROM pg_class c \
+         WHERE c.relnamespace IN (SELECT n.oid FROM pg_namespace n WHERE {USER_NS}))"
     )
 }
+
+/// [`REL`] over [`rels`].
+const REL_ONCE: &str = "rels c JOIN pg_namespace n ON n.oid = c.relnamespace";
 
 /// `sql` (four text columns: kind, name, part, value) as one row: a JSON array of its rows.
 fn aggregated(sql: &str) -> String {
