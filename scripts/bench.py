@@ -21,8 +21,9 @@ one `migrate --targets FILE` process at MIGRATE_PARALLELISM=FLEET_PARALLELISM (D
 `options=-c search_path={target}`) against a loop of one `crdb-migrate migrate` process per
 target, and against the same loop with dbmate (npm's `dbmate`, a static Go binary, installed
 into .cache/bench/npm on first use; schema through `?search_path=`); then the no-op pass over the
-up-to-date targets against the loop, and the fleet's peak RSS. Skipped, saying so, when the
-binary has no `--targets`.
+up-to-date targets against the loop, and the fleet's peak RSS. Also the server's floor: the same
+DDL and ledger rows by psql in FLEET_PARALLELISM sessions at once, which bounds what any fleet
+can gain over a loop (loop / floor). Skipped, saying so, when the binary has no `--targets`.
 
 Prints one summary table (measure, result, target, PASS/FAIL) and exits 0 whatever the
 verdicts: it is a report. It exits non-zero only when a step crashed. Environment overrides:
@@ -427,6 +428,14 @@ def fleet(db, tmp):
     if got != want:
         raise RuntimeError(f"fleet: {got} tables after the run, expected {want}")
 
+    # The server's floor: the same SQL through psql, FLEET_PARALLELISM sessions at once, each
+    # taking every FLEET_PARALLELISM-th target: per target its ledger, then per migration one
+    # transaction of the DDL and its ledger row. No process can migrate the fleet faster than
+    # this, so no loop can be beaten by more than loop / floor.
+    floor = fleet_floor(fleet_db(db, "floor"), tmp, targets)
+    if tables_in(floor[1], targets) != want:
+        raise RuntimeError("fleet floor: tables missing after the psql run")
+
     # The loops: one process per target, one after the other (the first FLEET_LOOP targets).
     looped = targets[:FLEET_LOOP]
     scale_up = FLEET_TARGETS / FLEET_LOOP
@@ -452,22 +461,47 @@ def fleet(db, tmp):
         if tables_in(d_url, looped) != FLEET_LOOP * FLEET_MIGRATIONS:
             raise RuntimeError("loop of dbmate processes: tables missing after the run")
     load.append(os.getloadavg()[0])
-    return fleet_report(runs, loop_apply, loop_noop, peer, load)
+    return fleet_report(runs, loop_apply, loop_noop, peer, load, floor[0])
 
 
-def fleet_report(runs, loop_apply, loop_noop, peer, load):
+def fleet_floor(url, tmp, targets):
+    """psql in FLEET_PARALLELISM sessions running what the fleet runs, less our bookkeeping
+    beyond the ledger; (seconds, url)."""
+    scripts = []
+    for w in range(FLEET_PARALLELISM):
+        path = os.path.join(tmp, f"fleet_floor_{w}.sql")
+        with open(path, "w") as f:
+            for t in targets[w::FLEET_PARALLELISM]:
+                f.write(f"SET search_path = {t};\n{LEDGER}")
+                for i in range(1, FLEET_MIGRATIONS + 1):
+                    f.write(f"BEGIN;\nCREATE TABLE t_{i} (id INT PRIMARY KEY, v TEXT);\n"
+                            f"INSERT INTO _migrations (version, description, checksum) VALUES ({i}, 't {i}', '{'0' * 64}');\nCOMMIT;\n")
+        scripts.append(path)
+    t = time.perf_counter()
+    procs = [subprocess.Popen(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f", p], stdout=subprocess.DEVNULL)
+             for p in scripts]
+    if any(p.wait() != 0 for p in procs):
+        raise RuntimeError("fleet floor: a psql session failed")
+    return time.perf_counter() - t, url
+
+
+def fleet_report(runs, loop_apply, loop_noop, peer, load, floor_s):
     (apply_s, apply_rss), (noop_s, noop_rss) = runs["apply"], runs["noop"]
     shape = f"{FLEET_TARGETS} schemas x {FLEET_MIGRATIONS} migrations"
     scaled = "" if FLEET_LOOP == FLEET_TARGETS else f", loops of {FLEET_LOOP} scaled to {FLEET_TARGETS}"
     print(f"\nfleet: {shape}, MIGRATE_PARALLELISM={FLEET_PARALLELISM}{scaled}")
     print(f"  apply  fleet {apply_s:6.1f} s   loop of processes {loop_apply:6.1f} s" +
           (f"   loop of dbmate {peer:6.1f} s" if peer is not None else ""))
+    print(f"  floor  psql in {FLEET_PARALLELISM} sessions {floor_s:6.1f} s: the fleet is {apply_s / floor_s:.2f}x it; "
+          f"against this floor no fleet beats the loop of processes by more than {loop_apply / floor_s:.1f}x")
     print(f"  no-op  fleet {noop_s:6.1f} s   loop of processes {loop_noop:6.1f} s")
     print(f"  fleet peak RSS: apply {apply_rss / 1024:.1f} MiB, no-op {noop_rss / 1024:.1f} MiB")
     # Parallelism only pays with idle cores: a busy machine shrinks the fleet's ratios.
     print(f"  load average (1 min) {load[0]:.1f} before, {load[1]:.1f} after, on {os.cpu_count()} cores")
     rows = [Row(f"fleet apply {shape} vs a loop of processes", f"{loop_apply / apply_s:.1f}x faster "
-                f"({apply_s:.1f} vs {loop_apply:.1f} s{scaled})", ">= 5x", loop_apply / apply_s >= 5)]
+                f"({apply_s:.1f} vs {loop_apply:.1f} s{scaled})", ">= 5x", loop_apply / apply_s >= 5),
+            Row(f"fleet apply vs the same SQL by psql in {FLEET_PARALLELISM} sessions", f"{apply_s / floor_s:.2f}x "
+                f"({apply_s:.1f} vs {floor_s:.1f} s; loop / floor {loop_apply / floor_s:.1f}x)")]
     if peer is not None:
         rows.append(Row(f"fleet apply {shape} vs a loop of dbmate", f"{peer / apply_s:.1f}x faster "
                         f"({apply_s:.1f} vs {peer:.1f} s)", ">= 5x", peer / apply_s >= 5))
