@@ -27,6 +27,9 @@ use crate::store::lease::{self, LeaseInfo};
 use crate::store::ledger::{self, AppliedRow};
 use crate::undo_test::{self, UndoReport};
 
+/// The files as `status` takes them: the loaded set, and why it did not load (then empty).
+pub(crate) type StatusFiles = (Vec<Migration>, Vec<String>);
+
 /// Runs migration operations with one configuration.
 pub struct Migrator {
     config: Config,
@@ -143,7 +146,7 @@ impl Migrator {
     }
 
     /// DATABASE_URL, parsed (and its certificate files read) once per migrator.
-    fn url(&self) -> Result<&DbUrl> {
+    pub(crate) fn url(&self) -> Result<&DbUrl> {
         self.stop.url(&self.config)
     }
 
@@ -224,29 +227,44 @@ impl Migrator {
     /// The `status` report. Problems in the files do not hide the database's state: they are
     /// listed in the report (`file_problems`) beside it.
     pub async fn status(&self) -> Result<Status> {
-        let (set, problems) = match self.load() {
-            Ok(set) => (set, Vec::new()),
-            Err(Error::Source(problems)) => {
-                (Vec::new(), problems.iter().map(|p| p.to_string()).collect())
-            }
-            Err(Error::ForeignLayout(hint)) => (Vec::new(), vec![hint]),
-            Err(e) => return Err(e),
-        };
+        let files = self.status_files()?;
         let (client, info) = self.connect().await?;
-        let ledger = ledger::read(&client, &self.tables).await?;
-        let lease = lease::show(&client, &self.tables).await?;
-        let mut s = status::status_of(&set, &ledger, self.allow(), lease);
+        self.status_on(&client, &info, &files).await
+    }
+
+    /// The files as `status` takes them: the set, or none and why they did not load.
+    pub(crate) fn status_files(&self) -> Result<StatusFiles> {
+        match self.load() {
+            Ok(set) => Ok((set, Vec::new())),
+            Err(Error::Source(problems)) => {
+                Ok((Vec::new(), problems.iter().map(|p| p.to_string()).collect()))
+            }
+            Err(Error::ForeignLayout(hint)) => Ok((Vec::new(), vec![hint])),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The `status` report read on `client`, with `files` from [`Migrator::status_files`].
+    pub(crate) async fn status_on(
+        &self,
+        client: &Client,
+        info: &ServerInfo,
+        (set, problems): &StatusFiles,
+    ) -> Result<Status> {
+        let ledger = ledger::read(client, &self.tables).await?;
+        let lease = lease::show(client, &self.tables).await?;
+        let mut s = status::status_of(set, &ledger, self.allow(), lease);
         if info.flavour == Flavour::CockroachDB {
-            s.jobs = jobs::find(&client).await?;
+            s.jobs = jobs::find(client).await?;
         }
         if !problems.is_empty() {
             // Without a loadable set, nothing is known to be pending, missing or drifted.
             s.missing_files.clear();
             s.disagreements.clear();
-            s.file_problems = problems;
+            s.file_problems = problems.clone();
         }
         // Hand changes since the last run that did work: independent of the files.
-        let drift = crate::run::drift_of(&client, &info, &self.tables, s.current_version).await?;
+        let drift = crate::run::drift_of(client, info, &self.tables, s.current_version).await?;
         s.disagreements.extend(drift);
         Ok(s)
     }

@@ -41,8 +41,7 @@ pub(crate) use lease::take_lease;
 use lease::unless_fenced_off;
 pub(crate) use load::{foreign_layout, loading};
 use recover::InFlight;
-pub(crate) use reuse::Pool;
-use reuse::Tenant;
+pub(crate) use reuse::{Pool, Set, Tenant};
 pub use stop::Stop;
 
 /// How many times one run reconnects before it gives up (exit 10).

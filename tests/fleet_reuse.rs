@@ -187,3 +187,56 @@ fn a_failed_targets_connection_is_not_reused_and_database_targets_mix_in() {
     );
     assert_eq!(field(&finished[0], "applied").as_u64(), Some(4));
 }
+
+#[test]
+fn status_over_schema_targets_reuses_connections_and_reports_each_schemas_own_state() {
+    let db = tenants("reuse_status", &["t0", "t1", "t2"]);
+    let dir = dir_with(&[
+        (
+            "1_a.sql",
+            b"CREATE TABLE a (id INT);\n-- @UNDO\nDROP TABLE a;\n",
+        ),
+        (
+            "2_b.sql",
+            b"CREATE TABLE b (id INT);\n-- @UNDO\nDROP TABLE b;\n",
+        ),
+    ]);
+    let migrated = targets_file(&["t0", "t1"]);
+    run(&mut fleet_cmd(
+        &schema_url(&db),
+        dir.path(),
+        migrated.path(),
+    ))
+    .expect_code(0);
+    psql(&db.url, "CREATE TABLE t1.by_hand (x INT)");
+    // `nosuch` after t0: it gets t0's connection, is refused, and hands it on to t1.
+    let file = targets_file(&["t0", "nosuch", "t1", "t2"]);
+    let out = run(fleet_cmd(&schema_url(&db), dir.path(), file.path())
+        .env("LOG_LEVEL", "info")
+        .args(["status", "--json"]));
+    out.expect_code(20);
+    let all: serde_json::Value = serde_json::from_str(&out.stdout).expect("status json");
+    let names: Vec<&str> = (0..4).filter_map(|i| all[i]["target"].as_str()).collect();
+    assert_eq!(names, ["t0", "nosuch", "t1", "t2"], "{all}");
+    assert_eq!(all[0]["current_version"], 2, "{all}");
+    assert_eq!(all[0]["disagreements"], serde_json::json!([]), "{all}");
+    assert_eq!(all[1]["exit_code"], 20, "{all}");
+    assert!(
+        all[1]["error"].as_str().unwrap_or("").contains("nosuch"),
+        "{all}"
+    );
+    // t1's drift is its own: the table added by hand in t1, and nothing of t0's.
+    assert_eq!(all[2]["current_version"], 2, "{all}");
+    let drift = all[2]["disagreements"].to_string();
+    assert!(
+        drift.contains("schema_drift") && drift.contains("t1.by_hand"),
+        "{all}"
+    );
+    assert_eq!(all[3]["current_version"], 0, "{all}");
+    // One worker slot, one server session for all four targets (`status` logs to stderr).
+    let ready = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains(r#""event":"db.ready""#));
+    assert_eq!(ready.count(), 1, "{}", out.stderr);
+}

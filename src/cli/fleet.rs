@@ -119,11 +119,12 @@ where
 }
 
 /// `status --targets`: one line per target (`target  version  state  pending dirty`), or with
-/// `--json` one array of the single-target objects, each with `target`.
+/// `--json` one array of the single-target objects, each with `target` (the library's
+/// `Fleet::statuses`: files loaded once, schema targets' connections reused).
 async fn status(fleet: &Fleet, json: bool) -> Result<(), Error> {
     let mut results = Vec::new();
     let mut array = Vec::new();
-    let mut lines = each(fleet, |c| async move { Migrator::new(c).status().await });
+    let mut lines = fleet.statuses();
     while let Some((t, r)) = lines.next().await {
         if json {
             array.push(render::target_status_json(t.name(), &r));

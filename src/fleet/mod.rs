@@ -20,6 +20,7 @@ use crate::run::{Pool, Run, Stop};
 use crate::source::Migration;
 
 mod events;
+mod listing;
 mod schedule;
 mod shard;
 mod summary;

@@ -72,7 +72,7 @@ pub fn compare_sql(t: &Tables) -> String {
         "SELECT CASE WHEN lh IS DISTINCT FROM $2::TEXT THEN lt END, \
            CASE WHEN lh IS DISTINCT FROM $2::TEXT THEN (SELECT schema_objects FROM {lease} WHERE id = 1) END \
          FROM (SELECT lt, encode(sha256(convert_to(lt, 'UTF8')), 'hex') AS lh \
-               FROM (SELECT {live} AS lt) AS a OFFSET 0) AS b",
+               FROM (SELECT {live} AS lt OFFSET 0) AS a) AS b",
         live = objects_sql("$1::TEXT[]", t),
         lease = t.lease()
     )
