@@ -175,6 +175,10 @@ impl<'a> Applier<'a> {
                     Some(p) => chain::guarded_begin(BEGIN, &self.ledger, &steps[p], f.token),
                     None => BEGIN.to_string(),
                 };
+                // Held until the chain ends, 50 of them: `format!` leaves about 1 KiB of room
+                // for 600 bytes.
+                let mut begin = begin;
+                begin.shrink_to_fit();
                 Ready {
                     sqls: statements(step),
                     limits: timeouts::set_local(&timeouts::limits(m, &self.settings)),
