@@ -250,7 +250,10 @@ impl Loading {
         if !self.problems.is_empty() {
             return Err(sorted(self.problems));
         }
-        self.migrations.sort_by_key(|m| m.version);
+        // Versions are unique here (a duplicate is a problem, returned above), so an unstable
+        // sort orders them the same, in place: a stable one borrows a copy's worth of scratch
+        // (132 KB for 500 files, the no-op run's peak).
+        self.migrations.sort_unstable_by_key(|m| m.version);
         Ok(self.migrations)
     }
 }
