@@ -244,9 +244,7 @@ impl Loading {
     /// Reads what is left; the set sorted by version, or every problem found.
     pub(crate) fn finish(mut self) -> Result<Vec<Migration>, Vec<Problem>> {
         self.read_some(usize::MAX);
-        for (version, mut paths) in scan::by_version(&self.files) {
-            scan::duplicates(version, &mut paths, &mut self.problems);
-        }
+        scan::all_duplicates(&self.files, &mut self.problems);
         if !self.problems.is_empty() {
             return Err(sorted(self.problems));
         }
