@@ -5,7 +5,7 @@
 //! still pending. Replies come in order, so no future after it can be ready; each of them
 //! registered the task's waker in the first pass, and its reply wakes the task again.
 //!
-//! The futures come boxed, each at its own size (a simple query's is a seventh of a prepared
+//! The futures come boxed, each at its own size (a simple query's is a sixth of a prepared
 //! statement's), and from an iterator, so a flight of 250 requests is built once, on the heap,
 //! and never held twice.
 
