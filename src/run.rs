@@ -149,7 +149,10 @@ impl Run {
         self.progress.reset();
         let stop = self.stop.clone();
         // What the run learns about listing CockroachDB's jobs is its own (jobs::per_run).
-        let result = jobs::per_run(stop.or_abandoned(self.steps())).await;
+        // The steps' future is boxed: every future that awaits it (the signal handling, a
+        // fleet's schedule) would otherwise hold its ~15 KiB, some of them twice, and build it
+        // on the stack first.
+        let result = jobs::per_run(stop.or_abandoned(Box::pin(self.steps()))).await;
         Outcome {
             report: self.progress.snapshot(),
             result,

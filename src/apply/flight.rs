@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use futures_util::FutureExt;
 use tokio::sync::Notify;
 
 use crate::plan::{Direction, Step};
@@ -88,6 +89,9 @@ pub(super) fn in_flight_after(done: Part, n: usize) -> usize {
 
 /// The server's reply to one part of a flight (rows affected; 0 for a simple query).
 pub(super) type Reply = std::result::Result<u64, tokio_postgres::Error>;
+
+/// One part's request, under way once first polled.
+type Request<'r> = std::pin::Pin<Box<dyn std::future::Future<Output = Reply> + Send + 'r>>;
 
 /// What one step of a chain sends, borrowed by the flight's requests.
 struct Ready<'s> {
@@ -171,6 +175,10 @@ impl<'a> Applier<'a> {
                     Some(p) => chain::guarded_begin(BEGIN, &self.ledger, &steps[p], f.token),
                     None => BEGIN.to_string(),
                 };
+                // Held until the chain ends, 50 of them: `format!` leaves about 1 KiB of room
+                // for 600 bytes.
+                let mut begin = begin;
+                begin.shrink_to_fit();
                 Ready {
                     sqls: statements(step),
                     limits: timeouts::set_local(&timeouts::limits(m, &self.settings)),
@@ -218,21 +226,28 @@ impl<'a> Applier<'a> {
         };
         let (c, track, check_params) = (self.client, &track, &check_params);
         let (ready, finish_params) = (&ready, &finish_params);
-        let requests = parts.iter().map(|&(j, part)| async move {
+        // Each request boxed at its own size: a simple query's future is about 150 bytes, a
+        // prepared statement's about 1,100 (tokio-postgres keeps room to prepare one).
+        let requests = parts.iter().map(|&(j, part)| -> Request<'_> {
             let r = &ready[j];
-            let reply = match part {
-                Part::Begin | Part::GuardedBegin => c.batch_execute(&r.begin).await.map(|()| 0),
-                Part::Limit(i) => c.batch_execute(&r.limits[i]).await.map(|()| 0),
-                Part::Statement(i) => c.batch_execute(&r.sqls[i].text).await.map(|()| 0),
-                Part::FenceCheck => c.execute(&self.fence_check, check_params).await,
-                Part::LedgerWrite => c.execute(r.finish_statement, &finish_params[j]).await,
-                Part::Unlimit => c.batch_execute(UNLIMIT).await.map(|()| 0),
-                Part::Commit => c.batch_execute("COMMIT").await.map(|()| 0),
+            let after = move |reply: Reply| {
+                track.after(j, part, reply.is_ok());
+                reply
             };
-            track.after(j, part, reply.is_ok());
-            reply
+            let simple = |sql| Box::pin(c.batch_execute(sql).map(move |r| after(r.map(|()| 0))));
+            match part {
+                Part::Begin | Part::GuardedBegin => simple(&r.begin),
+                Part::Limit(i) => simple(&r.limits[i]),
+                Part::Statement(i) => simple(&r.sqls[i].text),
+                Part::FenceCheck => Box::pin(c.execute(&self.fence_check, check_params).map(after)),
+                Part::LedgerWrite => {
+                    Box::pin(c.execute(r.finish_statement, &finish_params[j]).map(after))
+                }
+                Part::Unlimit => simple(UNLIMIT),
+                Part::Commit => simple("COMMIT"),
+            }
         });
-        let flight = drive::in_order(requests.collect());
+        let flight = drive::in_order(requests);
         let replies = self
             .watched(steps, track, self.stoppable(steps.len(), flight))
             .await;

@@ -29,7 +29,10 @@ pub(crate) async fn run(migrator: &Migrator, command: Command) -> Outcome {
         } => rollback_goal(count, target, to_image),
         other => {
             let stop = migrator.stop();
-            let result = stop.or_abandoned(other_command(migrator, other)).await;
+            // Boxed, as a run's steps are: the future awaiting it stays small.
+            let result = stop
+                .or_abandoned(Box::pin(other_command(migrator, other)))
+                .await;
             return match result {
                 Ok(current) => Outcome {
                     report: Report {

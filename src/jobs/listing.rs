@@ -52,8 +52,9 @@ tokio::task_local! {
 
 /// Runs `work` (one run's steps) with surfaces of its own: nothing learnt by another run, in
 /// this process or not, is seen, and nothing learnt here leaks out.
-pub(crate) async fn per_run<F: Future>(work: F) -> F::Output {
-    SURFACES.scope(Arc::default(), work).await
+/// Not an `async fn`: that would hold `work` twice (as its argument, then inside the scope).
+pub(crate) fn per_run<F: Future>(work: F) -> impl Future<Output = F::Output> {
+    SURFACES.scope(Arc::default(), work)
 }
 
 /// `f` on the current run's surfaces; outside a run, on fresh ones (nothing remembered).

@@ -116,7 +116,7 @@ async fn attempt(
             }
         },
         lease::try_acquire(client, t, holder, ttl_ms),
-        client.simple_query(&read_sql)
+        ledger::query_rows(client, &read_sql)
     );
     // When the acquisition worked, the tables are there, whatever the setup met (a peer
     // creating them at the same moment): the lease is ours and must not be taken twice.
@@ -132,7 +132,7 @@ async fn attempt(
     };
     // A three-column ledger lacks our columns: the caller adopts it and reads it again.
     let rows = match read {
-        Ok(msgs) => Reread::Rows(ledger::parse_rows(&msgs)?),
+        Ok(rows) => Reread::Rows(rows?),
         Err(_) => Reread::ReadAgain,
     };
     Ok((token, rows))

@@ -244,13 +244,14 @@ impl Loading {
     /// Reads what is left; the set sorted by version, or every problem found.
     pub(crate) fn finish(mut self) -> Result<Vec<Migration>, Vec<Problem>> {
         self.read_some(usize::MAX);
-        for (version, mut paths) in scan::by_version(&self.files) {
-            scan::duplicates(version, &mut paths, &mut self.problems);
-        }
+        scan::all_duplicates(&self.files, &mut self.problems);
         if !self.problems.is_empty() {
             return Err(sorted(self.problems));
         }
-        self.migrations.sort_by_key(|m| m.version);
+        // Versions are unique here (a duplicate is a problem, returned above), so an unstable
+        // sort orders them the same, in place: a stable one borrows a copy's worth of scratch
+        // (132 KB for 500 files, the no-op run's peak).
+        self.migrations.sort_unstable_by_key(|m| m.version);
         Ok(self.migrations)
     }
 }

@@ -167,19 +167,36 @@ fn read_capped(path: &Path) -> std::io::Result<Result<Vec<u8>, u64>> {
     Ok(Ok(bytes))
 }
 
+/// The version in `path`'s file name, when the name parses.
+fn version_of(path: &Path) -> Option<i64> {
+    let name = path.file_name()?.to_string_lossy();
+    parse_name(&name).ok().map(|(version, _)| version)
+}
+
 /// The files of `files` whose names parse, by version.
 pub(super) fn by_version(files: &[PathBuf]) -> BTreeMap<i64, Vec<&Path>> {
     let mut out: BTreeMap<i64, Vec<&Path>> = BTreeMap::new();
     for path in files {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        if let Ok((version, _)) = parse_name(&name) {
+        if let Some(version) = version_of(path) {
             out.entry(version).or_default().push(path);
         }
     }
     out
+}
+
+/// [`duplicates`] for every version of `files`, as [`by_version`] would find them but with
+/// one list of (version, path) pairs instead of a map entry and a list per version (a run
+/// checks this while holding the whole set).
+pub(super) fn all_duplicates(files: &[PathBuf], problems: &mut Vec<Problem>) {
+    let mut named: Vec<(i64, &Path)> = files
+        .iter()
+        .filter_map(|p| Some((version_of(p)?, p.as_path())))
+        .collect();
+    named.sort_unstable();
+    for same in named.chunk_by(|a, b| a.0 == b.0).filter(|s| s.len() > 1) {
+        let mut paths: Vec<&Path> = same.iter().map(|&(_, p)| p).collect();
+        duplicates(same[0].0, &mut paths, problems);
+    }
 }
 
 /// A problem for every file whose version an earlier one (in path order) already uses.

@@ -4,8 +4,9 @@
 //! stored each migration's undo, reads with the columns it has and is flagged for adoption (see
 //! `setup`).
 
+use futures_util::TryStreamExt;
 use time::OffsetDateTime;
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::{Client, SimpleQueryMessage, SimpleQueryRow};
 
 use crate::error::{Error, Result};
 use crate::sqlstate;
@@ -85,7 +86,7 @@ pub fn current(rows: &[AppliedRow]) -> i64 {
 }
 
 /// The undo columns as a rollback reads them, and as every other read does: whether a text is
-/// kept, not the text (named `undo_kept`, which is how [`parse_rows`] tells them apart).
+/// kept, not the text (named `undo_kept`, which is how [`parse_row`] tells them apart).
 const UNDO_COLUMNS: &str = "undo_sql, undo_no_transaction::INT, undo_checksum";
 const UNDO_KEPT_COLUMNS: &str =
     "(undo_sql IS NOT NULL)::INT AS undo_kept, undo_no_transaction::INT";
@@ -109,10 +110,10 @@ pub fn read_sql(t: &Tables) -> String {
 
 /// Reads the ledger in one round trip without changing anything.
 pub async fn read(client: &Client, t: &Tables) -> Result<Ledger> {
-    match client.simple_query(&read_sql(t)).await {
-        Ok(msgs) => Ok(Ledger {
+    match query_rows(client, &read_sql(t)).await {
+        Ok(rows) => Ok(Ledger {
             needs_adoption: false,
-            rows: parse_rows(&msgs)?,
+            rows: rows?,
         }),
         Err(e) if sqlstate::is_undefined_table(&e) => Ok(Ledger::default()),
         Err(e) if sqlstate::is_undefined_column(&e) => read_older(client, t).await,
@@ -126,11 +127,11 @@ async fn read_older(client: &Client, t: &Tables) -> Result<Ledger> {
     let mut last = None;
     for columns in [PRE_UNDO_COLUMNS, OLDER_LEDGER_COLUMNS] {
         let sql = format!("SELECT {columns} FROM {} ORDER BY 1", t.ledger());
-        match client.simple_query(&sql).await {
-            Ok(msgs) => {
+        match query_rows(client, &sql).await {
+            Ok(rows) => {
                 return Ok(Ledger {
                     needs_adoption: true,
-                    rows: parse_rows(&msgs)?,
+                    rows: rows?,
                 });
             }
             Err(e) if sqlstate::is_undefined_column(&e) => last = Some(e),
@@ -158,53 +159,68 @@ pub async fn read_adopted(client: &Client, t: &Tables) -> Result<Ledger> {
     read(client, t).await
 }
 
-/// The rows of a [`read_sql`] (or three-column) reply.
-pub(crate) fn parse_rows(msgs: &[SimpleQueryMessage]) -> Result<Vec<AppliedRow>> {
+/// The rows of a [`read_sql`] (or three-column) query, each parsed as it arrives: the reply's
+/// rows are never all held as messages (each about 400 bytes more than its [`AppliedRow`]).
+/// `Err`: the query failed; `Ok(Err)`: a row did not parse (the reply is still read to its
+/// end, so a failure after that row wins, as when the rows were parsed after the reply).
+pub(crate) async fn query_rows(
+    client: &Client,
+    sql: &str,
+) -> std::result::Result<Result<Vec<AppliedRow>>, tokio_postgres::Error> {
+    let stream = client.simple_query_raw(sql).await?;
+    let mut stream = std::pin::pin!(stream);
+    let mut rows = Ok(Vec::new());
+    while let Some(m) = stream.try_next().await? {
+        if let (SimpleQueryMessage::Row(r), Ok(parsed)) = (m, rows.as_mut()) {
+            match parse_row(&r) {
+                Ok(row) => parsed.push(row),
+                Err(e) => rows = Err(e),
+            }
+        }
+    }
+    Ok(rows)
+}
+
+/// One row of a [`read_sql`] (or three-column) reply.
+fn parse_row(r: &SimpleQueryRow) -> Result<AppliedRow> {
     let bad = |what: &str| Error::Database {
         context: "reading the ledger".into(),
         sqlstate: None,
         message: format!("unexpected {what}"),
         source: None,
     };
-    let mut rows = Vec::new();
-    for m in msgs {
-        let SimpleQueryMessage::Row(r) = m else {
-            continue;
-        };
-        let version = r
-            .get(0)
-            .and_then(|v| v.parse::<i64>().ok())
-            .ok_or_else(|| bad("version"))?;
-        let text = |i: usize| r.try_get(i).ok().flatten().map(str::to_string);
-        let int = |i: usize| text(i).and_then(|v| v.parse::<i64>().ok());
-        let applied_at = int(2).and_then(|micros| {
-            OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000).ok()
-        });
-        let full = r.len() > 3;
-        rows.push(AppliedRow {
-            version,
-            description: text(1).unwrap_or_default(),
-            applied_at,
-            checksum: if full { text(3) } else { None },
-            duration_ms: if full { int(4) } else { None },
-            applied_by: if full { text(5) } else { None },
-            fence: if full { int(6) } else { None },
-            dirty: full && text(7).as_deref() == Some("dirty"),
-            statements_done: if full { int(8).unwrap_or(0) } else { 0 },
-            undo: if r.columns().get(9).is_some_and(|c| c.name() == "undo_kept") {
-                match (int(10), int(9)) {
-                    (None, _) => StoredUndo::NotStored,
-                    (Some(_), Some(0)) => StoredUndo::Irreversible,
-                    (Some(_), _) => StoredUndo::Unread,
-                }
-            } else if r.len() > 9 {
-                stored_undo(text(9), int(10), text(11))
-            } else {
-                StoredUndo::NotStored
-            },
-        });
-    }
-    Ok(rows)
+    let version = r
+        .get(0)
+        .and_then(|v| v.parse::<i64>().ok())
+        .ok_or_else(|| bad("version"))?;
+    let text = |i: usize| r.try_get(i).ok().flatten().map(str::to_string);
+    let int = |i: usize| text(i).and_then(|v| v.parse::<i64>().ok());
+    let applied_at = int(2).and_then(|micros| {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000).ok()
+    });
+    let full = r.len() > 3;
+    Ok(AppliedRow {
+        version,
+        description: text(1).unwrap_or_default(),
+        applied_at,
+        checksum: if full { text(3) } else { None },
+        duration_ms: if full { int(4) } else { None },
+        applied_by: if full { text(5) } else { None },
+        fence: if full { int(6) } else { None },
+        dirty: full && text(7).as_deref() == Some("dirty"),
+        statements_done: if full { int(8).unwrap_or(0) } else { 0 },
+        undo: if r.columns().get(9).is_some_and(|c| c.name() == "undo_kept") {
+            match (int(10), int(9)) {
+                (None, _) => StoredUndo::NotStored,
+                (Some(_), Some(0)) => StoredUndo::Irreversible,
+                (Some(_), _) => StoredUndo::Unread,
+            }
+        } else if r.len() > 9 {
+            stored_undo(text(9), int(10), text(11))
+        } else {
+            StoredUndo::NotStored
+        },
+    })
 }
 
 /// The stored undo of a row from its three columns: `undo_no_transaction` NULL means none was
