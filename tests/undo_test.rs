@@ -339,9 +339,15 @@ fn a_non_transactional_undo_is_checked_and_the_forward_reapplied() {
 }
 
 /// A non-transactional undo that leaves the forward's index behind is named as not restored,
-/// not as a forward SQL that fails to apply again; the run stops there.
+/// not as a forward SQL that fails to apply again; the database is rebuilt (emptied, every
+/// forward SQL replayed) and the run goes on, as a pg_dump comparison that re-creates its
+/// database does, so the later migrations still get their own verdicts.
 #[test]
-fn a_non_transactional_undo_that_leaves_an_index_is_not_restored() {
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: CREATE INDEX CONCURRENTLY and the rebuild are PostgreSQL's"
+)]
+fn a_non_transactional_undo_that_leaves_an_index_is_not_restored_and_the_run_goes_on() {
     let db = fresh_db("undo_notx_leaves");
     let dir = dir_with(&[
         GOOD[0],
@@ -350,6 +356,10 @@ fn a_non_transactional_undo_that_leaves_an_index_is_not_restored() {
             b"-- @NO_TRANSACTION\nCREATE INDEX CONCURRENTLY users_name ON users (name);\n-- @UNDO\n",
         ),
         GOOD[2],
+        (
+            "20240104000000_bad.sql",
+            b"ALTER TABLE users ADD COLUMN b INT;\n-- @UNDO\nSELECT 1;\n",
+        ),
     ]);
     let out = crdb_test(&db, dir.path(), &["--json"]);
     out.expect_code(33);
@@ -360,10 +370,54 @@ fn a_non_transactional_undo_that_leaves_an_index_is_not_restored() {
         .iter()
         .map(|m| m["verdict"].as_str().unwrap_or(""))
         .collect();
-    assert_eq!(verdicts, ["ok", "not_restored", "not_run"], "{report}");
+    assert_eq!(
+        verdicts,
+        ["ok", "not_restored", "ok", "not_restored"],
+        "{report}"
+    );
     assert_eq!(
         report["migrations"][1]["differences"][0]["name"], "public.users_name",
         "{report}"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'users_name'"
+        ),
+        1,
+        "the rebuilt database is in the forward state"
+    );
+    assert!(
+        column_exists(&db, "users", "b"),
+        "the run went on to the end"
+    );
+}
+
+/// With `--force` the database held objects before the run, which a rebuild would lose: the
+/// run stops at a non-transactional undo that left the forward SQL unable to apply again.
+#[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: CREATE INDEX CONCURRENTLY"
+)]
+fn a_forced_run_is_not_rebuilt() {
+    let db = fresh_db("undo_notx_forced");
+    psql(&db.url, "CREATE TABLE precious (id INT)");
+    let dir = dir_with(&[
+        GOOD[0],
+        (
+            "20240102000000_index.sql",
+            b"-- @NO_TRANSACTION\nCREATE INDEX CONCURRENTLY users_name ON users (name);\n-- @UNDO\n",
+        ),
+        GOOD[2],
+    ]);
+    let out = crdb_test(&db, dir.path(), &["--json", "--force"]);
+    out.expect_code(33);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(report["migrations"][2]["verdict"], "not_run", "{report}");
+    assert!(
+        table_exists(&db, "precious"),
+        "what the database held stays"
     );
 }
 

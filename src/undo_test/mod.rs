@@ -2,8 +2,11 @@
 //! snapshot, forward SQL, undo, snapshot again; the two must be equal. A transactional undo
 //! runs in its own transaction, is checked there and rolled back, so the database is back in
 //! the forward state and a failing undo derails nothing. A non-transactional undo runs as it
-//! would in a rollback and the forward SQL is then applied again. The ledger is not written.
+//! would in a rollback and the forward SQL is then applied again; when that fails (the undo
+//! left something behind) the database is rebuilt (`rebuild`) and the run goes on, as a
+//! pg_dump comparison that drops and re-creates its database would. The ledger is not written.
 
+mod rebuild;
 mod verdict;
 
 use std::time::Instant;
@@ -44,16 +47,22 @@ pub async fn run(
             ),
         });
     }
+    let can_rebuild = rebuild::possible(server, held.is_empty());
     let mut checked = Vec::with_capacity(set.len());
+    let mut done: Vec<&Migration> = Vec::with_capacity(set.len());
     let mut stopped = false;
     for m in set {
         let started = Instant::now();
         let verdict = if stopped {
             Verdict::NotRun
         } else {
-            let v = check(client, server, tables, m, &before).await?;
-            stopped =
-                matches!(v, Verdict::ForwardFailed { .. }) || (m.no_transaction && v.failed());
+            let (v, state) = check(client, server, tables, m, &before).await?;
+            done.push(m);
+            stopped = match state {
+                State::Forward => false,
+                State::Lost => true,
+                State::NeedsRebuild => !(can_rebuild && rebuild::rebuild(client, &done).await),
+            };
             if !stopped {
                 before = Snapshot::read(client, server, tables).await?;
             }
@@ -94,34 +103,42 @@ fn file_name(m: &Migration) -> String {
         .unwrap_or_default()
 }
 
-/// One migration's round trip; leaves the database in its forward state unless the verdict
-/// stops the run.
+/// Where a migration's round trip left the database.
+enum State {
+    /// In its forward state: the run goes on.
+    Forward,
+    /// A non-transactional undo left it where the forward SQL cannot be applied again.
+    NeedsRebuild,
+    /// Unknown (the forward SQL or a non-transactional undo failed): the run stops.
+    Lost,
+}
+
+/// One migration's round trip, and where it left the database.
 async fn check(
     client: &Client,
     server: &ServerInfo,
     tables: &Tables,
     m: &Migration,
     before: &Snapshot,
-) -> Result<Verdict> {
+) -> Result<(Verdict, State)> {
     if let Err((line, error)) = apply(client, &m.up_statements, !m.no_transaction).await {
-        return Ok(Verdict::ForwardFailed { line, error });
+        return Ok((Verdict::ForwardFailed { line, error }, State::Lost));
     }
     let Some(undo) = &m.down_statements else {
-        return Ok(Verdict::Irreversible);
+        return Ok((Verdict::Irreversible, State::Forward));
     };
     if m.no_transaction {
         if let Err((line, error)) = execute(client, undo).await {
-            return Ok(Verdict::UndoFailed { line, error });
+            return Ok((Verdict::UndoFailed { line, error }, State::Lost));
         }
         let verdict = compare(before, &Snapshot::read(client, server, tables).await?);
         // An undo that left the forward SQL's objects behind makes its re-application fail
-        // ("already exists"): the undo is what is wrong, and its verdict stops the run anyway.
-        match apply(client, &m.up_statements, false).await {
-            Err((line, error)) if verdict == Verdict::Ok => {
-                return Ok(Verdict::ForwardFailed { line, error });
-            }
-            _ => return Ok(verdict),
-        }
+        // ("already exists"): the verdict stands, and the database is rebuilt.
+        let state = match apply(client, &m.up_statements, false).await {
+            Ok(()) => State::Forward,
+            Err(_) => State::NeedsRebuild,
+        };
+        return Ok((verdict, state));
     }
     sql(client, "BEGIN").await?;
     let verdict = match execute(client, undo).await {
@@ -129,7 +146,7 @@ async fn check(
         Ok(()) => compare(before, &Snapshot::read(client, server, tables).await?),
     };
     sql(client, "ROLLBACK").await?;
-    Ok(verdict)
+    Ok((verdict, State::Forward))
 }
 
 fn compare(before: &Snapshot, after: &Snapshot) -> Verdict {
