@@ -226,6 +226,10 @@ const PG_DUMP_KINDS: &[(&str, &str)] = &[
         "default_acl_revoke",
         "ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC",
     ),
+    (
+        "toast_options",
+        "ALTER TABLE t SET (toast.autovacuum_enabled = false)",
+    ),
 ];
 
 const PG_DUMP_BASE: &str = "CREATE TABLE t (id int PRIMARY KEY, a text, b int);

@@ -264,6 +264,11 @@ fn aggregated(sql: &str) -> String {
 }
 
 /// The relation kinds as object kinds (alias `c`).
+/// The storage parameters of a relation's TOAST table (`toast.autovacuum_enabled`, ...), which
+/// pg_dump writes into the relation's own `WITH (...)`.
+pub(super) const TOAST_OPTIONS: &str = "(SELECT 'toast with ' || array_to_string(tc.reloptions, ', ') \
+     FROM pg_class tc WHERE tc.oid = c.reltoastrelid)";
+
 const REL_KIND: &str = "CASE c.relkind WHEN 'f' THEN 'foreign table' WHEN 'v' THEN 'view' \
     WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' WHEN 'i' THEN 'index' \
     WHEN 'I' THEN 'index' ELSE 'table' END";
@@ -289,7 +294,7 @@ fn detail_queries() -> Vec<String> {
                CASE WHEN NOT c.relispartition THEN (SELECT 'inherits ' || string_agg(pn.nspname || '.' || pc.relname, ', ' \
                  ORDER BY h.inhseqno) FROM pg_inherits h JOIN pg_class pc ON pc.oid = h.inhparent \
                  JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE h.inhrelid = c.oid) END, \
-               'with ' || array_to_string(c.reloptions, ', ')) \
+               'with ' || array_to_string(c.reloptions, ', '), {TOAST_OPTIONS}) \
              FROM {REL} WHERE c.relkind IN ('r', 'p', 'f') AND {rel}"
         ),
         format!(
