@@ -131,22 +131,46 @@ def statements(text):
 
 
 def top_level_items(body):
-    """Splits a parenthesised list at top-level commas."""
-    items, depth, cur = [], 0, ""
+    """Splits a parenthesised list at top-level commas (not inside parentheses or quotes)."""
+    items, depth, cur, quote = [], 0, "", None
     for c in body:
-        if c == "," and depth == 0:
+        if quote:
+            quote = None if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c == "," and depth == 0:
             items.append(cur.strip())
             cur = ""
             continue
-        depth += c == "("
-        depth -= c == ")"
+        else:
+            depth += c == "("
+            depth -= c == ")"
         cur += c
     return items + [cur.strip()]
 
 
+def closing_paren(text, start):
+    """The index of the parenthesis closing the one at `start`, minding quotes; None if none."""
+    depth, quote = 0, None
+    for i in range(start, len(text)):
+        c = text[i]
+        if quote:
+            quote = None if c == quote else quote
+        elif c in "'\"":
+            quote = c
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return i
+    return None
+
+
 def normalise(dump):
     """The dump as a sorted list of statements: no comments, psql meta-commands, SET lines or
-    set_config calls, whitespace collapsed, and the column list of each CREATE TABLE sorted."""
+    set_config calls, whitespace collapsed, and the column list of each CREATE TABLE (foreign
+    tables included) sorted."""
     # pg_dump from 15.14 on brackets its output with `\restrict KEY` / `\unrestrict KEY`
     # psql meta-commands whose key is random on every run.
     dump = "\n".join(l for l in dump.split("\n") if not l.startswith("\\"))
@@ -154,9 +178,12 @@ def normalise(dump):
     for s in statements(dump):
         if s.startswith("SET ") or s.startswith("SELECT pg_catalog.set_config("):
             continue
-        m = re.match(r"^(CREATE (?:UNLOGGED )?TABLE \S+ \()(.*)(\)(?: [A-Z].*)?)$", s)
-        if m:
-            s = m.group(1) + ", ".join(sorted(top_level_items(m.group(2)))) + m.group(3)
+        # The column list only: a table's `WITH (...)`, `PARTITION BY (...)` or a foreign
+        # table's `SERVER ... OPTIONS (...)` after it stay where they are.
+        m = re.match(r"^CREATE (?:UNLOGGED |FOREIGN )?TABLE \S+ \(", s)
+        end = closing_paren(s, m.end() - 1) if m else None
+        if end is not None:
+            s = s[:m.end()] + ", ".join(sorted(top_level_items(s[m.end():end]))) + s[end:]
         out.append(s)
     return sorted(out)
 
