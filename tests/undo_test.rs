@@ -397,6 +397,44 @@ fn a_non_transactional_undo_that_leaves_an_index_is_not_restored_and_the_run_goe
     );
 }
 
+/// What a file sets for its session does not leak into the next file or the snapshots: a
+/// pg_dump-made file empties `search_path` (and sets DateStyle, creates a temporary table),
+/// yet a view keeps printing the same, and later unqualified names still resolve, as they do
+/// when each file runs in a session of its own.
+#[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: set_config, DateStyle and DISCARD are its"
+)]
+fn session_settings_of_one_file_do_not_leak_into_the_next() {
+    let db = fresh_db("undo_session_leak");
+    let dir = dir_with(&[
+        (
+            "001_base.sql",
+            b"CREATE TABLE t (id INT PRIMARY KEY, d DATE DEFAULT '2020-01-02');\nCREATE VIEW v AS SELECT id FROM t;\n-- @UNDO\nDROP VIEW v;\nDROP TABLE t;\n",
+        ),
+        (
+            "002_dumped.sql",
+            b"SELECT pg_catalog.set_config('search_path', '', false);\nSET DateStyle = 'SQL, DMY';\nCREATE TEMP TABLE scratch (x INT);\nCREATE TABLE public.a (id integer);\n-- @UNDO\nDROP TABLE public.a;\n",
+        ),
+        (
+            "003_unqualified.sql",
+            b"CREATE TEMP TABLE scratch (x INT);\nCREATE TABLE b (id INT);\n-- @UNDO\nDROP TABLE b;\n",
+        ),
+    ]);
+    let out = crdb_test(&db, dir.path(), &["--json"]);
+    out.expect_code(0);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let verdicts: Vec<&str> = report["migrations"]
+        .as_array()
+        .expect("migrations")
+        .iter()
+        .map(|m| m["verdict"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(verdicts, ["ok", "ok", "ok"], "{report}");
+    assert!(table_exists(&db, "b"), "the last file ran in public");
+}
+
 /// With `--force` the database held objects before the run, which a rebuild would lose: the
 /// run stops at a non-transactional undo that left the forward SQL unable to apply again.
 #[test]

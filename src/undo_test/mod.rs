@@ -64,6 +64,7 @@ pub async fn run(
                 State::NeedsRebuild => !(can_rebuild && rebuild::rebuild(client, &done).await),
             };
             if !stopped {
+                fresh_session(client, server).await?;
                 before = Snapshot::read(client, server, tables).await?;
             }
             v
@@ -124,6 +125,7 @@ async fn check(
     if let Err((line, error)) = apply(client, &m.up_statements, !m.no_transaction).await {
         return Ok((Verdict::ForwardFailed { line, error }, State::Lost));
     }
+    fresh_session(client, server).await?;
     let Some(undo) = &m.down_statements else {
         return Ok((Verdict::Irreversible, State::Forward));
     };
@@ -131,6 +133,7 @@ async fn check(
         if let Err((line, error)) = execute(client, undo).await {
             return Ok((Verdict::UndoFailed { line, error }, State::Lost));
         }
+        fresh_session(client, server).await?;
         let verdict = compare(before, &Snapshot::read(client, server, tables).await?);
         // An undo that left the forward SQL's objects behind makes its re-application fail
         // ("already exists"): the verdict stands, and the database is rebuilt.
@@ -143,10 +146,30 @@ async fn check(
     sql(client, "BEGIN").await?;
     let verdict = match execute(client, undo).await {
         Err((line, error)) => Verdict::UndoFailed { line, error },
-        Ok(()) => compare(before, &Snapshot::read(client, server, tables).await?),
+        Ok(()) => {
+            fresh_session(client, server).await?;
+            compare(before, &Snapshot::read(client, server, tables).await?)
+        }
     };
     sql(client, "ROLLBACK").await?;
     Ok((verdict, State::Forward))
+}
+
+/// What a migration's SQL set for the session (`SET search_path`, `set_config(...)`, `SET ROLE`,
+/// `SET DateStyle`, temporary tables) is undone before the next step: each file and each
+/// snapshot starts from the connection's own settings, as each would in a session of its own
+/// (a pg_dump-made file sets `search_path` to '' and would otherwise break every later
+/// unqualified name, and change how the snapshot prints view definitions). On PostgreSQL only:
+/// CockroachDB keeps the settings `keep_transactions_whole` made.
+async fn fresh_session(client: &Client, server: &ServerInfo) -> Result<()> {
+    if server.flavour != Flavour::PostgreSQL {
+        return Ok(());
+    }
+    sql(
+        client,
+        "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; DISCARD TEMP",
+    )
+    .await
 }
 
 fn compare(before: &Snapshot, after: &Snapshot) -> Verdict {
