@@ -17,7 +17,7 @@ pub use verdict::{Checked, UndoReport, Verdict};
 
 use crate::connect::{Flavour, ServerInfo};
 use crate::error::{Error, Result};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Reader, Snapshot};
 use crate::source::Migration;
 use crate::source::split::Statement;
 use crate::store::Tables;
@@ -35,7 +35,8 @@ pub async fn run(
     if server.flavour == Flavour::CockroachDB {
         keep_transactions_whole(client).await?;
     }
-    let mut before = Snapshot::read(client, server, tables).await?;
+    let reader = Reader::prepare(client, server, tables).await?;
+    let mut before = reader.read(client, server, tables).await?;
     let held = before.user_objects();
     if !force && !held.is_empty() {
         return Err(Error::Config {
@@ -56,7 +57,7 @@ pub async fn run(
         let verdict = if stopped {
             Verdict::NotRun
         } else {
-            let (v, state) = check(client, server, tables, m, &before).await?;
+            let (v, state) = check(client, (server, tables, &reader), m, &before).await?;
             done.push(m);
             stopped = match state {
                 State::Forward => false,
@@ -65,7 +66,7 @@ pub async fn run(
             };
             if !stopped {
                 fresh_session(client, server).await?;
-                before = Snapshot::read(client, server, tables).await?;
+                before = reader.read(client, server, tables).await?;
             }
             v
         };
@@ -117,8 +118,7 @@ enum State {
 /// One migration's round trip, and where it left the database.
 async fn check(
     client: &Client,
-    server: &ServerInfo,
-    tables: &Tables,
+    (server, tables, reader): (&ServerInfo, &Tables, &Reader),
     m: &Migration,
     before: &Snapshot,
 ) -> Result<(Verdict, State)> {
@@ -134,7 +134,7 @@ async fn check(
             return Ok((Verdict::UndoFailed { line, error }, State::Lost));
         }
         fresh_session(client, server).await?;
-        let verdict = compare(before, &Snapshot::read(client, server, tables).await?);
+        let verdict = compare(before, &reader.read(client, server, tables).await?);
         // An undo that left the forward SQL's objects behind makes its re-application fail
         // ("already exists"): the verdict stands, and the database is rebuilt.
         let state = match apply(client, &m.up_statements, false).await {
@@ -148,7 +148,7 @@ async fn check(
         Err((line, error)) => Verdict::UndoFailed { line, error },
         Ok(()) => {
             fresh_session(client, server).await?;
-            compare(before, &Snapshot::read(client, server, tables).await?)
+            compare(before, &reader.read(client, server, tables).await?)
         }
     };
     sql(client, "ROLLBACK").await?;
