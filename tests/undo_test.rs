@@ -435,6 +435,47 @@ fn session_settings_of_one_file_do_not_leak_into_the_next() {
     assert!(table_exists(&db, "b"), "the last file ran in public");
 }
 
+/// An undo whose rows a deferred foreign key still needs fails as it would at its COMMIT in
+/// a rollback, although `test` rolls the undo back instead of committing it.
+#[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: CockroachDB defers no constraint"
+)]
+fn an_undo_breaking_a_deferred_constraint_fails() {
+    let db = fresh_db("undo_deferred");
+    let dir = dir_with(&[
+        (
+            "001_tables.sql",
+            b"CREATE TABLE p (id INT PRIMARY KEY);\nCREATE TABLE c (pid INT REFERENCES p DEFERRABLE INITIALLY DEFERRED);\n-- @UNDO\nDROP TABLE c;\nDROP TABLE p;\n",
+        ),
+        (
+            "002_rows.sql",
+            b"INSERT INTO p VALUES (1);\nINSERT INTO c VALUES (1);\n-- @UNDO\nDELETE FROM p;\n",
+        ),
+        (
+            "003_after.sql",
+            b"CREATE TABLE d (id INT);\n-- @UNDO\nDROP TABLE d;\n",
+        ),
+    ]);
+    let out = crdb_test(&db, dir.path(), &["--json"]);
+    out.expect_code(33);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let migrations = report["migrations"].as_array().expect("migrations");
+    let verdicts: Vec<&str> = migrations
+        .iter()
+        .map(|m| m["verdict"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(verdicts, ["ok", "undo_failed", "ok"], "{report}");
+    assert_eq!(migrations[1]["line"], 4, "the undo's statement: {report}");
+    assert!(
+        migrations[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("foreign key")),
+        "{report}"
+    );
+}
+
 /// With `--force` the database held objects before the run, which a rebuild would lose: the
 /// run stops at a non-transactional undo that left the forward SQL unable to apply again.
 #[test]

@@ -144,7 +144,11 @@ async fn check(
         return Ok((verdict, state));
     }
     sql(client, "BEGIN").await?;
-    let verdict = match execute(client, undo).await {
+    let ran = match execute(client, undo).await {
+        Ok(()) => deferred_checks(client, server, undo).await,
+        failed => failed,
+    };
+    let verdict = match ran {
         Err((line, error)) => Verdict::UndoFailed { line, error },
         Ok(()) => {
             fresh_session(client, server).await?;
@@ -153,6 +157,27 @@ async fn check(
     };
     sql(client, "ROLLBACK").await?;
     Ok((verdict, State::Forward))
+}
+
+/// The checks of deferred constraints an undo's COMMIT would run, run now (the undo is rolled
+/// back, never committed): an undo that deletes rows a `DEFERRABLE INITIALLY DEFERRED` foreign
+/// key still needs fails here as it would at its COMMIT in a rollback. The failure is given
+/// the line of the undo's last statement. On PostgreSQL (CockroachDB defers no constraint).
+async fn deferred_checks(
+    client: &Client,
+    server: &ServerInfo,
+    undo: &[Statement],
+) -> std::result::Result<(), (usize, String)> {
+    if server.flavour != Flavour::PostgreSQL {
+        return Ok(());
+    }
+    client
+        .batch_execute("SET CONSTRAINTS ALL IMMEDIATE")
+        .await
+        .map_err(|e| {
+            let line = undo.last().map_or(0, |s| s.line);
+            (line, crate::error::server_message(&e))
+        })
 }
 
 /// What a migration's SQL set for the session (`SET search_path`, `set_config(...)`, `SET ROLE`,
