@@ -7,9 +7,14 @@ scratch PostgreSQL database:
 
     pg_dump --schema-only    (before)
     apply the forward SQL    (psql, one transaction unless `-- @NO_TRANSACTION`)
-    apply the undo SQL
-    pg_dump --schema-only    (after)
-    compare, then apply the forward SQL again and go on
+    copy the database        (CREATE DATABASE ... TEMPLATE, through the `postgres` database)
+    apply the undo SQL to the copy, pg_dump --schema-only it (after), drop it
+    compare, and go on from the database, still exactly in its forward state
+
+The undo runs on a copy so that the database keeps the forward state exactly, data included,
+as `test` keeps it by rolling its undo back: applying the forward SQL again after the undo
+would run a data change twice (rows inserted by a forward SQL whose undo leaves them, then a
+later unique index that cannot be built) and fail later migrations that are fine.
 
 The two dumps are compared after normalising what our canonical schema deliberately ignores:
 comment and SET lines and psql meta-commands of the dump, whitespace (inside function bodies
@@ -19,10 +24,9 @@ The verdicts use the vocabulary of `crdb-migrate test --json`: ok, irreversible,
 not_restored, forward_failed, not_run.
 
 Usage: undo_reference.py DIR DATABASE_URL [--table _migrations] [--bindir DIR]
-The database must be empty, and is scratch: when an undo leaves it in a state the forward SQL
-cannot be applied to again, it is dropped, re-created and the forward SQL replayed (through the
-`postgres` database of the same server). Prints JSON on stdout. Python 3 stdlib only;
-needs psql and pg_dump (default /usr/lib/postgresql/15/bin).
+The database must be empty and scratch, with no other session on it (a template database
+cannot be copied while one is), and the role may create databases. Prints JSON on stdout.
+Python 3 stdlib only; needs psql and pg_dump (default /usr/lib/postgresql/15/bin).
 """
 
 import argparse
@@ -77,18 +81,27 @@ class Db:
         m = re.search(r":(\d+): ERROR:\s*(.*)", p.stderr)
         return (int(m.group(1)), m.group(2).strip()) if m else (0, p.stderr.strip())
 
-    def rebuild(self, ups):
-        """Drops and re-creates the database, then replays the forward SQL of `ups`: the way
-        back to a known state when an undo left one the forward SQL cannot be applied to."""
+    def admin(self, sql):
+        """Runs one statement in the `postgres` database of the same server; True on success."""
+        url = urllib.parse.urlsplit(self.url)
+        admin = urllib.parse.urlunsplit(url._replace(path="/postgres"))
+        p = subprocess.run([os.path.join(self.bindir, "psql"), "-X", "-q", "-v",
+                            "ON_ERROR_STOP=1", "-d", admin, "-c", sql], capture_output=True)
+        return p.returncode == 0
+
+    def copy(self):
+        """A copy of the database (CREATE DATABASE ... TEMPLATE), as a Db; None if it failed."""
         url = urllib.parse.urlsplit(self.url)
         name = url.path.lstrip("/")
-        admin = urllib.parse.urlunsplit(url._replace(path="/postgres"))
-        for sql in (f'DROP DATABASE "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'):
-            p = subprocess.run([os.path.join(self.bindir, "psql"), "-X", "-q", "-v",
-                                "ON_ERROR_STOP=1", "-d", admin, "-c", sql], capture_output=True)
-            if p.returncode != 0:
-                return False
-        return all(self.run_sql(up, not no_tx) is None for up, no_tx in ups)
+        copy = name + "_undo_copy"
+        self.admin(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+        if not self.admin(f'CREATE DATABASE "{copy}" TEMPLATE "{name}"'):
+            return None
+        return Db(urllib.parse.urlunsplit(url._replace(path="/" + copy)), self.bindir, self.table)
+
+    def drop(self):
+        name = urllib.parse.urlsplit(self.url).path.lstrip("/")
+        self.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def dump(self):
         args = [os.path.join(self.bindir, "pg_dump"), "--schema-only",
@@ -194,25 +207,30 @@ def differences(before, after):
            ["added: " + s for s in after if s not in b]
 
 
-def check(db, done, up, undo, no_tx, undo_line):
+def check(db, up, undo, no_tx, undo_line):
     """One migration's verdict, and whether the run stops; leaves the database in its forward
-    state (`done` holds the earlier forward SQL, to rebuild it) unless it stops."""
+    state unless the forward SQL failed."""
     before = db.dump()
     failed = db.run_sql(up, not no_tx)
     if failed:
         return {"verdict": "forward_failed", "line": failed[0], "error": failed[1]}, True
     if undo is None:
         return {"verdict": "irreversible"}, False
-    failed = db.run_sql(undo, not no_tx)
-    if failed:
-        # A transactional undo rolled back: still the forward state. Otherwise unknown.
-        return {"verdict": "undo_failed", "line": failed[0] + undo_line, "error": failed[1]}, no_tx
-    diff = differences(before, db.dump())
-    again = db.run_sql(up, not no_tx)
-    verdict = {"verdict": "not_restored", "differences": diff} if diff else {"verdict": "ok"}
-    if again and not db.rebuild(done + [(up, no_tx)]):
-        return verdict, True
-    return verdict, False
+    copy = db.copy()
+    if copy is None:
+        sys.exit("could not copy the database: is another session connected to it?")
+    try:
+        failed = copy.run_sql(undo, not no_tx)
+        if failed:
+            # `test` runs a non-transactional undo on the database itself and stops after
+            # one that fails (the state is unknown); so does this reference.
+            verdict = {"verdict": "undo_failed", "line": failed[0] + undo_line,
+                       "error": failed[1]}
+            return verdict, no_tx
+        diff = differences(before, copy.dump())
+    finally:
+        copy.drop()
+    return ({"verdict": "not_restored", "differences": diff} if diff else {"verdict": "ok"}), False
 
 
 def main():
@@ -223,14 +241,13 @@ def main():
     ap.add_argument("--bindir", default="/usr/lib/postgresql/15/bin")
     args = ap.parse_args()
     db = Db(args.url, args.bindir, args.table)
-    started, results, stopped, done = time.time(), [], False, []
+    started, results, stopped = time.time(), [], False
     for version, file, up, undo, no_tx, undo_line in load(args.dir):
         t = time.time()
         if stopped:
             verdict = {"verdict": "not_run"}
         else:
-            verdict, stopped = check(db, done, up, undo, no_tx, undo_line)
-            done.append((up, no_tx))
+            verdict, stopped = check(db, up, undo, no_tx, undo_line)
         results.append(dict(version=version, file=file, transactional=not no_tx,
                             duration_ms=int((time.time() - t) * 1000), **verdict))
     failing = ("undo_failed", "not_restored", "forward_failed")
