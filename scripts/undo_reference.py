@@ -14,7 +14,11 @@ scratch PostgreSQL database:
 The undo runs on a copy so that the database keeps the forward state exactly, data included,
 as `test` keeps it by rolling its undo back: applying the forward SQL again after the undo
 would run a data change twice (rows inserted by a forward SQL whose undo leaves them, then a
-later unique index that cannot be built) and fail later migrations that are fine.
+later unique index that cannot be built) and fail later migrations that are fine. A
+migration creating, altering or dropping roles or tablespaces (shared by every database of the
+server, so by the copy too) has its undo run on the database itself instead, then its forward
+SQL applied again; when that fails, the database is dropped, re-created and every forward SQL
+so far replayed.
 
 The two dumps are compared after normalising what our canonical schema deliberately ignores:
 comment and SET lines and psql meta-commands of the dump, whitespace (inside function bodies
@@ -98,6 +102,14 @@ class Db:
         if not self.admin(f'CREATE DATABASE "{copy}" TEMPLATE "{name}"'):
             return None
         return Db(urllib.parse.urlunsplit(url._replace(path="/" + copy)), self.bindir, self.table)
+
+    def rebuild(self, ups):
+        """Drops and re-creates the database, then replays the forward SQL of `ups`."""
+        name = urllib.parse.urlsplit(self.url).path.lstrip("/")
+        if not (self.admin(f'DROP DATABASE "{name}" WITH (FORCE)')
+                and self.admin(f'CREATE DATABASE "{name}"')):
+            return False
+        return all(self.run_sql(up, not no_tx) is None for up, no_tx in ups)
 
     def drop(self):
         name = urllib.parse.urlsplit(self.url).path.lstrip("/")
@@ -207,30 +219,45 @@ def differences(before, after):
            ["added: " + s for s in after if s not in b]
 
 
-def check(db, up, undo, no_tx, undo_line):
+# Roles, users and tablespaces belong to the server, not to a database: a copy shares them, so
+# an undo dropping a role the database still grants to could not run on the copy, and one
+# dropping a role the forward SQL created would drop it for the database too.
+SERVER_WIDE = re.compile(r"\b(?:(?:CREATE|DROP|ALTER)\s+(?:ROLE|USER|GROUP|TABLESPACE)"
+                         r"|(?:DROP|REASSIGN)\s+OWNED)\b", re.IGNORECASE)
+
+
+def check(db, done, up, undo, no_tx, undo_line):
     """One migration's verdict, and whether the run stops; leaves the database in its forward
-    state unless the forward SQL failed."""
+    state unless the run stops (`done` holds the earlier forward SQL, to rebuild it)."""
     before = db.dump()
     failed = db.run_sql(up, not no_tx)
     if failed:
         return {"verdict": "forward_failed", "line": failed[0], "error": failed[1]}, True
     if undo is None:
         return {"verdict": "irreversible"}, False
-    copy = db.copy()
-    if copy is None:
+    on_copy = not SERVER_WIDE.search(up + "\n" + undo)
+    forward = None if on_copy else db.dump()
+    target = db.copy() if on_copy else db
+    if target is None:
         sys.exit("could not copy the database: is another session connected to it?")
     try:
-        failed = copy.run_sql(undo, not no_tx)
+        failed = target.run_sql(undo, not no_tx)
         if failed:
             # `test` runs a non-transactional undo on the database itself and stops after
             # one that fails (the state is unknown); so does this reference.
             verdict = {"verdict": "undo_failed", "line": failed[0] + undo_line,
                        "error": failed[1]}
             return verdict, no_tx
-        diff = differences(before, copy.dump())
+        diff = differences(before, target.dump())
     finally:
-        copy.drop()
-    return ({"verdict": "not_restored", "differences": diff} if diff else {"verdict": "ok"}), False
+        if on_copy:
+            target.drop()
+    verdict = {"verdict": "not_restored", "differences": diff} if diff else {"verdict": "ok"}
+    # The undo ran on the database itself: back to the forward state. A forward SQL that
+    # cannot run again because the undo left its role behind is in that state already.
+    if on_copy or not db.run_sql(up, not no_tx) or db.dump() == forward:
+        return verdict, False
+    return verdict, not db.rebuild(done + [(up, no_tx)])
 
 
 def main():
@@ -241,13 +268,14 @@ def main():
     ap.add_argument("--bindir", default="/usr/lib/postgresql/15/bin")
     args = ap.parse_args()
     db = Db(args.url, args.bindir, args.table)
-    started, results, stopped = time.time(), [], False
+    started, results, stopped, done = time.time(), [], False, []
     for version, file, up, undo, no_tx, undo_line in load(args.dir):
         t = time.time()
         if stopped:
             verdict = {"verdict": "not_run"}
         else:
-            verdict, stopped = check(db, up, undo, no_tx, undo_line)
+            verdict, stopped = check(db, done, up, undo, no_tx, undo_line)
+            done.append((up, no_tx))
         results.append(dict(version=version, file=file, transactional=not no_tx,
                             duration_ms=int((time.time() - t) * 1000), **verdict))
     failing = ("undo_failed", "not_restored", "forward_failed")
