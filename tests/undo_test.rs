@@ -435,6 +435,39 @@ fn session_settings_of_one_file_do_not_leak_into_the_next() {
     assert!(table_exists(&db, "b"), "the last file ran in public");
 }
 
+/// A database holding our ledger is not rebuilt either: the ledger can hold rows of
+/// migrations that created no object, and emptying the database would lose them.
+#[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: CREATE INDEX CONCURRENTLY"
+)]
+fn a_database_with_our_ledger_is_not_rebuilt() {
+    let db = fresh_db("undo_notx_ledger");
+    psql(
+        &db.url,
+        "CREATE TABLE _migrations (version BIGINT PRIMARY KEY)",
+    );
+    psql(&db.url, "INSERT INTO _migrations VALUES (1)");
+    let dir = dir_with(&[
+        GOOD[0],
+        (
+            "20240102000000_index.sql",
+            b"-- @NO_TRANSACTION\nCREATE INDEX CONCURRENTLY users_name ON users (name);\n-- @UNDO\n",
+        ),
+        GOOD[2],
+    ]);
+    let out = crdb_test(&db, dir.path(), &["--json"]);
+    out.expect_code(33);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(report["migrations"][2]["verdict"], "not_run", "{report}");
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM _migrations"),
+        1,
+        "the ledger and its row stay"
+    );
+}
+
 /// An undo whose rows a deferred foreign key still needs fails as it would at its COMMIT in
 /// a rollback, although `test` rolls the undo back instead of committing it.
 #[test]

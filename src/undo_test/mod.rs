@@ -48,7 +48,7 @@ pub async fn run(
             ),
         });
     }
-    let can_rebuild = rebuild::possible(server, held.is_empty());
+    let can_rebuild = rebuild::possible(client, server, tables, held.is_empty()).await;
     let mut checked = Vec::with_capacity(set.len());
     let mut done: Vec<&Migration> = Vec::with_capacity(set.len());
     let mut stopped = false;

@@ -1,13 +1,14 @@
 //! The way back to the forward state when a non-transactional undo left the database in one
 //! its forward SQL cannot be applied to again ("already exists"): empty the scratch database
 //! and replay the forward SQL of every migration so far. Only on PostgreSQL and only when the
-//! database was empty when `test` started (never with `--force`, which would lose what the
-//! database held); otherwise the run stops there.
+//! database was empty when `test` started and holds no ledger of ours (never with `--force`,
+//! which would lose what the database held); otherwise the run stops there.
 
 use tokio_postgres::Client;
 
 use crate::connect::{Flavour, ServerInfo};
 use crate::source::Migration;
+use crate::store::Tables;
 
 /// Drops every schema of the database (extensions and everything in them go with them), the
 /// event triggers, publications and foreign-data wrappers, then creates `public` again with
@@ -44,9 +45,25 @@ END
 $crdb_migrate_reset$
 "#;
 
-/// Whether this run may rebuild: PostgreSQL, and a database that held nothing at the start.
-pub fn possible(server: &ServerInfo, empty_at_start: bool) -> bool {
-    server.flavour == Flavour::PostgreSQL && empty_at_start
+/// Whether this run may rebuild: PostgreSQL, a database that held nothing at the start, and
+/// no ledger or lease table of ours (a ledger can hold rows of migrations that created no
+/// object; emptying the database would lose them).
+pub async fn possible(
+    client: &Client,
+    server: &ServerInfo,
+    tables: &Tables,
+    empty_at_start: bool,
+) -> bool {
+    if server.flavour != Flavour::PostgreSQL || !empty_at_start {
+        return false;
+    }
+    let none = client
+        .query_one(
+            "SELECT to_regclass($1) IS NULL AND to_regclass($2) IS NULL",
+            &[&tables.ledger(), &tables.lease()],
+        )
+        .await;
+    matches!(none.map(|row| row.get::<_, bool>(0)), Ok(true))
 }
 
 /// Empties the database and applies the forward SQL of `done` again, in order; false when
