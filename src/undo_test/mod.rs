@@ -62,7 +62,9 @@ pub async fn run(
             stopped = match state {
                 State::Forward => false,
                 State::Lost => true,
-                State::NeedsRebuild => !(can_rebuild && rebuild::rebuild(client, &done).await),
+                State::NeedsRebuild => {
+                    !(can_rebuild && rebuild::rebuild(client, server, &done).await)
+                }
             };
             if !stopped {
                 fresh_session(client, server).await?;

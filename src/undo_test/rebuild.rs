@@ -66,17 +66,15 @@ pub async fn possible(
     matches!(none.map(|row| row.get::<_, bool>(0)), Ok(true))
 }
 
-/// Empties the database and applies the forward SQL of `done` again, in order; false when
-/// any of it fails (the run then stops).
-pub async fn rebuild(client: &Client, done: &[&Migration]) -> bool {
+/// Empties the database and applies the forward SQL of `done` again, in order, each from a
+/// fresh session as in the first pass; false when any of it fails (the run then stops).
+pub async fn rebuild(client: &Client, server: &ServerInfo, done: &[&Migration]) -> bool {
     if client.batch_execute(EMPTY_THE_DATABASE).await.is_err() {
         return false;
     }
     for m in done {
-        if super::apply(client, &m.up_statements, !m.no_transaction)
-            .await
-            .is_err()
-        {
+        let applied = super::apply(client, &m.up_statements, !m.no_transaction).await;
+        if applied.is_err() || super::fresh_session(client, server).await.is_err() {
             return false;
         }
     }
