@@ -226,6 +226,10 @@ const PG_DUMP_KINDS: &[(&str, &str)] = &[
         "default_acl_revoke",
         "ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC",
     ),
+    (
+        "toast_options",
+        "ALTER TABLE t SET (toast.autovacuum_enabled = false)",
+    ),
 ];
 
 const PG_DUMP_BASE: &str = "CREATE TABLE t (id int PRIMARY KEY, a text, b int);
@@ -339,10 +343,112 @@ fn a_non_transactional_undo_is_checked_and_the_forward_reapplied() {
 }
 
 /// A non-transactional undo that leaves the forward's index behind is named as not restored,
-/// not as a forward SQL that fails to apply again; the run stops there.
+/// not as a forward SQL that fails to apply again; the database is rebuilt (emptied, every
+/// forward SQL replayed) and the run goes on, as a pg_dump comparison that re-creates its
+/// database does, so the later migrations still get their own verdicts.
 #[test]
-fn a_non_transactional_undo_that_leaves_an_index_is_not_restored() {
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: CREATE INDEX CONCURRENTLY and the rebuild are PostgreSQL's"
+)]
+fn a_non_transactional_undo_that_leaves_an_index_is_not_restored_and_the_run_goes_on() {
     let db = fresh_db("undo_notx_leaves");
+    let dir = dir_with(&[
+        GOOD[0],
+        (
+            "20240102000000_index.sql",
+            b"-- @NO_TRANSACTION\nCREATE INDEX CONCURRENTLY users_name ON users (name);\n-- @UNDO\n",
+        ),
+        GOOD[2],
+        (
+            "20240104000000_bad.sql",
+            b"ALTER TABLE users ADD COLUMN b INT;\n-- @UNDO\nSELECT 1;\n",
+        ),
+    ]);
+    let out = crdb_test(&db, dir.path(), &["--json"]);
+    out.expect_code(33);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let verdicts: Vec<&str> = report["migrations"]
+        .as_array()
+        .expect("migrations")
+        .iter()
+        .map(|m| m["verdict"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(
+        verdicts,
+        ["ok", "not_restored", "ok", "not_restored"],
+        "{report}"
+    );
+    assert_eq!(
+        report["migrations"][1]["differences"][0]["name"], "public.users_name",
+        "{report}"
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM pg_indexes WHERE indexname = 'users_name'"
+        ),
+        1,
+        "the rebuilt database is in the forward state"
+    );
+    assert!(
+        column_exists(&db, "users", "b"),
+        "the run went on to the end"
+    );
+}
+
+/// What a file sets for its session does not leak into the next file or the snapshots: a
+/// pg_dump-made file empties `search_path` (and sets DateStyle, creates a temporary table),
+/// yet a view keeps printing the same, and later unqualified names still resolve, as they do
+/// when each file runs in a session of its own.
+#[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: set_config, DateStyle and DISCARD are its"
+)]
+fn session_settings_of_one_file_do_not_leak_into_the_next() {
+    let db = fresh_db("undo_session_leak");
+    let dir = dir_with(&[
+        (
+            "001_base.sql",
+            b"CREATE TABLE t (id INT PRIMARY KEY, d DATE DEFAULT '2020-01-02');\nCREATE VIEW v AS SELECT id FROM t;\n-- @UNDO\nDROP VIEW v;\nDROP TABLE t;\n",
+        ),
+        (
+            "002_dumped.sql",
+            b"SELECT pg_catalog.set_config('search_path', '', false);\nSET DateStyle = 'SQL, DMY';\nCREATE TEMP TABLE scratch (x INT);\nCREATE TABLE public.a (id integer);\n-- @UNDO\nDROP TABLE public.a;\n",
+        ),
+        (
+            "003_unqualified.sql",
+            b"CREATE TEMP TABLE scratch (x INT);\nCREATE TABLE b (id INT);\n-- @UNDO\nDROP TABLE b;\n",
+        ),
+    ]);
+    let out = crdb_test(&db, dir.path(), &["--json"]);
+    out.expect_code(0);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let verdicts: Vec<&str> = report["migrations"]
+        .as_array()
+        .expect("migrations")
+        .iter()
+        .map(|m| m["verdict"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(verdicts, ["ok", "ok", "ok"], "{report}");
+    assert!(table_exists(&db, "b"), "the last file ran in public");
+}
+
+/// A database holding our ledger is not rebuilt either: the ledger can hold rows of
+/// migrations that created no object, and emptying the database would lose them.
+#[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: CREATE INDEX CONCURRENTLY"
+)]
+fn a_database_with_our_ledger_is_not_rebuilt() {
+    let db = fresh_db("undo_notx_ledger");
+    psql(
+        &db.url,
+        "CREATE TABLE _migrations (version BIGINT PRIMARY KEY)",
+    );
+    psql(&db.url, "INSERT INTO _migrations VALUES (1)");
     let dir = dir_with(&[
         GOOD[0],
         (
@@ -354,16 +460,80 @@ fn a_non_transactional_undo_that_leaves_an_index_is_not_restored() {
     let out = crdb_test(&db, dir.path(), &["--json"]);
     out.expect_code(33);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
-    let verdicts: Vec<&str> = report["migrations"]
-        .as_array()
-        .expect("migrations")
+    assert_eq!(report["migrations"][2]["verdict"], "not_run", "{report}");
+    assert_eq!(
+        count(&db, "SELECT count(*) FROM _migrations"),
+        1,
+        "the ledger and its row stay"
+    );
+}
+
+/// An undo whose rows a deferred foreign key still needs fails as it would at its COMMIT in
+/// a rollback, although `test` rolls the undo back instead of committing it.
+#[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: CockroachDB defers no constraint"
+)]
+fn an_undo_breaking_a_deferred_constraint_fails() {
+    let db = fresh_db("undo_deferred");
+    let dir = dir_with(&[
+        (
+            "001_tables.sql",
+            b"CREATE TABLE p (id INT PRIMARY KEY);\nCREATE TABLE c (pid INT REFERENCES p DEFERRABLE INITIALLY DEFERRED);\n-- @UNDO\nDROP TABLE c;\nDROP TABLE p;\n",
+        ),
+        (
+            "002_rows.sql",
+            b"INSERT INTO p VALUES (1);\nINSERT INTO c VALUES (1);\n-- @UNDO\nDELETE FROM p;\n",
+        ),
+        (
+            "003_after.sql",
+            b"CREATE TABLE d (id INT);\n-- @UNDO\nDROP TABLE d;\n",
+        ),
+    ]);
+    let out = crdb_test(&db, dir.path(), &["--json"]);
+    out.expect_code(33);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let migrations = report["migrations"].as_array().expect("migrations");
+    let verdicts: Vec<&str> = migrations
         .iter()
         .map(|m| m["verdict"].as_str().unwrap_or(""))
         .collect();
-    assert_eq!(verdicts, ["ok", "not_restored", "not_run"], "{report}");
-    assert_eq!(
-        report["migrations"][1]["differences"][0]["name"], "public.users_name",
+    assert_eq!(verdicts, ["ok", "undo_failed", "ok"], "{report}");
+    assert_eq!(migrations[1]["line"], 4, "the undo's statement: {report}");
+    assert!(
+        migrations[1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("foreign key")),
         "{report}"
+    );
+}
+
+/// With `--force` the database held objects before the run, which a rebuild would lose: the
+/// run stops at a non-transactional undo that left the forward SQL unable to apply again.
+#[test]
+#[cfg_attr(
+    not(crdb_test_server = "postgres"),
+    ignore = "needs PostgreSQL: CREATE INDEX CONCURRENTLY"
+)]
+fn a_forced_run_is_not_rebuilt() {
+    let db = fresh_db("undo_notx_forced");
+    psql(&db.url, "CREATE TABLE precious (id INT)");
+    let dir = dir_with(&[
+        GOOD[0],
+        (
+            "20240102000000_index.sql",
+            b"-- @NO_TRANSACTION\nCREATE INDEX CONCURRENTLY users_name ON users (name);\n-- @UNDO\n",
+        ),
+        GOOD[2],
+    ]);
+    let out = crdb_test(&db, dir.path(), &["--json", "--force"]);
+    out.expect_code(33);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    assert_eq!(report["migrations"][2]["verdict"], "not_run", "{report}");
+    assert!(
+        table_exists(&db, "precious"),
+        "what the database held stays"
     );
 }
 

@@ -14,6 +14,7 @@ mod objects;
 mod postgres;
 mod postgres_more;
 mod postgres_objects;
+mod prepared;
 
 use std::collections::BTreeMap;
 
@@ -26,6 +27,7 @@ use crate::store::Tables;
 
 pub use diff::Change;
 pub use objects::{Objects, text_hash};
+pub use prepared::Reader;
 
 /// The server-side query building the live [`Objects`] text, on PostgreSQL only (CockroachDB
 /// cannot run the readers' `SHOW CREATE ALL` inside a query): a scalar subquery whose text

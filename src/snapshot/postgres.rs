@@ -153,24 +153,12 @@ fn scoped(sql: &str, schemas: &[String]) -> String {
 }
 
 pub(super) async fn read(client: &Client, ours: &[String], schemas: &[String]) -> Result<Snapshot> {
-    let mut snapshot = Snapshot::default();
-    let all = [
-        queries(),
-        routine_and_type_queries(),
-        detail_queries(),
-        grant_and_statistics_queries(),
-        super::postgres_more::queries(),
-    ]
-    .concat();
     // One flight: every query sent back to back, unnamed (`query_typed`: no prepare round
     // trip, no statement to close afterwards), each aggregated into one row of JSON, so the
     // messages of a snapshot do not depend on how many objects the database holds.
     let ours = ours.to_vec();
     let with_ours: [(&(dyn ToSql + Sync), Type); 1] = [(&ours, Type::TEXT_ARRAY)];
-    let sqls: Vec<String> = all
-        .iter()
-        .map(|sql| aggregated(&scoped(sql, schemas)))
-        .collect();
+    let sqls = snapshot_sqls(schemas);
     let queries = sqls
         .iter()
         .map(|sql| {
@@ -182,11 +170,31 @@ pub(super) async fn read(client: &Client, ours: &[String], schemas: &[String]) -
             client.query_typed(sql.as_str(), params)
         })
         .collect();
-    for (i, rows) in crate::pipeline::in_order(queries)
-        .await
-        .into_iter()
-        .enumerate()
-    {
+    assemble(crate::pipeline::in_order(queries).await)
+}
+
+/// Every snapshot query, scoped to `schemas` and aggregated into one row of JSON; our own
+/// tables are the text array parameter `$1` where a query needs them.
+pub(super) fn snapshot_sqls(schemas: &[String]) -> Vec<String> {
+    [
+        queries(),
+        routine_and_type_queries(),
+        detail_queries(),
+        grant_and_statistics_queries(),
+        super::postgres_more::queries(),
+    ]
+    .concat()
+    .iter()
+    .map(|sql| aggregated(&scoped(sql, schemas)))
+    .collect()
+}
+
+/// The snapshot from the snapshot queries' results, in the order of [`snapshot_sqls`].
+pub(super) fn assemble(
+    results: Vec<std::result::Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>>,
+) -> Result<Snapshot> {
+    let mut snapshot = Snapshot::default();
+    for (i, rows) in results.into_iter().enumerate() {
         let rows = rows.map_err(|e| Error::db(format!("reading the schema (query {i})"), e))?;
         let json: String = match rows.first() {
             Some(row) => row
@@ -284,6 +292,11 @@ fn aggregated(sql: &str) -> String {
 }
 
 /// The relation kinds as object kinds (alias `c`).
+/// The storage parameters of a relation's TOAST table (`toast.autovacuum_enabled`, ...), which
+/// pg_dump writes into the relation's own `WITH (...)`.
+pub(super) const TOAST_OPTIONS: &str = "(SELECT 'toast with ' || array_to_string(tc.reloptions, ', ') \
+     FROM pg_class tc WHERE tc.oid = c.reltoastrelid)";
+
 const REL_KIND: &str = "CASE c.relkind WHEN 'f' THEN 'foreign table' WHEN 'v' THEN 'view' \
     WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' WHEN 'i' THEN 'index' \
     WHEN 'I' THEN 'index' ELSE 'table' END";
@@ -309,7 +322,7 @@ fn detail_queries() -> Vec<String> {
                CASE WHEN NOT c.relispartition THEN (SELECT 'inherits ' || string_agg(pn.nspname || '.' || pc.relname, ', ' \
                  ORDER BY h.inhseqno) FROM pg_inherits h JOIN pg_class pc ON pc.oid = h.inhparent \
                  JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE h.inhrelid = c.oid) END, \
-               'with ' || array_to_string(c.reloptions, ', ')) \
+               'with ' || array_to_string(c.reloptions, ', '), {TOAST_OPTIONS}) \
              FROM {REL} WHERE c.relkind IN ('r', 'p', 'f') AND {rel}"
         ),
         format!(

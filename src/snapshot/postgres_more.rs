@@ -10,7 +10,7 @@
 
 /// A user schema (alias `n`): the reader's one filter, which `scoped` narrows to a tenant's
 /// schemas by its text.
-pub(super) use super::postgres::USER_NS;
+pub(super) use super::postgres::{TOAST_OPTIONS, USER_NS};
 
 /// Not a member of an extension (its objects come with it).
 pub(super) fn own(catalog: &str, oid: &str) -> String {
@@ -165,8 +165,9 @@ fn column_and_relation_details() -> Vec<String> {
              WHERE c.relkind IN ('i', 'I') AND a.attstattarget > 0 AND {rel} GROUP BY n.nspname, c.relname"
         ),
         format!(
-            "SELECT {REL_KIND}, {QNAME}, 'options', 'with ' || array_to_string(c.reloptions, ', ') \
-             FROM {REL} WHERE c.relkind IN ('v', 'm') AND c.reloptions IS NOT NULL AND {rel}"
+            "SELECT {REL_KIND}, {QNAME}, 'options', concat_ws(' ', 'with ' || array_to_string(c.reloptions, ', '), \
+             {TOAST_OPTIONS}) FROM {REL} WHERE c.relkind IN ('v', 'm') AND {rel} \
+             AND concat_ws(' ', array_to_string(c.reloptions, ', '), {TOAST_OPTIONS}) <> ''"
         ),
         format!(
             "SELECT {REL_KIND}, {QNAME}, 'column ' || a.attname || ' default', pg_get_expr(d.adbin, d.adrelid) \

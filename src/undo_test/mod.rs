@@ -2,8 +2,11 @@
 //! snapshot, forward SQL, undo, snapshot again; the two must be equal. A transactional undo
 //! runs in its own transaction, is checked there and rolled back, so the database is back in
 //! the forward state and a failing undo derails nothing. A non-transactional undo runs as it
-//! would in a rollback and the forward SQL is then applied again. The ledger is not written.
+//! would in a rollback and the forward SQL is then applied again; when that fails (the undo
+//! left something behind) the database is rebuilt (`rebuild`) and the run goes on, as a
+//! pg_dump comparison that drops and re-creates its database would. The ledger is not written.
 
+mod rebuild;
 mod verdict;
 
 use std::time::Instant;
@@ -14,7 +17,7 @@ pub use verdict::{Checked, UndoReport, Verdict};
 
 use crate::connect::{Flavour, ServerInfo};
 use crate::error::{Error, Result};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Reader, Snapshot};
 use crate::source::Migration;
 use crate::source::split::Statement;
 use crate::store::Tables;
@@ -32,7 +35,8 @@ pub async fn run(
     if server.flavour == Flavour::CockroachDB {
         keep_transactions_whole(client).await?;
     }
-    let mut before = Snapshot::read(client, server, tables).await?;
+    let reader = Reader::prepare(client, server, tables).await?;
+    let mut before = reader.read(client, server, tables).await?;
     let held = before.user_objects();
     if !force && !held.is_empty() {
         return Err(Error::Config {
@@ -44,18 +48,27 @@ pub async fn run(
             ),
         });
     }
+    let can_rebuild = rebuild::possible(client, server, tables, held.is_empty()).await;
     let mut checked = Vec::with_capacity(set.len());
+    let mut done: Vec<&Migration> = Vec::with_capacity(set.len());
     let mut stopped = false;
     for m in set {
         let started = Instant::now();
         let verdict = if stopped {
             Verdict::NotRun
         } else {
-            let v = check(client, server, tables, m, &before).await?;
-            stopped =
-                matches!(v, Verdict::ForwardFailed { .. }) || (m.no_transaction && v.failed());
+            let (v, state) = check(client, (server, tables, &reader), m, &before).await?;
+            done.push(m);
+            stopped = match state {
+                State::Forward => false,
+                State::Lost => true,
+                State::NeedsRebuild => {
+                    !(can_rebuild && rebuild::rebuild(client, server, &done).await)
+                }
+            };
             if !stopped {
-                before = Snapshot::read(client, server, tables).await?;
+                fresh_session(client, server).await?;
+                before = reader.read(client, server, tables).await?;
             }
             v
         };
@@ -94,42 +107,96 @@ fn file_name(m: &Migration) -> String {
         .unwrap_or_default()
 }
 
-/// One migration's round trip; leaves the database in its forward state unless the verdict
-/// stops the run.
+/// Where a migration's round trip left the database.
+enum State {
+    /// In its forward state: the run goes on.
+    Forward,
+    /// A non-transactional undo left it where the forward SQL cannot be applied again.
+    NeedsRebuild,
+    /// Unknown (the forward SQL or a non-transactional undo failed): the run stops.
+    Lost,
+}
+
+/// One migration's round trip, and where it left the database.
 async fn check(
     client: &Client,
-    server: &ServerInfo,
-    tables: &Tables,
+    (server, tables, reader): (&ServerInfo, &Tables, &Reader),
     m: &Migration,
     before: &Snapshot,
-) -> Result<Verdict> {
+) -> Result<(Verdict, State)> {
     if let Err((line, error)) = apply(client, &m.up_statements, !m.no_transaction).await {
-        return Ok(Verdict::ForwardFailed { line, error });
+        return Ok((Verdict::ForwardFailed { line, error }, State::Lost));
     }
+    fresh_session(client, server).await?;
     let Some(undo) = &m.down_statements else {
-        return Ok(Verdict::Irreversible);
+        return Ok((Verdict::Irreversible, State::Forward));
     };
     if m.no_transaction {
         if let Err((line, error)) = execute(client, undo).await {
-            return Ok(Verdict::UndoFailed { line, error });
+            return Ok((Verdict::UndoFailed { line, error }, State::Lost));
         }
-        let verdict = compare(before, &Snapshot::read(client, server, tables).await?);
+        fresh_session(client, server).await?;
+        let verdict = compare(before, &reader.read(client, server, tables).await?);
         // An undo that left the forward SQL's objects behind makes its re-application fail
-        // ("already exists"): the undo is what is wrong, and its verdict stops the run anyway.
-        match apply(client, &m.up_statements, false).await {
-            Err((line, error)) if verdict == Verdict::Ok => {
-                return Ok(Verdict::ForwardFailed { line, error });
-            }
-            _ => return Ok(verdict),
-        }
+        // ("already exists"): the verdict stands, and the database is rebuilt.
+        let state = match apply(client, &m.up_statements, false).await {
+            Ok(()) => State::Forward,
+            Err(_) => State::NeedsRebuild,
+        };
+        return Ok((verdict, state));
     }
     sql(client, "BEGIN").await?;
-    let verdict = match execute(client, undo).await {
+    let ran = match execute(client, undo).await {
+        Ok(()) => deferred_checks(client, server, undo).await,
+        failed => failed,
+    };
+    let verdict = match ran {
         Err((line, error)) => Verdict::UndoFailed { line, error },
-        Ok(()) => compare(before, &Snapshot::read(client, server, tables).await?),
+        Ok(()) => {
+            fresh_session(client, server).await?;
+            compare(before, &reader.read(client, server, tables).await?)
+        }
     };
     sql(client, "ROLLBACK").await?;
-    Ok(verdict)
+    Ok((verdict, State::Forward))
+}
+
+/// The checks of deferred constraints an undo's COMMIT would run, run now (the undo is rolled
+/// back, never committed): an undo that deletes rows a `DEFERRABLE INITIALLY DEFERRED` foreign
+/// key still needs fails here as it would at its COMMIT in a rollback. The failure is given
+/// the line of the undo's last statement. On PostgreSQL (CockroachDB defers no constraint).
+async fn deferred_checks(
+    client: &Client,
+    server: &ServerInfo,
+    undo: &[Statement],
+) -> std::result::Result<(), (usize, String)> {
+    if server.flavour != Flavour::PostgreSQL {
+        return Ok(());
+    }
+    client
+        .batch_execute("SET CONSTRAINTS ALL IMMEDIATE")
+        .await
+        .map_err(|e| {
+            let line = undo.last().map_or(0, |s| s.line);
+            (line, crate::error::server_message(&e))
+        })
+}
+
+/// What a migration's SQL set for the session (`SET search_path`, `set_config(...)`, `SET ROLE`,
+/// `SET DateStyle`, temporary tables) is undone before the next step: each file and each
+/// snapshot starts from the connection's own settings, as each would in a session of its own
+/// (a pg_dump-made file sets `search_path` to '' and would otherwise break every later
+/// unqualified name, and change how the snapshot prints view definitions). On PostgreSQL only:
+/// CockroachDB keeps the settings `keep_transactions_whole` made.
+async fn fresh_session(client: &Client, server: &ServerInfo) -> Result<()> {
+    if server.flavour != Flavour::PostgreSQL {
+        return Ok(());
+    }
+    sql(
+        client,
+        "SET SESSION AUTHORIZATION DEFAULT; RESET ROLE; RESET ALL; DISCARD TEMP",
+    )
+    .await
 }
 
 fn compare(before: &Snapshot, after: &Snapshot) -> Verdict {
