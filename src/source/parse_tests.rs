@@ -31,6 +31,10 @@ fn transaction_control_is_refused_but_savepoints_are_fine() {
             None,
         ),
         ("DO $$ BEGIN PERFORM 1; END $$;\nSELECT 'COMMIT';", None),
+        (
+            "CREATE FUNCTION one() RETURNS int LANGUAGE sql\nBEGIN ATOMIC\n  SELECT 1;\nEND;",
+            None,
+        ),
     ] {
         let got = parse(Path::new("1_x.sql"), body.as_bytes());
         match bad {

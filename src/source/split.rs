@@ -251,6 +251,58 @@ fn alone_on_line(sql: &str, pos: usize) -> bool {
     sql[line_start..pos].trim().is_empty()
 }
 
+/// Whether a statement is inside the `BEGIN ATOMIC ... END` body of a SQL-standard routine
+/// (PostgreSQL 14 and later), where `;` ends the body's statements, not the `CREATE`. The
+/// heuristic is psql's own (`src/fe_utils/psqlscan.l`): in a statement that starts
+/// `CREATE [OR REPLACE] FUNCTION|PROCEDURE`, outside parentheses, `BEGIN` opens a block,
+/// `CASE` inside one opens another (it also ends with `END`), and `END` closes one.
+#[derive(Default)]
+struct Block {
+    /// The first words of the statement, up to four, lower-cased.
+    words: Vec<String>,
+    parens: usize,
+    depth: usize,
+}
+
+impl Block {
+    fn open(&self) -> bool {
+        self.depth > 0
+    }
+
+    fn see(&mut self, t: &Token, text: &str) {
+        match t.kind {
+            TokenKind::Punct if text == "(" => self.parens += 1,
+            TokenKind::Punct if text == ")" => self.parens = self.parens.saturating_sub(1),
+            TokenKind::Word => {
+                let word = text.to_ascii_lowercase();
+                if self.words.len() < 4 {
+                    self.words.push(word.clone());
+                }
+                if !self.is_routine() || self.parens > 0 {
+                    return;
+                }
+                match word.as_str() {
+                    "begin" => self.depth += 1,
+                    "case" if self.depth > 0 => self.depth += 1,
+                    "end" => self.depth = self.depth.saturating_sub(1),
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// `CREATE [OR REPLACE] FUNCTION|PROCEDURE`.
+    fn is_routine(&self) -> bool {
+        let w: Vec<&str> = self.words.iter().map(String::as_str).collect();
+        matches!(
+            w.as_slice(),
+            ["create", "function" | "procedure", ..]
+                | ["create", "or", "replace", "function" | "procedure", ..]
+        )
+    }
+}
+
 /// Splits a script into its statements, leaving out empty ones.
 ///
 /// A statement's `line` is the line of its first character (comments before it are not part
@@ -261,6 +313,7 @@ pub fn split(sql: &str) -> Vec<Statement> {
     let mut out = Vec::new();
     let mut start: Option<usize> = None;
     let mut repeat = false;
+    let mut block = Block::default();
     // Running line count: `line` is the line of byte `counted`.
     let mut counted = 0;
     let mut line = 1;
@@ -286,16 +339,18 @@ pub fn split(sql: &str) -> Vec<Statement> {
                     repeat = true;
                 }
             }
-            TokenKind::Punct if sql.as_bytes()[t.start] == b';' => {
+            TokenKind::Punct if sql.as_bytes()[t.start] == b';' && !block.open() => {
                 if let Some(s) = start.take() {
                     finish(s, t.start, repeat, &mut out);
                     repeat = false;
                 }
+                block = Block::default();
             }
             _ => {
                 if start.is_none() {
                     start = Some(t.start);
                 }
+                block.see(&t, &sql[t.start..t.end]);
             }
         }
     }

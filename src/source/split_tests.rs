@@ -16,6 +16,37 @@ fn plain_statements() {
 }
 
 #[test]
+fn a_begin_atomic_body_is_one_statement_as_psql_splits_it() {
+    // PostgreSQL's documented SQL-standard bodies (CREATE FUNCTION, "sql_body").
+    let sql = "CREATE FUNCTION add(a integer, b integer) RETURNS integer\n\
+        LANGUAGE SQL IMMUTABLE\n\
+        BEGIN ATOMIC\n  SELECT a + b;\nEND;\n\
+        CREATE OR REPLACE PROCEDURE insert_data(a integer, b integer)\n\
+        LANGUAGE SQL\n\
+        BEGIN ATOMIC\n  INSERT INTO tbl VALUES (a);\n  \
+        SELECT CASE WHEN b > 0 THEN b ELSE 0 END;\n  INSERT INTO tbl VALUES (b);\nEND;\n\
+        SELECT 'after';";
+    let got = split(sql);
+    let bodies: Vec<&str> = got.iter().map(|s| s.text.as_str()).collect();
+    assert_eq!(bodies.len(), 3, "{bodies:#?}");
+    assert!(bodies[0].ends_with("SELECT a + b;\nEND"), "{}", bodies[0]);
+    assert!(bodies[1].ends_with("VALUES (b);\nEND"), "{}", bodies[1]);
+    assert_eq!((bodies[2], got[2].line), ("SELECT 'after'", 13));
+    // Elsewhere BEGIN and END are statements of their own, and a CASE in a RETURN body
+    // opens no block.
+    assert_eq!(texts("BEGIN; SELECT 1; END;"), ["BEGIN", "SELECT 1", "END"]);
+    assert_eq!(
+        texts(
+            "CREATE FUNCTION s(x int) RETURNS int LANGUAGE sql RETURN CASE WHEN x > 0 THEN 1 END; SELECT 2;"
+        ),
+        [
+            "CREATE FUNCTION s(x int) RETURNS int LANGUAGE sql RETURN CASE WHEN x > 0 THEN 1 END",
+            "SELECT 2"
+        ]
+    );
+}
+
+#[test]
 fn single_quotes_with_doubled_quote() {
     assert_eq!(
         texts("INSERT INTO t VALUES ('a;''b;'); SELECT 2"),
