@@ -407,7 +407,7 @@ macro_rules! cut_tests {
 // statement-close tail; server to client up to the ReadyForQuery answering that COMMIT.
 cut_tests! { migration_connection: connection super::MIGRATION_CONN, c2s 235, s2c 423 }
 // Lease connection: the whole of it.
-cut_tests! { lease_connection: connection super::LEASE_CONN, c2s 18, s2c 44 }
+cut_tests! { lease_connection: connection super::LEASE_CONN, c2s 20, s2c 48 }
 
 // ---------------------------------------------------------------------------------------------
 // A run in the background
