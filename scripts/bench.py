@@ -21,7 +21,8 @@ one `migrate --targets FILE` process at MIGRATE_PARALLELISM=FLEET_PARALLELISM (D
 `options=-c search_path={target}`) against a loop of one `crdb-migrate migrate` process per
 target, and against the same loop with dbmate (npm's `dbmate`, a static Go binary, installed
 into .cache/bench/npm on first use; schema through `?search_path=`); then the no-op pass over the
-up-to-date targets against the loop, and the fleet's peak RSS. Also the server's floor: the same
+up-to-date targets against the loop, and the fleet's peak RSS (a second fleet, at
+FLEET_RSS_PARALLELISM). Also the server's floor: the same
 DDL and ledger rows by psql in FLEET_PARALLELISM sessions at once, which bounds what any fleet
 can gain over a loop (loop / floor). Skipped, saying so, when the binary has no `--targets`.
 
@@ -29,7 +30,8 @@ Prints one summary table (measure, result, target, PASS/FAIL) and exits 0 whatev
 verdicts: it is a report. It exits non-zero only when a step crashed. Environment overrides:
 BENCH_N (500), BENCH_ROUNDS (3), BENCH_NET_N (100), BENCH_NET_ROUNDS (BENCH_ROUNDS),
 BENCH_NET_DELAY_MS (10), BENCH_SCALE ("1000,10000"), BENCH_BIN (target/release/crdb-migrate),
-BENCH_FLEET_TARGETS (500), BENCH_FLEET_MIGRATIONS (20), BENCH_FLEET_PARALLELISM (16),
+BENCH_FLEET_TARGETS (500), BENCH_FLEET_MIGRATIONS (20), BENCH_FLEET_PARALLELISM (4, the
+default MIGRATE_PARALLELISM: the timed runs), BENCH_FLEET_RSS_PARALLELISM (16: the memory row),
 BENCH_FLEET_LOOP (targets the loops run, default all; fewer are scaled up to all, and the row
 says so), BENCH_FLEET_BIN (BENCH_BIN), BENCH_PEER (dbmate, or none), BENCH_ONLY (the sections
 to run, comma-separated: loopback,network,scale,fleet).
@@ -349,7 +351,8 @@ def scale(db, tmp):
 
 FLEET_TARGETS = int(os.environ.get("BENCH_FLEET_TARGETS", "500"))
 FLEET_MIGRATIONS = int(os.environ.get("BENCH_FLEET_MIGRATIONS", "20"))
-FLEET_PARALLELISM = int(os.environ.get("BENCH_FLEET_PARALLELISM", "16"))
+FLEET_PARALLELISM = int(os.environ.get("BENCH_FLEET_PARALLELISM", "4"))
+FLEET_RSS_PARALLELISM = int(os.environ.get("BENCH_FLEET_RSS_PARALLELISM", "16"))
 FLEET_LOOP = min(int(os.environ.get("BENCH_FLEET_LOOP", str(FLEET_TARGETS))), FLEET_TARGETS)
 FLEET_BIN = os.environ.get("BENCH_FLEET_BIN") or BIN
 PEER = os.environ.get("BENCH_PEER", "dbmate")
@@ -415,18 +418,25 @@ def fleet(db, tmp):
 
     # The fleet: one process, every target, MIGRATE_PARALLELISM at once; timed under time -v.
     f_url = fleet_db(db, "fleet")
-    f_env = env_for(mig, DATABASE_URL=schema_url(f_url, "{target}"), MIGRATE_PARALLELISM=str(FLEET_PARALLELISM))
     cmd = ["/usr/bin/time", "-v", FLEET_BIN, "migrate", "--targets", listed]
-    runs = {}
-    for key in ("apply", "noop"):
-        t = time.perf_counter()
-        res = subprocess.run(cmd, env=f_env, capture_output=True, text=True)
-        runs[key] = (time.perf_counter() - t, peak_rss_kib(res.stderr))
-        if res.returncode != 0:
-            raise RuntimeError(f"fleet {key} exited {res.returncode}: {res.stderr[-2000:]}")
-    got = tables_in(f_url, targets)
-    if got != want:
-        raise RuntimeError(f"fleet: {got} tables after the run, expected {want}")
+
+    def fleet_runs(url, parallelism):  # apply then no-op: {key: (seconds, peak RSS KiB)}
+        f_env = env_for(mig, DATABASE_URL=schema_url(url, "{target}"), MIGRATE_PARALLELISM=str(parallelism))
+        runs = {}
+        for key in ("apply", "noop"):
+            t = time.perf_counter()
+            res = subprocess.run(cmd, env=f_env, capture_output=True, text=True)
+            runs[key] = (time.perf_counter() - t, peak_rss_kib(res.stderr))
+            if res.returncode != 0:
+                raise RuntimeError(f"fleet {key} exited {res.returncode}: {res.stderr[-2000:]}")
+        got = tables_in(url, targets)
+        if got != want:
+            raise RuntimeError(f"fleet: {got} tables after the run, expected {want}")
+        return runs
+
+    runs = fleet_runs(f_url, FLEET_PARALLELISM)
+    # The memory row: the same fleet again, at FLEET_RSS_PARALLELISM, on a fresh database.
+    rss_runs = fleet_runs(fleet_db(db, "fleet_rss"), FLEET_RSS_PARALLELISM)
 
     # The server's floor: the same SQL through psql, FLEET_PARALLELISM sessions at once, each
     # taking every FLEET_PARALLELISM-th target: per target its ledger, then per migration one
@@ -461,7 +471,7 @@ def fleet(db, tmp):
         if tables_in(d_url, looped) != FLEET_LOOP * FLEET_MIGRATIONS:
             raise RuntimeError("loop of dbmate processes: tables missing after the run")
     load.append(os.getloadavg()[0])
-    return fleet_report(runs, loop_apply, loop_noop, peer, load, floor[0])
+    return fleet_report(runs, rss_runs, loop_apply, loop_noop, peer, load, floor[0])
 
 
 def fleet_floor(url, tmp, targets):
@@ -485,8 +495,9 @@ def fleet_floor(url, tmp, targets):
     return time.perf_counter() - t, url
 
 
-def fleet_report(runs, loop_apply, loop_noop, peer, load, floor_s):
-    (apply_s, apply_rss), (noop_s, noop_rss) = runs["apply"], runs["noop"]
+def fleet_report(runs, rss_runs, loop_apply, loop_noop, peer, load, floor_s):
+    (apply_s, _), (noop_s, _) = runs["apply"], runs["noop"]
+    (_, apply_rss), (_, noop_rss) = rss_runs["apply"], rss_runs["noop"]
     shape = f"{FLEET_TARGETS} schemas x {FLEET_MIGRATIONS} migrations"
     scaled = "" if FLEET_LOOP == FLEET_TARGETS else f", loops of {FLEET_LOOP} scaled to {FLEET_TARGETS}"
     print(f"\nfleet: {shape}, MIGRATE_PARALLELISM={FLEET_PARALLELISM}{scaled}")
@@ -495,7 +506,8 @@ def fleet_report(runs, loop_apply, loop_noop, peer, load, floor_s):
     print(f"  floor  psql in {FLEET_PARALLELISM} sessions {floor_s:6.1f} s: the fleet is {apply_s / floor_s:.2f}x it; "
           f"against this floor no fleet beats the loop of processes by more than {loop_apply / floor_s:.1f}x")
     print(f"  no-op  fleet {noop_s:6.1f} s   loop of processes {loop_noop:6.1f} s")
-    print(f"  fleet peak RSS: apply {apply_rss / 1024:.1f} MiB, no-op {noop_rss / 1024:.1f} MiB")
+    print(f"  fleet peak RSS at MIGRATE_PARALLELISM={FLEET_RSS_PARALLELISM}: apply {apply_rss / 1024:.1f} MiB, "
+          f"no-op {noop_rss / 1024:.1f} MiB")
     # Parallelism only pays with idle cores: a busy machine shrinks the fleet's ratios.
     print(f"  load average (1 min) {load[0]:.1f} before, {load[1]:.1f} after, on {os.cpu_count()} cores")
     rows = [Row(f"fleet apply {shape} vs a loop of processes", f"{loop_apply / apply_s:.1f}x faster "
@@ -508,7 +520,7 @@ def fleet_report(runs, loop_apply, loop_noop, peer, load, floor_s):
     rows += [
         Row(f"fleet no-op, {FLEET_TARGETS} up-to-date targets vs a loop", f"{loop_noop / noop_s:.1f}x faster "
             f"({noop_s:.2f} vs {loop_noop:.1f} s)", ">= 10x", loop_noop / noop_s >= 10),
-        Row(f"fleet peak RSS at parallelism {FLEET_PARALLELISM} (apply, no-op)",
+        Row(f"fleet peak RSS at parallelism {FLEET_RSS_PARALLELISM} (apply, no-op)",
             f"{apply_rss / 1024:.1f}, {noop_rss / 1024:.1f} MiB", "< 24 MiB", max(apply_rss, noop_rss) < 24 * 1024),
     ]
     return rows
