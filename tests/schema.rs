@@ -145,6 +145,52 @@ fn every_object_kind_is_shown_whatever_the_creation_order() {
     );
 }
 
+/// DDL both servers accept (CockroachDB's CREATE pages and PostgreSQL's): on CockroachDB the
+/// snapshot is read through `SHOW CREATE ALL SCHEMAS / TYPES / TABLES`, on PostgreSQL from
+/// `pg_catalog`.
+const COMMON: &[&str] = &[
+    "CREATE SCHEMA billing",
+    "CREATE TYPE status AS ENUM ('open', 'closed')",
+    "CREATE SEQUENCE billing.invoice_no START 1000 INCREMENT 10",
+    "CREATE TABLE customers (id INT8 PRIMARY KEY, name TEXT NOT NULL, state status DEFAULT 'open')",
+    "CREATE TABLE billing.invoices (id INT8 PRIMARY KEY, customer INT8 NOT NULL \
+       REFERENCES customers (id), total DECIMAL(12, 2) NOT NULL CHECK (total >= 0))",
+    "CREATE INDEX invoices_customer ON billing.invoices (customer)",
+    "CREATE UNIQUE INDEX customers_name ON customers (name)",
+    "CREATE VIEW open_customers AS SELECT id, name FROM customers WHERE state = 'open'",
+];
+
+#[test]
+fn common_objects_print_the_same_whatever_the_creation_order_on_either_server() {
+    let a = db_with("schema_common_a", COMMON);
+    let reordered: Vec<&str> = [1, 0, 3, 2, 6, 4, 7, 5]
+        .iter()
+        .map(|&i| COMMON[i])
+        .collect();
+    let b = db_with("schema_common_b", &reordered);
+    let (text_a, text_b) = (schema(&a, false), schema(&b, false));
+    assert_eq!(text_a, text_b);
+    // Every object is there, by name (CockroachDB lists an index as a part of its table,
+    // PostgreSQL as an object of its own).
+    for name in [
+        "billing",
+        "public.status",
+        "billing.invoice_no",
+        "public.customers",
+        "billing.invoices",
+        "invoices_customer",
+        "customers_name",
+        "public.open_customers",
+    ] {
+        assert!(text_a.contains(name), "{name:?} missing from:\n{text_a}");
+    }
+    let json: serde_json::Value = serde_json::from_str(&schema(&b, true)).expect("json");
+    assert_eq!(
+        json["hash"],
+        serde_json::from_str::<serde_json::Value>(&schema(&a, true)).expect("json")["hash"]
+    );
+}
+
 #[test]
 fn column_order_and_function_layout_do_not_count() {
     let a = db_with(
