@@ -18,7 +18,7 @@ use crate::report::Progress;
 use crate::store::fence::{Checked, FenceCheck, FencedWrite, Param};
 
 use super::failure::statements;
-use super::{Applier, Prepared, chain, drive, timeouts};
+use super::{Applier, Prepared, chain, timeouts};
 
 /// What each reply of a step's part of the flight is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,7 +247,7 @@ impl<'a> Applier<'a> {
                 Part::Commit => simple("COMMIT"),
             }
         });
-        let flight = drive::in_order(requests);
+        let flight = crate::pipeline::in_order_boxed(requests);
         let replies = self
             .watched(steps, track, self.stoppable(steps.len(), flight))
             .await;

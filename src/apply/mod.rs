@@ -11,7 +11,6 @@
 
 mod blockers;
 mod chain;
-mod drive;
 mod failure;
 mod flight;
 mod no_transaction;
