@@ -18,6 +18,18 @@ fn crdb_test(db: &TestDb, dir: &Path, args: &[&str]) -> Output {
         .args(&all))
 }
 
+/// `test --json`'s report, and its verdicts in migration order.
+fn report_of(out: &Output) -> (serde_json::Value, Vec<String>) {
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let verdicts = report["migrations"]
+        .as_array()
+        .expect("migrations")
+        .iter()
+        .map(|m| m["verdict"].as_str().unwrap_or("").to_string())
+        .collect();
+    (report, verdicts)
+}
+
 const GOOD: &[(&str, &[u8])] = &[
     (
         "20240101000000_users.sql",
@@ -39,13 +51,7 @@ fn a_good_set_passes_and_leaves_the_forward_state() {
     let dir = dir_with(GOOD);
     let out = crdb_test(&db, dir.path(), &["--json"]);
     out.expect_code(0);
-    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
-    let verdicts: Vec<&str> = report["migrations"]
-        .as_array()
-        .expect("migrations")
-        .iter()
-        .map(|m| m["verdict"].as_str().unwrap_or(""))
-        .collect();
+    let (report, verdicts) = report_of(&out);
     assert_eq!(verdicts, ["ok", "ok", "ok"], "{report}");
     assert_eq!(report["failed"], 0);
     assert!(
@@ -367,13 +373,7 @@ fn a_non_transactional_undo_that_leaves_an_index_is_not_restored_and_the_run_goe
     ]);
     let out = crdb_test(&db, dir.path(), &["--json"]);
     out.expect_code(33);
-    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
-    let verdicts: Vec<&str> = report["migrations"]
-        .as_array()
-        .expect("migrations")
-        .iter()
-        .map(|m| m["verdict"].as_str().unwrap_or(""))
-        .collect();
+    let (report, verdicts) = report_of(&out);
     assert_eq!(
         verdicts,
         ["ok", "not_restored", "ok", "not_restored"],
@@ -424,13 +424,7 @@ fn session_settings_of_one_file_do_not_leak_into_the_next() {
     ]);
     let out = crdb_test(&db, dir.path(), &["--json"]);
     out.expect_code(0);
-    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
-    let verdicts: Vec<&str> = report["migrations"]
-        .as_array()
-        .expect("migrations")
-        .iter()
-        .map(|m| m["verdict"].as_str().unwrap_or(""))
-        .collect();
+    let (report, verdicts) = report_of(&out);
     assert_eq!(verdicts, ["ok", "ok", "ok"], "{report}");
     assert!(table_exists(&db, "b"), "the last file ran in public");
 }
@@ -493,12 +487,8 @@ fn an_undo_breaking_a_deferred_constraint_fails() {
     ]);
     let out = crdb_test(&db, dir.path(), &["--json"]);
     out.expect_code(33);
-    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("json");
+    let (report, verdicts) = report_of(&out);
     let migrations = report["migrations"].as_array().expect("migrations");
-    let verdicts: Vec<&str> = migrations
-        .iter()
-        .map(|m| m["verdict"].as_str().unwrap_or(""))
-        .collect();
     assert_eq!(verdicts, ["ok", "undo_failed", "ok"], "{report}");
     assert_eq!(migrations[1]["line"], 4, "the undo's statement: {report}");
     assert!(
