@@ -105,7 +105,7 @@ pub enum Disagreement {
         /// The version the snapshot was stored at.
         version: i64,
         /// Each object added, removed or changed since.
-        changes: Vec<crate::snapshot::Change>,
+        changes: Vec<crate::snapshot::diff::Change>,
     },
     /// A rollback was asked for while a forward migration is half applied.
     PartlyApplied {

@@ -3,7 +3,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use super::Parts;
+/// One object's parts: part name (e.g. `column email`) → canonical value.
+pub type Parts = BTreeMap<String, String>;
 
 /// One object added, removed or changed between two snapshots.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

@@ -9,7 +9,7 @@
 //! [`Snapshot::insert`]; the text form, hash and diff follow.
 
 mod cockroach;
-mod diff;
+pub(crate) mod diff;
 mod objects;
 mod postgres;
 mod postgres_more;
@@ -25,7 +25,7 @@ use crate::connect::{Flavour, ServerInfo};
 use crate::error::Result;
 use crate::store::Tables;
 
-pub use diff::Change;
+pub use diff::{Change, Parts};
 pub use objects::{Objects, text_hash};
 pub use prepared::Reader;
 
@@ -43,9 +43,6 @@ pub fn ours(tables: &Tables) -> Vec<String> {
         format!("{}_lease", tables.name()),
     ]
 }
-
-/// One object's parts: part name (e.g. `column email`) → canonical value.
-pub type Parts = BTreeMap<String, String>;
 
 /// The canonical schema: (kind, qualified name) → parts.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -181,12 +181,24 @@ pub(super) fn snapshot_sqls(schemas: &[String]) -> Vec<String> {
         routine_and_type_queries(),
         detail_queries(),
         grant_and_statistics_queries(),
-        super::postgres_more::queries(),
+        pg_dump_details(),
     ]
     .concat()
     .iter()
     .map(|sql| aggregated(&scoped(sql, schemas)))
     .collect()
+}
+
+/// The further details `pg_dump` writes (`postgres_more`, `postgres_objects`), as one
+/// statement (`UNION ALL`): one round trip, however many kinds are added.
+fn pg_dump_details() -> Vec<String> {
+    let all = [
+        super::postgres_more::queries(),
+        super::postgres_objects::queries(),
+    ]
+    .concat();
+    let branches: Vec<String> = all.iter().map(|q| format!("({q})")).collect();
+    vec![branches.join(" UNION ALL ")]
 }
 
 /// The snapshot from the snapshot queries' results, in the order of [`snapshot_sqls`].

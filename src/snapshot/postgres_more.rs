@@ -63,19 +63,16 @@ pub(super) fn user_rel() -> String {
     )
 }
 
-/// Every query of this module and of `postgres_objects`, as one statement (`UNION ALL`): one
-/// round trip, however many kinds are added.
+/// Every query of this module (the reader sends them with `postgres_objects`' as one
+/// statement).
 pub(super) fn queries() -> Vec<String> {
-    let all = [
+    [
         owners_and_grants(),
         column_and_relation_details(),
         identity_and_storage_details(),
         comments(),
-        super::postgres_objects::queries(),
     ]
-    .concat();
-    let branches: Vec<String> = all.iter().map(|q| format!("({q})")).collect();
-    vec![branches.join(" UNION ALL ")]
+    .concat()
 }
 
 fn owners_and_grants() -> Vec<String> {
