@@ -303,10 +303,12 @@ mod tests {
             .with_writer(move || writer.clone())
             .finish();
         let _guard = tracing::subscriber::set_default(subscriber);
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        // Bound but never listening: a connection is refused, and no other test can take the
+        // port meanwhile (a port only looked up and let go was taken by another test's
+        // listener once, and the connection was reset instead of refused).
+        let reserved = tokio::net::TcpSocket::new_v4().unwrap();
+        reserved.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let port = reserved.local_addr().unwrap().port();
         let u = DbUrl::parse(&format!(
             "postgres://u:Pw0rdXyz@127.0.0.1:{port}/d?sslmode=disable"
         ))
