@@ -94,16 +94,12 @@ impl Applier<'_> {
                 attempts: budget.replay_attempt,
             });
         };
-        tracing::warn!(
-            event = events::MIGRATION_RETRY,
-            version = m.version,
-            description = %m.description,
-            checksum = %m.checksum,
-            attempt = budget.replay_attempt,
-            reason = "serialization failure",
-            sqlstate = "40001",
-            delay_ms = delay.as_millis() as u64,
-            "serialization failure; replaying the migration's transaction"
+        retry_event(
+            m,
+            budget.replay_attempt,
+            ("serialization failure", "40001"),
+            delay,
+            "serialization failure; replaying the migration's transaction",
         );
         tokio::time::sleep(delay).await;
         budget.replay_attempt += 1;
@@ -125,16 +121,12 @@ impl Applier<'_> {
                 .lock_timeout_exhausted(step, e, part, budget.lock_attempt)
                 .await);
         };
-        tracing::warn!(
-            event = events::MIGRATION_RETRY,
-            version = m.version,
-            description = %m.description,
-            checksum = %m.checksum,
-            attempt = budget.lock_attempt,
-            reason = "lock timeout",
-            sqlstate = "55P03",
-            delay_ms = delay.as_millis() as u64,
-            "lock timeout; rolled back, trying the migration again"
+        retry_event(
+            m,
+            budget.lock_attempt,
+            ("lock timeout", "55P03"),
+            delay,
+            "lock timeout; rolled back, trying the migration again",
         );
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
@@ -271,4 +263,25 @@ fn commit_unknown(e: &tokio_postgres::Error) -> String {
         Some(db) => format!("SQLSTATE {} at COMMIT: {}", db.code().code(), db.message()),
         None => e.to_string(),
     }
+}
+/// The `migration.retry` event: `m` will be tried again (`attempt`) after `delay`, because
+/// of (`reason`, `sqlstate`).
+fn retry_event(
+    m: &crate::source::Migration,
+    attempt: u32,
+    (reason, sqlstate): (&str, &str),
+    delay: std::time::Duration,
+    message: &str,
+) {
+    tracing::warn!(
+        event = events::MIGRATION_RETRY,
+        version = m.version,
+        description = %m.description,
+        checksum = %m.checksum,
+        attempt,
+        reason,
+        sqlstate,
+        delay_ms = delay.as_millis() as u64,
+        "{message}"
+    );
 }
